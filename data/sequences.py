@@ -1,0 +1,80 @@
+"""Training examples and student-level splits.
+
+An example is (student, target semester): predict grades[student, target] from the
+semesters before it. Splits are over students, never over examples, so no student's
+later semesters can leak into a test fold through their earlier ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from data.cohort import Cohort
+
+
+def next_examples(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (student, t) with semester t observed and at least one earlier semester observed."""
+    observed = ~np.isnan(grades)
+    has_history = np.cumsum(observed, axis=1) > 0
+    valid = observed[:, 1:] & has_history[:, :-1]
+    student, target = np.nonzero(valid)
+    return student, target + 1
+
+
+def last_examples(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The horizon's last semester from all earlier ones (on the real data: 5th from 1st-4th)."""
+    student, target = next_examples(grades)
+    keep = target == grades.shape[1] - 1
+    return student[keep], target[keep]
+
+
+TARGETS = {"next": next_examples, "last": last_examples}
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Grade mean and spread over the observed cells of the training students only."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, grades: np.ndarray) -> "Normalisation":
+        values = grades[~np.isnan(grades)]
+        return cls(float(values.mean()), float(max(values.std(), 1e-3)))
+
+
+def split_students(n: int, seed: int, validation: float = 0.15, test: float = 0.15
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded train / validation / test partition of student indices."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(n * test)), int(round(n * validation))
+    if n - n_test - n_val < 1 or (validation > 0 and n_val < 1):
+        raise ValueError(f"{n} students are too few for a {validation:.0%} / {test:.0%} split")
+    return np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
+
+
+@dataclass(frozen=True)
+class Fold:
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def repeated_kfold(n: int, folds: int, repeats: int, seed: int) -> Iterator[Fold]:
+    """K-fold over students, repeated with a fresh shuffle each time."""
+    if not 2 <= folds <= n:
+        raise ValueError(f"cannot make {folds} folds of {n} students")
+    rng = np.random.default_rng(seed)
+    for repeat in range(repeats):
+        parts = np.array_split(rng.permutation(n), folds)
+        for fold, test in enumerate(parts):
+            train = np.concatenate([p for k, p in enumerate(parts) if k != fold])
+            yield Fold(repeat, fold, np.sort(train), np.sort(test))
+
+
+def keys_of(cohort: Cohort, index: np.ndarray) -> list[str]:
+    return [cohort.keys[i] for i in index]

@@ -1,0 +1,138 @@
+"""A seeded synthetic cohort in the real file's schema, with a known generating process.
+
+Each student's semester grades are one draw from a multivariate normal whose mean
+(per semester, per college) and covariance (per-semester spread; a correlation that is
+strong between neighbouring semesters and stays high across the whole degree) are
+calibrated to ../shared/data/student-semester-result.csv. Because the process is
+known, the best any predictor can do is known too: the Gaussian conditional mean of
+the target given the observed semesters, whose expected absolute error is
+sqrt(2/pi) times the conditional standard deviation (`best_achievable_mae`).
+
+The generator writes the same messy strings a real export has (roll in one of two
+columns, four gender spellings, blank cells), and the cohort is parsed by the same
+`cohort_from_frame` a CSV goes through.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data.cohort import Cohort, cohort_from_frame
+
+# Measured on the real file (pandas describe/corr per semester, groupby college).
+REAL_MEANS = (7.039, 6.943, 6.622, 7.028, 7.433)
+REAL_SPREADS = (0.860, 0.881, 0.919, 1.036, 1.069)
+# College mean minus overall mean, per semester; colleges' share of students.
+COLLEGE_OFFSETS = {
+    115: (0.36, -0.01, 0.08, 0.21, 0.10),
+    116: (-0.06, -0.07, -0.22, -0.03, 0.05),
+    165: (-0.32, 0.04, 0.06, -0.06, 0.08),
+    241: (0.00, 0.09, 0.15, -0.18, -0.29),
+}
+COLLEGE_SHARES = (46, 51, 46, 35)
+# corr(t, t+k) = STABLE + (1 - STABLE) * DECAY**k fits the real lags 1-4 (0.81, 0.76, 0.74, 0.70).
+STABLE, DECAY = 0.70, 0.35
+GENDER_SPELLINGS = (("Male", 80), ("M", 69), ("Female", 17), ("F", 11), ("", 1))
+SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    students: int = 2000
+    seed: int = 0
+    semesters: int = 5
+    dropout_rate: float = 0.03  # share of students whose last semesters are blank
+    gap_rate: float = 0.02  # share of students with one blank semester in the middle
+
+    def _extend(self, values) -> np.ndarray:
+        # Horizons longer than the real five semesters repeat the last semester's statistics.
+        values = np.asarray(values, dtype=np.float64)
+        return np.concatenate([values, np.repeat(values[-1:], max(0, self.semesters - len(values)))])[: self.semesters]
+
+    def mean(self, college: int) -> np.ndarray:
+        return self._extend(REAL_MEANS) + self._extend(COLLEGE_OFFSETS[college])
+
+    def covariance(self) -> np.ndarray:
+        lag = np.abs(np.subtract.outer(np.arange(self.semesters), np.arange(self.semesters)))
+        correlation = STABLE + (1 - STABLE) * DECAY ** lag
+        spread = self._extend(REAL_SPREADS)
+        return correlation * np.outer(spread, spread)
+
+
+def semester_name(t: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', as the real file names its columns."""
+    return f"{t}{'th' if 10 <= t % 100 <= 20 else SUFFIXES.get(t % 10, 'th')}"
+
+
+def generate_frame(spec: SyntheticSpec) -> pd.DataFrame:
+    """Raw strings in the real CSV's schema."""
+    rng = np.random.default_rng(spec.seed)
+    codes = np.array(list(COLLEGE_OFFSETS))
+    shares = np.array(COLLEGE_SHARES) / sum(COLLEGE_SHARES)
+    college = rng.choice(codes, size=spec.students, p=shares)
+    chol = np.linalg.cholesky(spec.covariance())
+    means = np.stack([spec.mean(c) for c in college])
+    grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, 0.0, 10.0)
+    grades = np.round(grades, 2)
+    if spec.semesters >= 3:
+        dropped = rng.random(spec.students) < spec.dropout_rate
+        for i in np.flatnonzero(dropped):
+            grades[i, rng.integers(2, spec.semesters):] = np.nan
+        gapped = rng.random(spec.students) < spec.gap_rate
+        for i in np.flatnonzero(gapped):
+            grades[i, rng.integers(1, spec.semesters - 1)] = np.nan
+    spellings, weights = zip(*GENDER_SPELLINGS)
+    gender = rng.choice(spellings, size=spec.students, p=np.array(weights) / sum(weights))
+
+    frame = pd.DataFrame({semester_name(t + 1): [("" if np.isnan(g) else f"{g:.2f}") for g in grades[:, t]]
+                          for t in range(spec.semesters)})
+    frame["College Code"] = college.astype(str)
+    frame["Gender"] = gender
+    roll = np.zeros(spec.students, dtype=np.int64)
+    for code in codes:
+        members = college == code
+        roll[members] = 17017 + np.arange(members.sum())
+    # Like the real export, one college files its roll numbers under a different column.
+    in_roll_no = college == codes[0]
+    frame["Roll"] = np.where(in_roll_no, "", roll.astype(str) + ".0")
+    frame["Roll no."] = np.where(in_roll_no, roll.astype(str) + ".0", "")
+    frame["Subject Code"] = np.where(college == 241, "28", "16")
+    return frame
+
+
+def synthetic_cohort(students: int = 2000, seed: int = 0, semesters: int = 5) -> Cohort:
+    spec = SyntheticSpec(students=students, seed=seed, semesters=semesters)
+    source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
+    return cohort_from_frame(generate_frame(spec), source, where=f"synthetic cohort (seed {seed})")
+
+
+def spec_of(cohort: Cohort) -> SyntheticSpec:
+    if not cohort.is_synthetic:
+        raise ValueError("the best achievable error is only known for a synthetic cohort")
+    source = cohort.source
+    return SyntheticSpec(students=source["students"], seed=source["seed"], semesters=source["semesters"])
+
+
+def oracle(cohort: Cohort, student: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The best prediction of grades[student, target] from the observed earlier semesters.
+
+    Returns the conditional mean and standard deviation (ignoring the 0-10 clip and the
+    rounding to two decimals, which move grades by far less than the noise)."""
+    spec = spec_of(cohort)
+    cov = spec.covariance()
+    means, sds = np.empty(len(student)), np.empty(len(student))
+    for n, (i, t) in enumerate(zip(student, target)):
+        mu = spec.mean(int(cohort.college[i]))
+        seen = np.flatnonzero(~np.isnan(cohort.grades[i, :t]))
+        weights = np.linalg.solve(cov[np.ix_(seen, seen)], cov[seen, t])
+        means[n] = mu[t] + weights @ (cohort.grades[i, seen] - mu[seen])
+        sds[n] = np.sqrt(cov[t, t] - weights @ cov[seen, t])
+    return means, sds
+
+
+def best_achievable_mae(cohort: Cohort, student: np.ndarray, target: np.ndarray) -> float:
+    """Expected absolute error of the oracle over these examples: the floor for any model."""
+    _, sds = oracle(cohort, student, target)
+    return float(np.sqrt(2 / np.pi) * sds.mean())

@@ -1,0 +1,144 @@
+"""Training: AdamW on the pinball loss of all next-semester predictions at once, early stopping.
+
+The trainer knows the model only through `Member.forward` and the loss; members of an
+ensemble are trained one after another with their own seeds, each stopped early on
+the same student-level validation split.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.sequences import Normalisation, split_students
+from model.network import QUANTILES, GradeForecaster, ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    learning_rate: float = 0.01
+    weight_decay: float = 0.001
+    batch_size: int = 0  # 0: the whole training set in one batch (a cohort fits easily)
+    max_epochs: int = 400
+    patience: int = 40  # epochs without a better validation loss before stopping
+    grad_clip: float = 1.0
+    validation: float = 0.2  # share of the training students each member stops early on
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        return cls(model=ModelConfig(**values.pop("model", {})), **values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def targets_and_mask(x: torch.Tensor, missing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step t's target is semester t+1; it counts when observed and some semester <= t is."""
+    observed = 1.0 - missing
+    seen_before = torch.cumsum(observed, dim=1) > 0
+    target = torch.zeros_like(x)
+    target[:, :-1] = x[:, 1:]
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:, :-1] = (observed[:, 1:] > 0) & seen_before[:, :-1]
+    return target, mask
+
+
+def pinball_loss(quantiles: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    levels = torch.tensor(QUANTILES, dtype=quantiles.dtype)
+    error = target.unsqueeze(-1) - quantiles
+    loss = torch.maximum(levels * error, (levels - 1) * error).sum(-1)
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
+@dataclass
+class History:
+    """Per member: training and validation loss per epoch, and the epoch kept."""
+
+    train: list[list[float]] = field(default_factory=list)
+    validation: list[list[float]] = field(default_factory=list)
+    best_epoch: list[int] = field(default_factory=list)
+
+
+def build_model(config: TrainConfig, train_grades: np.ndarray, colleges: list[int]) -> GradeForecaster:
+    torch.manual_seed(config.seed)
+    norm = Normalisation.fit(train_grades)
+    return GradeForecaster(config.model, train_grades.shape[1], sorted(set(colleges)), norm.mean, norm.std)
+
+
+def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: bool = True
+        ) -> tuple[GradeForecaster, History]:
+    """Train a forecaster on the training students' (grades, college).
+
+    Each member holds out its own seeded validation share of these students for early
+    stopping, so across the ensemble every training student is also learned from."""
+    model = build_model(config, grades, college.tolist())
+    with torch.no_grad():
+        inputs = model.preprocess(torch.from_numpy(grades), torch.from_numpy(college))
+    target, mask = targets_and_mask(inputs[0], inputs[1])
+    history = History()
+    bar = tqdm(total=config.model.ensemble * config.max_epochs, desc=f"train {config.model.cell}",
+               disable=not progress, leave=False)
+    for k, member in enumerate(model.members):
+        seed = config.seed * 1000 + k
+        train_rows, val_rows, _ = split_students(len(grades), seed, config.validation, 0.0)
+        train_rows, val_rows = torch.from_numpy(train_rows), torch.from_numpy(val_rows)
+        curves = _fit_member(member, config, seed, [t[train_rows] for t in (*inputs, target, mask)],
+                             [t[val_rows] for t in (*inputs, target, mask)], bar, k)
+        history.train.append(curves[0])
+        history.validation.append(curves[1])
+        history.best_epoch.append(curves[2])
+    bar.close()
+    model.eval()
+    return model, history
+
+
+def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, k: int):
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(member.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    n = train[0].shape[0]
+    batch_size = config.batch_size or n
+    best, best_state, best_epoch = float("inf"), None, 0
+    train_curve, val_curve = [], []
+    for epoch in range(config.max_epochs):
+        member.train()
+        order = torch.randperm(n, generator=generator) if batch_size < n else torch.arange(n)
+        epoch_loss = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            x, missing, college, target, mask = (t[rows] for t in train)
+            loss = pinball_loss(member(x, missing, college), target, mask)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(member.parameters(), config.grad_clip)
+            optimizer.step()
+            epoch_loss += loss.item() * len(rows) / n
+        member.eval()
+        with torch.no_grad():
+            val_loss = pinball_loss(member(*validation[:3]), validation[3], validation[4]).item()
+        train_curve.append(epoch_loss)
+        val_curve.append(val_loss)
+        if val_loss < best - 1e-6:
+            best, best_state, best_epoch = val_loss, copy.deepcopy(member.state_dict()), epoch
+        bar.update(1)
+        bar.set_postfix(member=k, train=f"{epoch_loss:.4f}", val=f"{val_loss:.4f}")
+        if epoch - best_epoch >= config.patience:
+            bar.update(config.max_epochs - epoch - 1)
+            break
+    member.load_state_dict(best_state)
+    return train_curve, val_curve, best_epoch
+
+
+def predict_all_steps(model: GradeForecaster, grades: np.ndarray, college: np.ndarray) -> np.ndarray:
+    """Quantiles [N, S, 3] in grade points; [:, t] predicts semester t+2 from semesters 1..t+1."""
+    with torch.no_grad():
+        return model.all_steps(torch.from_numpy(grades), torch.from_numpy(college)).numpy()
