@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data.errors import UserError
+
 GRADE_MIN, GRADE_MAX = 0.0, 10.0
 GENDERS = ("female", "male", "unknown")
 _GENDER_SPELLINGS = {"female": "female", "f": "female", "male": "male", "m": "male", "": "unknown"}
@@ -25,7 +27,7 @@ _COLLEGE_COLUMNS = ("college code", "college", "college_code")
 _ROLL_COLUMNS = ("roll", "roll no.", "roll no", "roll_no", "roll number")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A user's data file is unusable; the message names the file, row and column."""
 
 

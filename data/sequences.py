@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from data.cohort import Cohort
+from data.cohort import Cohort, DataError
 
 
 def next_examples(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +52,7 @@ def split_students(n: int, seed: int, validation: float = 0.15, test: float = 0.
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_val = int(round(n * test)), int(round(n * validation))
     if n - n_test - n_val < 1 or (validation > 0 and n_val < 1):
-        raise ValueError(f"{n} students are too few for a {validation:.0%} / {test:.0%} split")
+        raise DataError(f"{n} students are too few for a {validation:.0%} / {test:.0%} split")
     return np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
 
 
@@ -67,14 +67,10 @@ class Fold:
 def repeated_kfold(n: int, folds: int, repeats: int, seed: int) -> Iterator[Fold]:
     """K-fold over students, repeated with a fresh shuffle each time."""
     if not 2 <= folds <= n:
-        raise ValueError(f"cannot make {folds} folds of {n} students")
+        raise DataError(f"cannot make {folds} folds of {n} students")
     rng = np.random.default_rng(seed)
     for repeat in range(repeats):
         parts = np.array_split(rng.permutation(n), folds)
         for fold, test in enumerate(parts):
             train = np.concatenate([p for k, p in enumerate(parts) if k != fold])
             yield Fold(repeat, fold, np.sort(train), np.sort(test))
-
-
-def keys_of(cohort: Cohort, index: np.ndarray) -> list[str]:
-    return [cohort.keys[i] for i in index]

@@ -22,13 +22,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from data.errors import UserError
+
 CELLS = ("gru", "lstm", "rnn", "elman")
 QUANTILES = (0.1, 0.5, 0.9)
 
 
 @dataclass
 class ModelConfig:
-    cell: str = "gru"
+    cell: str = "elman"
     hidden: int = 16
     layers: int = 1
     dropout: float = 0.0  # between stacked layers; only used when layers > 1
@@ -37,9 +39,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ValueError(f"unknown cell {self.cell!r}; valid cells: {', '.join(CELLS)}")
+            raise UserError(f"unknown cell {self.cell!r}; valid cells: {', '.join(CELLS)}")
         if self.cell == "elman" and self.layers != 1:
-            raise ValueError("the hand-written elman cell has one layer; use --layers 1")
+            raise UserError("the hand-written elman cell has one layer; use --layers 1")
 
 
 class ElmanCell(nn.Module):

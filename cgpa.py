@@ -1,0 +1,138 @@
+"""The `cgpa` command line: one subcommand per step of the pipeline (see DESIGN.md).
+
+Each subcommand parses its arguments and calls one function of the packages; user
+mistakes (bad data, a missing or stale model, bad grades) print one readable line and
+exit with status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from data import load_cohort
+from data.errors import UserError
+
+
+def _cohort(args):
+    if args.data is None:
+        print(f"no --data given: using the SYNTHETIC cohort (seed {args.synthetic_seed}, "
+              f"{args.synthetic_students} generated students, not real ones)", file=sys.stderr)
+    semesters = [s.strip() for s in args.semesters.split(",")] if args.semesters else None
+    return load_cohort(args.data, semesters, args.synthetic_students, args.synthetic_seed)
+
+
+def _command_line() -> str:
+    return " ".join(["cgpa"] + sys.argv[1:])
+
+
+def cmd_data(args) -> None:
+    from data.cohort import format_summary, summary
+
+    info = summary(_cohort(args))
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+
+
+def _train_config(args):
+    from model.network import ModelConfig
+    from model.train import TrainConfig
+
+    model = ModelConfig(cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
+                        ensemble=args.ensemble)
+    config = TrainConfig(model=model, seed=args.seed, max_epochs=args.epochs, learning_rate=args.lr,
+                         batch_size=args.batch_size)
+    if args.weight_decay is not None:
+        config.weight_decay, config.tune_weight_decay = args.weight_decay, ()
+    return config
+
+
+def cmd_train(args) -> None:
+    from model.card import write_model_card
+    from model.run import train_run
+
+    cohort = _cohort(args)
+    config = _train_config(args)
+    print(f"training on {cohort.describe_source()}\nconfig:\n{config}")
+    metrics = train_run(cohort, config, args.out, progress=not args.quiet, command=_command_line())
+    write_model_card(args.out)
+    for target, entry in metrics["test"].items():
+        print(f"held-out {target:>4}: model MAE {entry['model']['mae']:.4f} "
+              f"(coverage {entry['model']['coverage80']:.2f}), ridge {entry['ridge']['mae']:.4f}, "
+              f"persistence {entry['persistence']['mae']:.4f}")
+    print(f"chosen weight decay {metrics['tuning']['chosen_weight_decay']}; "
+          f"trained in {metrics['train_seconds']} s; wrote {args.out}/model.pt")
+
+
+def cmd_evaluate(args) -> None:
+    from model.card import write_model_card
+    from model.evaluate import evaluate, format_report
+
+    cohort = _cohort(args)
+    cells = tuple(args.cells.split(",")) if args.cells else None
+    report = evaluate(cohort, _train_config(args), args.out, args.folds, args.repeats,
+                      **({"cells": cells} if cells else {}), progress=not args.quiet)
+    print(format_report(report))
+    write_model_card(args.out)
+
+
+def _add_data_arguments(parser) -> None:
+    parser.add_argument("--data", help="results CSV (default: the synthetic cohort)")
+    parser.add_argument("--semesters", help="comma-separated semester column names, in order")
+    parser.add_argument("--synthetic-students", type=int, default=2000)
+    parser.add_argument("--synthetic-seed", type=int, default=0)
+
+
+def _add_train_arguments(parser) -> None:
+    from model.network import CELLS
+
+    parser.add_argument("--cell", choices=CELLS, default="elman")
+    parser.add_argument("--hidden", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--ensemble", type=int, default=1, help="networks averaged, each with its own seed")
+    parser.add_argument("--epochs", type=int, default=400, help="at most; early stopping usually ends sooner")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--weight-decay", type=float, help="fix it instead of tuning it on validation students")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the whole training set per step")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cgpa", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="load a cohort and print its summary")
+    _add_data_arguments(data)
+    data.add_argument("--json", action="store_true")
+    data.set_defaults(run=cmd_data)
+
+    train = commands.add_parser("train", help="train a model into a run directory")
+    _add_data_arguments(train)
+    _add_train_arguments(train)
+    train.add_argument("--out", required=True, help="run directory")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="repeated student-level cross-validation")
+    _add_data_arguments(evaluate)
+    _add_train_arguments(evaluate)
+    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument("--repeats", type=int, default=3)
+    evaluate.add_argument("--cells", help="comma-separated subset of the cells (default: all)")
+    evaluate.add_argument("--out", required=True)
+    evaluate.set_defaults(run=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

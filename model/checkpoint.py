@@ -1,0 +1,79 @@
+"""Self-describing checkpoints: weights plus everything needed to rebuild and trust them.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists, saved with
+torch.save and loaded with weights_only=True, so loading never runs pickled code.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from data.artifacts import atomic_path
+from data.errors import UserError
+from model.network import GradeForecaster
+from model.train import TrainConfig
+
+FORMAT = "cgpa-rnn-checkpoint"
+VERSION = 1
+CHECKPOINT_NAME = "model.pt"
+
+
+class CheckpointError(UserError):
+    """The checkpoint is missing, truncated, corrupted or not one of ours."""
+
+
+def save_checkpoint(path: str | Path, model: GradeForecaster, config: TrainConfig, info: dict) -> str:
+    """Write atomically; returns the file's SHA-256. `info` holds data, split and metrics."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "semesters": model.semesters,
+        "colleges": model.college_codes.tolist(),
+        "normalisation": {"mean": float(model.grade_mean), "std": float(model.grade_std)},
+        "state_dict": model.state_dict(),
+        "torch_version": torch.__version__,
+        **info,
+    }
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+    return file_sha256(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def checkpoint_path(location: str | Path) -> Path:
+    """A run directory or the checkpoint file itself."""
+    location = Path(location)
+    return location / CHECKPOINT_NAME if location.is_dir() else location
+
+
+def load_checkpoint(location: str | Path) -> tuple[GradeForecaster, dict]:
+    """The model in eval mode and the checkpoint's payload (config, data, metrics...)."""
+    path = checkpoint_path(location)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint here; train one with `cgpa train --out {path.parent}`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable checkpoint, the file is truncated or corrupted "
+                              f"({type(error).__name__}); retrain with `cgpa train`") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a cgpa-rnn checkpoint (no '{FORMAT}' format marker)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not supported "
+                              f"(this code reads version {VERSION})")
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        norm = payload["normalisation"]
+        model = GradeForecaster(config.model, payload["semesters"], payload["colleges"], norm["mean"], norm["std"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the checkpoint does not match this code's model ({error})") from None
+    model.eval()
+    payload["sha256"] = file_sha256(path)
+    return model, payload

@@ -1,0 +1,99 @@
+"""`cgpa train`: one seeded run from a cohort to a run directory.
+
+The run directory holds the checkpoint (model.pt), config.json, metrics.json, the
+training curve and a model card. Metrics are measured on a held-out share of the
+students that neither training nor early stopping saw.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from data.artifacts import atomic_path, write_json  # noqa: E402
+from data.cohort import Cohort  # noqa: E402
+from data.sequences import TARGETS, split_students  # noqa: E402
+from model.baselines import BASELINES  # noqa: E402
+from model.checkpoint import CHECKPOINT_NAME, save_checkpoint  # noqa: E402
+from model.metrics import regression_metrics  # noqa: E402
+from model.network import GradeForecaster  # noqa: E402
+from model.train import History, TrainConfig, fit, predict_all_steps  # noqa: E402
+
+TEST_SHARE = 0.15
+
+
+def data_info(cohort: Cohort) -> dict:
+    return {"source": cohort.source, "fingerprint": cohort.fingerprint(), "synthetic": cohort.is_synthetic,
+            "students": len(cohort), "semester_names": cohort.semester_names}
+
+
+def test_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    train, _, test = split_students(len(cohort), seed, validation=0.0, test=TEST_SHARE)
+    return train, test
+
+
+def score(model: GradeForecaster, cohort: Cohort, train: np.ndarray, test: np.ndarray) -> dict:
+    """Metrics of the model and of every baseline (fitted on `train`) on the `test` students."""
+    grades, college = cohort.grades[test], cohort.college[test]
+    quantiles = predict_all_steps(model, grades, college)
+    result = {}
+    for target_name, examples in TARGETS.items():
+        student, target = examples(grades)
+        actual = grades[student, target]
+        picked = quantiles[student, target - 1]
+        entry = {"model": regression_metrics(picked[:, 1], actual, picked[:, 0], picked[:, 2])}
+        for baseline in BASELINES:
+            fitted = baseline().fit(cohort.grades[train], cohort.college[train])
+            entry[baseline.name] = regression_metrics(fitted.predict(grades, college, student, target), actual)
+        result[target_name] = entry
+    return result
+
+
+def plot_history(history: History, path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for k, (train, validation) in enumerate(zip(history.train, history.validation)):
+        axis.plot(train, color="tab:blue", alpha=0.7, label="train" if k == 0 else None)
+        axis.plot(validation, color="tab:orange", alpha=0.7, label="validation" if k == 0 else None)
+        axis.axvline(history.best_epoch[k], color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("pinball loss (normalised)")
+    axis.set_title("training curve (dotted: epoch kept)")
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
+def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True,
+              command: str = "") -> dict:
+    """Train, score on held-out students, and write the run directory. Returns metrics.json."""
+    out = Path(out)
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
+    train, test = test_split(cohort, config.seed)
+    started = time.perf_counter()
+    model, history = fit(config, cohort.grades[train], cohort.college[train], progress=progress)
+    seconds = time.perf_counter() - started
+    config.weight_decay = history.weight_decay
+    metrics = {
+        "command": command,
+        "synthetic": cohort.is_synthetic,
+        "split": {"seed": config.seed, "test_share": TEST_SHARE, "train_students": len(train),
+                  "test_students": len(test)},
+        "test": score(model, cohort, train, test),
+        "tuning": {"weight_decay_validation_loss": history.tuning, "chosen_weight_decay": history.weight_decay},
+        "best_epochs": history.best_epoch,
+        "train_seconds": round(seconds, 2),
+    }
+    # The checkpoint goes last: a crash before this line leaves the previous model in place.
+    write_json(out / "config.json", config.to_dict())
+    plot_history(history, out / "training_curve.png")
+    write_json(out / "metrics.json", metrics)
+    save_checkpoint(out / CHECKPOINT_NAME, model, config, {"data": data_info(cohort), "metrics": metrics})
+    return metrics
