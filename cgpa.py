@@ -75,6 +75,82 @@ def cmd_evaluate(args) -> None:
     write_model_card(args.out)
 
 
+def cmd_export(args) -> None:
+    from export.onnx_export import export_onnx, quantize
+    from export.verify import parity_inputs
+    from model.card import write_model_card
+
+    path = export_onnx(args.run)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KB)")
+    if args.quantize:
+        from export.torch_predictor import TorchPredictor
+
+        reference = TorchPredictor(args.run)
+        grades, college, _ = parity_inputs(reference.payload, reference.semesters, reference.colleges, 2000)
+        report = quantize(args.run, (grades, college))
+        if report["written"]:
+            print(f"wrote int8 model: {report['int8_bytes'] / 1024:.1f} KB vs fp32 {report['fp32_bytes'] / 1024:.1f} KB; "
+                  f"prediction change vs fp32 max {report['max_abs_change']:.4f}, mean {report['mean_abs_change']:.4f} "
+                  f"grade points over {report['samples']} inputs")
+        else:
+            print(f"no int8 model written: {report['reason']}")
+    write_model_card(args.run)
+
+
+def cmd_verify(args) -> int:
+    from export.verify import format_parity, verify
+    from model.card import write_model_card
+
+    report = verify(args.run, samples=args.samples)
+    print(format_parity(report))
+    write_model_card(args.run)
+    return 0 if report["passed"] else 1
+
+
+def cmd_bench(args) -> None:
+    from export.bench import bench, format_bench
+    from model.card import write_model_card
+
+    print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
+    write_model_card(args.run)
+
+
+def cmd_predict(args) -> int:
+    from export.predictor import check_fresh
+
+    backends = {}
+    if args.backend in ("torch", "both"):
+        from export.torch_predictor import TorchPredictor
+
+        backends["torch"] = TorchPredictor(args.run)
+    if args.backend in ("onnx", "both"):
+        backends["onnx"] = check_fresh(args.run)
+    if args.csv:
+        from export.batch import score_csv, write_scored_csv
+
+        if not args.out:
+            raise UserError("--csv needs --out FILE for the scored rows")
+        scored = score_csv(args.csv, backends)
+        write_scored_csv(scored, args.out)
+        failed = int((scored["error"] != "").sum())
+        print(f"scored {len(scored) - failed} of {len(scored)} rows into {args.out}; {failed} with an error")
+        return 0
+    if args.grades is None or args.college is None:
+        raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")
+    for name, backend in backends.items():
+        result = backend.predict(args.grades, args.college)
+        note = "" if backend.is_known_college(args.college) else " (college not seen in training)"
+        print(f"{name}: semester {result.semester}: {result.prediction:.3f} "
+              f"(80% interval {result.low:.2f}-{result.high:.2f}){note}")
+    return 0
+
+
+def cmd_demo(args) -> None:
+    from demo.app import main as demo_main
+
+    demo_main(args.run, port=args.port, rebuild=args.rebuild)
+
+
 def _add_data_arguments(parser) -> None:
     parser.add_argument("--data", help="results CSV (default: the synthetic cohort)")
     parser.add_argument("--semesters", help="comma-separated semester column names, in order")
@@ -86,10 +162,10 @@ def _add_train_arguments(parser) -> None:
     from model.network import CELLS
 
     parser.add_argument("--cell", choices=CELLS, default="elman")
-    parser.add_argument("--hidden", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=8)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--ensemble", type=int, default=1, help="networks averaged, each with its own seed")
+    parser.add_argument("--ensemble", type=int, default=2, help="networks averaged, each with its own seed")
     parser.add_argument("--epochs", type=int, default=400, help="at most; early stopping usually ends sooner")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--weight-decay", type=float, help="fix it instead of tuning it on validation students")
@@ -105,13 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="load a cohort and print its summary")
     _add_data_arguments(data)
     data.add_argument("--json", action="store_true")
-    data.set_defaults(run=cmd_data)
+    data.set_defaults(run_command=cmd_data)
 
     train = commands.add_parser("train", help="train a model into a run directory")
     _add_data_arguments(train)
     _add_train_arguments(train)
     train.add_argument("--out", required=True, help="run directory")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(run_command=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="repeated student-level cross-validation")
     _add_data_arguments(evaluate)
@@ -120,18 +196,48 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--repeats", type=int, default=3)
     evaluate.add_argument("--cells", help="comma-separated subset of the cells (default: all)")
     evaluate.add_argument("--out", required=True)
-    evaluate.set_defaults(run=cmd_evaluate)
+    evaluate.set_defaults(run_command=cmd_evaluate)
+
+    export = commands.add_parser("export", help="write DIR/model.onnx from DIR/model.pt")
+    export.add_argument("run", help="run directory")
+    export.add_argument("--quantize", action="store_true", help="also write an int8 model where it helps")
+    export.set_defaults(run_command=cmd_export)
+
+    verify = commands.add_parser("verify", help="check model.onnx against model.pt; exit 1 on a mismatch")
+    verify.add_argument("run")
+    verify.add_argument("--samples", type=int, default=10_000, help="random students besides the training data")
+    verify.set_defaults(run_command=cmd_verify)
+
+    bench = commands.add_parser("bench", help="torch vs onnxruntime latency, throughput and size")
+    bench.add_argument("run")
+    bench.add_argument("--calls", type=int, default=3000)
+    bench.add_argument("--batch", type=int, default=4096)
+    bench.set_defaults(run_command=cmd_bench)
+
+    predict = commands.add_parser("predict", help="predict one student or score a CSV")
+    predict.add_argument("run")
+    predict.add_argument("--backend", choices=("torch", "onnx", "both"), default="both")
+    predict.add_argument("--grades", help='comma-separated, blank for missing: "7.1,6.8,,7.3"')
+    predict.add_argument("--college", help="college code")
+    predict.add_argument("--csv", help="a CSV in the data format")
+    predict.add_argument("--out", help="where to write the scored CSV")
+    predict.set_defaults(run_command=cmd_predict)
+
+    demo = commands.add_parser("demo", help="serve the Gradio demo (same as python -m demo)")
+    demo.add_argument("run", nargs="?", help="run directory (default: the shipped model)")
+    demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument("--rebuild", action="store_true", help="train, export and verify first")
+    demo.set_defaults(run_command=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run_command(args) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

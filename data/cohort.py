@@ -23,7 +23,7 @@ GENDERS = ("female", "male", "unknown")
 _GENDER_SPELLINGS = {"female": "female", "f": "female", "male": "male", "m": "male", "": "unknown"}
 # "1st".."8th", "sem1", "Semester 3", "s2": ordinal or prefixed semester numbers.
 _SEMESTER_PATTERNS = (re.compile(r"^(\d+)(st|nd|rd|th)$", re.I), re.compile(r"^s(?:em(?:ester)?)?[\s_-]*(\d+)$", re.I))
-_COLLEGE_COLUMNS = ("college code", "college", "college_code")
+COLLEGE_COLUMNS = ("college code", "college", "college_code")
 _ROLL_COLUMNS = ("roll", "roll no.", "roll no", "roll_no", "roll number")
 
 
@@ -93,6 +93,13 @@ def file_sha256(path: str | Path) -> str:
 
 def load_csv(path: str | Path, semesters: list[str] | None = None) -> Cohort:
     """Read a results CSV; every problem is a DataError naming the file, line and column."""
+    frame, sha256 = read_frame(path)
+    source = {"kind": "csv", "path": str(path), "sha256": sha256}
+    return cohort_from_frame(frame, source, semesters, where=str(path))
+
+
+def read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """A CSV file as a frame of stripped strings (blank cells: ""), and the file's SHA-256."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (expected a CSV of semester results)")
@@ -107,8 +114,7 @@ def load_csv(path: str | Path, semesters: list[str] | None = None) -> Cohort:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"{path}: not a readable CSV ({str(error).strip()})") from None
-    source = {"kind": "csv", "path": str(path), "sha256": hashlib.sha256(raw).hexdigest()}
-    return cohort_from_frame(frame, source, semesters, where=str(path))
+    return frame.rename(columns=str.strip), hashlib.sha256(raw).hexdigest()
 
 
 def semester_columns(columns: list[str]) -> list[str]:
@@ -122,7 +128,7 @@ def semester_columns(columns: list[str]) -> list[str]:
     return [column for _, column in sorted(numbered)]
 
 
-def _find_column(columns: list[str], names: tuple[str, ...]) -> list[str]:
+def find_column(columns: list[str], names: tuple[str, ...]) -> list[str]:
     return [c for c in columns if c.strip().lower() in names]
 
 
@@ -151,13 +157,13 @@ def cohort_from_frame(frame: pd.DataFrame, source: dict, semesters: list[str] | 
     if not sem_columns:
         raise DataError(f"{where}: no semester columns found in the header {columns}; expected columns "
                         "named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
-    college_columns = _find_column(columns, _COLLEGE_COLUMNS)
+    college_columns = find_column(columns, COLLEGE_COLUMNS)
     if not college_columns:
         raise DataError(f"{where}: no 'College Code' column in the header {columns}")
-    roll_columns = _find_column(columns, _ROLL_COLUMNS)
+    roll_columns = find_column(columns, _ROLL_COLUMNS)
     if not roll_columns:
         raise DataError(f"{where}: no roll-number column ('Roll' or 'Roll no.') in the header {columns}")
-    gender_columns = _find_column(columns, ("gender", "sex"))
+    gender_columns = find_column(columns, ("gender", "sex"))
     if len(frame) == 0:
         raise DataError(f"{where}: the file has a header but no student rows")
 

@@ -34,7 +34,7 @@ def save_checkpoint(path: str | Path, model: GradeForecaster, config: TrainConfi
         "colleges": model.college_codes.tolist(),
         "normalisation": {"mean": float(model.grade_mean), "std": float(model.grade_std)},
         "state_dict": model.state_dict(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         **info,
     }
     with atomic_path(path) as temporary:

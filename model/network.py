@@ -31,11 +31,11 @@ QUANTILES = (0.1, 0.5, 0.9)
 @dataclass
 class ModelConfig:
     cell: str = "elman"
-    hidden: int = 16
+    hidden: int = 8
     layers: int = 1
     dropout: float = 0.0  # between stacked layers; only used when layers > 1
     college_dim: int = 3
-    ensemble: int = 1
+    ensemble: int = 2
 
     def __post_init__(self):
         if self.cell not in CELLS:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from data.sequences import Normalisation, split_students
@@ -27,6 +28,7 @@ class TrainConfig:
     max_epochs: int = 400
     patience: int = 40  # epochs without a better validation loss before stopping
     grad_clip: float = 1.0
+    weight_average: float = 0.9  # decay of the moving average of weights that is validated and kept
     validation: float = 0.2  # share of the training students each member stops early on
     tune_weight_decay: tuple[float, ...] = (0.001, 0.01, 0.1)  # empty: use weight_decay as given
     seed: int = 0
@@ -130,6 +132,9 @@ def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, 
     optimizer = torch.optim.AdamW(member.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     n = train[0].shape[0]
     batch_size = config.batch_size or n
+    # Validation and the kept weights use an exponential moving average of the weights:
+    # on ~150 students single full-batch steps are noisy, the average is not.
+    averaged = AveragedModel(member, multi_avg_fn=get_ema_multi_avg_fn(config.weight_average), use_buffers=True)
     best, best_state, best_epoch = float("inf"), None, 0
     train_curve, val_curve = [], []
     for epoch in range(config.max_epochs):
@@ -144,14 +149,15 @@ def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(member.parameters(), config.grad_clip)
             optimizer.step()
+            averaged.update_parameters(member)
             epoch_loss += loss.item() * len(rows) / n
-        member.eval()
+        averaged.eval()
         with torch.no_grad():
-            val_loss = pinball_loss(member(*validation[:3]), validation[3], validation[4]).item()
+            val_loss = pinball_loss(averaged(*validation[:3]), validation[3], validation[4]).item()
         train_curve.append(epoch_loss)
         val_curve.append(val_loss)
         if val_loss < best - 1e-6:
-            best, best_state, best_epoch = val_loss, copy.deepcopy(member.state_dict()), epoch
+            best, best_state, best_epoch = val_loss, copy.deepcopy(averaged.module.state_dict()), epoch
         bar.update(1)
         bar.set_postfix(member=k, train=f"{epoch_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
         if epoch - best_epoch >= config.patience:

@@ -1,0 +1,84 @@
+"""`cgpa bench`: torch eager and onnxruntime measured side by side in one run, one thread each.
+
+Figures are ratios taken in the same process on the same inputs, so a noisy shared
+machine moves both sides alike. Latency is per call at batch 1 (the demo's path);
+throughput is predictions per second at a large batch (the cohort-scoring path).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.artifacts import write_json
+from export.onnx_export import INT8_NAME
+from export.predictor import CHECKPOINT_NAME, ONNX_NAME, OnnxPredictor
+from export.torch_predictor import TorchPredictor
+from export.verify import random_students
+
+
+def _timed(make):
+    started = time.perf_counter()
+    value = make()
+    return value, time.perf_counter() - started
+
+
+def latency_us(backend, grades, college, calls: int) -> np.ndarray:
+    times = np.empty(calls)
+    for i in range(calls):
+        row = i % len(grades)
+        started = time.perf_counter()
+        backend.predict_batch(grades[row:row + 1], college[row:row + 1])
+        times[i] = time.perf_counter() - started
+    return times * 1e6
+
+
+def throughput(backend, grades, college, seconds: float) -> float:
+    backend.predict_batch(grades, college)  # warm-up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        backend.predict_batch(grades, college)
+        done += len(grades)
+    return done / (time.perf_counter() - started)
+
+
+def bench(run: str | Path, calls: int = 3000, batch: int = 4096, seconds: float = 2.0) -> dict:
+    run = Path(run)
+    torch.set_num_threads(1)
+    torch_backend, torch_load = _timed(lambda: TorchPredictor(run))
+    backends = {"torch": (torch_backend, torch_load, run / CHECKPOINT_NAME)}
+    onnx_backend, onnx_load = _timed(lambda: OnnxPredictor(run / ONNX_NAME, threads=1))
+    backends["onnx"] = (onnx_backend, onnx_load, run / ONNX_NAME)
+    if (run / INT8_NAME).is_file():
+        int8_backend, int8_load = _timed(lambda: OnnxPredictor(run / INT8_NAME, threads=1))
+        backends["onnx_int8"] = (int8_backend, int8_load, run / INT8_NAME)
+    grades, college = random_students(batch, torch_backend.semesters, torch_backend.colleges, seed=1)
+    report = {"threads": 1, "batch": batch, "calls": calls}
+    for name, (backend, load_seconds, path) in backends.items():
+        latency_us(backend, grades, college, 200)  # warm-up
+        times = latency_us(backend, grades, college, calls)
+        report[name] = {"p50_us": float(np.percentile(times, 50)), "p99_us": float(np.percentile(times, 99)),
+                        "throughput_per_s": throughput(backend, grades, college, seconds),
+                        "load_ms": load_seconds * 1e3, "file_bytes": os.path.getsize(path)}
+    report["onnx_bytes"] = report["onnx"]["file_bytes"]
+    report["ratio"] = {"p50_speedup": report["torch"]["p50_us"] / report["onnx"]["p50_us"],
+                       "throughput_speedup": report["onnx"]["throughput_per_s"] / report["torch"]["throughput_per_s"]}
+    write_json(run / "bench.json", report)
+    return report
+
+
+def format_bench(report: dict) -> str:
+    lines = [f"one thread each; batch-1 latency over {report['calls']} calls; throughput at batch {report['batch']}",
+             f"{'backend':<10} {'p50 µs':>9} {'p99 µs':>9} {'pred/s':>12} {'load ms':>9} {'file':>10}"]
+    for name in ("torch", "onnx", "onnx_int8"):
+        if name in report:
+            b = report[name]
+            lines.append(f"{name:<10} {b['p50_us']:>9.1f} {b['p99_us']:>9.1f} {b['throughput_per_s']:>12,.0f} "
+                         f"{b['load_ms']:>9.1f} {b['file_bytes'] / 1024:>8.1f}KB")
+    ratio = report["ratio"]
+    lines.append(f"onnxruntime vs torch eager: {ratio['p50_speedup']:.1f}x faster at batch 1 (p50), "
+                 f"{ratio['throughput_speedup']:.1f}x the throughput")
+    return "\n".join(lines)

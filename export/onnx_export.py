@@ -1,0 +1,130 @@
+"""`cgpa export`: one self-contained ONNX file per checkpoint.
+
+Every cell goes through torch 2.13's default (dynamo) exporter with the same contract:
+a dynamic batch axis and the semester axis fixed at the model's horizon. nn.GRU and
+nn.LSTM become native ONNX GRU/LSTM nodes; nn.RNN and the hand-written elman loop are
+unrolled over the fixed horizon, which is exactly the semester axis the contract
+promises, so all four cells share one contract (tests prove parity for each).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata as package_metadata
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from data.artifacts import atomic_path
+from export.predictor import CHECKPOINT_NAME, ONNX_NAME, file_sha256
+from model.checkpoint import load_checkpoint
+
+OPSET = 18
+INT8_NAME = "model.int8.onnx"
+INPUT_DOC = ("grades: float32 [batch, semesters], raw grade points on the 0-10 scale, semester 1 first, "
+             "NaN for a semester that is missing or not yet taken (pad short histories with NaN); "
+             "college: int64 [batch], the raw college code (an unseen code uses a shared 'unknown' embedding)")
+OUTPUT_DOC = ("prediction, low, high: float32 [batch], grade points of the semester after the last observed one: "
+              "the median and the 10th-90th percentile (80% interval); NaN when there is nothing to predict "
+              "(no grade observed, or the last semester of the horizon already observed)")
+
+
+def export_onnx(run: str | Path) -> Path:
+    """Export run/model.pt to run/model.onnx (atomically) and return its path."""
+    run = Path(run)
+    model, payload = load_checkpoint(run)
+    batch = torch.export.Dim("batch", min=1)
+    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (model.semesters - 2)]), torch.tensor([0]))
+    program = torch.onnx.export(model, example, dynamo=True, opset_version=OPSET, external_data=False,
+                                input_names=["grades", "college"], output_names=["prediction", "low", "high"],
+                                dynamic_shapes={"grades": {0: batch}, "college": {0: batch}}, verbose=False)
+    proto = program.model_proto
+    for node in proto.graph.node:
+        # The exporter records Python stack traces per node: large, and they leak local paths.
+        del node.metadata_props[:]
+        node.doc_string = ""
+    set_metadata(proto, _metadata(run, model, payload))
+    onnx.checker.check_model(proto, full_check=True)
+    path = run / ONNX_NAME
+    with atomic_path(path) as temporary:
+        onnx.save_model(proto, temporary)
+    return path
+
+
+def _version(name: str) -> str:
+    try:
+        return package_metadata.version(name)
+    except package_metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _metadata(run: Path, model, payload: dict) -> dict[str, str]:
+    data = payload["data"]
+    return {
+        "producer": "cgpa-rnn",
+        "inputs": INPUT_DOC,
+        "outputs": OUTPUT_DOC,
+        "units": "grade points, 0-10 scale",
+        "semester_axis": f"fixed at {model.semesters}; batch axis dynamic",
+        "semesters": str(model.semesters),
+        "semester_names": json.dumps(data["semester_names"]),
+        "colleges": json.dumps(model.college_codes.tolist()),
+        "cell": payload["config"]["model"]["cell"],
+        "config": json.dumps(payload["config"]),
+        "checkpoint_sha256": file_sha256(run / CHECKPOINT_NAME),
+        "data_source": json.dumps(data["source"]),
+        "data_fingerprint": data["fingerprint"],
+        "synthetic_data": str(data["synthetic"]).lower(),
+        "metrics": json.dumps(payload["metrics"]["test"]),
+        "exporter": f"torch.onnx dynamo exporter, torch {torch.__version__}",
+        "opset": str(OPSET),
+        "versions": json.dumps({name: _version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}),
+    }
+
+
+def set_metadata(proto: onnx.ModelProto, values: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in values.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Write run/model.int8.onnx where dynamic int8 quantization changes the graph, and report.
+
+    onnxruntime's dynamic quantization covers MatMul/Gemm and LSTM weights; it has no
+    kernel for GRU or RNN nodes. When nothing in the graph is quantized, or the result
+    is not smaller, no file is written and the report says why."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import quantize_dynamic
+
+    run = Path(run)
+    source, target = run / ONNX_NAME, run / INT8_NAME
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / INT8_NAME
+        quantize_dynamic(source, candidate)
+        proto = onnx.load(candidate)
+        quantized_ops = sorted({n.op_type for n in proto.graph.node
+                                if "Integer" in n.op_type or n.op_type.startswith("DynamicQuantize")})
+        report = {"fp32_bytes": os.path.getsize(source), "int8_bytes": os.path.getsize(candidate),
+                  "quantized_ops": quantized_ops, "written": False}
+        if not quantized_ops:
+            report["reason"] = "no operator of this graph has an int8 kernel in onnxruntime"
+        elif report["int8_bytes"] >= report["fp32_bytes"]:
+            report["reason"] = (f"the int8 file ({report['int8_bytes']} B) is not smaller than fp32 "
+                                f"({report['fp32_bytes']} B): too few weights for quantization to pay")
+        else:
+            outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(
+                None, {"grades": inputs[0], "college": inputs[1]})[0] for p in (source, candidate)]
+            valid = ~np.isnan(outputs[0])
+            change = np.abs(outputs[0][valid] - outputs[1][valid])
+            report.update(written=True, max_abs_change=float(change.max()), mean_abs_change=float(change.mean()),
+                          samples=int(valid.sum()))
+            with atomic_path(target) as temporary:
+                shutil.copyfile(candidate, temporary)
+    if not report["written"]:
+        target.unlink(missing_ok=True)  # an older int8 file would no longer match model.onnx
+    return report

@@ -1,0 +1,189 @@
+"""One predictor interface over two runtimes; this module needs only numpy and onnxruntime.
+
+`Predictor` validates a student's raw grades and college code, runs the backend and
+forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime
+(importing this module never imports torch); `export.torch_predictor.TorchPredictor`
+runs the checkpoint. The demo and `cgpa predict` use both through this interface.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.errors import UserError
+
+ONNX_NAME = "model.onnx"
+CHECKPOINT_NAME = "model.pt"
+
+
+class PredictionError(UserError):
+    """The grades or college code given cannot be scored; the message names the field."""
+
+
+class StaleModelError(UserError):
+    """model.onnx was exported from another checkpoint than the model.pt beside it."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    semester: int  # 1-based number of the semester predicted
+    prediction: float
+    low: float  # 80% interval
+    high: float
+
+
+@dataclass(frozen=True)
+class Forecast:
+    steps: list[Prediction]  # every remaining semester, each fed back as the next one's input
+    grades: list[float]  # the observed grades with the forecasts filled in (NaN: still missing)
+    cumulative_average: float  # mean of the known and forecast semesters (equal credits assumed)
+
+
+def parse_grade(value, field: str) -> float:
+    """A grade from a form, a CSV cell or a number: NaN for blank, else a float in 0-10."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return float("nan")
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "":
+            return float("nan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PredictionError(f"{field}: expected a grade point between 0 and 10 or blank, got {value!r}") from None
+    if math.isnan(number):
+        return number
+    if not 0.0 <= number <= 10.0:
+        raise PredictionError(f"{field}: grade {number:g} is outside 0-10")
+    return number
+
+
+def parse_college(value) -> int:
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PredictionError(f"college: expected an integer college code, got {value!r}") from None
+    if not number.is_integer() or not 0 <= number < 2 ** 53:
+        raise PredictionError(f"college: expected a non-negative integer college code, got {value!r}")
+    return int(number)
+
+
+class Predictor(ABC):
+    """Backend-independent validation, prediction and forecasting."""
+
+    name = "backend"
+    semesters: int
+    colleges: list[int]
+
+    @abstractmethod
+    def _run(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """float32 [B, S] grades, int64 [B] codes -> prediction, low, high, each [B]."""
+
+    def validate(self, grades, college) -> tuple[np.ndarray, int]:
+        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code."""
+        if isinstance(grades, str):
+            grades = grades.split(",")
+        grades = list(np.ravel(np.asarray(grades, dtype=object)))
+        if len(grades) > self.semesters:
+            raise PredictionError(f"grades: the model knows {self.semesters} semesters, got {len(grades)} values")
+        row = np.full(self.semesters, np.nan, dtype=np.float32)
+        for t, value in enumerate(grades):
+            row[t] = parse_grade(value, f"semester {t + 1}")
+        observed = np.flatnonzero(~np.isnan(row))
+        if observed.size == 0:
+            raise PredictionError("grades: no grade given; enter at least one semester")
+        if observed[-1] == self.semesters - 1:
+            raise PredictionError(f"grades: semester {self.semesters} is already known and the model was trained on "
+                                  f"{self.semesters} semesters, so there is nothing left to predict")
+        return row, parse_college(college)
+
+    def predict(self, grades, college) -> Prediction:
+        row, code = self.validate(grades, college)
+        prediction, low, high = self._run(row[None, :], np.array([code], dtype=np.int64))
+        semester = int(np.flatnonzero(~np.isnan(row))[-1]) + 2
+        return Prediction(semester, float(prediction[0]), float(low[0]), float(high[0]))
+
+    def predict_batch(self, grades: np.ndarray, college: np.ndarray):
+        """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
+        return self._run(np.ascontiguousarray(grades, dtype=np.float32), np.ascontiguousarray(college, dtype=np.int64))
+
+    def forecast(self, grades, college) -> Forecast:
+        row, code = self.validate(grades, college)
+        steps = []
+        while True:
+            step = self.predict(row, code)
+            steps.append(step)
+            row[step.semester - 1] = step.prediction
+            if step.semester == self.semesters:
+                break
+        known = row[~np.isnan(row)]
+        return Forecast(steps, [float(v) for v in row], float(known.mean()))
+
+    def is_known_college(self, college) -> bool:
+        return parse_college(college) in self.colleges
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def onnx_metadata(session) -> dict[str, str]:
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+class OnnxPredictor(Predictor):
+    """model.onnx in onnxruntime, tuned for one student at a time; safe to share across threads."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise StaleModelError(f"{path}: no ONNX model here; create it with `cgpa export {path.parent}`")
+        options = ort.SessionOptions()
+        # Batch-1 calls are microseconds long: thread hand-offs would cost more than they save.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for bad files
+            raise StaleModelError(f"{path}: not a loadable ONNX model ({error}); re-export it with "
+                                  f"`cgpa export {path.parent}`") from None
+        self.path = path
+        self.metadata = onnx_metadata(self.session)
+        if "semesters" not in self.metadata:
+            raise StaleModelError(f"{path}: not a cgpa-rnn model (no 'semesters' metadata)")
+        self.semesters = int(self.metadata["semesters"])
+        self.colleges = json.loads(self.metadata["colleges"])
+        self.semester_names = json.loads(self.metadata["semester_names"])
+        self.checkpoint_sha256 = self.metadata["checkpoint_sha256"]
+
+    def _run(self, grades, college):
+        prediction, low, high = self.session.run(None, {"grades": grades, "college": college})
+        return prediction, low, high
+
+
+def check_fresh(run: str | Path) -> OnnxPredictor:
+    """The run's ONNX predictor, refusing an export that does not match the checkpoint beside it."""
+    run = Path(run)
+    predictor = OnnxPredictor(run / ONNX_NAME)
+    checkpoint = run / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        raise StaleModelError(f"{checkpoint}: no checkpoint beside the ONNX file; train with `cgpa train --out {run}`")
+    if file_sha256(checkpoint) != predictor.checkpoint_sha256:
+        raise StaleModelError(f"{run / ONNX_NAME} is stale: it was exported from checkpoint "
+                              f"{predictor.checkpoint_sha256[:12]}, but {checkpoint} is {file_sha256(checkpoint)[:12]}; "
+                              f"run `cgpa export {run}` and `cgpa verify {run}`")
+    return predictor

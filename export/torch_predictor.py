@@ -1,0 +1,25 @@
+"""The predictor interface over a torch checkpoint (the reference the ONNX file must match)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export.predictor import Predictor
+from model.checkpoint import load_checkpoint
+
+
+class TorchPredictor(Predictor):
+    name = "torch"
+
+    def __init__(self, run: str | Path):
+        self.model, self.payload = load_checkpoint(run)
+        self.semesters = self.model.semesters
+        self.colleges = self.model.college_codes.tolist()
+        self.semester_names = self.payload["data"]["semester_names"]
+
+    def _run(self, grades: np.ndarray, college: np.ndarray):
+        with torch.inference_mode():
+            outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
+        return tuple(output.numpy() for output in outputs)

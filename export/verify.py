@@ -1,0 +1,122 @@
+"""`cgpa verify`: the ONNX file must reproduce the torch checkpoint, and be exported from it.
+
+Compared on every prefix of every training student (when the training data is at
+hand) and on random students covering every history length, random gaps, unseen
+college codes and inputs with nothing to predict, at batch sizes 1, 7 and all at once.
+All differences are collected and reported per output before a verdict is given.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from data.artifacts import write_json
+from data.cohort import Cohort, DataError, file_sha256, load_csv
+from data.synthetic import synthetic_cohort
+from export.predictor import CHECKPOINT_NAME, ONNX_NAME, OnnxPredictor
+from export.torch_predictor import TorchPredictor
+
+TOLERANCE = 1e-5  # fp32: absolute, in grade points
+OUTPUTS = ("prediction", "low", "high")
+SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
+
+
+def training_cohort(payload: dict) -> Cohort | None:
+    """The checkpoint's training data, if it is still where it was and unchanged."""
+    source = payload["data"]["source"]
+    if source["kind"] == "synthetic":
+        return synthetic_cohort(source["students"], source["seed"], source["semesters"])
+    path = Path(source["path"])
+    if not path.is_file() or file_sha256(path) != source["sha256"]:
+        return None
+    try:
+        return load_csv(path)
+    except DataError:
+        return None
+
+
+def prefixes(grades: np.ndarray) -> np.ndarray:
+    """Every student's semesters 1..t for t = 1..S, the rest NaN."""
+    students, semesters = grades.shape
+    rows = np.repeat(grades, semesters, axis=0)
+    length = np.tile(np.arange(1, semesters + 1), students)
+    rows[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
+    return rows
+
+
+def random_students(count: int, semesters: int, colleges: list[int], seed: int = 0):
+    """Random histories of every length 1..S, ~15% gaps, a fifth of them at unseen colleges."""
+    rng = np.random.default_rng(seed)
+    grades = np.round(rng.uniform(0, 10, (count, semesters)), 2).astype(np.float32)
+    length = rng.integers(1, semesters + 1, count)
+    grades[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
+    grades[rng.random((count, semesters)) < 0.15] = np.nan
+    known = rng.choice(np.array(colleges), count)
+    unseen = rng.integers(0, 100_000, count)
+    college = np.where(rng.random(count) < 0.2, unseen, known).astype(np.int64)
+    return grades, college
+
+
+def parity_inputs(payload: dict, semesters: int, colleges: list[int], samples: int):
+    parts = [random_students(samples, semesters, colleges)]
+    cohort = training_cohort(payload)
+    if cohort is not None:
+        parts.insert(0, (prefixes(cohort.grades), np.repeat(cohort.college, cohort.semesters)))
+    grades = np.concatenate([p[0] for p in parts]).astype(np.float32)
+    college = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    return grades, college, cohort is not None
+
+
+def _compare(reference, candidate, grades, college, report, batch_label):
+    for name, expected, actual in zip(OUTPUTS, reference, candidate):
+        entry = report["outputs"][name]
+        nan_mismatch = np.isnan(expected) != np.isnan(actual)
+        difference = np.where(nan_mismatch, np.inf, np.abs(np.nan_to_num(expected) - np.nan_to_num(actual)))
+        relative = difference / np.maximum(np.abs(np.nan_to_num(expected)), 1e-6)
+        worst = int(np.argmax(difference))
+        if difference[worst] >= entry["max_abs_diff"]:
+            entry.update(max_abs_diff=float(difference[worst]), worst_batch=batch_label,
+                         worst_input={"grades": [None if np.isnan(g) else float(g) for g in grades[worst]],
+                                       "college": int(college[worst])})
+        entry["max_rel_diff"] = max(entry["max_rel_diff"], float(relative.max()))
+        entry["nan_mismatches"] += int(nan_mismatch.sum())
+
+
+def verify(run: str | Path, samples: int = 10_000) -> dict:
+    run = Path(run)
+    torch_backend = TorchPredictor(run)
+    onnx_backend = OnnxPredictor(run / ONNX_NAME)
+    grades, college, has_data = parity_inputs(torch_backend.payload, torch_backend.semesters,
+                                              torch_backend.colleges, samples)
+    reference = torch_backend.predict_batch(grades, college)
+    report = {"tolerance": TOLERANCE, "samples": int(len(grades)), "training_prefixes_included": has_data,
+              "outputs": {name: {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "nan_mismatches": 0} for name in OUTPUTS}}
+    _compare(reference, onnx_backend.predict_batch(grades, college), grades, college, report, len(grades))
+    for batch in (1, 7):
+        rows = slice(0, SINGLE_ROWS if batch == 1 else len(grades))
+        outputs = [onnx_backend.predict_batch(grades[i:i + batch], college[i:i + batch])
+                   for i in range(rows.start, rows.stop, batch)]
+        candidate = [np.concatenate([o[k] for o in outputs]) for k in range(3)]
+        _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report, batch)
+    report["max_abs_diff"] = max(e["max_abs_diff"] for e in report["outputs"].values())
+    checkpoint_sha = file_sha256(run / CHECKPOINT_NAME)
+    report["checkpoint_sha256"] = checkpoint_sha
+    report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
+    report["fresh"] = checkpoint_sha == onnx_backend.checkpoint_sha256
+    report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE)
+    write_json(run / "parity.json", report)
+    return report
+
+
+def format_parity(report: dict) -> str:
+    lines = [f"{report['samples']} inputs ({'training prefixes + ' if report['training_prefixes_included'] else ''}"
+             f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
+    for name, entry in report["outputs"].items():
+        lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
+                     f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
+    if not report["fresh"]:
+        lines.append(f"STALE: model.onnx was exported from checkpoint {report['onnx_checkpoint_sha256'][:12]}, "
+                     f"model.pt is {report['checkpoint_sha256'][:12]}; run `cgpa export` again")
+    lines.append("PASSED" if report["passed"] else "FAILED")
+    return "\n".join(lines)
