@@ -6,7 +6,10 @@ the held-out fold's students, so every number here is out-of-sample.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,32 +33,32 @@ from model.train import TrainConfig, fit, predict_all_steps  # noqa: E402
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 5, repeats: int = 3,
-             cells: tuple[str, ...] = CELLS, progress: bool = True) -> dict:
-    torch.set_num_threads(1)
+             cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None) -> dict:
+    """Cross-validate; folds run in `workers` processes (default: one per core), each single-threaded."""
     started = time.perf_counter()
+    splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
+    jobs = [(cohort, config, cells, fold_id, fold) for fold_id, fold in splits]
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(jobs), desc="cross-validation folds", disable=not progress)
+    results = []
+    if workers == 1:
+        for job in jobs:
+            results.append(_run_fold(job))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(_run_fold, jobs):
+                results.append(result)
+                bar.update(1)
+    bar.close()
     # Per model and target: lists of (fold id, student index, target, prediction, low, high).
     collected: dict[tuple[str, str, str], list] = {}
     chosen_decay: dict[str, list[float]] = {cell: [] for cell in cells}
-    splits = list(repeated_kfold(len(cohort), folds, repeats, config.seed))
-    for fold_id, fold in enumerate(tqdm(splits, desc="cross-validation folds", disable=not progress)):
-        grades, college = cohort.grades[fold.test], cohort.college[fold.test]
-        examples = {name: make(grades) for name, make in TARGETS.items()}
-        for baseline in BASELINES:
-            fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
-            for name, (student, target) in examples.items():
-                prediction = fitted.predict(grades, college, student, target)
-                collected.setdefault(("baselines", baseline.name, name), []).append(
-                    (fold_id, fold.test[student], target, prediction, None, None))
-        for cell in cells:
-            cell_config = replace(config, model=replace(config.model, cell=cell),
-                                  seed=config.seed + fold_id)
-            model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], progress=False)
-            chosen_decay[cell].append(history.weight_decay)
-            quantiles = predict_all_steps(model, grades, college)
-            for name, (student, target) in examples.items():
-                picked = quantiles[student, target - 1]
-                collected.setdefault(("models", cell, name), []).append(
-                    (fold_id, fold.test[student], target, picked[:, 1], picked[:, 0], picked[:, 2]))
+    for fold_parts, fold_decay in results:
+        for key, part in fold_parts.items():
+            collected.setdefault(key, []).append(part)
+        for cell, decay in fold_decay.items():
+            chosen_decay[cell].append(decay)
 
     report = {"data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds, "repeats": repeats,
               "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
@@ -71,6 +74,30 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
     write_text(out / "evaluation.md", format_report(report))
     plot_predictions(collected, config.model.cell, out / "predicted_vs_actual.png", cohort)
     return report
+
+
+def _run_fold(job) -> tuple[dict, dict]:
+    """Fit the baselines and every cell on one fold's training students; predict its test students."""
+    cohort, config, cells, fold_id, fold = job
+    torch.set_num_threads(1)  # one process per core; tiny matrices gain nothing from threads
+    grades, college = cohort.grades[fold.test], cohort.college[fold.test]
+    examples = {name: make(grades) for name, make in TARGETS.items()}
+    parts, decay = {}, {}
+    for baseline in BASELINES:
+        fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
+        for name, (student, target) in examples.items():
+            prediction = fitted.predict(grades, college, student, target)
+            parts[("baselines", baseline.name, name)] = (fold_id, fold.test[student], target, prediction, None, None)
+    for cell in cells:
+        cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
+        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], progress=False)
+        decay[cell] = history.weight_decay
+        quantiles = predict_all_steps(model, grades, college)
+        for name, (student, target) in examples.items():
+            picked = quantiles[student, target - 1]
+            parts[("models", cell, name)] = (fold_id, fold.test[student], target, picked[:, 1], picked[:, 0],
+                                             picked[:, 2])
+    return parts, decay
 
 
 def _summarise(cohort: Cohort, parts: list) -> dict:

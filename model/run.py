@@ -33,7 +33,7 @@ def data_info(cohort: Cohort) -> dict:
             "students": len(cohort), "semester_names": cohort.semester_names}
 
 
-def test_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def held_out_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
     train, _, test = split_students(len(cohort), seed, validation=0.0, test=TEST_SHARE)
     return train, test
 
@@ -76,7 +76,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
     """Train, score on held-out students, and write the run directory. Returns metrics.json."""
     out = Path(out)
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
-    train, test = test_split(cohort, config.seed)
+    train, test = held_out_split(cohort, config.seed)
     started = time.perf_counter()
     model, history = fit(config, cohort.grades[train], cohort.college[train], progress=progress)
     seconds = time.perf_counter() - started

@@ -1,0 +1,134 @@
+"""The Gradio demo: torch and onnxruntime side by side, cohort scoring, the model card.
+
+UI only: every handler translates widgets to demo.service calls and back.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+
+from data.errors import UserError  # noqa: E402
+from demo import service  # noqa: E402
+
+# Inference takes microseconds and both runtimes are thread-safe: let many requests run
+# at once instead of queueing every client behind one worker.
+CONCURRENCY = 16
+OTHER_COLLEGE = "other (type below)"
+
+
+def build_demo(run: str | Path = service.DEFAULT_RUN) -> gr.Blocks:
+    try:
+        backends = service.load_backends(run)
+    except UserError as error:
+        with gr.Blocks(title="cgpa-rnn") as broken:
+            gr.Markdown(f"# cgpa-rnn\n\n**The model cannot be served.**\n\n```\n{error}\n```")
+        return broken
+    with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster") as demo:
+        synthetic = "SYNTHETIC cohort: " if backends.torch.payload["data"]["synthetic"] else ""
+        gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}A `{backends.torch.payload['config']['model']['cell']}` "
+                    "recurrent network run in **torch** and in **onnxruntime** side by side.")
+        with gr.Tab("One student"):
+            _student_tab(backends)
+        with gr.Tab("A cohort"):
+            _cohort_tab(backends)
+        with gr.Tab("About the model"):
+            gr.Markdown(service.model_card(backends.run))
+    return demo
+
+
+def _student_tab(backends: service.Backends) -> None:
+    gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
+                f"The model knows {backends.semesters} semesters.")
+    with gr.Row():
+        grade_boxes = [gr.Textbox(label=f"semester {name}", elem_id=f"grade-{t + 1}", max_lines=1)
+                       for t, name in enumerate(backends.semester_names)]
+    with gr.Row():
+        college_choice = gr.Dropdown([str(c) for c in backends.colleges] + [OTHER_COLLEGE],
+                                     value=str(backends.colleges[0]), label="college", elem_id="college-choice")
+        college_other = gr.Textbox(label="other college code", elem_id="college-other", max_lines=1)
+        button = gr.Button("Predict", variant="primary", elem_id="predict")
+    with gr.Row():
+        torch_out = gr.Number(label="torch prediction", elem_id="pred-torch")
+        onnx_out = gr.Number(label="onnxruntime prediction", elem_id="pred-onnx")
+        diff_out = gr.Number(label="|torch - onnx|", elem_id="abs-diff")
+    details = gr.Markdown(elem_id="details")
+    plot = gr.Plot(label="grades and forecast")
+    college_box = gr.Textbox(visible=False)  # the code actually used: the dropdown or the typed one
+
+    def choose_college(choice, other):
+        return other if choice == OTHER_COLLEGE else choice
+
+    def validate(*values):
+        *grades, college = values
+        messages = service.field_errors(backends, grades, college)
+        return [gr.validate(message is None, message or "") for message in messages]
+
+    def predict(*values):
+        *grades, college = values
+        try:
+            result = service.predict_student(backends, grades, college)
+        except UserError as error:
+            raise gr.Error(str(error)) from None
+        steps = ", ".join(f"{backends.semester_names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
+        unknown = "" if result.known_college else " The college was not seen in training: it uses the shared 'unknown' slot."
+        text = (f"**Semester {backends.semester_names[result.semester - 1]}: {result.onnx_prediction:.2f}**, "
+                f"80% interval {result.low:.2f} to {result.high:.2f}. "
+                f"Latency of this call: torch {result.torch_latency_us:.0f} µs, onnxruntime {result.onnx_latency_us:.0f} µs."
+                f"\n\nForecast of the remaining semesters: {steps}; cumulative average "
+                f"{result.forecast.cumulative_average:.2f} (equal credits assumed).{unknown}")
+        return (result.torch_prediction, result.onnx_prediction, result.abs_diff, text,
+                service.plot_student(backends, grades, result))
+
+    inputs = [*grade_boxes, college_box]
+    button.click(choose_college, [college_choice, college_other], college_box, queue=False, api_visibility="private").then(
+        # The named API endpoint: the grades in order (blank or None for missing), then the college code.
+        predict, inputs, [torch_out, onnx_out, diff_out, details, plot], validator=validate,
+        api_name="predict", concurrency_limit=CONCURRENCY)
+    examples = service.examples(backends)
+    if examples:
+        gr.Examples(examples, [*grade_boxes, college_other], label="students from the data (last semester hidden)")
+
+
+def _cohort_tab(backends: service.Backends) -> None:
+    gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code). At most "
+                f"{service.MAX_UPLOAD_BYTES // 1024} KB and {service.MAX_ROWS} rows. Rows that cannot be scored "
+                "keep their reason in the `error` column.")
+    with gr.Row():
+        upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file")
+        threshold = gr.Number(value=6.0, label="at risk below", elem_id="threshold")
+        button = gr.Button("Score cohort", variant="primary", elem_id="score")
+    summary = gr.Markdown()
+    table = gr.Dataframe(label="scored students", wrap=True)
+    download = gr.File(label="download the scored CSV")
+
+    def score(path, limit):
+        if path is None:
+            raise gr.Error("upload a CSV first")
+        try:
+            scored, out, text = service.score_upload(backends, path, float(limit))
+        except UserError as error:
+            raise gr.Error(str(error)) from None
+        return text, scored, str(out)
+
+    button.click(score, [upload, threshold], [summary, table, download], api_name="predict_batch",
+                 concurrency_limit=CONCURRENCY)
+
+
+def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False) -> None:
+    run = Path(run) if run else service.DEFAULT_RUN
+    if rebuild:
+        service.rebuild(run)
+    try:
+        service.load_backends(run)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    demo = build_demo(run)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    demo.launch(server_name="127.0.0.1", server_port=port, footer_links=["api"])

@@ -1,0 +1,210 @@
+"""Everything the demo does, without any UI: load both backends, score, plot, rebuild.
+
+The Gradio handlers in demo/app.py only translate between widgets and these functions,
+so this module is tested directly and the app stays thin.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from data.errors import UserError  # noqa: E402
+from export.batch import score_csv, write_scored_csv  # noqa: E402
+from export.predictor import (Forecast, OnnxPredictor, PredictionError, check_fresh,  # noqa: E402
+                              parse_college, parse_grade)
+from export.torch_predictor import TorchPredictor  # noqa: E402
+from model.card import render_model_card  # noqa: E402
+
+DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MAX_ROWS = 5000
+REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the real data when "
+                "../shared/data/student-semester-result.csv is present, else on the synthetic cohort), "
+                "or run `cgpa train`, `cgpa export` and `cgpa verify` on the directory.")
+
+
+@dataclass
+class Backends:
+    run: Path
+    torch: TorchPredictor
+    onnx: OnnxPredictor
+
+    @property
+    def semesters(self) -> int:
+        return self.onnx.semesters
+
+    @property
+    def semester_names(self) -> list[str]:
+        return self.onnx.semester_names
+
+    @property
+    def colleges(self) -> list[int]:
+        return self.onnx.colleges
+
+
+def load_backends(run: str | Path = DEFAULT_RUN) -> Backends:
+    """Both backends of a run, refusing a missing model or an ONNX file that is stale."""
+    run = Path(run)
+    try:
+        onnx_backend = check_fresh(run)
+        torch_backend = TorchPredictor(run)
+    except UserError as error:
+        raise UserError(f"The model in {run} cannot be served: {error}\n{REBUILD_HINT}") from None
+    return Backends(run, torch_backend, onnx_backend)
+
+
+@dataclass
+class StudentResult:
+    semester: int
+    torch_prediction: float
+    onnx_prediction: float
+    abs_diff: float
+    low: float
+    high: float
+    torch_latency_us: float
+    onnx_latency_us: float
+    forecast: Forecast
+    known_college: bool
+
+
+def field_errors(backends: Backends, grades: list, college) -> list[str | None]:
+    """One message (or None) per grade field, then one for the college field."""
+    messages: list[str | None] = []
+    for t, value in enumerate(grades):
+        try:
+            parse_grade(value, f"semester {t + 1}")
+            messages.append(None)
+        except PredictionError as error:
+            messages.append(str(error))
+    try:
+        parse_college(college)
+        messages.append(None)
+    except PredictionError as error:
+        messages.append(str(error))
+    if not any(messages):
+        try:
+            backends.onnx.validate(grades, college)
+        except PredictionError as error:  # a whole-sequence problem: shown at the first grade field
+            messages[0] = str(error)
+    return messages
+
+
+def _timed_predict(backend, grades, college):
+    started = time.perf_counter()
+    result = backend.predict(grades, college)
+    return result, (time.perf_counter() - started) * 1e6
+
+
+def predict_student(backends: Backends, grades: list, college) -> StudentResult:
+    """Both backends on one student; raises PredictionError with the field's message."""
+    torch_result, torch_us = _timed_predict(backends.torch, grades, college)
+    onnx_result, onnx_us = _timed_predict(backends.onnx, grades, college)
+    return StudentResult(onnx_result.semester, torch_result.prediction, onnx_result.prediction,
+                         abs(torch_result.prediction - onnx_result.prediction), onnx_result.low, onnx_result.high,
+                         torch_us, onnx_us, backends.onnx.forecast(grades, college),
+                         backends.onnx.is_known_college(college))
+
+
+def plot_student(backends: Backends, grades: list, result: StudentResult):
+    """The grades entered, the predicted semester with its interval, and the forecast after it."""
+    names = backends.semester_names
+    known = np.array([parse_grade(g, "grade") for g in grades] + [np.nan] * (backends.semesters - len(grades)))
+    figure, axis = plt.subplots(figsize=(6.5, 3.6))
+    steps = np.arange(1, backends.semesters + 1)
+    observed = ~np.isnan(known)
+    axis.plot(steps[observed], known[observed], "o-", color="tab:blue", label="grades entered")
+    forecast = result.forecast.steps
+    axis.errorbar([forecast[0].semester], [forecast[0].prediction],
+                  yerr=[[forecast[0].prediction - forecast[0].low], [forecast[0].high - forecast[0].prediction]],
+                  fmt="s", color="tab:red", capsize=5, label="next semester, 80% interval")
+    if len(forecast) > 1:
+        axis.plot([s.semester for s in forecast], [s.prediction for s in forecast], "s--", color="tab:red",
+                  alpha=0.5, label="forecast of the rest")
+    axis.axhline(result.forecast.cumulative_average, color="grey", linestyle=":",
+                 label=f"cumulative average {result.forecast.cumulative_average:.2f}")
+    axis.set_xticks(steps, names[:backends.semesters])
+    axis.set_ylim(max(0, np.nanmin([*known[observed], forecast[0].low]) - 0.8),
+                  min(10, np.nanmax([*known[observed], forecast[0].high]) + 0.8))
+    axis.set_ylabel("grade point (0-10)")
+    axis.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def score_upload(backends: Backends, path: str | Path, threshold: float) -> tuple[pd.DataFrame, Path, str]:
+    """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise UserError(f"{path.name}: {size / 1024:.0f} KB is over the {MAX_UPLOAD_BYTES // 1024} KB upload limit")
+    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx})
+    if len(scored) > MAX_ROWS:
+        raise UserError(f"{path.name}: {len(scored)} rows is over the {MAX_ROWS}-row limit")
+    handle, out = tempfile.mkstemp(prefix="cgpa-scored-", suffix=".csv")
+    os.close(handle)
+    write_scored_csv(scored, out)
+    ok = scored["error"] == ""
+    at_risk = ok & (scored["pred_onnx"] < threshold)
+    summary = (f"**{int(ok.sum())} of {len(scored)} students scored**, {int((~ok).sum())} rows with an error. "
+               f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
+               f"Largest torch/onnx difference: {scored.loc[ok, 'abs_diff'].max() if ok.any() else 0:.2g}.")
+    return scored, Path(out), summary
+
+
+def examples(backends: Backends, count: int = 4) -> list[list]:
+    """A few students from the model's training data with their last semester hidden."""
+    from export.verify import training_cohort
+
+    cohort = training_cohort(backends.torch.payload)
+    if cohort is None:
+        return []
+    rows = []
+    for i in np.linspace(0, len(cohort) - 1, count * 3).astype(int):
+        grades = cohort.grades[i]
+        if np.isnan(grades[-1]) or np.isnan(grades[:-1]).all():
+            continue
+        shown = ["" if np.isnan(g) else f"{g:.2f}" for g in grades[:-1]] + [""]
+        rows.append(shown + [str(int(cohort.college[i]))])
+        if len(rows) == count:
+            break
+    return rows
+
+
+def model_card(run: str | Path) -> str:
+    return render_model_card(run)
+
+
+def rebuild(run: str | Path = DEFAULT_RUN, data: str | Path | None = None) -> None:
+    """Train, export and verify a model into `run`, printing progress as it goes."""
+    from data import load_cohort
+    from export.onnx_export import export_onnx
+    from export.verify import format_parity, verify
+    from model.card import write_model_card
+    from model.run import train_run
+    from model.train import TrainConfig
+
+    real = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "student-semester-result.csv"
+    if data is None and real.is_file():
+        data = real
+    cohort = load_cohort(data)
+    print(f"[1/3] training on {cohort.describe_source()}", flush=True)
+    train_run(cohort, TrainConfig(), run, progress=True, command=f"python -m demo --rebuild (data: {data or 'synthetic'})")
+    print("[2/3] exporting to ONNX", flush=True)
+    export_onnx(run)
+    print("[3/3] verifying ONNX against torch", flush=True)
+    report = verify(run)
+    print(format_parity(report), flush=True)
+    write_model_card(run)
+    if not report["passed"]:
+        raise UserError(f"the rebuilt ONNX model in {run} does not match torch; see {Path(run) / 'parity.json'}")

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real data (skipped with a reason when absent, required in CI),
+tiny synthetic cohorts, and one small trained-and-exported run per cell type."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA = ROOT.parent / "shared" / "data" / "student-semester-result.csv"
+SHIPPED = ROOT / "model" / "default"
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.is_file():
+        if IN_CI:
+            pytest.fail(f"CI must run the real-data tests, but {REAL_DATA} is missing")
+        pytest.skip(f"the real data set is not at {REAL_DATA} (it is not shipped with the project)")
+    return REAL_DATA
+
+
+def tiny_config(cell: str, **overrides):
+    from model.network import ModelConfig
+    from model.train import TrainConfig
+
+    values = dict(max_epochs=25, patience=10, tune_weight_decay=(), seed=0)
+    values.update(overrides)
+    return TrainConfig(model=ModelConfig(cell=cell, hidden=6, ensemble=1), **values)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort():
+    from data.synthetic import synthetic_cohort
+
+    return synthetic_cohort(students=60, seed=3)
+
+
+@pytest.fixture(scope="session")
+def exported_runs(tmp_path_factory, tiny_cohort) -> dict[str, Path]:
+    """One trained, exported run directory per cell type, built once per test session."""
+    from export.onnx_export import export_onnx
+    from model.network import CELLS
+    from model.run import train_run
+
+    runs = {}
+    for cell in CELLS:
+        run = tmp_path_factory.mktemp(f"run-{cell}")
+        train_run(tiny_cohort, tiny_config(cell), run, progress=False)
+        export_onnx(run)
+        runs[cell] = run
+    return runs
+
+
+@pytest.fixture()
+def run_copy(exported_runs, tmp_path) -> Path:
+    """A private copy of the elman run, for tests that damage or change files."""
+    target = tmp_path / "run"
+    shutil.copytree(exported_runs["elman"], target)
+    return target
+
+
+def cgpa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """The real console script, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "cgpa", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)

@@ -1,0 +1,143 @@
+"""The model package: every cell learns, the elman cell is what it says, training is
+deterministic and crash-safe, checkpoints fail clearly, evaluation reports honestly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHIPPED, cgpa, tiny_config
+from data import load_csv
+from data.errors import UserError
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.evaluate import evaluate
+from model.network import CELLS, ElmanCell, GradeForecaster, ModelConfig
+from model.run import held_out_split, score, train_run
+from model.train import fit, pinball_loss, targets_and_mask
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_learns_and_every_parameter_gets_a_gradient(cell, tiny_cohort):
+    config = tiny_config(cell, max_epochs=60, patience=60)
+    model, history = fit(config, tiny_cohort.grades, tiny_cohort.college, progress=False)
+    curve = history.train[0]
+    assert curve[-1] < 0.8 * curve[0], f"{cell}: loss {curve[0]:.3f} -> {curve[-1]:.3f}"
+
+    member = model.members[0]
+    member.train()
+    inputs = model.preprocess(torch.from_numpy(tiny_cohort.grades), torch.from_numpy(tiny_cohort.college))
+    target, mask = targets_and_mask(inputs[0], inputs[1])
+    pinball_loss(member(*inputs), target, mask).backward()
+    for name, parameter in member.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, f"{cell}: no gradient for {name}"
+
+
+def test_elman_cell_matches_a_hand_computation():
+    torch.manual_seed(0)
+    cell = ElmanCell(inputs=2, hidden=3, outputs=1)
+    x = torch.tensor([[[0.5, -1.0], [2.0, 0.25]]])
+    w_in, b_in = cell.input_dense.weight.detach().numpy(), cell.input_dense.bias.detach().numpy()
+    w_hh = cell.hidden_dense.weight.detach().numpy()
+    w_out, b_out = cell.output_dense.weight.detach().numpy(), cell.output_dense.bias.detach().numpy()
+    h1 = np.tanh(w_in @ [0.5, -1.0] + b_in)
+    h2 = np.tanh(w_in @ [2.0, 0.25] + b_in + w_hh @ h1)
+    expected = [w_out @ h1 + b_out, w_out @ h2 + b_out]
+    np.testing.assert_allclose(cell(x).detach().numpy()[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_cell_lists_the_valid_ones():
+    with pytest.raises(UserError, match="valid cells: gru, lstm, rnn, elman"):
+        ModelConfig(cell="transformer")
+    result = cgpa("train", "--cell", "transformer", "--out", "/tmp/never")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_raw_inputs_in_raw_grades_out(tiny_cohort):
+    model = GradeForecaster(ModelConfig(), 5, [115, 116], mean=7.0, std=1.0).eval()
+    grades = torch.tensor([[7.0, 6.0, np.nan, 7.5, np.nan], [np.nan] * 5, [7.0, 7.0, 7.0, 7.0, 7.0]])
+    prediction, low, high = model(grades, torch.tensor([115, 999, 116]))
+    assert torch.isfinite(prediction[0]) and low[0] <= prediction[0] <= high[0]
+    assert torch.isnan(prediction[1:]).all()  # nothing observed / nothing left to predict
+    # An unseen college code takes the shared unknown slot, which differs from a known college's.
+    x, _, index = model.preprocess(grades, torch.tensor([115, 999, 116]))
+    assert index.tolist() == [1, 0, 2] and not torch.isnan(x).any()
+
+
+def test_training_is_deterministic(tiny_cohort, tmp_path):
+    first = train_run(tiny_cohort, tiny_config("gru"), tmp_path / "a", progress=False)
+    second = train_run(tiny_cohort, tiny_config("gru"), tmp_path / "b", progress=False)
+    a, _ = load_checkpoint(tmp_path / "a")
+    b, _ = load_checkpoint(tmp_path / "b")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert first["test"] == second["test"]
+    assert {"model.pt", "config.json", "metrics.json", "training_curve.png"} <= {p.name for p in (tmp_path / "a").iterdir()}
+
+
+def test_a_crash_while_saving_leaves_the_previous_model(run_copy, monkeypatch):
+    before = (run_copy / "model.pt").read_bytes()
+    model, payload = load_checkpoint(run_copy)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(run_copy / "model.pt", model, tiny_config("elman"), {})
+    assert (run_copy / "model.pt").read_bytes() == before
+    assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_checkpoint_error_paths(run_copy, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint here"):
+        load_checkpoint(tmp_path / "nothing")
+    data = (run_copy / "model.pt").read_bytes()
+    (run_copy / "model.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(run_copy)
+    (run_copy / "model.pt").write_bytes(b"garbage" * 100)
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(run_copy)
+    torch.save({"weights": torch.zeros(3)}, run_copy / "model.pt")
+    with pytest.raises(CheckpointError, match="not a cgpa-rnn checkpoint"):
+        load_checkpoint(run_copy)
+    result = cgpa("export", str(run_copy))
+    assert result.returncode == 2 and "not a cgpa-rnn checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_writes_honest_reports(tmp_path):
+    from data.synthetic import synthetic_cohort
+
+    cohort = synthetic_cohort(students=80, seed=5)
+    report = evaluate(cohort, tiny_config("elman"), tmp_path, folds=2, repeats=1, cells=("elman", "gru"),
+                      progress=False)
+    saved = json.loads((tmp_path / "evaluation.json").read_text())
+    assert saved["synthetic"] is True and "best_achievable" in saved
+    for group, names in (("models", ("elman", "gru")), ("baselines", ("persistence", "student_mean", "ridge"))):
+        for name in names:
+            for target in ("next", "last"):
+                entry = saved[group][name][target]
+                assert {"mae", "rmse", "r2"} <= entry.keys()
+                assert ("coverage80" in entry) == (group == "models")
+    assert saved["best_achievable"]["next"] < report["baselines"]["persistence"]["next"]["mae"]
+    assert "SYNTHETIC" in (tmp_path / "evaluation.md").read_text()
+    assert (tmp_path / "predicted_vs_actual.png").stat().st_size > 1000
+
+
+def test_shipped_model_matches_a_fresh_evaluation(real_data):
+    model, payload = load_checkpoint(SHIPPED)
+    assert payload["data"]["fingerprint"] == payload["data"]["source"]["sha256"]
+    cohort = load_csv(real_data)
+    assert cohort.fingerprint() == payload["data"]["fingerprint"], "the shipped model was trained on other data"
+    train, test = held_out_split(cohort, payload["config"]["seed"])
+    fresh = score(model, cohort, train, test)
+    recorded = payload["metrics"]["test"]
+    for target in ("next", "last"):
+        for name in ("model", "ridge", "persistence", "student_mean"):
+            for metric, value in recorded[target][name].items():
+                assert fresh[target][name][metric] == pytest.approx(value, abs=1e-6), (target, name, metric)
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert "cgpa train --data" in card and payload["data"]["fingerprint"] in card
