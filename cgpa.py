@@ -93,7 +93,9 @@ def cmd_export(args) -> None:
                   f"prediction change vs fp32 max {report['max_abs_change']:.4f}, mean {report['mean_abs_change']:.4f} "
                   f"grade points over {report['samples']} inputs")
         else:
-            print(f"no int8 model written: {report['reason']}")
+            change = (f" (its predictions moved by at most {report['max_abs_change']:.4f} grade points)"
+                      if "max_abs_change" in report else "")
+            print(f"no int8 model written: {report['reason']}{change}")
     write_model_card(args.run)
 
 

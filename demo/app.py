@@ -46,7 +46,7 @@ def _student_tab(backends: service.Backends) -> None:
     gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
                 f"The model knows {backends.semesters} semesters.")
     with gr.Row():
-        grade_boxes = [gr.Textbox(label=f"semester {name}", elem_id=f"grade-{t + 1}", max_lines=1)
+        grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1)
                        for t, name in enumerate(backends.semester_names)]
     with gr.Row():
         college_choice = gr.Dropdown([str(c) for c in backends.colleges] + [OTHER_COLLEGE],
@@ -54,9 +54,9 @@ def _student_tab(backends: service.Backends) -> None:
         college_other = gr.Textbox(label="other college code", elem_id="college-other", max_lines=1)
         button = gr.Button("Predict", variant="primary", elem_id="predict")
     with gr.Row():
-        torch_out = gr.Number(label="torch prediction", elem_id="pred-torch")
-        onnx_out = gr.Number(label="onnxruntime prediction", elem_id="pred-onnx")
-        diff_out = gr.Number(label="|torch - onnx|", elem_id="abs-diff")
+        torch_out = gr.Number(label="torch prediction", value=None, elem_id="pred-torch")
+        onnx_out = gr.Number(label="onnxruntime prediction", value=None, elem_id="pred-onnx")
+        diff_out = gr.Number(label="|torch - onnx|", value=None, elem_id="abs-diff")
     details = gr.Markdown(elem_id="details")
     plot = gr.Plot(label="grades and forecast")
     college_box = gr.Textbox(visible=False)  # the code actually used: the dropdown or the typed one
@@ -77,7 +77,7 @@ def _student_tab(backends: service.Backends) -> None:
             raise gr.Error(str(error)) from None
         steps = ", ".join(f"{backends.semester_names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
         unknown = "" if result.known_college else " The college was not seen in training: it uses the shared 'unknown' slot."
-        text = (f"**Semester {backends.semester_names[result.semester - 1]}: {result.onnx_prediction:.2f}**, "
+        text = (f"**{backends.semester_names[result.semester - 1]} semester: {result.onnx_prediction:.2f}**, "
                 f"80% interval {result.low:.2f} to {result.high:.2f}. "
                 f"Latency of this call: torch {result.torch_latency_us:.0f} µs, onnxruntime {result.onnx_latency_us:.0f} µs."
                 f"\n\nForecast of the remaining semesters: {steps}; cumulative average "
@@ -92,7 +92,7 @@ def _student_tab(backends: service.Backends) -> None:
         api_name="predict", concurrency_limit=CONCURRENCY)
     examples = service.examples(backends)
     if examples:
-        gr.Examples(examples, [*grade_boxes, college_other], label="students from the data (last semester hidden)")
+        gr.Examples(examples, [*grade_boxes, college_choice], label="students from the data (last semester hidden)")
 
 
 def _cohort_tab(backends: service.Backends) -> None:

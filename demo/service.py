@@ -11,19 +11,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from data.errors import UserError  # noqa: E402
-from export.batch import score_csv, write_scored_csv  # noqa: E402
-from export.predictor import (Forecast, OnnxPredictor, PredictionError, check_fresh,  # noqa: E402
+from data.errors import UserError
+from export.batch import score_csv, write_scored_csv
+from export.predictor import (Forecast, OnnxPredictor, PredictionError, check_fresh,
                               parse_college, parse_grade)
-from export.torch_predictor import TorchPredictor  # noqa: E402
-from model.card import render_model_card  # noqa: E402
+from export.torch_predictor import TorchPredictor
+from model.card import render_model_card
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -119,7 +116,8 @@ def plot_student(backends: Backends, grades: list, result: StudentResult):
     """The grades entered, the predicted semester with its interval, and the forecast after it."""
     names = backends.semester_names
     known = np.array([parse_grade(g, "grade") for g in grades] + [np.nan] * (backends.semesters - len(grades)))
-    figure, axis = plt.subplots(figsize=(6.5, 3.6))
+    figure = Figure(figsize=(6.5, 3.6))
+    axis = figure.subplots()
     steps = np.arange(1, backends.semesters + 1)
     observed = ~np.isnan(known)
     axis.plot(steps[observed], known[observed], "o-", color="tab:blue", label="grades entered")
@@ -138,7 +136,6 @@ def plot_student(backends: Backends, grades: list, result: StudentResult):
     axis.set_ylabel("grade point (0-10)")
     axis.legend(fontsize=8, loc="lower left")
     figure.tight_layout()
-    plt.close(figure)
     return figure
 
 

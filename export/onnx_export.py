@@ -40,7 +40,8 @@ def export_onnx(run: str | Path) -> Path:
     run = Path(run)
     model, payload = load_checkpoint(run)
     batch = torch.export.Dim("batch", min=1)
-    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (model.semesters - 2)]), torch.tensor([0]))
+    # Two rows: with a batch of one the exporter would specialise the batch axis to 1.
+    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (model.semesters - 2)] * 2), torch.tensor([0, 1]))
     with warnings.catch_warnings():
         # The exporter's deprecation notices and torchvision-missing lines are about torch
         # internals, not this model; parity is what proves the export right.
@@ -121,18 +122,20 @@ def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
                   "quantized_ops": quantized_ops, "written": False}
         if not quantized_ops:
             report["reason"] = "no operator of this graph has an int8 kernel in onnxruntime"
-        elif report["int8_bytes"] >= report["fp32_bytes"]:
-            report["reason"] = (f"the int8 file ({report['int8_bytes']} B) is not smaller than fp32 "
-                                f"({report['fp32_bytes']} B): too few weights for quantization to pay")
         else:
             outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(
                 None, {"grades": inputs[0], "college": inputs[1]})[0] for p in (source, candidate)]
             valid = ~np.isnan(outputs[0])
             change = np.abs(outputs[0][valid] - outputs[1][valid])
-            report.update(written=True, max_abs_change=float(change.max()), mean_abs_change=float(change.mean()),
+            report.update(max_abs_change=float(change.max()), mean_abs_change=float(change.mean()),
                           samples=int(valid.sum()))
-            with atomic_path(target) as temporary:
-                shutil.copyfile(candidate, temporary)
+            if report["int8_bytes"] >= report["fp32_bytes"]:
+                report["reason"] = (f"the int8 file ({report['int8_bytes']} B) is not smaller than fp32 "
+                                    f"({report['fp32_bytes']} B): too few weights for quantization to pay")
+            else:
+                report["written"] = True
+                with atomic_path(target) as temporary:
+                    shutil.copyfile(candidate, temporary)
     if not report["written"]:
         target.unlink(missing_ok=True)  # an older int8 file would no longer match model.onnx
     return report

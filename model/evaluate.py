@@ -13,23 +13,20 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
+import numpy as np
+import torch
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from data.artifacts import atomic_path, write_json, write_text  # noqa: E402
-from data.cohort import Cohort  # noqa: E402
-from data.sequences import TARGETS, repeated_kfold  # noqa: E402
-from data.synthetic import best_achievable_mae  # noqa: E402
-from model.baselines import BASELINES  # noqa: E402
-from model.metrics import mae_by_group, regression_metrics  # noqa: E402
-from model.network import CELLS  # noqa: E402
-from model.run import data_info  # noqa: E402
-from model.train import TrainConfig, fit, predict_all_steps  # noqa: E402
+from data.artifacts import atomic_path, write_json, write_text
+from data.cohort import Cohort
+from data.sequences import TARGETS, repeated_kfold
+from data.synthetic import best_achievable_mae
+from model.baselines import BASELINES
+from model.metrics import mae_by_group, regression_metrics
+from model.network import CELLS
+from model.run import data_info
+from model.train import TrainConfig, fit, predict_all_steps
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 5, repeats: int = 3,
@@ -159,7 +156,8 @@ def format_report(report: dict) -> str:
 
 
 def plot_predictions(collected: dict, cell: str, path: Path, cohort: Cohort) -> None:
-    figure, axis = plt.subplots(figsize=(5, 5))
+    figure = Figure(figsize=(5, 5))
+    axis = figure.subplots()
     for (group, name), color in ((("models", cell), "tab:blue"), (("baselines", "ridge"), "tab:orange")):
         parts = collected.get((group, name, "next"), [])
         if not parts:
@@ -179,4 +177,3 @@ def plot_predictions(collected: dict, cell: str, path: Path, cohort: Cohort) -> 
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)

@@ -9,21 +9,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # files only; no display on servers
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from data.artifacts import atomic_path, write_json  # noqa: E402
-from data.cohort import Cohort  # noqa: E402
-from data.sequences import TARGETS, split_students  # noqa: E402
-from model.baselines import BASELINES  # noqa: E402
-from model.checkpoint import CHECKPOINT_NAME, save_checkpoint  # noqa: E402
-from model.metrics import regression_metrics  # noqa: E402
-from model.network import GradeForecaster  # noqa: E402
-from model.train import History, TrainConfig, fit, predict_all_steps  # noqa: E402
+from data.artifacts import atomic_path, write_json
+from data.cohort import Cohort
+from data.sequences import TARGETS, split_students
+from model.baselines import BASELINES
+from model.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from model.metrics import regression_metrics
+from model.network import GradeForecaster
+from model.train import History, TrainConfig, fit, predict_all_steps
 
 TEST_SHARE = 0.15
 
@@ -56,7 +53,8 @@ def score(model: GradeForecaster, cohort: Cohort, train: np.ndarray, test: np.nd
 
 
 def plot_history(history: History, path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure = Figure(figsize=(6, 3.5))
+    axis = figure.subplots()
     for k, (train, validation) in enumerate(zip(history.train, history.validation)):
         axis.plot(train, color="tab:blue", alpha=0.7, label="train" if k == 0 else None)
         axis.plot(validation, color="tab:orange", alpha=0.7, label="validation" if k == 0 else None)
@@ -68,7 +66,6 @@ def plot_history(history: History, path: Path) -> None:
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
 
 
 def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,21 @@ def cgpa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """The real console script, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "cgpa", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    from demo.app import CONCURRENCY, build_demo
+
+    demo = build_demo(SHIPPED)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

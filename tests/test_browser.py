@@ -1,0 +1,54 @@
+"""The demo as a person uses it: headless Chromium (Debian's package) driven by playwright."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import IN_CI, ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = ROOT / "runs" / "browser" / "demo.png"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which("chromium"):
+        if IN_CI:
+            pytest.fail("CI must run the browser test: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Background networking off: this machine has no internet and Chromium would keep trying.
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield instance
+        instance.close()
+
+
+@pytest.mark.browser
+def test_enter_grades_and_read_both_predictions(browser, app_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(app_url)
+    for semester, grade in enumerate(["7.1", "6.8", "", "7.3"], start=1):
+        page.locator(f"#grade-{semester} textarea, #grade-{semester} input").first.fill(grade)
+    page.locator("#predict").click()
+    page.get_by_text("80% interval").first.wait_for(timeout=30_000)  # the whole answer has arrived
+    torch_value = float(page.locator("#pred-torch input").input_value())
+    onnx_value = float(page.locator("#pred-onnx input").input_value())
+    assert 0 < onnx_value <= 10 and abs(torch_value - onnx_value) <= 1e-5
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_bad_grade_shows_its_message_at_the_field(browser, app_url):
+    page = browser.new_page()
+    page.goto(app_url)
+    page.locator("#grade-1 textarea, #grade-1 input").first.fill("7")
+    page.locator("#grade-2 textarea, #grade-2 input").first.fill("eleven")
+    page.locator("#predict").click()
+    page.get_by_text("semester 2: expected a grade point").first.wait_for(timeout=15_000)

@@ -1,0 +1,184 @@
+"""The export package: ONNX for every cell, parity with torch, staleness, the torch-free
+runtime, `cgpa predict`, quantization and the benchmark."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from conftest import ROOT, cgpa, tiny_config
+from export.bench import bench
+from export.onnx_export import INT8_NAME, quantize
+from export.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
+from export.torch_predictor import TorchPredictor
+from export.verify import random_students, verify
+from model.network import CELLS
+from model.run import train_run
+
+NATIVE_NODES = {"gru": "GRU", "lstm": "LSTM"}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_export_and_verify_every_cell(cell, exported_runs):
+    run = exported_runs[cell]
+    proto = onnx.load(run / "model.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    assert shapes == {"grades": ["batch", 5], "college": ["batch"]}  # one contract for every cell
+    assert [o.name for o in proto.graph.output] == ["prediction", "low", "high"]
+    ops = {n.op_type for n in proto.graph.node}
+    if cell in NATIVE_NODES:
+        assert NATIVE_NODES[cell] in ops
+    else:
+        assert not ops & {"Loop", "Scan", "RNN"}  # unrolled over the fixed semester axis
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    for key in ("inputs", "outputs", "units", "semester_axis", "semesters", "colleges", "checkpoint_sha256",
+                "data_source", "data_fingerprint", "metrics", "exporter", "opset", "versions"):
+        assert metadata.get(key), key
+    assert metadata["synthetic_data"] == "true"
+    assert (run / "model.onnx").stat().st_size < 100 * 1024
+
+    report = verify(run, samples=2000)
+    assert report["passed"], report
+    saved = json.loads((run / "parity.json").read_text())
+    assert saved["passed"] and saved["samples"] >= 2000 and saved["tolerance"] == 1e-5
+    assert saved["max_abs_diff"] <= 1e-5 and saved["training_prefixes_included"]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_parity_at_every_length_and_batch(exported_runs, batch):
+    run = exported_runs["gru"]
+    torch_backend, onnx_backend = TorchPredictor(run), OnnxPredictor(run / "model.onnx")
+    for length in range(1, 6):
+        grades, college = random_students(batch, 5, torch_backend.colleges, seed=length)
+        grades[:, length:] = np.nan
+        for expected, actual in zip(torch_backend.predict_batch(grades, college),
+                                    onnx_backend.predict_batch(grades, college)):
+            np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_stale_export_is_detected(run_copy, tiny_cohort):
+    assert check_fresh(run_copy).semesters == 5
+    train_run(tiny_cohort, tiny_config("elman", seed=1), run_copy, progress=False)  # a new checkpoint
+    with pytest.raises(StaleModelError, match="stale"):
+        check_fresh(run_copy)
+    result = cgpa("verify", str(run_copy), "--samples", "200")
+    assert result.returncode == 1 and "STALE" in result.stdout
+    assert json.loads((run_copy / "parity.json").read_text())["passed"] is False
+    result = cgpa("predict", str(run_copy), "--grades", "7,7", "--college", "115")
+    assert result.returncode == 2 and "stale" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_runtime_works_without_torch(exported_runs):
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now fails
+from export.predictor import OnnxPredictor
+predictor = OnnxPredictor({str(exported_runs['elman'] / 'model.onnx')!r})
+result = predictor.predict([7.1, 6.8, None, 7.3], 115)
+forecast = predictor.forecast(["7.1", "6.8"], "115")
+print(result.semester, round(result.prediction, 3), len(forecast.steps))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    semester, prediction, steps = done.stdout.split()
+    assert semester == "5" and 0 <= float(prediction) <= 10 and steps == "3"
+
+
+@pytest.mark.parametrize("grades, college, message", [
+    ([7, "abc"], 115, "semester 2: expected a grade point"),
+    ([7, 11], 115, "semester 2: grade 11 is outside 0-10"),
+    ([-0.5], 115, "semester 1: grade -0.5 is outside 0-10"),
+    ([7] * 6, 115, "the model knows 5 semesters, got 6"),
+    ([None, "", float("nan")], 115, "no grade given"),
+    ([7, 7, 7, 7, 7], 115, "nothing left to predict"),
+    ([7], "abc", "college: expected an integer college code"),
+    ([7], 1.5, "college: expected a non-negative integer"),
+])
+def test_runtime_rejects_bad_input(exported_runs, grades, college, message):
+    for backend in (OnnxPredictor(exported_runs["elman"] / "model.onnx"), TorchPredictor(exported_runs["elman"])):
+        with pytest.raises(PredictionError, match=message):
+            backend.predict(grades, college)
+
+
+def test_forecast_and_unknown_college(exported_runs):
+    predictor = OnnxPredictor(exported_runs["elman"] / "model.onnx")
+    forecast = predictor.forecast([7.0, None, 6.5], 99999)
+    assert [s.semester for s in forecast.steps] == [4, 5]
+    assert np.isnan(forecast.grades[1]) and forecast.grades[3] == pytest.approx(forecast.steps[0].prediction, abs=1e-6)
+    known = [g for g in forecast.grades if not np.isnan(g)]
+    assert forecast.cumulative_average == pytest.approx(np.mean(known), abs=1e-6)
+    assert not predictor.is_known_college(99999) and predictor.is_known_college(115)
+
+
+def test_runtime_is_thread_safe(exported_runs):
+    predictor = OnnxPredictor(exported_runs["lstm"] / "model.onnx")
+    grades, college = random_students(400, 5, predictor.colleges, seed=9)
+    grades[:, 4] = np.nan
+    grades[:, 0] = 7.0
+    serial = [predictor.predict(g, c).prediction for g, c in zip(grades, college)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda i: predictor.predict(grades[i], college[i]).prediction, range(400)))
+    assert parallel == serial
+
+
+def test_cli_predict_one_student(exported_runs):
+    result = cgpa("predict", str(exported_runs["gru"]), "--grades", "7.1,6.8,,7.3", "--college", "115")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    torch_value, onnx_value = (float(lines[k].split(": ")[1].split()[0]) for k in ("torch", "onnx"))
+    assert abs(torch_value - onnx_value) < 1e-3 and "semester 5" in lines["onnx"]
+    bad = cgpa("predict", str(exported_runs["gru"]), "--grades", "7.1,abc", "--college", "115")
+    assert bad.returncode == 2 and "semester 2: expected a grade point" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
+    source = tmp_path / "cohort.csv"
+    source.write_text("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
+                      "7.1,6.8,,7.3,,115,M,,1,16\n"
+                      "7.1,abc,,,,115,M,,2,16\n"
+                      "7,7,7,7,7,116,F,3,,16\n"
+                      "6.5,,,,,999,F,=HYPERLINK(1),,16\n")
+    out = tmp_path / "scored.csv"
+    result = cgpa("predict", str(exported_runs["elman"]), "--csv", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "scored 2 of 4 rows" in result.stdout
+    scored = pd.read_csv(out, dtype={"error": str}, keep_default_na=False)
+    assert list(scored.columns[-6:]) == ["pred_torch", "pred_onnx", "abs_diff", "low", "high", "error"]
+    assert scored["error"][0] == "" and "semester 2: expected a grade point" in scored["error"][1]
+    assert "nothing left to predict" in scored["error"][2] and scored["error"][3] == ""
+    assert float(scored["abs_diff"][0]) < 1e-5 and float(scored["low"][3]) <= float(scored["pred_onnx"][3])
+    assert scored["Roll"][3] == "'=HYPERLINK(1)"  # never read as a spreadsheet formula
+    missing = cgpa("predict", str(exported_runs["elman"]), "--csv", str(tmp_path / "none.csv"), "--out", str(out))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_quantize_writes_only_a_useful_int8_model(cell, exported_runs, tmp_path):
+    import shutil
+
+    run = tmp_path / cell
+    shutil.copytree(exported_runs[cell], run)
+    grades, college = random_students(300, 5, [115, 116], seed=4)
+    report = quantize(run, (grades, college))
+    assert (run / INT8_NAME).is_file() == report["written"]
+    if report["written"]:
+        assert report["int8_bytes"] < report["fp32_bytes"] and report["max_abs_change"] >= 0
+    else:
+        assert report["reason"]
+
+
+def test_bench_reports_both_runtimes_side_by_side(run_copy):
+    report = bench(run_copy, calls=60, batch=256, seconds=0.1)
+    saved = json.loads((run_copy / "bench.json").read_text())
+    for backend in ("torch", "onnx"):
+        assert {"p50_us", "p99_us", "throughput_per_s"} <= saved[backend].keys()
+        assert saved[backend]["p50_us"] > 0 and saved[backend]["p99_us"] >= saved[backend]["p50_us"]
+    assert saved["ratio"]["p50_speedup"] == pytest.approx(report["torch"]["p50_us"] / report["onnx"]["p50_us"])
