@@ -38,7 +38,7 @@ def _train_config(args):
     from model.train import TrainConfig
 
     model = ModelConfig(cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                        ensemble=args.ensemble)
+                        ensemble=args.ensemble, linear_skip=not args.no_linear_skip)
     config = TrainConfig(model=model, seed=args.seed, max_epochs=args.epochs, learning_rate=args.lr,
                          batch_size=args.batch_size)
     if args.weight_decay is not None:
@@ -168,6 +168,7 @@ def _add_train_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--ensemble", type=int, default=2, help="networks averaged, each with its own seed")
+    parser.add_argument("--no-linear-skip", action="store_true", help="drop the autoregressive path (ablation)")
     parser.add_argument("--epochs", type=int, default=400, help="at most; early stopping usually ends sooner")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--weight-decay", type=float, help="fix it instead of tuning it on validation students")

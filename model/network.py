@@ -36,6 +36,7 @@ class ModelConfig:
     dropout: float = 0.0  # between stacked layers; only used when layers > 1
     college_dim: int = 3
     ensemble: int = 2
+    linear_skip: bool = True  # the autoregressive path; off only to measure what it adds
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -88,6 +89,7 @@ class Member(nn.Module):
     def __init__(self, config: ModelConfig, semesters: int, colleges: int):
         super().__init__()
         self.semesters = semesters
+        self.linear_skip = config.linear_skip
         self.college_embedding = nn.Embedding(colleges + 1, config.college_dim)  # slot 0: unknown
         inputs = 2 + semesters + config.college_dim  # grade, missing flag, position one-hot, college
         if config.cell == "elman":
@@ -116,6 +118,8 @@ class Member(nn.Module):
         linear = (torch.cat([x, missing], dim=1) @ torch.cat([self.ar_grade * self.causal,
                                                               self.ar_missing * self.causal], dim=1).T
                   + self.ar_college(college))
+        if not self.linear_skip:
+            linear = torch.zeros_like(linear)
         return torch.cat([linear.unsqueeze(-1), self.recurrent(steps)], dim=-1)
 
     def quantiles(self, raw: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ class TrainConfig:
     max_epochs: int = 400
     patience: int = 40  # epochs without a better validation loss before stopping
     grad_clip: float = 1.0
+    college_dropout: float = 0.1  # share of training rows whose college is replaced by "unknown"
     weight_average: float = 0.9  # decay of the moving average of weights that is validated and kept
     validation: float = 0.2  # share of the training students each member stops early on
     tune_weight_decay: tuple[float, ...] = (0.001, 0.01, 0.1)  # empty: use weight_decay as given
@@ -144,7 +145,9 @@ def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, 
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
             x, missing, college, target, mask = (t[rows] for t in train)
-            loss = pinball_loss(member(x, missing, college), target, mask)
+            # Some students are shown as "college unknown", so that slot learns the average college.
+            hidden = torch.rand(len(rows), generator=generator) < config.college_dropout
+            loss = pinball_loss(member(x, missing, college.masked_fill(hidden, 0)), target, mask)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(member.parameters(), config.grad_clip)

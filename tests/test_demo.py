@@ -111,3 +111,17 @@ def test_dozens_of_clients_at_once_are_all_answered(app_url):
     seconds = time.perf_counter() - started
     assert len(answers) == 48 and all(abs(a[0] - a[1]) <= 1e-5 for a in answers)
     print(f"48 simultaneous /predict calls answered in {seconds:.2f} s")
+
+
+def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
+    from data.synthetic import SyntheticSpec, generate_frame
+
+    data = tmp_path / "cohort.csv"
+    generate_frame(SyntheticSpec(students=120, seed=4)).to_csv(data, index=False)
+    run = tmp_path / "rebuilt"
+    service.rebuild(run, data)
+    printed = capsys.readouterr().out
+    assert "[1/3] training" in printed and "[3/3] verifying" in printed and "PASSED" in printed
+    backends = service.load_backends(run)  # fresh and servable
+    assert service.predict_student(backends, ["7", "7"], "115").abs_diff <= 1e-5
+    assert (run / "MODEL_CARD.md").is_file()

@@ -141,3 +141,11 @@ def test_shipped_model_matches_a_fresh_evaluation(real_data):
                 assert fresh[target][name][metric] == pytest.approx(value, abs=1e-6), (target, name, metric)
     card = (SHIPPED / "MODEL_CARD.md").read_text()
     assert "cgpa train --data" in card and payload["data"]["fingerprint"] in card
+
+
+def test_unseen_college_falls_back_to_an_average_college():
+    model, _ = load_checkpoint(SHIPPED)
+    grades = torch.tensor([[7.0, 7.0, 7.0, 7.0, np.nan], [6.0, 5.5, np.nan, np.nan, np.nan]])
+    known = torch.stack([model(grades, torch.tensor([code, code]))[0] for code in (115, 116, 165, 241)])
+    unknown = model(grades, torch.tensor([424242, 7]))[0]
+    assert ((unknown >= known.min(0).values - 0.05) & (unknown <= known.max(0).values + 0.05)).all()
