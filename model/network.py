@@ -58,14 +58,19 @@ class ElmanCell(nn.Module):
         self.hidden_dense = nn.Linear(hidden, hidden, bias=False)
         self.output_dense = nn.Linear(hidden, outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, S, inputs] -> [B, S, outputs]
-        drive = self.input_dense(x)  # the input's share of every step, in one product
+    def states(self, x: torch.Tensor) -> torch.Tensor:  # [B, S, inputs] -> [B, S, hidden]
+        batch, steps, inputs = x.shape
+        # The input's share of every step in one 2-D product (a fused matmul + bias in ONNX).
+        drive = self.input_dense(x.reshape(batch * steps, inputs)).reshape(batch, steps, -1)
         h = torch.tanh(drive[:, 0])
         states = [h]
-        for t in range(1, x.shape[1]):  # the semester count is fixed, so export unrolls this loop
+        for t in range(1, steps):  # the semester count is fixed, so export unrolls this loop
             h = torch.tanh(drive[:, t] + self.hidden_dense(h))
             states.append(h)
-        return self.output_dense(torch.stack(states, dim=1))
+        return torch.stack(states, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, S, inputs] -> [B, S, outputs]
+        return self.output_dense(self.states(x))
 
 
 class TorchRecurrent(nn.Module):
@@ -78,9 +83,11 @@ class TorchRecurrent(nn.Module):
                          dropout=dropout if layers > 1 else 0.0)
         self.output_dense = nn.Linear(hidden, outputs)
 
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core(x)[0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.core(x)
-        return self.output_dense(states)
+        return self.output_dense(self.states(x))
 
 
 class Member(nn.Module):
@@ -107,9 +114,11 @@ class Member(nn.Module):
         # Widens or narrows the interval after training, calibrated on held-out students.
         self.register_buffer("interval_scale", torch.tensor(1.0))
 
-    def raw(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
+    def raw(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor,
+            step: torch.Tensor | None = None) -> torch.Tensor:
         """x, missing: [B, S]; college: [B] vocabulary index. Returns [B, S, 4]: the linear
-        prediction, then the recurrent median correction and the two interval gaps."""
+        prediction, then the recurrent median correction and the two interval gaps; with
+        `step` ([B] indices) only that step of each row, [B, 4]."""
         batch = x.shape[0]
         embedded = self.college_embedding(college)
         steps = torch.cat([x.unsqueeze(-1), missing.unsqueeze(-1),
@@ -120,7 +129,11 @@ class Member(nn.Module):
                   + self.ar_college(college))
         if not self.linear_skip:
             linear = torch.zeros_like(linear)
-        return torch.cat([linear.unsqueeze(-1), self.recurrent(steps)], dim=-1)
+        states = self.recurrent.states(steps)
+        if step is not None:  # pick the step before the output layer: less work at inference
+            states = torch.gather(states, 1, step.view(-1, 1, 1).expand(-1, 1, states.shape[-1])).squeeze(1)
+            linear = torch.gather(linear, 1, step.view(-1, 1)).squeeze(1)
+        return torch.cat([linear.unsqueeze(-1), self.recurrent.output_dense(states)], dim=-1)
 
     def quantiles(self, raw: torch.Tensor) -> torch.Tensor:
         """[..., 4] from `raw` -> [..., 3] quantiles; softplus keeps low <= median <= high."""
@@ -170,10 +183,8 @@ class GradeForecaster(nn.Module):
         steps = torch.arange(1, self.semesters + 1, device=grades.device)
         last = (observed.long() * steps).amax(dim=1) - 1
         valid = (last >= 0) & (last < self.semesters - 1)
-        # Only the last observed step is needed, so pick it before the per-step head work.
-        index = last.clamp(min=0).view(-1, 1, 1).expand(-1, 1, 4)
-        quantiles = torch.stack([member.quantiles(torch.gather(member.raw(*inputs), 1, index).squeeze(1))
-                                 for member in self.members]).mean(0)
+        step = last.clamp(min=0)
+        quantiles = torch.stack([member.quantiles(member.raw(*inputs, step=step)) for member in self.members]).mean(0)
         quantiles = quantiles * self.grade_std + self.grade_mean
         quantiles = torch.where(valid.view(-1, 1), quantiles, torch.full_like(quantiles, float("nan")))
         return quantiles[:, 1], quantiles[:, 0], quantiles[:, 2]
