@@ -67,8 +67,13 @@ def cmd_evaluate(args) -> None:
     from model.card import write_model_card
     from model.evaluate import evaluate, format_report
 
+    from model.network import CELLS
+
+    cells = tuple(c.strip() for c in args.cells.split(",")) if args.cells else None
+    unknown = sorted(set(cells or ()) - set(CELLS))
+    if unknown:
+        raise UserError(f"--cells: unknown cell(s) {', '.join(unknown)}; valid cells: {', '.join(CELLS)}")
     cohort = _cohort(args)
-    cells = tuple(args.cells.split(",")) if args.cells else None
     report = evaluate(cohort, _train_config(args), args.out, args.folds, args.repeats,
                       **({"cells": cells} if cells else {}), progress=not args.quiet)
     print(format_report(report))

@@ -62,6 +62,15 @@ def render_model_card(run: str | Path) -> str:
         if "best_achievable" in evaluation:
             best = evaluation["best_achievable"]
             lines.append(f"| best achievable (known noise) | {best['next']:.4f} | | {best['last']:.4f} | |")
+        cell = model["cell"]
+        if cell in evaluation["models"]:
+            for target in ("next", "last"):
+                best = min(evaluation["baselines"], key=lambda b: evaluation["baselines"][b][target]["mae"])
+                ours, theirs = evaluation["models"][cell][target], evaluation["baselines"][best][target]
+                change = (ours["mae"] - theirs["mae"]) / theirs["mae"]
+                lines.append(f"- `{target}`: the default `{cell}` is {abs(change):.1%} "
+                             f"{'below' if change <= 0 else 'ABOVE'} the best baseline ({best}): MAE "
+                             f"{ours['mae']:.4f} vs {theirs['mae']:.4f}, fold spread ± {ours['mae_fold_std']:.4f}.")
         lines += ["", "`next`: every next semester from the earlier ones; `last`: the final semester from all "
                   "earlier ones. Full tables: evaluation.md.", ""]
     test = metrics["test"]
@@ -88,9 +97,9 @@ def render_model_card(run: str | Path) -> str:
     lines += ["## Intended use and limits",
               "- For academic advisors to spot students who may need support, alongside their own judgement; "
               "never as the sole basis for a decision about a student.",
-              "- Trained on a few hundred engineering students of four colleges on a 10-point scale; other "
-              "institutions, scales or horizons need retraining. A college code not seen in training uses a shared "
-              "'unknown' embedding.",
+              f"- Trained on {split['train_students']} students of {len(metrics['colleges'])} colleges on a "
+              "10-point scale; other institutions, scales or horizons need retraining. A college code not seen in "
+              "training uses a shared 'unknown' slot, trained on students whose college was hidden.",
               "- Gender is not an input; evaluation.md reports the error per gender group.",
               "- The interval is calibrated to cover 80% of held-out students on average, not for each student.", ""]
     return "\n".join(lines)

@@ -87,6 +87,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
         "tuning": {"weight_decay_validation_loss": history.tuning, "chosen_weight_decay": history.weight_decay},
         "best_epochs": history.best_epoch,
         "train_seconds": round(seconds, 2),
+        "colleges": model.college_codes.tolist(),
     }
     # The checkpoint goes last: a crash before this line leaves the previous model in place.
     write_json(out / "config.json", config.to_dict())
