@@ -101,6 +101,8 @@ def cmd_export(args) -> None:
             change = (f" (its predictions moved by at most {report['max_abs_change']:.4f} grade points)"
                       if "max_abs_change" in report else "")
             print(f"no int8 model written: {report['reason']}{change}")
+        if report.get("float_recurrent_ops"):
+            print(f"onnxruntime has no int8 kernel for {', '.join(report['float_recurrent_ops'])}: those nodes stay fp32")
     write_model_card(args.run)
 
 

@@ -1,0 +1,1 @@
+"""The Gradio demo: demo.app is the UI, demo.service the code it calls."""

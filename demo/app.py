@@ -20,6 +20,7 @@ from demo import service  # noqa: E402
 # at once instead of queueing every client behind one worker.
 CONCURRENCY = 16
 OTHER_COLLEGE = "other (type below)"
+MAX_FILE_SIZE = f"{service.MAX_UPLOAD_BYTES // 1024}kb"  # Gradio refuses larger uploads before they land
 
 
 def build_demo(run: str | Path = service.DEFAULT_RUN) -> gr.Blocks:
@@ -131,4 +132,4 @@ def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False)
         raise SystemExit(2) from None
     demo = build_demo(run)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
-    demo.launch(server_name="127.0.0.1", server_port=port, footer_links=["api"])
+    demo.launch(server_name="127.0.0.1", server_port=port, footer_links=["api"], max_file_size=MAX_FILE_SIZE)

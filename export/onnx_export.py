@@ -126,7 +126,8 @@ def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
         quantized_ops = sorted({n.op_type for n in proto.graph.node
                                 if "Integer" in n.op_type or n.op_type.startswith("DynamicQuantize")})
         report = {"fp32_bytes": os.path.getsize(source), "int8_bytes": os.path.getsize(candidate),
-                  "quantized_ops": quantized_ops, "written": False}
+                  "quantized_ops": quantized_ops, "written": False,
+                  "float_recurrent_ops": sorted({n.op_type for n in proto.graph.node} & {"GRU", "RNN"})}
         if not quantized_ops:
             report["reason"] = "no operator of this graph has an int8 kernel in onnxruntime"
         else:

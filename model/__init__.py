@@ -1,0 +1,1 @@
+"""Networks, training, checkpoints, baselines, evaluation and the model card."""

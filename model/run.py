@@ -52,7 +52,7 @@ def score(model: GradeForecaster, cohort: Cohort, train: np.ndarray, test: np.nd
     return result
 
 
-def plot_history(history: History, path: Path) -> None:
+def plot_history(history: History, path: Path, synthetic: bool) -> None:
     figure = Figure(figsize=(6, 3.5))
     axis = figure.subplots()
     for k, (train, validation) in enumerate(zip(history.train, history.validation)):
@@ -61,7 +61,7 @@ def plot_history(history: History, path: Path) -> None:
         axis.axvline(history.best_epoch[k], color="grey", linestyle=":", linewidth=1)
     axis.set_xlabel("epoch")
     axis.set_ylabel("pinball loss (normalised)")
-    axis.set_title("training curve (dotted: epoch kept)")
+    axis.set_title(("SYNTHETIC cohort: " if synthetic else "") + "training curve (dotted: epoch kept)")
     axis.legend()
     figure.tight_layout()
     with atomic_path(path) as temporary:
@@ -91,7 +91,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
     }
     # The checkpoint goes last: a crash before this line leaves the previous model in place.
     write_json(out / "config.json", config.to_dict())
-    plot_history(history, out / "training_curve.png")
+    plot_history(history, out / "training_curve.png", cohort.is_synthetic)
     write_json(out / "metrics.json", metrics)
     save_checkpoint(out / CHECKPOINT_NAME, model, config, {"data": data_info(cohort), "metrics": metrics})
     return metrics
