@@ -19,6 +19,7 @@ import pandas as pd
 from data.errors import UserError
 
 GRADE_MIN, GRADE_MAX = 0.0, 10.0
+BLANK_CELLS = ("", "nan", "na", "n/a")
 GENDERS = ("female", "male", "unknown")
 _GENDER_SPELLINGS = {"female": "female", "f": "female", "male": "male", "m": "male", "": "unknown"}
 # "1st".."8th", "sem1", "Semester 3", "s2": ordinal or prefixed semester numbers.
@@ -170,12 +171,10 @@ def cohort_from_frame(frame: pd.DataFrame, source: dict, semesters: list[str] | 
     keys, colleges, genders, rows, skipped, seen = [], [], [], [], [], {}
     for position, record in enumerate(frame.to_dict("records")):
         line = position + 2
-        college_text = record[college_columns[0]].strip()
         try:
-            college = int(float(college_text))
-        except ValueError:
-            raise DataError(f"{where}, line {line}, column '{college_columns[0]}': "
-                            f"expected an integer college code, got {college_text!r}") from None
+            college = college_code(record[college_columns[0]])
+        except ValueError as error:
+            raise DataError(f"{where}, line {line}, column '{college_columns[0]}': {error}") from None
         rolls = [_clean_roll(record[c]) for c in roll_columns if record[c].strip()]
         if not rolls:
             raise DataError(f"{where}, line {line}: no roll number in {roll_columns}")
@@ -184,7 +183,12 @@ def cohort_from_frame(frame: pd.DataFrame, source: dict, semesters: list[str] | 
             raise DataError(f"{where}, line {line}: student {key} (college/roll) appears twice, "
                             f"first on line {seen[key]}")
         seen[key] = line
-        grades = [_parse_grade(record[c], where, line, c) for c in sem_columns]
+        grades = []
+        for column in sem_columns:
+            try:
+                grades.append(grade_value(record[column]))
+            except ValueError as error:
+                raise DataError(f"{where}, line {line}, column '{column}': {error}") from None
         if all(np.isnan(grades)):
             skipped.append(SkippedRow(line, key, "no grade in any semester"))
             continue
@@ -202,18 +206,34 @@ def cohort_from_frame(frame: pd.DataFrame, source: dict, semesters: list[str] | 
                   np.array(rows, dtype=np.float32), [c.strip() for c in sem_columns], source, skipped)
 
 
-def _parse_grade(text: str, where: str, line: int, column: str) -> float:
-    text = text.strip()
-    if text == "" or text.lower() in ("nan", "na", "n/a"):
+def grade_value(value) -> float:
+    """A grade from a CSV cell, a form field or a number: NaN when blank, else 0-10.
+
+    Raises ValueError with what was expected; callers add where the value came from."""
+    if value is None:
+        return float("nan")
+    text = str(value).strip()
+    if text.lower() in BLANK_CELLS:
         return float("nan")
     try:
-        value = float(text)
+        number = float(text)
     except ValueError:
-        raise DataError(f"{where}, line {line}, column '{column}': expected a grade point "
-                        f"between 0 and 10 or blank, got {text!r}") from None
-    if not GRADE_MIN <= value <= GRADE_MAX:
-        raise DataError(f"{where}, line {line}, column '{column}': grade {value:g} is outside 0-10")
-    return value
+        raise ValueError(f"expected a grade point between 0 and 10 or blank, got {text!r}") from None
+    if not GRADE_MIN <= number <= GRADE_MAX:
+        raise ValueError(f"grade {number:g} is outside 0-10")
+    return number
+
+
+def college_code(value) -> int:
+    """A college code: a non-negative integer, also when written as 115.0."""
+    text = str(value).strip() if value is not None else ""
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"expected an integer college code, got {text!r}") from None
+    if not number.is_integer() or not 0 <= number < 2 ** 53:
+        raise ValueError(f"expected a non-negative integer college code, got {text!r}")
+    return int(number)
 
 
 def summary(cohort: Cohort) -> dict:

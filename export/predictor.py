@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from data.cohort import college_code, grade_value
 from data.errors import UserError
 
 ONNX_NAME = "model.onnx"
@@ -47,33 +47,17 @@ class Forecast:
 
 def parse_grade(value, field: str) -> float:
     """A grade from a form, a CSV cell or a number: NaN for blank, else a float in 0-10."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return float("nan")
-    if isinstance(value, str):
-        value = value.strip()
-        if value == "":
-            return float("nan")
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PredictionError(f"{field}: expected a grade point between 0 and 10 or blank, got {value!r}") from None
-    if math.isnan(number):
-        return number
-    if not 0.0 <= number <= 10.0:
-        raise PredictionError(f"{field}: grade {number:g} is outside 0-10")
-    return number
+        return grade_value(value)
+    except ValueError as error:
+        raise PredictionError(f"{field}: {error}") from None
 
 
 def parse_college(value) -> int:
-    if isinstance(value, str):
-        value = value.strip()
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PredictionError(f"college: expected an integer college code, got {value!r}") from None
-    if not number.is_integer() or not 0 <= number < 2 ** 53:
-        raise PredictionError(f"college: expected a non-negative integer college code, got {value!r}")
-    return int(number)
+        return college_code(value)
+    except ValueError as error:
+        raise PredictionError(f"college: {error}") from None
 
 
 class Predictor(ABC):

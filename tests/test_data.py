@@ -69,6 +69,7 @@ def test_cli_without_data_says_synthetic():
      "student 115/17020 (college/roll) appears twice, first on line 2"),
     (HEADER, "a header but no student rows"),
     (HEADER + "8.1,7.6,7.1,7.4,8.1,abc,Female,,17020,16\n", "line 2, column 'College Code': expected an integer"),
+    (HEADER + "8.1,7.6,7.1,7.4,8.1,115.5,Female,,17020,16\n", "column 'College Code': expected a non-negative"),
     (HEADER + "8.1,7.6,7.1,7.4,8.1,115,Robot,,17020,16\n", "line 2, column 'Gender': unknown gender 'Robot'"),
     ('1st,2nd,College Code,Roll\n"7.1,5\n', "not a readable CSV"),
 ])
