@@ -1,11 +1,21 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+
+# The files of a run directory that the code looks for by name.
+CHECKPOINT_NAME = "model.pt"
+ONNX_NAME = "model.onnx"
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @contextmanager

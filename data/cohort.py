@@ -88,10 +88,6 @@ class Cohort:
         return [k for k, gap in zip(self.keys, (before_last & ~observed).any(1)) if gap]
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load_csv(path: str | Path, semesters: list[str] | None = None) -> Cohort:
     """Read a results CSV; every problem is a DataError naming the file, line and column."""
     frame, sha256 = read_frame(path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.artifacts import write_json
+from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, write_json
 from export.onnx_export import INT8_NAME
-from export.predictor import CHECKPOINT_NAME, ONNX_NAME, OnnxPredictor
+from export.predictor import OnnxPredictor
 from export.torch_predictor import TorchPredictor
 from export.verify import random_students
 

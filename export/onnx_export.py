@@ -21,8 +21,7 @@ import numpy as np
 import onnx
 import torch
 
-from data.artifacts import atomic_path
-from export.predictor import CHECKPOINT_NAME, ONNX_NAME, file_sha256
+from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, atomic_path, file_sha256
 from model.checkpoint import load_checkpoint
 
 OPSET = 18

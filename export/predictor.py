@@ -7,7 +7,6 @@ runs the checkpoint. The demo and `cgpa predict` use both through this interface
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -15,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, file_sha256
 from data.cohort import college_code, grade_value
 from data.errors import UserError
 
-ONNX_NAME = "model.onnx"
-CHECKPOINT_NAME = "model.pt"
 
 
 class PredictionError(UserError):
@@ -63,7 +61,6 @@ def parse_college(value) -> int:
 class Predictor(ABC):
     """Backend-independent validation, prediction and forecasting."""
 
-    name = "backend"
     semesters: int
     colleges: list[int]
 
@@ -115,18 +112,8 @@ class Predictor(ABC):
         return parse_college(college) in self.colleges
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def onnx_metadata(session) -> dict[str, str]:
-    return dict(session.get_modelmeta().custom_metadata_map)
-
-
 class OnnxPredictor(Predictor):
     """model.onnx in onnxruntime, tuned for one student at a time; safe to share across threads."""
-
-    name = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
@@ -146,7 +133,7 @@ class OnnxPredictor(Predictor):
             raise StaleModelError(f"{path}: not a loadable ONNX model ({error}); re-export it with "
                                   f"`cgpa export {path.parent}`") from None
         self.path = path
-        self.metadata = onnx_metadata(self.session)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if "semesters" not in self.metadata:
             raise StaleModelError(f"{path}: not a cgpa-rnn model (no 'semesters' metadata)")
         self.semesters = int(self.metadata["semesters"])

@@ -11,8 +11,6 @@ from model.checkpoint import load_checkpoint
 
 
 class TorchPredictor(Predictor):
-    name = "torch"
-
     def __init__(self, run: str | Path):
         self.model, self.payload = load_checkpoint(run)
         self.semesters = self.model.semesters

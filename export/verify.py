@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.artifacts import write_json
-from data.cohort import Cohort, DataError, file_sha256, load_csv
+from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, file_sha256, write_json
+from data.cohort import Cohort, DataError, load_csv
 from data.synthetic import synthetic_cohort
-from export.predictor import CHECKPOINT_NAME, ONNX_NAME, OnnxPredictor
+from export.predictor import OnnxPredictor
 from export.torch_predictor import TorchPredictor
 
 TOLERANCE = 1e-5  # fp32: absolute, in grade points

@@ -5,19 +5,17 @@ torch.save and loaded with weights_only=True, so loading never runs pickled code
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
-from data.artifacts import atomic_path
+from data.artifacts import CHECKPOINT_NAME, atomic_path, file_sha256
 from data.errors import UserError
 from model.network import GradeForecaster
 from model.train import TrainConfig
 
 FORMAT = "cgpa-rnn-checkpoint"
 VERSION = 1
-CHECKPOINT_NAME = "model.pt"
 
 
 class CheckpointError(UserError):
@@ -40,10 +38,6 @@ def save_checkpoint(path: str | Path, model: GradeForecaster, config: TrainConfi
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
     return file_sha256(path)
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def checkpoint_path(location: str | Path) -> Path:

@@ -13,11 +13,11 @@ from matplotlib.figure import Figure  # the object API: no global pyplot state, 
 import numpy as np
 import torch
 
-from data.artifacts import atomic_path, write_json
+from data.artifacts import CHECKPOINT_NAME, atomic_path, write_json
 from data.cohort import Cohort
 from data.sequences import TARGETS, split_students
 from model.baselines import BASELINES
-from model.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from model.checkpoint import save_checkpoint
 from model.metrics import regression_metrics
 from model.network import GradeForecaster
 from model.train import History, TrainConfig, fit, predict_all_steps
