@@ -66,7 +66,6 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from model.card import write_model_card
     from model.evaluate import evaluate, format_report
-
     from model.network import CELLS
 
     cells = tuple(c.strip() for c in args.cells.split(",")) if args.cells else None

@@ -8,7 +8,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-
 # The files of a run directory that the code looks for by name.
 CHECKPOINT_NAME = "model.pt"
 ONNX_NAME = "model.onnx"

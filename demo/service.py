@@ -11,14 +11,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
 from data.errors import UserError
 from export.batch import score_csv, write_scored_csv
-from export.predictor import (Forecast, OnnxPredictor, PredictionError, check_fresh,
-                              parse_college, parse_grade)
+from export.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
 

@@ -19,7 +19,6 @@ from data.cohort import college_code, grade_value
 from data.errors import UserError
 
 
-
 class PredictionError(UserError):
     """The grades or college code given cannot be scored; the message names the field."""
 

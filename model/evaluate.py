@@ -13,9 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 from tqdm import tqdm
 
 from data.artifacts import atomic_path, write_json, write_text

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 import numpy as np
 import torch
+from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
 from data.artifacts import CHECKPOINT_NAME, atomic_path, write_json
 from data.cohort import Cohort

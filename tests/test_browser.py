@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import IN_CI, ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

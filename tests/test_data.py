@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import cgpa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import cgpa
 from data import DataError, load_csv
 from data.cohort import summary
 from data.sequences import Normalisation, last_examples, next_examples, repeated_kfold, split_students
-from data.synthetic import best_achievable_mae, generate_frame, oracle, SyntheticSpec, synthetic_cohort
+from data.synthetic import SyntheticSpec, best_achievable_mae, generate_frame, oracle, synthetic_cohort
 
 HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
 

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 
-from conftest import SHIPPED, cgpa
 from data.errors import UserError
 from demo import service
 

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-
 from conftest import ROOT, cgpa, tiny_config
+
 from export.bench import bench
 from export.onnx_export import INT8_NAME, quantize
 from export.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh

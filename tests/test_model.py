@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHIPPED, cgpa, tiny_config
+
 from data import load_csv
 from data.errors import UserError
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

@@ -4,10 +4,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 
 import gradio
-
+import tomllib
 from conftest import ROOT, SHIPPED
 
 README = (ROOT / "README.md").read_text()
