@@ -31,9 +31,11 @@ def build_demo(run: str | Path = service.DEFAULT_RUN) -> gr.Blocks:
             gr.Markdown(f"# cgpa-rnn\n\n**The model cannot be served.**\n\n```\n{error}\n```")
         return broken
     with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster") as demo:
-        synthetic = "SYNTHETIC cohort: " if backends.torch.payload["data"]["synthetic"] else ""
-        gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}A `{backends.torch.payload['config']['model']['cell']}` "
-                    "recurrent network run in **torch** and in **onnxruntime** side by side.")
+        synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
+                     if backends.torch.payload["data"]["synthetic"] else "")
+        cell = backends.torch.payload["config"]["model"]["cell"]
+        gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}A `{cell}` recurrent network run in "
+                    "**torch** and in **onnxruntime** side by side.")
         with gr.Tab("One student"):
             _student_tab(backends)
         with gr.Tab("A cohort"):
@@ -115,7 +117,7 @@ def _cohort_tab(backends: service.Backends) -> None:
             scored, out, text = service.score_upload(backends, path, float(limit))
         except UserError as error:
             raise gr.Error(str(error)) from None
-        return text, scored, str(out)
+        return text, service.display_table(scored), str(out)
 
     button.click(score, [upload, threshold], [summary, table, download], api_name="predict_batch",
                  concurrency_limit=CONCURRENCY)

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
+from data.cohort import COLLEGE_COLUMNS, find_column, semester_columns
 from data.errors import UserError
-from export.batch import score_csv, write_scored_csv
+from export.batch import ADDED_COLUMNS, score_csv, write_scored_csv
 from export.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
@@ -156,6 +157,17 @@ def score_upload(backends: Backends, path: str | Path, threshold: float) -> tupl
                f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
                f"Largest torch/onnx difference: {scored.loc[ok, 'abs_diff'].max() if ok.any() else 0:.2g}.")
     return scored, Path(out), summary
+
+
+def display_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """The scored rows for the screen: grades, college, the backends side by side, the reason."""
+    semesters = semester_columns(list(scored.columns))
+    college = find_column(list(scored.columns), COLLEGE_COLUMNS)
+    table = scored[semesters + college + list(ADDED_COLUMNS)].copy()
+    for column in ("pred_torch", "pred_onnx", "low", "high"):
+        table[column] = table[column].round(3)
+    table["abs_diff"] = table["abs_diff"].map(lambda v: "" if pd.isna(v) else f"{v:.1e}")
+    return table
 
 
 def examples(backends: Backends, count: int = 4) -> list[list]:

@@ -55,6 +55,9 @@ def test_score_upload(backends, tmp_path):
     assert (scored["error"] == "").tolist() == [True, False, True, False]
     assert "2 of 4 students scored" in summary and "1 at risk" in summary
     assert pd.read_csv(out).shape == scored.shape
+    table = service.display_table(scored)
+    assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "pred_torch", "pred_onnx",
+                                   "abs_diff", "low", "high", "error"]
     path.write_bytes(b"x" * (service.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(UserError, match="upload limit"):
         service.score_upload(backends, path, 6.0)
@@ -125,3 +128,12 @@ def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
     backends = service.load_backends(run)  # fresh and servable
     assert service.predict_student(backends, ["7", "7"], "115").abs_diff <= 1e-5
     assert (run / "MODEL_CARD.md").is_file()
+
+
+def test_a_synthetic_model_is_labelled_in_the_app(exported_runs):
+    from demo.app import build_demo
+
+    demo = build_demo(exported_runs["elman"])
+    texts = [getattr(block, "value", "") for block in demo.blocks.values()]
+    assert any(isinstance(t, str) and "SYNTHETIC cohort" in t for t in texts)
+    assert any(isinstance(t, str) and "Trained on a SYNTHETIC cohort" in t for t in texts)  # the model card tab
