@@ -152,8 +152,9 @@ def check_fresh(run: str | Path) -> OnnxPredictor:
     checkpoint = run / CHECKPOINT_NAME
     if not checkpoint.is_file():
         raise StaleModelError(f"{checkpoint}: no checkpoint beside the ONNX file; train with `cgpa train --out {run}`")
-    if file_sha256(checkpoint) != predictor.checkpoint_sha256:
+    checkpoint_sha256 = file_sha256(checkpoint)
+    if checkpoint_sha256 != predictor.checkpoint_sha256:
         raise StaleModelError(f"{run / ONNX_NAME} is stale: it was exported from checkpoint "
-                              f"{predictor.checkpoint_sha256[:12]}, but {checkpoint} is {file_sha256(checkpoint)[:12]}; "
+                              f"{predictor.checkpoint_sha256[:12]}, but {checkpoint} is {checkpoint_sha256[:12]}; "
                               f"run `cgpa export {run}` and `cgpa verify {run}`")
     return predictor

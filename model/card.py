@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from data.artifacts import write_text
+from model.metrics import best_baseline
 
 CARD_NAME = "MODEL_CARD.md"
 
@@ -65,12 +66,12 @@ def render_model_card(run: str | Path) -> str:
         cell = model["cell"]
         if cell in evaluation["models"]:
             for target in ("next", "last"):
-                best = min(evaluation["baselines"], key=lambda b: evaluation["baselines"][b][target]["mae"])
-                ours, theirs = evaluation["models"][cell][target], evaluation["baselines"][best][target]
-                change = (ours["mae"] - theirs["mae"]) / theirs["mae"]
+                best, best_mae = best_baseline(evaluation, target)
+                ours = evaluation["models"][cell][target]
+                change = (ours["mae"] - best_mae) / best_mae
                 lines.append(f"- `{target}`: the default `{cell}` is {abs(change):.1%} "
                              f"{'below' if change <= 0 else 'ABOVE'} the best baseline ({best}): MAE "
-                             f"{ours['mae']:.4f} vs {theirs['mae']:.4f}, fold spread ± {ours['mae_fold_std']:.4f}.")
+                             f"{ours['mae']:.4f} vs {best_mae:.4f}, fold spread ± {ours['mae_fold_std']:.4f}.")
         lines += ["", "`next`: every next semester from the earlier ones; `last`: the final semester from all "
                   "earlier ones. Full tables: evaluation.md.", ""]
     test = metrics["test"]

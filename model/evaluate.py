@@ -23,7 +23,7 @@ from data.cohort import Cohort
 from data.sequences import TARGETS, repeated_kfold
 from data.synthetic import best_achievable_mae
 from model.baselines import BASELINES
-from model.metrics import mae_by_group, regression_metrics
+from model.metrics import best_baseline, mae_by_group, regression_metrics
 from model.network import CELLS
 from model.run import data_info
 from model.train import TrainConfig, fit, predict_all_steps
@@ -112,11 +112,6 @@ def _summarise(cohort: Cohort, parts: list) -> dict:
     metrics["by_gender"] = mae_by_group(prediction, actual, cohort.gender[student])
     metrics["by_college"] = mae_by_group(prediction, actual, cohort.college[student])
     return metrics
-
-
-def best_baseline(report: dict, target: str) -> tuple[str, float]:
-    name = min(report["baselines"], key=lambda b: report["baselines"][b][target]["mae"])
-    return name, report["baselines"][name][target]["mae"]
 
 
 def format_report(report: dict) -> str:

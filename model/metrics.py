@@ -20,6 +20,12 @@ def regression_metrics(prediction: np.ndarray, actual: np.ndarray, low: np.ndarr
     return metrics
 
 
+def best_baseline(report: dict, target: str) -> tuple[str, float]:
+    """The baseline with the lowest MAE on `target` in an evaluation report, and that MAE."""
+    name = min(report["baselines"], key=lambda b: report["baselines"][b][target]["mae"])
+    return name, report["baselines"][name][target]["mae"]
+
+
 def mae_by_group(prediction: np.ndarray, actual: np.ndarray, groups: np.ndarray) -> dict:
     return {str(g): {"n": int((groups == g).sum()),
                      "mae": float(np.abs(prediction - actual)[groups == g].mean())}

@@ -39,15 +39,15 @@ def score(model: GradeForecaster, cohort: Cohort, train: np.ndarray, test: np.nd
     """Metrics of the model and of every baseline (fitted on `train`) on the `test` students."""
     grades, college = cohort.grades[test], cohort.college[test]
     quantiles = predict_all_steps(model, grades, college)
+    fitted = [baseline().fit(cohort.grades[train], cohort.college[train]) for baseline in BASELINES]
     result = {}
     for target_name, examples in TARGETS.items():
         student, target = examples(grades)
         actual = grades[student, target]
         picked = quantiles[student, target - 1]
         entry = {"model": regression_metrics(picked[:, 1], actual, picked[:, 0], picked[:, 2])}
-        for baseline in BASELINES:
-            fitted = baseline().fit(cohort.grades[train], cohort.college[train])
-            entry[baseline.name] = regression_metrics(fitted.predict(grades, college, student, target), actual)
+        for baseline in fitted:
+            entry[baseline.name] = regression_metrics(baseline.predict(grades, college, student, target), actual)
         result[target_name] = entry
     return result
 
