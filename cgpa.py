@@ -1,4 +1,4 @@
-"""The `cgpa` command line: one subcommand per step of the pipeline (see DESIGN.md).
+"""The `cgpa` command line: one subcommand per step of the pipeline (see docs/DESIGN.md).
 
 Each subcommand parses its arguments and calls one function of the packages; user
 mistakes (bad data, a missing or stale model, bad grades) print one readable line and
@@ -15,11 +15,11 @@ from data.errors import UserError
 
 
 def _cohort(args):
-    if args.data is None:
-        print(f"no --data given: using the SYNTHETIC cohort (seed {args.synthetic_seed}, "
-              f"{args.synthetic_students} generated students, not real ones)", file=sys.stderr)
+    if args.synthetic is not None:
+        print(f"--synthetic: using the SYNTHETIC cohort (seed {args.synthetic_seed}, "
+              f"{args.synthetic} generated students, not real ones)", file=sys.stderr)
     semesters = [s.strip() for s in args.semesters.split(",")] if args.semesters else None
-    return load_cohort(args.data, semesters, args.synthetic_students, args.synthetic_seed)
+    return load_cohort(args.data, semesters, args.synthetic, args.synthetic_seed)
 
 
 def _command_line() -> str:
@@ -74,13 +74,14 @@ def cmd_evaluate(args) -> None:
         raise UserError(f"--cells: unknown cell(s) {', '.join(unknown)}; valid cells: {', '.join(CELLS)}")
     cohort = _cohort(args)
     report = evaluate(cohort, _train_config(args), args.out, args.folds, args.repeats,
-                      **({"cells": cells} if cells else {}), progress=not args.quiet)
+                      **({"cells": cells} if cells else {}), progress=not args.quiet, command=_command_line())
     print(format_report(report))
     write_model_card(args.out)
 
 
 def cmd_export(args) -> None:
     from export.onnx_export import export_onnx, quantize
+    from data import recorded_cohort
     from export.verify import parity_inputs
     from model.card import write_model_card
 
@@ -90,7 +91,8 @@ def cmd_export(args) -> None:
         from export.torch_predictor import TorchPredictor
 
         reference = TorchPredictor(args.run)
-        grades, college, _ = parity_inputs(reference.payload, reference.semesters, reference.colleges, 2000)
+        cohort = recorded_cohort(reference.payload["data"]["source"])
+        grades, college, _ = parity_inputs(cohort, reference.semesters, reference.colleges, 2000)
         report = quantize(args.run, (grades, college))
         if report["written"]:
             print(f"wrote int8 model: {report['int8_bytes'] / 1024:.1f} KB vs fp32 {report['fp32_bytes'] / 1024:.1f} KB; "
@@ -109,7 +111,7 @@ def cmd_verify(args) -> int:
     from export.verify import format_parity, verify
     from model.card import write_model_card
 
-    report = verify(args.run, samples=args.samples)
+    report = verify(args.run, samples=args.samples, data=args.data)
     print(format_parity(report))
     write_model_card(args.run)
     return 0 if report["passed"] else 1
@@ -160,10 +162,15 @@ def cmd_demo(args) -> None:
 
 
 def _add_data_arguments(parser) -> None:
-    parser.add_argument("--data", help="results CSV (default: the synthetic cohort)")
+    from data import SyntheticSpec
+
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", help="results CSV (default: the real data set shipped in data/)")
+    source.add_argument("--synthetic", type=int, nargs="?", const=SyntheticSpec.students, metavar="N",
+                        help=f"use N generated students instead (default N: {SyntheticSpec.students}), "
+                             "labelled SYNTHETIC everywhere")
+    parser.add_argument("--synthetic-seed", type=int, default=SyntheticSpec.seed)
     parser.add_argument("--semesters", help="comma-separated semester column names, in order")
-    parser.add_argument("--synthetic-students", type=int, default=2000)
-    parser.add_argument("--synthetic-seed", type=int, default=0)
 
 
 def _add_train_arguments(parser) -> None:
@@ -215,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check model.onnx against model.pt; exit 1 on a mismatch")
     verify.add_argument("run")
     verify.add_argument("--samples", type=int, default=10_000, help="random students besides the training data")
+    verify.add_argument("--data", help="the training CSV, when it is not the shipped data set")
     verify.set_defaults(run_command=cmd_verify)
 
     bench = commands.add_parser("bench", help="torch vs onnxruntime latency, throughput and size")

@@ -1,18 +1,44 @@
-"""Semester-results data: the CSV reader, the synthetic cohort, examples and splits."""
+"""Semester-results data: the shipped real cohort, the CSV reader, the synthetic cohort, splits."""
+from __future__ import annotations
+
 from pathlib import Path
 
 from data.cohort import Cohort, DataError, load_csv
-from data.synthetic import synthetic_cohort
-
-DEFAULT_SYNTHETIC_SEED = 0
+from data.sources import SHIPPED_DATA, describe_source
+from data.synthetic import SyntheticSpec, synthetic_cohort
 
 
 def load_cohort(path: str | Path | None = None, semesters: list[str] | None = None,
-                synthetic_students: int = 2000, seed: int = DEFAULT_SYNTHETIC_SEED) -> Cohort:
-    """The CSV at path, or the synthetic cohort when no path is given."""
-    if path is None:
+                synthetic_students: int | None = None, seed: int = SyntheticSpec.seed) -> Cohort:
+    """The CSV at path; the synthetic cohort when asked for by size; else the shipped real data."""
+    if synthetic_students is not None:
         return synthetic_cohort(students=synthetic_students, seed=seed)
-    return load_csv(path, semesters)
+    return load_csv(SHIPPED_DATA if path is None else path, semesters)
 
 
-__all__ = ["Cohort", "DataError", "load_csv", "load_cohort", "synthetic_cohort"]
+def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Cohort | None:
+    """The cohort a run was trained on, found through its recorded source, or None.
+
+    Synthetic cohorts are generated again, the shipped file is found in data/, and a
+    user's own CSV is taken from `candidates` (e.g. a --data option) when its
+    fingerprint matches; nothing is looked up in the current directory."""
+    if source["kind"] == "synthetic":
+        return synthetic_cohort(source["students"], source["seed"], source["semesters"])
+    paths = ([SHIPPED_DATA] if source.get("shipped") else []) + [Path(p) for p in candidates]
+    for path in paths:
+        try:
+            cohort = load_csv(path)
+        except DataError:
+            continue
+        if cohort.source["sha256"] == source["sha256"]:
+            return cohort
+    return None
+
+
+def missing_cohort_note(source: dict) -> str:
+    return (f"the training data {describe_source(source)} is not at hand "
+            "(pass it with --data to use it); going on without it")
+
+
+__all__ = ["SHIPPED_DATA", "Cohort", "SyntheticSpec", "DataError", "load_csv", "load_cohort", "recorded_cohort",
+           "synthetic_cohort"]

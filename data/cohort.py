@@ -1,7 +1,7 @@
 """A cohort of students and their semester grades, read from the wide results CSV.
 
 The CSV has one row per student and one column per semester. Real files are messy
-(see DESIGN.md): the roll number sits in one of several columns, roll numbers repeat
+(data/README.md describes the shipped one): the roll number sits in one of several columns, roll numbers repeat
 across colleges, gender has several spellings, grades can be blank anywhere. Every
 cohort, real or synthetic, goes through `cohort_from_frame`, so there is one parser.
 """
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data.errors import UserError
+from data.sources import csv_source, describe_source
 
 GRADE_MIN, GRADE_MAX = 0.0, 10.0
 BLANK_CELLS = ("", "nan", "na", "n/a")
@@ -48,7 +49,7 @@ class Cohort:
     gender: np.ndarray  # object [N], one of GENDERS
     grades: np.ndarray  # float32 [N, S]
     semester_names: list[str]
-    source: dict  # {"kind": "csv", "path", "sha256"} or {"kind": "synthetic", "seed", ...}
+    source: dict  # data.sources.csv_source(...) or {"kind": "synthetic", "seed", ...}
     skipped: list[SkippedRow] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -63,9 +64,7 @@ class Cohort:
         return self.source["kind"] == "synthetic"
 
     def describe_source(self) -> str:
-        if self.is_synthetic:
-            return f"synthetic cohort (seed {self.source['seed']}, {self.source['students']} students)"
-        return f"{self.source['path']} (sha256 {self.source['sha256'][:12]})"
+        return describe_source(self.source)
 
     def fingerprint(self) -> str:
         """SHA-256 of the file, or of the generated content for a synthetic cohort."""
@@ -91,8 +90,7 @@ class Cohort:
 def load_csv(path: str | Path, semesters: list[str] | None = None) -> Cohort:
     """Read a results CSV; every problem is a DataError naming the file, line and column."""
     frame, sha256 = read_frame(path)
-    source = {"kind": "csv", "path": str(path), "sha256": sha256}
-    return cohort_from_frame(frame, source, semesters, where=str(path))
+    return cohort_from_frame(frame, csv_source(path, sha256), semesters, where=str(path))
 
 
 def read_frame(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -258,12 +256,9 @@ def summary(cohort: Cohort) -> dict:
 
 
 def format_summary(info: dict) -> str:
-    lines = []
-    if info["synthetic"]:
-        source = info["source"]
-        lines.append(f"SYNTHETIC cohort (seed {source['seed']}): generated, not real students.")
-    else:
-        lines.append(f"source: {info['source']['path']}  sha256 {info['source']['sha256']}")
+    lines = [f"source: {describe_source(info['source'])}"]
+    if not info["synthetic"]:
+        lines.append(f"sha256: {info['source']['sha256']}")
     lines += [f"students: {info['students']}   semesters: {info['semesters']} ({', '.join(info['semester_columns'])})",
               f"cells: {info['observed_cells']} observed, {info['missing_cells']} missing; "
               f"{info['students_with_gaps']} students with a gap before their last grade",

@@ -3,7 +3,7 @@
 Each student's semester grades are one draw from a multivariate normal whose mean
 (per semester, per college) and covariance (per-semester spread; a correlation that is
 strong between neighbouring semesters and stays high across the whole degree) are
-calibrated to ../shared/data/student-semester-result.csv. Because the process is
+calibrated to the shipped data/student-semester-result.csv. Because the process is
 known, the best any predictor can do is known too: the Gaussian conditional mean of
 the target given the observed semesters, whose expected absolute error is
 sqrt(2/pi) times the conditional standard deviation (`best_achievable_mae`).
@@ -102,7 +102,8 @@ def generate_frame(spec: SyntheticSpec) -> pd.DataFrame:
     return frame
 
 
-def synthetic_cohort(students: int = 2000, seed: int = 0, semesters: int = 5) -> Cohort:
+def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = SyntheticSpec.seed,
+                     semesters: int = SyntheticSpec.semesters) -> Cohort:
     spec = SyntheticSpec(students=students, seed=seed, semesters=semesters)
     source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
     return cohort_from_frame(generate_frame(spec), source, where=f"synthetic cohort (seed {seed})")

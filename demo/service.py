@@ -6,6 +6,7 @@ so this module is tested directly and the app stays thin.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
+from data import load_cohort, missing_cohort_note, recorded_cohort
 from data.cohort import COLLEGE_COLUMNS, find_column, semester_columns
 from data.errors import UserError
 from export.batch import ADDED_COLUMNS, score_csv, write_scored_csv
@@ -25,8 +27,7 @@ from model.card import render_model_card
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
-REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the real data when "
-                "../shared/data/student-semester-result.csv is present, else on the synthetic cohort), "
+REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the data set shipped in data/), "
                 "or run `cgpa train`, `cgpa export` and `cgpa verify` on the directory.")
 
 
@@ -172,10 +173,10 @@ def display_table(scored: pd.DataFrame) -> pd.DataFrame:
 
 def examples(backends: Backends, count: int = 4) -> list[list]:
     """A few students from the model's training data with their last semester hidden."""
-    from export.verify import training_cohort
-
-    cohort = training_cohort(backends.torch.payload)
+    source = backends.torch.payload["data"]["source"]
+    cohort = recorded_cohort(source)
     if cohort is None:
+        print(f"note: no examples: {missing_cohort_note(source)}", file=sys.stderr)
         return []
     rows = []
     for i in np.linspace(0, len(cohort) - 1, count * 3).astype(int):
@@ -190,24 +191,22 @@ def examples(backends: Backends, count: int = 4) -> list[list]:
 
 
 def model_card(run: str | Path) -> str:
-    return render_model_card(run)
+    """The card without its Hub metadata block, which is for machines, not for the page."""
+    card = render_model_card(run)
+    return card.split("\n---\n", 1)[1] if card.startswith("---\n") else card
 
 
 def rebuild(run: str | Path = DEFAULT_RUN, data: str | Path | None = None) -> None:
     """Train, export and verify a model into `run`, printing progress as it goes."""
-    from data import load_cohort
     from export.onnx_export import export_onnx
     from export.verify import format_parity, verify
     from model.card import write_model_card
     from model.run import train_run
     from model.train import TrainConfig
 
-    real = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "student-semester-result.csv"
-    if data is None and real.is_file():
-        data = real
     cohort = load_cohort(data)
     print(f"[1/3] training on {cohort.describe_source()}", flush=True)
-    train_run(cohort, TrainConfig(), run, progress=True, command=f"python -m demo --rebuild (data: {data or 'synthetic'})")
+    train_run(cohort, TrainConfig(), run, progress=True, command="python -m demo --rebuild")
     print("[2/3] exporting to ONNX", flush=True)
     export_onnx(run)
     print("[3/3] verifying ONNX against torch", flush=True)

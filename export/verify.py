@@ -12,28 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, file_sha256, write_json
-from data.cohort import Cohort, DataError, load_csv
-from data.synthetic import synthetic_cohort
+from data import Cohort, missing_cohort_note, recorded_cohort
 from export.predictor import OnnxPredictor
 from export.torch_predictor import TorchPredictor
 
 TOLERANCE = 1e-5  # fp32: absolute, in grade points
 OUTPUTS = ("prediction", "low", "high")
 SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
-
-
-def training_cohort(payload: dict) -> Cohort | None:
-    """The checkpoint's training data, if it is still where it was and unchanged."""
-    source = payload["data"]["source"]
-    if source["kind"] == "synthetic":
-        return synthetic_cohort(source["students"], source["seed"], source["semesters"])
-    path = Path(source["path"])
-    if not path.is_file() or file_sha256(path) != source["sha256"]:
-        return None
-    try:
-        return load_csv(path)
-    except DataError:
-        return None
 
 
 def prefixes(grades: np.ndarray) -> np.ndarray:
@@ -58,9 +43,9 @@ def random_students(count: int, semesters: int, colleges: list[int], seed: int =
     return grades, college
 
 
-def parity_inputs(payload: dict, semesters: int, colleges: list[int], samples: int):
+def parity_inputs(cohort: Cohort | None, semesters: int, colleges: list[int], samples: int):
+    """Every prefix of the training students (when at hand), then random students."""
     parts = [random_students(samples, semesters, colleges)]
-    cohort = training_cohort(payload)
     if cohort is not None:
         parts.insert(0, (prefixes(cohort.grades), np.repeat(cohort.college, cohort.semesters)))
     grades = np.concatenate([p[0] for p in parts]).astype(np.float32)
@@ -83,14 +68,17 @@ def _compare(reference, candidate, grades, college, report, batch_label):
         entry["nan_mismatches"] += int(nan_mismatch.sum())
 
 
-def verify(run: str | Path, samples: int = 10_000) -> dict:
+def verify(run: str | Path, samples: int = 10_000, data: str | Path | None = None) -> dict:
+    """Compare; `data` is the training CSV when it is not the shipped data set."""
     run = Path(run)
     torch_backend = TorchPredictor(run)
     onnx_backend = OnnxPredictor(run / ONNX_NAME)
-    grades, college, has_data = parity_inputs(torch_backend.payload, torch_backend.semesters,
-                                              torch_backend.colleges, samples)
+    source = torch_backend.payload["data"]["source"]
+    cohort = recorded_cohort(source, (data,) if data else ())
+    grades, college, has_data = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples)
     reference = torch_backend.predict_batch(grades, college)
     report = {"tolerance": TOLERANCE, "samples": int(len(grades)), "training_prefixes_included": has_data,
+              "training_data": None if has_data else missing_cohort_note(source),
               "outputs": {name: {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "nan_mismatches": 0} for name in OUTPUTS}}
     _compare(reference, onnx_backend.predict_batch(grades, college), grades, college, report, len(grades))
     for batch in (1, 7):
@@ -112,6 +100,8 @@ def verify(run: str | Path, samples: int = 10_000) -> dict:
 def format_parity(report: dict) -> str:
     lines = [f"{report['samples']} inputs ({'training prefixes + ' if report['training_prefixes_included'] else ''}"
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
+    if report.get("training_data"):
+        lines.append(f"note: {report['training_data']}")
     for name, entry in report["outputs"].items():
         lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
                      f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from data.artifacts import atomic_path, write_json, write_text
 from data.cohort import Cohort
+from data.sources import describe_source
 from data.sequences import TARGETS, repeated_kfold
 from data.synthetic import best_achievable_mae
 from model.baselines import BASELINES
@@ -30,7 +31,8 @@ from model.train import TrainConfig, fit, predict_all_steps
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 5, repeats: int = 3,
-             cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None) -> dict:
+             cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None,
+             command: str = "") -> dict:
     """Cross-validate; folds run in `workers` processes (default: one per core), each single-threaded."""
     started = time.perf_counter()
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
@@ -57,7 +59,7 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
         for cell, decay in fold_decay.items():
             chosen_decay[cell].append(decay)
 
-    report = {"data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds, "repeats": repeats,
+    report = {"command": command, "data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds, "repeats": repeats,
               "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
               "chosen_weight_decay": chosen_decay}
     for (group, name, target_name), parts in collected.items():
@@ -115,7 +117,7 @@ def _summarise(cohort: Cohort, parts: list) -> dict:
 
 
 def format_report(report: dict) -> str:
-    title = "SYNTHETIC cohort" if report["synthetic"] else f"{report['data']['source'].get('path')}"
+    title = describe_source(report["data"]["source"])
     lines = [f"# Cross-validated evaluation: {title}", "",
              f"{report['folds']}-fold x {report['repeats']} repeats, student-level, seed {report['seed']}; "
              f"{report['data']['students']} students; pooled over all held-out predictions; "

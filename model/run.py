@@ -81,6 +81,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
     metrics = {
         "command": command,
         "synthetic": cohort.is_synthetic,
+        "data": data_info(cohort),
         "split": {"seed": config.seed, "test_share": TEST_SHARE, "train_students": len(train),
                   "test_students": len(test)},
         "test": score(model, cohort, train, test),

@@ -1,5 +1,5 @@
-"""Shared fixtures: the real data (skipped with a reason when absent, required in CI),
-tiny synthetic cohorts, and one small trained-and-exported run per cell type."""
+"""Shared fixtures: the real data shipped in data/, tiny synthetic cohorts, and one small
+trained-and-exported run per cell type."""
 from __future__ import annotations
 
 import os
@@ -15,18 +15,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA = ROOT.parent / "shared" / "data" / "student-semester-result.csv"
 SHIPPED = ROOT / "model" / "default"
 IN_CI = bool(os.environ.get("CI"))
 
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    if not REAL_DATA.is_file():
-        if IN_CI:
-            pytest.fail(f"CI must run the real-data tests, but {REAL_DATA} is missing")
-        pytest.skip(f"the real data set is not at {REAL_DATA} (it is not shipped with the project)")
-    return REAL_DATA
+    from data import SHIPPED_DATA
+
+    return SHIPPED_DATA
 
 
 def tiny_config(cell: str, **overrides):
@@ -75,7 +72,7 @@ def cgpa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -87,7 +84,7 @@ def app_url():
 
     demo = build_demo(SHIPPED)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

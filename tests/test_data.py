@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data import DataError, load_csv
+from data.artifacts import file_sha256
 from data.cohort import summary
 from data.sequences import Normalisation, last_examples, next_examples, repeated_kfold, split_students
 from data.synthetic import SyntheticSpec, best_achievable_mae, generate_frame, oracle, synthetic_cohort
@@ -40,21 +41,27 @@ def test_real_data_facts(real_data):
     assert len(set(rolls)) < len(rolls) and len(set(cohort.keys)) == len(cohort.keys)
 
 
-def test_cli_data_json_on_real_data(real_data):
-    result = cgpa("data", "--data", str(real_data), "--json")
+def test_cli_data_json_on_real_data(real_data, tmp_path):
+    result = cgpa("data", "--json", cwd=tmp_path)  # no --data: the shipped real data, from anywhere
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["students"] == 177 and info["semesters"] == 5
     assert info["colleges"] == {"115": 46, "116": 51, "165": 45, "241": 35}
-    assert info["missing_cells"] == 14 and info["source"]["sha256"]
+    assert info["missing_cells"] == 14 and not info["synthetic"]
+    assert info["source"] == {"kind": "csv", "name": "student-semester-result.csv",
+                              "sha256": file_sha256(real_data), "shipped": True}
     text = cgpa("data", "--data", str(real_data))
-    assert "left out: line 64" in text.stdout and "sha256" in text.stdout
+    assert "left out: line 64" in text.stdout and "sha256" in text.stdout and "SYNTHETIC" not in text.stdout
 
 
-def test_cli_without_data_says_synthetic():
-    result = cgpa("data", "--synthetic-students", "50")
-    assert result.returncode == 0
-    assert "SYNTHETIC" in result.stdout and "SYNTHETIC" in result.stderr
+def test_cli_synthetic_is_asked_for_and_labelled():
+    result = cgpa("data", "--synthetic", "50", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["students"] == 50 and "SYNTHETIC" in result.stderr
+    text = cgpa("data", "--synthetic", "50")
+    assert "SYNTHETIC" in text.stdout and "SYNTHETIC" in text.stderr
+    both = cgpa("data", "--synthetic", "--data", "x.csv")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -144,7 +151,7 @@ def test_synthetic_cohort_roundtrips_through_csv(tmp_path_factory, students, see
 def test_synthetic_cohort_matches_the_real_statistics():
     cohort = synthetic_cohort(students=4000, seed=1)
     info = summary(cohort)
-    assert info["synthetic"] and cohort.describe_source().startswith("synthetic")
+    assert info["synthetic"] and cohort.describe_source().startswith("SYNTHETIC")
     means = [s["mean"] for s in info["per_semester"].values()]
     np.testing.assert_allclose(means, [7.04, 6.94, 6.62, 7.03, 7.43], atol=0.08)
     correlation = pd.DataFrame(cohort.grades).corr().to_numpy()

@@ -140,7 +140,8 @@ def test_shipped_model_matches_a_fresh_evaluation(real_data):
             for metric, value in recorded[target][name].items():
                 assert fresh[target][name][metric] == pytest.approx(value, abs=1e-6), (target, name, metric)
     card = (SHIPPED / "MODEL_CARD.md").read_text()
-    assert "cgpa train --data" in card and payload["data"]["fingerprint"] in card
+    assert "cgpa train --out model/default" in card and payload["data"]["fingerprint"] in card
+    assert payload["data"]["source"]["shipped"] is True
 
 
 def test_unseen_college_falls_back_to_an_average_college():

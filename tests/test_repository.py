@@ -7,6 +7,7 @@ import sys
 
 import gradio
 import tomllib
+import yaml
 from conftest import ROOT, SHIPPED
 
 README = (ROOT / "README.md").read_text()
@@ -23,16 +24,39 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
-def test_pins_agree_for_pip_and_the_space():
+def _pins() -> tuple[set[str], list[str], list[str]]:
+    """pyproject's runtime requirements, requirements.txt's, and requirements.txt's pip options."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [line for line in (ROOT / "requirements.txt").read_text().splitlines()
-                    if line and not line.startswith("#")]
-    assert "torch==2.13.0" in project["dependencies"] and "torch==2.13.0" in requirements
-    assert f"gradio=={gradio.__version__}" in project["dependencies"] and f"gradio=={gradio.__version__}" in requirements
-    assert not any(line.startswith("-e") for line in requirements)
-    front_matter = README.split("---")[1]
-    assert re.search(rf"^sdk_version: {re.escape(gradio.__version__)}$", front_matter, re.M)
-    assert re.search(r"^app_file: app.py$", front_matter, re.M)
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    return (set(project["dependencies"]), [line for line in lines if not line.startswith("-")],
+            [line for line in lines if line.startswith("-")])
+
+
+def test_space_requirements_equal_the_project_pins_and_take_torch_cpu():
+    project, requirements, options = _pins()
+    assert set(requirements) == project and len(requirements) == len(project)
+    assert "torch==2.13.0" in requirements
+    # PyPI stays the main index; the CPU index only adds torch's +cpu build.
+    assert options == ["--extra-index-url https://download.pytorch.org/whl/cpu"]
+
+
+def test_space_front_matter_agrees_with_the_pins():
+    front_matter = yaml.safe_load(README.split("---\n")[1])
+    project, _, _ = _pins()
+    assert f"gradio=={front_matter['sdk_version']}" in project
+    assert front_matter["sdk_version"] == gradio.__version__  # what the tests ran against
+    assert front_matter["python_version"] == "3.11" and front_matter["app_file"] == "app.py"
+    assert front_matter["sdk"] == "gradio" and front_matter["license"] == "mit"
+    assert {"pytorch", "onnx", "rnn"} <= set(front_matter["tags"])
+
+
+def test_nothing_points_outside_the_repository():
+    # Spelled in pieces so that this test does not find itself.
+    patterns = [".." + "/shared", "shared" + "/data"]
+    listed = subprocess.run(["git", "grep", "-l", "-F", *sum((["-e", p] for p in patterns), [])], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert listed.returncode == 1 and listed.stdout == "", f"tracked files point outside: {listed.stdout}"
 
 
 def test_embedding_example_runs_with_only_onnxruntime():
