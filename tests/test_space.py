@@ -37,7 +37,7 @@ def _wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> dict:
 def test_the_space_builds_and_serves_from_its_own_files(tmp_path):
     from gradio_client import Client
 
-    space = tmp_path / "lonely" / "space"  # its parent holds nothing else: no ../shared, no ../data
+    space = tmp_path / "lonely" / "space"  # its parent holds nothing else beside it
     for name in _repository_files():
         (space / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, space / name)
