@@ -182,3 +182,26 @@ def test_bench_reports_both_runtimes_side_by_side(run_copy):
         assert {"p50_us", "p99_us", "throughput_per_s"} <= saved[backend].keys()
         assert saved[backend]["p50_us"] > 0 and saved[backend]["p99_us"] >= saved[backend]["p50_us"]
     assert saved["ratio"]["p50_speedup"] == pytest.approx(report["torch"]["p50_us"] / report["onnx"]["p50_us"])
+
+
+def test_a_user_csv_is_recorded_by_name_and_found_only_when_given_again(tmp_path):
+    from data import load_csv
+    from data.synthetic import SyntheticSpec, generate_frame
+    from export.onnx_export import export_onnx
+
+    csv = tmp_path / "my-cohort.csv"
+    generate_frame(SyntheticSpec(students=50, seed=7)).to_csv(csv, index=False)
+    run = tmp_path / "run"
+    train_run(load_csv(csv), tiny_config("elman"), run, progress=False)
+    export_onnx(run)
+    recorded = {p.key: p.value for p in onnx.load(run / "model.onnx").metadata_props}
+    source = json.loads(recorded["data_source"])
+    assert source == {"kind": "csv", "name": "my-cohort.csv", "sha256": source["sha256"], "shipped": False}
+    assert str(tmp_path) not in (run / "metrics.json").read_text() + json.dumps(recorded)
+
+    given = cgpa("verify", str(run), "--samples", "200", "--data", str(csv))
+    assert given.returncode == 0 and "training prefixes" in given.stdout and "note:" not in given.stdout
+    csv.unlink()  # the user's file is gone: said once, verified on what is at hand
+    gone = cgpa("verify", str(run), "--samples", "200")
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.count("my-cohort.csv") == 1 and "not at hand" in gone.stdout and "PASSED" in gone.stdout

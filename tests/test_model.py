@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import SHIPPED, cgpa, tiny_config
 
 from data import load_csv
@@ -150,3 +151,20 @@ def test_unseen_college_falls_back_to_an_average_college():
     known = torch.stack([model(grades, torch.tensor([code, code]))[0] for code in (115, 116, 165, 241)])
     unknown = model(grades, torch.tensor([424242, 7]))[0]
     assert ((unknown >= known.min(0).values - 0.05) & (unknown <= known.max(0).values + 0.05)).all()
+
+
+def test_shipped_model_card_is_hub_ready_and_carries_no_path():
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "mit" and meta["pipeline_tag"] == "tabular-regression"
+    assert {"pytorch", "onnx", "rnn", "tabular-regression"} <= set(meta["tags"])
+    evaluation = json.loads((SHIPPED / "evaluation.json").read_text())
+    result = meta["model-index"][0]["results"][0]
+    assert result["dataset"]["name"] == "Semester Result of Technical Students (Kaggle)"
+    maes = [m["value"] for m in result["metrics"]]
+    assert maes == [round(evaluation["models"]["elman"][t]["mae"], 4) for t in ("next", "last")]
+    for name in ("MODEL_CARD.md", "metrics.json", "evaluation.json", "evaluation.md", "parity.json"):
+        text = (SHIPPED / name).read_text()
+        assert "/" + "shared" not in text and "path" not in json.dumps(evaluation["data"]), name
+    assert "```\ncgpa train --out model/default\ncgpa evaluate --out model/default" in card
