@@ -10,16 +10,17 @@ sqrt(2/pi) times the conditional standard deviation (`best_achievable_mae`).
 
 The generator writes the same messy strings a real export has (roll in one of two
 columns, four gender spellings, blank cells), and the cohort is parsed by the same
-`cohort_from_frame` a CSV goes through.
+`cohort_from_table` a CSV goes through.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from data.cohort import Cohort, cohort_from_frame
+from data.cohort import Cohort, cohort_from_table
+from runtime.table import table_from_rows
+from runtime.values import semester_name
 
 # Measured on the real file (pandas describe/corr per semester, groupby college).
 REAL_MEANS = (7.039, 6.943, 6.622, 7.028, 7.433)
@@ -35,7 +36,6 @@ COLLEGE_SHARES = (46, 51, 46, 35)
 # corr(t, t+k) = STABLE + (1 - STABLE) * DECAY**k fits the real lags 1-4 (0.81, 0.76, 0.74, 0.70).
 STABLE, DECAY = 0.70, 0.35
 GENDER_SPELLINGS = (("Male", 80), ("M", 69), ("Female", 17), ("F", 11), ("", 1))
-SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,10 @@ class SyntheticSpec:
         return correlation * np.outer(spread, spread)
 
 
-def semester_name(t: int) -> str:
-    """1 -> '1st', 2 -> '2nd', 11 -> '11th', as the real file names its columns."""
-    return f"{t}{'th' if 10 <= t % 100 <= 20 else SUFFIXES.get(t % 10, 'th')}"
+def generate_frame(spec: SyntheticSpec):
+    """Raw strings in the real CSV's schema, as a pandas DataFrame (pandas: the training extra)."""
+    import pandas as pd
 
-
-def generate_frame(spec: SyntheticSpec) -> pd.DataFrame:
-    """Raw strings in the real CSV's schema."""
     rng = np.random.default_rng(spec.seed)
     codes = np.array(list(COLLEGE_OFFSETS))
     shares = np.array(COLLEGE_SHARES) / sum(COLLEGE_SHARES)
@@ -106,7 +103,9 @@ def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = Synthet
                      semesters: int = SyntheticSpec.semesters) -> Cohort:
     spec = SyntheticSpec(students=students, seed=seed, semesters=semesters)
     source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
-    return cohort_from_frame(generate_frame(spec), source, where=f"synthetic cohort (seed {seed})")
+    frame = generate_frame(spec)
+    table = table_from_rows(list(frame.columns), frame.to_numpy().tolist(), f"synthetic cohort (seed {seed})")
+    return cohort_from_table(table, source)
 
 
 def spec_of(cohort: Cohort) -> SyntheticSpec:

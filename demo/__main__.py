@@ -1,11 +1,6 @@
-"""`python -m demo [DIR] [--port N] [--rebuild]`: serve the demo on 127.0.0.1."""
-import argparse
+"""`python -m demo [DIR] [--port N] [--rebuild]`: the same command as `cgpa demo`."""
+import sys
 
-from demo.app import main
+from cgpa import main
 
-parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-parser.add_argument("run", nargs="?", help="run directory (default: the shipped model in model/default)")
-parser.add_argument("--port", type=int, default=7860)
-parser.add_argument("--rebuild", action="store_true", help="train, export and verify first")
-arguments = parser.parse_args()
-main(arguments.run, port=arguments.port, rebuild=arguments.rebuild)
+sys.exit(main(["demo", *sys.argv[1:]]))

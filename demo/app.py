@@ -5,7 +5,6 @@ UI only: every handler translates widgets to demo.service calls and back.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -13,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
-from data.errors import UserError  # noqa: E402
 from demo import service  # noqa: E402
+from runtime.errors import UserError  # noqa: E402
 
 # Inference takes microseconds and both runtimes are thread-safe: let many requests run
 # at once instead of queueing every client behind one worker.
@@ -23,9 +22,11 @@ OTHER_COLLEGE = "other (type below)"
 MAX_FILE_SIZE = f"{service.MAX_UPLOAD_BYTES // 1024}kb"  # Gradio refuses larger uploads before they land
 
 
-def build_demo(run: str | Path = service.DEFAULT_RUN) -> gr.Blocks:
+def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.Blocks:
+    """The app for a run directory (or for backends already loaded); a page that says what is
+    wrong when the model cannot be served."""
     try:
-        backends = service.load_backends(run)
+        backends = run if isinstance(run, service.Backends) else service.load_backends(run)
     except UserError as error:
         with gr.Blocks(title="cgpa-rnn") as broken:
             gr.Markdown(f"# cgpa-rnn\n\n**The model cannot be served.**\n\n```\n{error}\n```")
@@ -123,15 +124,18 @@ def _cohort_tab(backends: service.Backends) -> None:
                  concurrency_limit=CONCURRENCY)
 
 
+def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, **options):
+    """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
+    values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as a Space sets them."""
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    return demo.launch(server_name=server_name, server_port=port, footer_links=["api"],
+                       max_file_size=MAX_FILE_SIZE, **options)
+
+
 def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False) -> None:
+    """`cgpa demo` / `python -m demo`: serve a run on 127.0.0.1, refusing one that cannot be served."""
     run = Path(run) if run else service.DEFAULT_RUN
     if rebuild:
         service.rebuild(run)
-    try:
-        service.load_backends(run)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    demo = build_demo(run)
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
-    demo.launch(server_name="127.0.0.1", server_port=port, footer_links=["api"], max_file_size=MAX_FILE_SIZE)
+    backends = service.load_backends(run)  # a UserError here is one line from the CLI
+    launch(build_demo(backends), server_name="127.0.0.1", port=port)

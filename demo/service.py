@@ -17,12 +17,13 @@ import pandas as pd
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
 from data import load_cohort, missing_cohort_note, recorded_cohort
-from data.cohort import COLLEGE_COLUMNS, find_column, semester_columns
-from data.errors import UserError
-from export.batch import ADDED_COLUMNS, score_csv, write_scored_csv
-from export.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
+from runtime.errors import UserError
+from runtime.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
+from runtime.rundir import RunDir
+from runtime.scoring import ADDED_COLUMNS, ScoredTable, score_csv, write_scored_csv
+from runtime.values import read_header
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -33,7 +34,7 @@ REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the data 
 
 @dataclass
 class Backends:
-    run: Path
+    run: RunDir
     torch: TorchPredictor
     onnx: OnnxPredictor
 
@@ -50,9 +51,9 @@ class Backends:
         return self.onnx.colleges
 
 
-def load_backends(run: str | Path = DEFAULT_RUN) -> Backends:
+def load_backends(run: str | Path | RunDir = DEFAULT_RUN) -> Backends:
     """Both backends of a run, refusing a missing model or an ONNX file that is stale."""
-    run = Path(run)
+    run = RunDir.of(run)
     try:
         onnx_backend = check_fresh(run)
         torch_backend = TorchPredictor(run)
@@ -140,34 +141,34 @@ def plot_student(backends: Backends, grades: list, result: StudentResult):
     return figure
 
 
-def score_upload(backends: Backends, path: str | Path, threshold: float) -> tuple[pd.DataFrame, Path, str]:
+def score_upload(backends: Backends, path: str | Path, threshold: float) -> tuple[ScoredTable, Path, str]:
     """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary."""
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
         raise UserError(f"{path.name}: {size / 1024:.0f} KB is over the {MAX_UPLOAD_BYTES // 1024} KB upload limit")
     scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx})
-    if len(scored) > MAX_ROWS:
-        raise UserError(f"{path.name}: {len(scored)} rows is over the {MAX_ROWS}-row limit")
+    if len(scored.errors) > MAX_ROWS:
+        raise UserError(f"{path.name}: {len(scored.errors)} rows is over the {MAX_ROWS}-row limit")
     handle, out = tempfile.mkstemp(prefix="cgpa-scored-", suffix=".csv")
     os.close(handle)
     write_scored_csv(scored, out)
-    ok = scored["error"] == ""
-    at_risk = ok & (scored["pred_onnx"] < threshold)
-    summary = (f"**{int(ok.sum())} of {len(scored)} students scored**, {int((~ok).sum())} rows with an error. "
+    ok = scored.ok
+    at_risk = ok & (scored.served < threshold)
+    summary = (f"**{int(ok.sum())} of {len(ok)} students scored**, {int((~ok).sum())} rows with an error. "
                f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
-               f"Largest torch/onnx difference: {scored.loc[ok, 'abs_diff'].max() if ok.any() else 0:.2g}.")
+               f"Largest torch/onnx difference: {np.nanmax(scored.abs_diff) if ok.any() else 0:.2g}.")
     return scored, Path(out), summary
 
 
-def display_table(scored: pd.DataFrame) -> pd.DataFrame:
+def display_table(scored: ScoredTable) -> pd.DataFrame:
     """The scored rows for the screen: grades, college, the backends side by side, the reason."""
-    semesters = semester_columns(list(scored.columns))
-    college = find_column(list(scored.columns), COLLEGE_COLUMNS)
-    table = scored[semesters + college + list(ADDED_COLUMNS)].copy()
+    table = pd.DataFrame(scored.rows(), columns=scored.columns())
+    header = read_header(scored.table.columns, scored.table.where)
+    table = table[header.semesters + [header.college] + list(ADDED_COLUMNS)]
     for column in ("pred_torch", "pred_onnx", "low", "high"):
-        table[column] = table[column].round(3)
-    table["abs_diff"] = table["abs_diff"].map(lambda v: "" if pd.isna(v) else f"{v:.1e}")
+        table[column] = table[column].astype(float).round(3)
+    table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")
     return table
 
 
@@ -190,7 +191,7 @@ def examples(backends: Backends, count: int = 4) -> list[list]:
     return rows
 
 
-def model_card(run: str | Path) -> str:
+def model_card(run: RunDir) -> str:
     """The card without its Hub metadata block, which is for machines, not for the page."""
     card = render_model_card(run)
     return card.split("\n---\n", 1)[1] if card.startswith("---\n") else card
@@ -201,8 +202,8 @@ def rebuild(run: str | Path = DEFAULT_RUN, data: str | Path | None = None) -> No
     from export.onnx_export import export_onnx
     from export.verify import format_parity, verify
     from model.card import write_model_card
-    from model.run import train_run
-    from model.train import TrainConfig
+    from model.config import TrainConfig
+    from model.train import train_run
 
     cohort = load_cohort(data)
     print(f"[1/3] training on {cohort.describe_source()}", flush=True)
@@ -214,4 +215,4 @@ def rebuild(run: str | Path = DEFAULT_RUN, data: str | Path | None = None) -> No
     print(format_parity(report), flush=True)
     write_model_card(run)
     if not report["passed"]:
-        raise UserError(f"the rebuilt ONNX model in {run} does not match torch; see {Path(run) / 'parity.json'}")
+        raise UserError(f"the rebuilt ONNX model in {run} does not match torch; see {RunDir.of(run) / RunDir.PARITY}")

@@ -1,3 +1,3 @@
-"""torch -> ONNX export, verification, the torch-free predictor, batch scoring and the benchmark.
+"""torch -> ONNX export, verification against torch, the torch predictor and the benchmark.
 
-Importing this package (or export.predictor) never imports torch."""
+The torch-free runtime that serves the exported file lives in the runtime package."""

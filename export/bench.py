@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, write_json
-from export.onnx_export import INT8_NAME
-from export.predictor import OnnxPredictor
+from data.inputs import random_students
 from export.torch_predictor import TorchPredictor
-from export.verify import random_students
+from runtime.predictor import OnnxPredictor, check_fresh
+from runtime.rundir import RunDir
 
 
 def _timed(make):
@@ -45,16 +44,17 @@ def throughput(backend, grades, college, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def bench(run: str | Path, calls: int = 3000, batch: int = 4096, seconds: float = 2.0) -> dict:
-    run = Path(run)
+def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, seconds: float = 2.0) -> dict:
+    """Measure, refusing an ONNX file that no longer matches the checkpoint (as serving does)."""
+    run = RunDir.of(run)
     torch.set_num_threads(1)
     torch_backend, torch_load = _timed(lambda: TorchPredictor(run))
-    backends = {"torch": (torch_backend, torch_load, run / CHECKPOINT_NAME)}
-    onnx_backend, onnx_load = _timed(lambda: OnnxPredictor(run / ONNX_NAME, threads=1))
-    backends["onnx"] = (onnx_backend, onnx_load, run / ONNX_NAME)
-    if (run / INT8_NAME).is_file():
-        int8_backend, int8_load = _timed(lambda: OnnxPredictor(run / INT8_NAME, threads=1))
-        backends["onnx_int8"] = (int8_backend, int8_load, run / INT8_NAME)
+    backends = {"torch": (torch_backend, torch_load, run / RunDir.CHECKPOINT)}
+    onnx_backend, onnx_load = _timed(lambda: check_fresh(run, threads=1))
+    backends["onnx"] = (onnx_backend, onnx_load, run / RunDir.ONNX)
+    if run.exists(RunDir.INT8):
+        int8_backend, int8_load = _timed(lambda: OnnxPredictor(run / RunDir.INT8, threads=1))
+        backends["onnx_int8"] = (int8_backend, int8_load, run / RunDir.INT8)
     grades, college = random_students(batch, torch_backend.semesters, torch_backend.colleges, seed=1)
     report = {"threads": 1, "batch": batch, "calls": calls}
     for name, (backend, load_seconds, path) in backends.items():
@@ -66,7 +66,7 @@ def bench(run: str | Path, calls: int = 3000, batch: int = 4096, seconds: float 
     report["onnx_bytes"] = report["onnx"]["file_bytes"]
     report["ratio"] = {"p50_speedup": report["torch"]["p50_us"] / report["onnx"]["p50_us"],
                        "throughput_speedup": report["onnx"]["throughput_per_s"] / report["torch"]["throughput_per_s"]}
-    write_json(run / "bench.json", report)
+    run.write_json(RunDir.BENCH, report)
     return report
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from importlib import metadata as package_metadata
 from pathlib import Path
 
@@ -21,22 +22,23 @@ import numpy as np
 import onnx
 import torch
 
-from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, atomic_path, file_sha256
 from model.checkpoint import load_checkpoint
+from model.config import INTERVAL_LEVEL, QUANTILES
+from runtime.rundir import RunDir
 
 OPSET = 18
-INT8_NAME = "model.int8.onnx"
 INPUT_DOC = ("grades: float32 [batch, semesters], raw grade points on the 0-10 scale, semester 1 first, "
              "NaN for a semester that is missing or not yet taken (pad short histories with NaN); "
              "college: int64 [batch], the raw college code (an unseen code uses a shared 'unknown' embedding)")
 OUTPUT_DOC = ("prediction, low, high: float32 [batch], grade points of the semester after the last observed one: "
-              "the median and the 10th-90th percentile (80% interval); NaN when there is nothing to predict "
-              "(no grade observed, or the last semester of the horizon already observed)")
+              f"the median and the {QUANTILES[0]:.0%}-{QUANTILES[-1]:.0%} quantiles ({INTERVAL_LEVEL:.0%} interval); "
+              "NaN when there is nothing to predict (no grade observed, or the last semester of the horizon "
+              "already observed)")
 
 
-def export_onnx(run: str | Path) -> Path:
-    """Export run/model.pt to run/model.onnx (atomically) and return its path."""
-    run = Path(run)
+def export_onnx(run: str | Path | RunDir) -> Path:
+    """Export the run's checkpoint to its ONNX file (atomically) and return the file's path."""
+    run = RunDir.of(run)
     model, payload = load_checkpoint(run)
     batch = torch.export.Dim("batch", min=1)
     # Two rows: with a batch of one the exporter would specialise the batch axis to 1.
@@ -57,12 +59,11 @@ def export_onnx(run: str | Path) -> Path:
     # Intermediate shape annotations are optional; the exporter's trip up onnxruntime's
     # quantizer (its reshape of the fused input product), and dropping them saves a third.
     del proto.graph.value_info[:]
-    set_metadata(proto, _metadata(run, model, payload))
+    set_metadata(proto, _metadata(model, payload))
     onnx.checker.check_model(proto, full_check=True)
-    path = run / ONNX_NAME
-    with atomic_path(path) as temporary:
+    with run.atomic(RunDir.ONNX) as temporary:
         onnx.save_model(proto, temporary)
-    return path
+    return run / RunDir.ONNX
 
 
 def _version(name: str) -> str:
@@ -72,7 +73,7 @@ def _version(name: str) -> str:
         return "not installed"
 
 
-def _metadata(run: Path, model, payload: dict) -> dict[str, str]:
+def _metadata(model, payload: dict) -> dict[str, str]:
     data = payload["data"]
     return {
         "producer": "cgpa-rnn",
@@ -85,7 +86,7 @@ def _metadata(run: Path, model, payload: dict) -> dict[str, str]:
         "colleges": json.dumps(model.college_codes.tolist()),
         "cell": payload["config"]["model"]["cell"],
         "config": json.dumps(payload["config"]),
-        "checkpoint_sha256": file_sha256(run / CHECKPOINT_NAME),
+        "checkpoint_sha256": payload["sha256"],
         "data_source": json.dumps(data["source"]),
         "data_fingerprint": data["fingerprint"],
         "synthetic_data": str(data["synthetic"]).lower(),
@@ -102,7 +103,20 @@ def set_metadata(proto: onnx.ModelProto, values: dict[str, str]) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
+@contextmanager
+def quiet_root_logger():
+    """onnxruntime's quantizer logs advice meant for image models on the root logger;
+    silence it for the call only, not for the whole process."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize(run: str | Path | RunDir, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
     """Write run/model.int8.onnx where dynamic int8 quantization changes the graph, and report.
 
     onnxruntime's dynamic quantization covers MatMul/Gemm and LSTM weights; it has no
@@ -111,13 +125,13 @@ def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
     import onnxruntime as ort
     from onnxruntime.quantization import quantize_dynamic
 
-    run = Path(run)
-    source, target = run / ONNX_NAME, run / INT8_NAME
+    run = RunDir.of(run)
+    source, target = run / RunDir.ONNX, run / RunDir.INT8
     with tempfile.TemporaryDirectory() as scratch:
-        candidate = Path(scratch) / INT8_NAME
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic logs advice meant for image models
+        candidate = Path(scratch) / RunDir.INT8
         try:
-            quantize_dynamic(source, candidate)
+            with quiet_root_logger():
+                quantize_dynamic(source, candidate)
         except Exception as error:  # the quantizer raises many types; the export itself stays valid
             target.unlink(missing_ok=True)
             return {"written": False, "reason": f"onnxruntime's quantizer cannot process this graph ({error})"}
@@ -141,7 +155,7 @@ def quantize(run: str | Path, inputs: tuple[np.ndarray, np.ndarray]) -> dict:
                                     f"({report['fp32_bytes']} B): too few weights for quantization to pay")
             else:
                 report["written"] = True
-                with atomic_path(target) as temporary:
+                with run.atomic(RunDir.INT8) as temporary:
                     shutil.copyfile(candidate, temporary)
     if not report["written"]:
         target.unlink(missing_ok=True)  # an older int8 file would no longer match model.onnx

@@ -6,18 +6,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.predictor import Predictor
 from model.checkpoint import load_checkpoint
+from runtime.predictor import Predictor
+from runtime.rundir import RunDir
 
 
 class TorchPredictor(Predictor):
-    def __init__(self, run: str | Path):
+    def __init__(self, run: str | Path | RunDir):
         self.model, self.payload = load_checkpoint(run)
         self.semesters = self.model.semesters
         self.colleges = self.model.college_codes.tolist()
         self.semester_names = self.payload["data"]["semester_names"]
 
-    def _run(self, grades: np.ndarray, college: np.ndarray):
+    def _infer(self, grades: np.ndarray, college: np.ndarray):
         with torch.inference_mode():
             outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
         return tuple(output.numpy() for output in outputs)

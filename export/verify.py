@@ -11,46 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, file_sha256, write_json
-from data import Cohort, missing_cohort_note, recorded_cohort
-from export.predictor import OnnxPredictor
+from data import missing_cohort_note, recorded_cohort
+from data.inputs import PARITY_SAMPLES, parity_inputs
 from export.torch_predictor import TorchPredictor
+from runtime.predictor import OnnxPredictor
+from runtime.rundir import RunDir
 
 TOLERANCE = 1e-5  # fp32: absolute, in grade points
 OUTPUTS = ("prediction", "low", "high")
 SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
-
-
-def prefixes(grades: np.ndarray) -> np.ndarray:
-    """Every student's semesters 1..t for t = 1..S, the rest NaN."""
-    students, semesters = grades.shape
-    rows = np.repeat(grades, semesters, axis=0)
-    length = np.tile(np.arange(1, semesters + 1), students)
-    rows[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
-    return rows
-
-
-def random_students(count: int, semesters: int, colleges: list[int], seed: int = 0):
-    """Random histories of every length 1..S, ~15% gaps, a fifth of them at unseen colleges."""
-    rng = np.random.default_rng(seed)
-    grades = np.round(rng.uniform(0, 10, (count, semesters)), 2).astype(np.float32)
-    length = rng.integers(1, semesters + 1, count)
-    grades[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
-    grades[rng.random((count, semesters)) < 0.15] = np.nan
-    known = rng.choice(np.array(colleges), count)
-    unseen = rng.integers(0, 100_000, count)
-    college = np.where(rng.random(count) < 0.2, unseen, known).astype(np.int64)
-    return grades, college
-
-
-def parity_inputs(cohort: Cohort | None, semesters: int, colleges: list[int], samples: int):
-    """Every prefix of the training students (when at hand), then random students."""
-    parts = [random_students(samples, semesters, colleges)]
-    if cohort is not None:
-        parts.insert(0, (prefixes(cohort.grades), np.repeat(cohort.college, cohort.semesters)))
-    grades = np.concatenate([p[0] for p in parts]).astype(np.float32)
-    college = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    return grades, college, cohort is not None
 
 
 def _compare(reference, candidate, grades, college, report, batch_label):
@@ -68,14 +37,15 @@ def _compare(reference, candidate, grades, college, report, batch_label):
         entry["nan_mismatches"] += int(nan_mismatch.sum())
 
 
-def verify(run: str | Path, samples: int = 10_000, data: str | Path | None = None) -> dict:
+def verify(run: str | Path | RunDir, samples: int = PARITY_SAMPLES, data: str | Path | None = None) -> dict:
     """Compare; `data` is the training CSV when it is not the shipped data set."""
-    run = Path(run)
+    run = RunDir.of(run)
     torch_backend = TorchPredictor(run)
-    onnx_backend = OnnxPredictor(run / ONNX_NAME)
+    onnx_backend = OnnxPredictor(run / RunDir.ONNX)
     source = torch_backend.payload["data"]["source"]
     cohort = recorded_cohort(source, (data,) if data else ())
-    grades, college, has_data = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples)
+    has_data = cohort is not None
+    grades, college = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples)
     reference = torch_backend.predict_batch(grades, college)
     report = {"tolerance": TOLERANCE, "samples": int(len(grades)), "training_prefixes_included": has_data,
               "training_data": None if has_data else missing_cohort_note(source),
@@ -88,12 +58,12 @@ def verify(run: str | Path, samples: int = 10_000, data: str | Path | None = Non
         candidate = [np.concatenate([o[k] for o in outputs]) for k in range(3)]
         _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report, batch)
     report["max_abs_diff"] = max(e["max_abs_diff"] for e in report["outputs"].values())
-    checkpoint_sha = file_sha256(run / CHECKPOINT_NAME)
+    checkpoint_sha = run.sha256(RunDir.CHECKPOINT)
     report["checkpoint_sha256"] = checkpoint_sha
     report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
     report["fresh"] = checkpoint_sha == onnx_backend.checkpoint_sha256
     report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE)
-    write_json(run / "parity.json", report)
+    run.write_json(RunDir.PARITY, report)
     return report
 
 

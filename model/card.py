@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.artifacts import write_text
 from data.sources import describe_source
+from model.config import COVERAGE_KEY
 from model.metrics import best_baseline
+from runtime.rundir import RunDir
 
-CARD_NAME = "MODEL_CARD.md"
 SHIPPED_DATASET = "Semester Result of Technical Students (Kaggle)"
 TARGET_LABELS = {"next": "every next semester from the earlier ones",
                  "last": "the final semester from all earlier ones"}
@@ -32,11 +32,9 @@ class RunFiles:
     bench: dict | None
 
     @classmethod
-    def read(cls, run: Path) -> "RunFiles":
-        def read(name):
-            path = run / name
-            return json.loads(path.read_text()) if path.is_file() else None
-        return cls(*(read(f"{name}.json") for name in ("config", "metrics", "evaluation", "parity", "bench")))
+    def read(cls, run: RunDir) -> "RunFiles":
+        return cls(*(run.read_json(name) for name in (RunDir.CONFIG, RunDir.METRICS, RunDir.EVALUATION,
+                                                      RunDir.PARITY, RunDir.BENCH)))
 
     @property
     def source(self) -> dict:
@@ -105,7 +103,7 @@ def cross_validation(files: RunFiles) -> list[str]:
     if evaluation is None:
         return []
     lines = [f"## Cross-validated accuracy ({evaluation['folds']}-fold x {evaluation['repeats']}, student-level)",
-             "", "| model | next: MAE ± fold sd | next: coverage80 | last: MAE ± fold sd | last: coverage80 |",
+             "", f"| model | next: MAE ± fold sd | next: {COVERAGE_KEY} | last: MAE ± fold sd | last: {COVERAGE_KEY} |",
              "|---|---|---|---|---|"]
     for group in ("models", "baselines"):
         for name, entry in evaluation[group].items():
@@ -113,7 +111,7 @@ def cross_validation(files: RunFiles) -> list[str]:
             for target in TARGET_LABELS:
                 m = entry[target]
                 cells += [f"{m['mae']:.4f} ± {m['mae_fold_std']:.4f}",
-                          f"{m['coverage80']:.3f}" if "coverage80" in m else ""]
+                          f"{m[COVERAGE_KEY]:.3f}" if COVERAGE_KEY in m else ""]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "best_achievable" in evaluation:
         best = evaluation["best_achievable"]
@@ -132,10 +130,10 @@ def cross_validation(files: RunFiles) -> list[str]:
 
 
 def held_out(files: RunFiles) -> list[str]:
-    lines = ["## Held-out test split", "", "| target | model MAE | coverage80 | ridge MAE | persistence MAE |",
+    lines = ["## Held-out test split", "", f"| target | model MAE | {COVERAGE_KEY} | ridge MAE | persistence MAE |",
              "|---|---|---|---|---|"]
     for target, entry in files.metrics["test"].items():
-        lines.append(f"| {target} | {entry['model']['mae']:.4f} | {entry['model']['coverage80']:.3f} | "
+        lines.append(f"| {target} | {entry['model']['mae']:.4f} | {entry['model'][COVERAGE_KEY]:.3f} | "
                      f"{entry['ridge']['mae']:.4f} | {entry['persistence']['mae']:.4f} |")
     return lines + [""]
 
@@ -177,8 +175,8 @@ def limits(files: RunFiles) -> list[str]:
 SECTIONS = (what_it_does, how_it_was_made, cross_validation, held_out, parity, speed, limits)
 
 
-def render_model_card(run: str | Path) -> str:
-    files = RunFiles.read(Path(run))
+def render_model_card(run: RunDir) -> str:
+    files = RunFiles.read(run)
     title = ["# Model card: cgpa-rnn next-semester grade forecaster", ""]
     if files.metrics is None or files.config is None:
         return "\n".join(title + ["No trained model in this directory yet (`cgpa train --out DIR`)."])
@@ -190,5 +188,6 @@ def render_model_card(run: str | Path) -> str:
     return "\n".join(lines)
 
 
-def write_model_card(run: str | Path) -> None:
-    write_text(Path(run) / CARD_NAME, render_model_card(run))
+def write_model_card(run: str | Path | RunDir) -> None:
+    run = RunDir.of(run)
+    run.write_text(RunDir.CARD, render_model_card(run))

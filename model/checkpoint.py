@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from data.artifacts import CHECKPOINT_NAME, atomic_path, file_sha256
-from data.errors import UserError
+from model.config import TrainConfig
 from model.network import GradeForecaster
-from model.train import TrainConfig
+from runtime.errors import UserError
+from runtime.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
 VERSION = 1
@@ -22,8 +22,8 @@ class CheckpointError(UserError):
     """The checkpoint is missing, truncated, corrupted or not one of ours."""
 
 
-def save_checkpoint(path: str | Path, model: GradeForecaster, config: TrainConfig, info: dict) -> str:
-    """Write atomically; returns the file's SHA-256. `info` holds data, split and metrics."""
+def save_checkpoint(run: RunDir, model: GradeForecaster, config: TrainConfig, info: dict) -> str:
+    """Write the run's checkpoint atomically; returns its SHA-256. `info` holds data, split and metrics."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -35,22 +35,17 @@ def save_checkpoint(path: str | Path, model: GradeForecaster, config: TrainConfi
         "torch_version": str(torch.__version__),
         **info,
     }
-    with atomic_path(path) as temporary:
+    with run.atomic(RunDir.CHECKPOINT) as temporary:
         torch.save(payload, temporary)
-    return file_sha256(path)
+    return run.sha256(RunDir.CHECKPOINT)
 
 
-def checkpoint_path(location: str | Path) -> Path:
-    """A run directory or the checkpoint file itself."""
-    location = Path(location)
-    return location / CHECKPOINT_NAME if location.is_dir() else location
-
-
-def load_checkpoint(location: str | Path) -> tuple[GradeForecaster, dict]:
-    """The model in eval mode and the checkpoint's payload (config, data, metrics...)."""
-    path = checkpoint_path(location)
+def load_checkpoint(location: str | Path | RunDir) -> tuple[GradeForecaster, dict]:
+    """The run's model in eval mode and the checkpoint's payload (config, data, metrics...)."""
+    run = RunDir.of(location)
+    path = run / RunDir.CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint here; train one with `cgpa train --out {path.parent}`")
+        raise CheckpointError(f"{path}: no checkpoint here; train one with `cgpa train --out {run}`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
@@ -69,5 +64,5 @@ def load_checkpoint(location: str | Path) -> tuple[GradeForecaster, dict]:
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: the checkpoint does not match this code's model ({error})") from None
     model.eval()
-    payload["sha256"] = file_sha256(path)
+    payload["sha256"] = run.sha256(RunDir.CHECKPOINT)
     return model, payload

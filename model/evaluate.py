@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,61 +18,88 @@ import torch
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 from tqdm import tqdm
 
-from data.artifacts import atomic_path, write_json, write_text
 from data.cohort import Cohort
-from data.sources import describe_source
 from data.sequences import TARGETS, repeated_kfold
+from data.sources import describe_source
 from data.synthetic import best_achievable_mae
 from model.baselines import BASELINES
+from model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from model.metrics import best_baseline, mae_by_group, regression_metrics
-from model.network import CELLS
-from model.run import data_info
-from model.train import TrainConfig, fit, predict_all_steps
+from model.train import data_info
+from model.trainer import fit, predict_all_steps
+from runtime.rundir import RunDir
+
+
+@dataclass
+class HeldOutPredictions:
+    """One model's predictions of one target for the held-out students of one fold."""
+
+    fold: int
+    student: np.ndarray  # cohort index
+    target: np.ndarray  # semester index predicted
+    prediction: np.ndarray
+    low: np.ndarray | None = None  # the interval; None for baselines
+    high: np.ndarray | None = None
+
+
+def concatenate(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
+    """All folds' predictions as one record; `fold` is then the fold of each row."""
+    def joined(name):
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else np.concatenate(values)
+    folds = np.concatenate([np.full(len(p.student), p.fold) for p in parts])
+    return HeldOutPredictions(folds, *(joined(n) for n in ("student", "target", "prediction", "low", "high")))
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 5, repeats: int = 3,
              cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None,
              command: str = "") -> dict:
-    """Cross-validate; folds run in `workers` processes (default: one per core), each single-threaded."""
+    """Cross-validate and write evaluation.json, evaluation.md and the predicted-vs-actual plot."""
     started = time.perf_counter()
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
-    jobs = [(cohort, config, cells, fold_id, fold) for fold_id, fold in splits]
+    results = run_folds([(cohort, config, cells, fold_id, fold) for fold_id, fold in splits], progress, workers)
+    collected, chosen_decay = collect(results, cells)
+    report = {"command": command, "data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds,
+              "repeats": repeats, "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
+              "chosen_weight_decay": chosen_decay}
+    for (group, name, target_name), parts in collected.items():
+        report[group].setdefault(name, {})[target_name] = summarise(cohort, concatenate(parts))
+    if cohort.is_synthetic:
+        report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
+                                     for name, make in TARGETS.items()}
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    run = RunDir(out)
+    run.write_json(RunDir.EVALUATION, report)
+    run.write_text(RunDir.EVALUATION_REPORT, format_report(report))
+    plot_predictions(collected, config.model.cell, run, cohort)
+    return report
+
+
+def run_folds(jobs: list, progress: bool, workers: int | None) -> list:
+    """Every fold's job, in `workers` processes (default: one per core), each single-threaded."""
     workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc="cross-validation folds", disable=not progress)
-    results = []
-    if workers == 1:
-        for job in jobs:
-            results.append(_run_fold(job))
-            bar.update(1)
-    else:
+    with tqdm(total=len(jobs), desc="cross-validation folds", disable=not progress) as bar:
+        if workers == 1:
+            return [_fold_done(_run_fold(job), bar) for job in jobs]
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for result in pool.map(_run_fold, jobs):
-                results.append(result)
-                bar.update(1)
-    bar.close()
-    # Per model and target: lists of (fold id, student index, target, prediction, low, high).
-    collected: dict[tuple[str, str, str], list] = {}
+            return [_fold_done(result, bar) for result in pool.map(_run_fold, jobs)]
+
+
+def _fold_done(result, bar):
+    bar.update(1)
+    return result
+
+
+def collect(results: list, cells: tuple[str, ...]) -> tuple[dict, dict]:
+    """Per (group, model, target): the folds' predictions; per cell: the weight decay each fold chose."""
+    collected: dict[tuple[str, str, str], list[HeldOutPredictions]] = {}
     chosen_decay: dict[str, list[float]] = {cell: [] for cell in cells}
     for fold_parts, fold_decay in results:
         for key, part in fold_parts.items():
             collected.setdefault(key, []).append(part)
         for cell, decay in fold_decay.items():
             chosen_decay[cell].append(decay)
-
-    report = {"command": command, "data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds, "repeats": repeats,
-              "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
-              "chosen_weight_decay": chosen_decay}
-    for (group, name, target_name), parts in collected.items():
-        report[group].setdefault(name, {})[target_name] = _summarise(cohort, parts)
-    if cohort.is_synthetic:
-        report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
-                                     for name, make in TARGETS.items()}
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    out = Path(out)
-    write_json(out / "evaluation.json", report)
-    write_text(out / "evaluation.md", format_report(report))
-    plot_predictions(collected, config.model.cell, out / "predicted_vs_actual.png", cohort)
-    return report
+    return collected, chosen_decay
 
 
 def _run_fold(job) -> tuple[dict, dict]:
@@ -86,7 +113,8 @@ def _run_fold(job) -> tuple[dict, dict]:
         fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
         for name, (student, target) in examples.items():
             prediction = fitted.predict(grades, college, student, target)
-            parts[("baselines", baseline.name, name)] = (fold_id, fold.test[student], target, prediction, None, None)
+            parts[("baselines", baseline.name, name)] = HeldOutPredictions(fold_id, fold.test[student], target,
+                                                                           prediction)
     for cell in cells:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
         model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], progress=False)
@@ -94,25 +122,19 @@ def _run_fold(job) -> tuple[dict, dict]:
         quantiles = predict_all_steps(model, grades, college)
         for name, (student, target) in examples.items():
             picked = quantiles[student, target - 1]
-            parts[("models", cell, name)] = (fold_id, fold.test[student], target, picked[:, 1], picked[:, 0],
-                                             picked[:, 2])
+            parts[("models", cell, name)] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1],
+                                                               picked[:, 0], picked[:, 2])
     return parts, decay
 
 
-def _summarise(cohort: Cohort, parts: list) -> dict:
-    fold_ids = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
-    student = np.concatenate([p[1] for p in parts])
-    target = np.concatenate([p[2] for p in parts])
-    prediction = np.concatenate([p[3] for p in parts])
-    actual = cohort.grades[student, target].astype(np.float64)
-    has_interval = parts[0][4] is not None
-    low = np.concatenate([p[4] for p in parts]) if has_interval else None
-    high = np.concatenate([p[5] for p in parts]) if has_interval else None
-    metrics = regression_metrics(prediction, actual, low, high)
-    fold_mae = [np.abs(prediction - actual)[fold_ids == f].mean() for f in np.unique(fold_ids)]
+def summarise(cohort: Cohort, pooled: HeldOutPredictions) -> dict:
+    actual = cohort.grades[pooled.student, pooled.target].astype(np.float64)
+    metrics = regression_metrics(pooled.prediction, actual, pooled.low, pooled.high)
+    error = np.abs(pooled.prediction - actual)
+    fold_mae = [error[pooled.fold == f].mean() for f in np.unique(pooled.fold)]
     metrics["mae_fold_std"] = float(np.std(fold_mae, ddof=1)) if len(fold_mae) > 1 else 0.0
-    metrics["by_gender"] = mae_by_group(prediction, actual, cohort.gender[student])
-    metrics["by_college"] = mae_by_group(prediction, actual, cohort.college[student])
+    metrics["by_gender"] = mae_by_group(pooled.prediction, actual, cohort.gender[pooled.student])
+    metrics["by_college"] = mae_by_group(pooled.prediction, actual, cohort.college[pooled.student])
     return metrics
 
 
@@ -124,12 +146,12 @@ def format_report(report: dict) -> str:
              f"± is the standard deviation of MAE across folds.", ""]
     for target, label in (("next", "every next semester"), ("last", "the last semester from all earlier ones")):
         lines += [f"## Target `{target}`: {label}", "",
-                  "| model | MAE | RMSE | R² | 80% coverage | 80% width |", "|---|---|---|---|---|---|"]
+                  f"| model | MAE | RMSE | R² | {COVERAGE_KEY} | {WIDTH_KEY} |", "|---|---|---|---|---|---|"]
         for group in ("models", "baselines"):
             for name, entry in report[group].items():
                 m = entry[target]
-                coverage = f"{m['coverage80']:.3f}" if "coverage80" in m else ""
-                width = f"{m['width80']:.3f}" if "width80" in m else ""
+                coverage = f"{m[COVERAGE_KEY]:.3f}" if COVERAGE_KEY in m else ""
+                width = f"{m[WIDTH_KEY]:.3f}" if WIDTH_KEY in m else ""
                 lines.append(f"| {name} | {m['mae']:.4f} ± {m['mae_fold_std']:.4f} | {m['rmse']:.4f} | "
                              f"{m['r2']:.3f} | {coverage} | {width} |")
         if "best_achievable" in report:
@@ -152,17 +174,16 @@ def format_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_predictions(collected: dict, cell: str, path: Path, cohort: Cohort) -> None:
+def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort) -> None:
     figure = Figure(figsize=(5, 5))
     axis = figure.subplots()
     for (group, name), color in ((("models", cell), "tab:blue"), (("baselines", "ridge"), "tab:orange")):
         parts = collected.get((group, name, "next"), [])
         if not parts:
             continue
-        student = np.concatenate([p[1] for p in parts])
-        target = np.concatenate([p[2] for p in parts])
-        prediction = np.concatenate([p[3] for p in parts])
-        axis.scatter(cohort.grades[student, target], prediction, s=6, alpha=0.4, color=color, label=name)
+        pooled = concatenate(parts)
+        axis.scatter(cohort.grades[pooled.student, pooled.target], pooled.prediction, s=6, alpha=0.4, color=color,
+                     label=name)
     axis.plot([0, 10], [0, 10], color="grey", linewidth=1)
     low, high = np.nanmin(cohort.grades) - 0.5, np.nanmax(cohort.grades) + 0.5
     axis.set_xlim(low, high)
@@ -172,5 +193,5 @@ def plot_predictions(collected: dict, cell: str, path: Path, cohort: Cohort) -> 
     axis.set_title(("SYNTHETIC cohort: " if cohort.is_synthetic else "") + "predicted vs actual")
     axis.legend()
     figure.tight_layout()
-    with atomic_path(path) as temporary:
+    with run.atomic(RunDir.PREDICTED_VS_ACTUAL) as temporary:
         figure.savefig(temporary, format="png", dpi=100)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.config import COVERAGE_KEY, WIDTH_KEY
+
 
 def regression_metrics(prediction: np.ndarray, actual: np.ndarray, low: np.ndarray | None = None,
                        high: np.ndarray | None = None) -> dict:
@@ -15,8 +17,8 @@ def regression_metrics(prediction: np.ndarray, actual: np.ndarray, low: np.ndarr
         "r2": float(1 - (error ** 2).sum() / total) if total > 0 else float("nan"),
     }
     if low is not None:
-        metrics["coverage80"] = float(((actual >= low) & (actual <= high)).mean())
-        metrics["width80"] = float((high - low).mean())
+        metrics[COVERAGE_KEY] = float(((actual >= low) & (actual <= high)).mean())
+        metrics[WIDTH_KEY] = float((high - low).mean())
     return metrics
 
 

@@ -10,39 +10,24 @@ Per member of the ensemble the prediction for semester t+1 is
   + a recurrent correction read from the hidden state after semester t.
 
 The linear part can represent the ridge baseline exactly (LSTNet's autoregressive
-component); the recurrent part learns what a linear model cannot. Three quantiles
-(10%, 50%, 90%) are predicted; the median is the point prediction and the outer two
-make the 80% interval.
+component); the recurrent part learns what a linear model cannot. The quantiles of
+model.config.QUANTILES (10%, 50%, 90%) are predicted; the median is the point
+prediction and the outer two make the 80% interval.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from data.errors import UserError
+from model.config import QUANTILES, ModelConfig
 
-CELLS = ("gru", "lstm", "rnn", "elman")
-QUANTILES = (0.1, 0.5, 0.9)
-
-
-@dataclass
-class ModelConfig:
-    cell: str = "elman"
-    hidden: int = 8
-    layers: int = 1
-    dropout: float = 0.0  # between stacked layers; only used when layers > 1
-    college_dim: int = 3
-    ensemble: int = 2
-    linear_skip: bool = True  # the autoregressive path; off only to measure what it adds
-
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise UserError(f"unknown cell {self.cell!r}; valid cells: {', '.join(CELLS)}")
-        if self.cell == "elman" and self.layers != 1:
-            raise UserError("the hand-written elman cell has one layer; use --layers 1")
+# Per step the recurrent part outputs a median correction and one gap per outer quantile.
+HEADS = len(QUANTILES)
+# The gaps are softplus(head + offset): at initialisation (head near 0) the interval starts
+# about 1.3 standard deviations of grades wide on each side instead of 0.7, closer to
+# the spread it has to learn, so early training is not spent widening it.
+GAP_OFFSET = 1.0
 
 
 class ElmanCell(nn.Module):
@@ -100,9 +85,9 @@ class Member(nn.Module):
         self.college_embedding = nn.Embedding(colleges + 1, config.college_dim)  # slot 0: unknown
         inputs = 2 + semesters + config.college_dim  # grade, missing flag, position one-hot, college
         if config.cell == "elman":
-            self.recurrent = ElmanCell(inputs, config.hidden, 3)
+            self.recurrent = ElmanCell(inputs, config.hidden, HEADS)
         else:
-            self.recurrent = TorchRecurrent(config.cell, inputs, config.hidden, 3,
+            self.recurrent = TorchRecurrent(config.cell, inputs, config.hidden, HEADS,
                                             config.layers, config.dropout)
         # Autoregressive skip: row t weighs semesters 1..t+1 to predict semester t+2.
         self.ar_grade = nn.Parameter(torch.zeros(semesters, semesters))
@@ -114,11 +99,12 @@ class Member(nn.Module):
         # Widens or narrows the interval after training, calibrated on held-out students.
         self.register_buffer("interval_scale", torch.tensor(1.0))
 
-    def raw(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor,
-            step: torch.Tensor | None = None) -> torch.Tensor:
-        """x, missing: [B, S]; college: [B] vocabulary index. Returns [B, S, 4]: the linear
-        prediction, then the recurrent median correction and the two interval gaps; with
-        `step` ([B] indices) only that step of each row, [B, 4]."""
+    def unconstrained(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor,
+                      step: torch.Tensor | None = None) -> torch.Tensor:
+        """The outputs before the quantiles are ordered. x, missing: [B, S]; college: [B]
+        vocabulary index. Returns [B, S, 1 + HEADS]: the linear prediction, then the
+        recurrent median correction and the two interval gaps; with `step` ([B] indices)
+        only that step of each row, [B, 1 + HEADS]."""
         batch = x.shape[0]
         embedded = self.college_embedding(college)
         steps = torch.cat([x.unsqueeze(-1), missing.unsqueeze(-1),
@@ -135,15 +121,15 @@ class Member(nn.Module):
             linear = torch.gather(linear, 1, step.view(-1, 1)).squeeze(1)
         return torch.cat([linear.unsqueeze(-1), self.recurrent.output_dense(states)], dim=-1)
 
-    def quantiles(self, raw: torch.Tensor) -> torch.Tensor:
-        """[..., 4] from `raw` -> [..., 3] quantiles; softplus keeps low <= median <= high."""
-        median = raw[..., 0] + raw[..., 1]
-        return torch.stack([median - self.interval_scale * F.softplus(raw[..., 2] + 1.0), median,
-                            median + self.interval_scale * F.softplus(raw[..., 3] + 1.0)], dim=-1)
+    def quantiles(self, outputs: torch.Tensor) -> torch.Tensor:
+        """[..., 1 + HEADS] unconstrained -> [..., HEADS] quantiles; softplus keeps low <= median <= high."""
+        median = outputs[..., 0] + outputs[..., 1]
+        return torch.stack([median - self.interval_scale * F.softplus(outputs[..., 2] + GAP_OFFSET), median,
+                            median + self.interval_scale * F.softplus(outputs[..., 3] + GAP_OFFSET)], dim=-1)
 
     def forward(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
-        """Quantiles [B, S, 3] in normalised units for every step."""
-        return self.quantiles(self.raw(x, missing, college))
+        """Quantiles [B, S, HEADS] in normalised units for every step."""
+        return self.quantiles(self.unconstrained(x, missing, college))
 
 
 class GradeForecaster(nn.Module):
@@ -167,11 +153,14 @@ class GradeForecaster(nn.Module):
         index = (matches * torch.arange(1, self.college_codes.numel() + 1, device=grades.device)).sum(1)
         return x, (~observed).float(), index
 
+    def _grade_points(self, member_quantiles: list[torch.Tensor]) -> torch.Tensor:
+        """The ensemble's mean quantiles, from normalised units back to grade points."""
+        return torch.stack(member_quantiles).mean(0) * self.grade_std + self.grade_mean
+
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
-        """Quantiles in grade points for every step: [B, S, 3], step t predicts semester t+2."""
+        """Quantiles in grade points for every step: [B, S, HEADS], step t predicts semester t+2."""
         inputs = self.preprocess(grades, college)
-        quantiles = torch.stack([member(*inputs) for member in self.members]).mean(0)
-        return quantiles * self.grade_std + self.grade_mean
+        return self._grade_points([member(*inputs) for member in self.members])
 
     def forward(self, grades: torch.Tensor, college: torch.Tensor):
         """Prediction, low, high [B] for the semester after each student's last observed one.
@@ -184,7 +173,7 @@ class GradeForecaster(nn.Module):
         last = (observed.long() * steps).amax(dim=1) - 1
         valid = (last >= 0) & (last < self.semesters - 1)
         step = last.clamp(min=0)
-        quantiles = torch.stack([member.quantiles(member.raw(*inputs, step=step)) for member in self.members]).mean(0)
-        quantiles = quantiles * self.grade_std + self.grade_mean
+        quantiles = self._grade_points([member.quantiles(member.unconstrained(*inputs, step=step))
+                                        for member in self.members])
         quantiles = torch.where(valid.view(-1, 1), quantiles, torch.full_like(quantiles, float("nan")))
         return quantiles[:, 1], quantiles[:, 0], quantiles[:, 2]

@@ -27,8 +27,7 @@ def real_data() -> Path:
 
 
 def tiny_config(cell: str, **overrides):
-    from model.network import ModelConfig
-    from model.train import TrainConfig
+    from model.config import ModelConfig, TrainConfig
 
     values = dict(max_epochs=25, patience=10, tune_weight_decay=(), seed=0)
     values.update(overrides)
@@ -46,8 +45,8 @@ def tiny_cohort():
 def exported_runs(tmp_path_factory, tiny_cohort) -> dict[str, Path]:
     """One trained, exported run directory per cell type, built once per test session."""
     from export.onnx_export import export_onnx
-    from model.network import CELLS
-    from model.run import train_run
+    from model.config import CELLS
+    from model.train import train_run
 
     runs = {}
     for cell in CELLS:
@@ -80,11 +79,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def app_url():
-    from demo.app import CONCURRENCY, build_demo
+    from demo.app import build_demo, launch
 
     demo = build_demo(SHIPPED)
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, server_name="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data import DataError, load_csv
-from data.artifacts import file_sha256
+from runtime.rundir import file_sha256
 from data.cohort import summary
 from data.sequences import Normalisation, last_examples, next_examples, repeated_kfold, split_students
 from data.synthetic import SyntheticSpec, best_achievable_mae, generate_frame, oracle, synthetic_cohort

@@ -11,8 +11,8 @@ import pytest
 from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 
-from data.errors import UserError
 from demo import service
+from runtime.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
               "7.1,6.8,,7.3,,115,M,,1,16\n"
@@ -52,12 +52,12 @@ def test_score_upload(backends, tmp_path):
     path = tmp_path / "cohort.csv"
     path.write_text(COHORT_CSV)
     scored, out, summary = service.score_upload(backends, path, threshold=6.0)
-    assert (scored["error"] == "").tolist() == [True, False, True, False]
+    assert scored.ok.tolist() == [True, False, True, False]
     assert "2 of 4 students scored" in summary and "1 at risk" in summary
-    assert pd.read_csv(out).shape == scored.shape
+    assert pd.read_csv(out).shape == (4, len(scored.columns()))
     table = service.display_table(scored)
-    assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "pred_torch", "pred_onnx",
-                                   "abs_diff", "low", "high", "error"]
+    assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "semester_predicted",
+                                   "pred_torch", "pred_onnx", "abs_diff", "low", "high", "error"]
     path.write_bytes(b"x" * (service.MAX_UPLOAD_BYTES + 1))
     with pytest.raises(UserError, match="upload limit"):
         service.score_upload(backends, path, 6.0)

@@ -14,12 +14,14 @@ import pytest
 from conftest import ROOT, cgpa, tiny_config
 
 from export.bench import bench
-from export.onnx_export import INT8_NAME, quantize
-from export.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
+from export.onnx_export import quantize
+from runtime.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
+from runtime.rundir import RunDir
 from export.torch_predictor import TorchPredictor
-from export.verify import random_students, verify
-from model.network import CELLS
-from model.run import train_run
+from data.inputs import random_students
+from export.verify import verify
+from model.config import CELLS
+from model.train import train_run
 
 NATIVE_NODES = {"gru": "GRU", "lstm": "LSTM"}
 
@@ -79,7 +81,7 @@ def test_runtime_works_without_torch(exported_runs):
     code = f"""
 import sys
 sys.modules["torch"] = None  # any import of torch now fails
-from export.predictor import OnnxPredictor
+from runtime.predictor import OnnxPredictor
 predictor = OnnxPredictor({str(exported_runs['elman'] / 'model.onnx')!r})
 result = predictor.predict([7.1, 6.8, None, 7.3], 115)
 forecast = predictor.forecast(["7.1", "6.8"], "115")
@@ -151,7 +153,9 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "scored 2 of 4 rows" in result.stdout
     scored = pd.read_csv(out, dtype={"error": str}, keep_default_na=False)
-    assert list(scored.columns[-6:]) == ["pred_torch", "pred_onnx", "abs_diff", "low", "high", "error"]
+    assert list(scored.columns[-7:]) == ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high",
+                                         "error"]
+    assert scored["semester_predicted"].tolist() == ["5", "", "", "2"]
     assert scored["error"][0] == "" and "semester 2: expected a grade point" in scored["error"][1]
     assert "nothing left to predict" in scored["error"][2] and scored["error"][3] == ""
     assert float(scored["abs_diff"][0]) < 1e-5 and float(scored["low"][3]) <= float(scored["pred_onnx"][3])
@@ -160,19 +164,49 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_quantize_writes_only_a_useful_int8_model(cell, exported_runs, tmp_path):
+def test_csv_semester_columns_are_placed_by_number_not_position(exported_runs, tmp_path):
+    from runtime.scoring import score_csv
+
+    backend = {"onnx": OnnxPredictor(exported_runs["elman"] / "model.onnx")}
+    typed = backend["onnx"].predict(["", "7", "6"], 115)
+    for header, cells in (("2nd,3rd,College Code", "7,6,115"), ("College Code,3rd,2nd", "115,6,7"),
+                          ("sem3,Semester 2,College Code,Notes", "6,7,115,x")):
+        path = tmp_path / "cohort.csv"
+        path.write_text(f"{header}\n{cells}\n")
+        scored = score_csv(path, backend)
+        assert scored.served[0] == pytest.approx(typed.prediction, abs=1e-6), header
+        assert scored.semester[0] == typed.semester == 4
+    path.write_text("1st,sem1,College Code\n7,7,115\n")
+    result = cgpa("predict", str(exported_runs["elman"]), "--backend", "onnx", "--csv", str(path), "--out",
+                  str(tmp_path / "out.csv"))
+    assert result.returncode == 2 and "columns '1st' and 'sem1' are both semester 1" in result.stderr
+
+
+def test_quantize_refuses_an_int8_model_that_does_not_pay(exported_runs, tmp_path):
     import shutil
 
-    run = tmp_path / cell
-    shutil.copytree(exported_runs[cell], run)
+    run = tmp_path / "lstm"
+    shutil.copytree(exported_runs["lstm"], run)
+    report = quantize(run, random_students(300, 5, [115, 116], seed=4))
+    assert report["written"] is False and not (run / RunDir.INT8).exists()
+    assert "DynamicQuantizeLSTM" in report["quantized_ops"] and "is not smaller than fp32" in report["reason"]
+
+
+def test_quantize_writes_an_int8_model_where_it_pays(tiny_cohort, tmp_path):
+    from export.onnx_export import export_onnx
+
+    config = tiny_config("elman", max_epochs=3, patience=3)
+    config.model.hidden = 96  # enough weights for int8 to halve the file
+    train_run(tiny_cohort, config, tmp_path, progress=False)
+    export_onnx(tmp_path)
     grades, college = random_students(300, 5, [115, 116], seed=4)
-    report = quantize(run, (grades, college))
-    assert (run / INT8_NAME).is_file() == report["written"]
-    if report["written"]:
-        assert report["int8_bytes"] < report["fp32_bytes"] and report["max_abs_change"] >= 0
-    else:
-        assert report["reason"]
+    report = quantize(tmp_path, (grades, college))
+    assert report["written"] is True and report["int8_bytes"] < 0.7 * report["fp32_bytes"]
+    assert (tmp_path / RunDir.INT8).stat().st_size == report["int8_bytes"]
+    int8 = OnnxPredictor(tmp_path / RunDir.INT8).predict_batch(grades, college)[0]
+    fp32 = OnnxPredictor(tmp_path / RunDir.ONNX).predict_batch(grades, college)[0]
+    assert np.nanmax(np.abs(int8 - fp32)) == pytest.approx(report["max_abs_change"], abs=1e-6)
+    assert "onnx_int8" in bench(tmp_path, calls=20, batch=64, seconds=0.05)
 
 
 def test_bench_reports_both_runtimes_side_by_side(run_copy):

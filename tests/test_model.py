@@ -11,12 +11,15 @@ import yaml
 from conftest import SHIPPED, cgpa, tiny_config
 
 from data import load_csv
-from data.errors import UserError
+from data.inputs import random_students
+from runtime.errors import UserError
+from runtime.rundir import RunDir
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.evaluate import evaluate
-from model.network import CELLS, ElmanCell, GradeForecaster, ModelConfig
-from model.run import held_out_split, score, train_run
-from model.train import fit, pinball_loss, targets_and_mask
+from model.config import CELLS, ModelConfig
+from model.network import ElmanCell, GradeForecaster
+from model.train import held_out_metrics, held_out_split, train_run
+from model.trainer import fit, pinball_loss, targets_and_mask
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -86,7 +89,7 @@ def test_a_crash_while_saving_leaves_the_previous_model(run_copy, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(run_copy / "model.pt", model, tiny_config("elman"), {})
+        save_checkpoint(RunDir(run_copy), model, tiny_config("elman"), {})
     assert (run_copy / "model.pt").read_bytes() == before
     assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]
 
@@ -134,7 +137,7 @@ def test_shipped_model_matches_a_fresh_evaluation(real_data):
     cohort = load_csv(real_data)
     assert cohort.fingerprint() == payload["data"]["fingerprint"], "the shipped model was trained on other data"
     train, test = held_out_split(cohort, payload["config"]["seed"])
-    fresh = score(model, cohort, train, test)
+    fresh = held_out_metrics(model, cohort, train, test)
     recorded = payload["metrics"]["test"]
     for target in ("next", "last"):
         for name in ("model", "ridge", "persistence", "student_mean"):
@@ -168,3 +171,23 @@ def test_shipped_model_card_is_hub_ready_and_carries_no_path():
         text = (SHIPPED / name).read_text()
         assert "/" + "shared" not in text and "path" not in json.dumps(evaluation["data"]), name
     assert "```\ncgpa train --out model/default\ncgpa evaluate --out model/default" in card
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_forward_agrees_with_all_steps(cell, exported_runs, tiny_cohort):
+    """forward() is what is exported and served; all_steps() produces the reported metrics."""
+    model, _ = load_checkpoint(exported_runs[cell])
+    grades = torch.from_numpy(random_students(400, 5, [115, 116, 165], seed=2)[0])
+    college = torch.from_numpy(np.resize(tiny_cohort.college, 400))
+    with torch.no_grad():
+        prediction, low, high = model(grades, college)
+        every_step = model.all_steps(grades, college)
+    observed = ~torch.isnan(grades)
+    last = (observed.long() * torch.arange(1, 6)).amax(1) - 1
+    valid = (last >= 0) & (last < 4)
+    picked = every_step[torch.arange(400), last.clamp(min=0)]
+    assert valid.any() and (~valid).any()
+    torch.testing.assert_close(prediction[valid], picked[valid, 1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(low[valid], picked[valid, 0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(high[valid], picked[valid, 2], rtol=0, atol=1e-6)
+    assert torch.isnan(prediction[~valid]).all()

@@ -25,11 +25,14 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
 
 
 def _pins() -> tuple[set[str], list[str], list[str]]:
-    """pyproject's runtime requirements, requirements.txt's, and requirements.txt's pip options."""
+    """What pyproject installs for the demo (runtime + train + demo extras), requirements.txt's
+    requirements, and requirements.txt's pip options."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    demo = set(project["dependencies"]) | set(extras["train"]) | set(extras["demo"])
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    return (set(project["dependencies"]), [line for line in lines if not line.startswith("-")],
+    return ({pin for pin in demo if not pin.startswith("cgpa-rnn")}, [line for line in lines if not line.startswith("-")],
             [line for line in lines if line.startswith("-")])
 
 

@@ -1,9 +1,9 @@
 """One predictor interface over two runtimes; this module needs only numpy and onnxruntime.
 
 `Predictor` validates a student's raw grades and college code, runs the backend and
-forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime
-(importing this module never imports torch); `export.torch_predictor.TorchPredictor`
-runs the checkpoint. The demo and `cgpa predict` use both through this interface.
+forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime;
+`export.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
+`cgpa predict` use both through this interface.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data.artifacts import CHECKPOINT_NAME, ONNX_NAME, file_sha256
-from data.cohort import college_code, grade_value
-from data.errors import UserError
+from runtime.errors import UserError
+from runtime.rundir import RunDir
+from runtime.values import college_code, grade_value
 
 
 class PredictionError(UserError):
@@ -64,7 +64,7 @@ class Predictor(ABC):
     colleges: list[int]
 
     @abstractmethod
-    def _run(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """float32 [B, S] grades, int64 [B] codes -> prediction, low, high, each [B]."""
 
     def validate(self, grades, college) -> tuple[np.ndarray, int]:
@@ -87,13 +87,13 @@ class Predictor(ABC):
 
     def predict(self, grades, college) -> Prediction:
         row, code = self.validate(grades, college)
-        prediction, low, high = self._run(row[None, :], np.array([code], dtype=np.int64))
+        prediction, low, high = self._infer(row[None, :], np.array([code], dtype=np.int64))
         semester = int(np.flatnonzero(~np.isnan(row))[-1]) + 2
         return Prediction(semester, float(prediction[0]), float(low[0]), float(high[0]))
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
-        return self._run(np.ascontiguousarray(grades, dtype=np.float32), np.ascontiguousarray(college, dtype=np.int64))
+        return self._infer(np.ascontiguousarray(grades, dtype=np.float32), np.ascontiguousarray(college, dtype=np.int64))
 
     def forecast(self, grades, college) -> Forecast:
         row, code = self.validate(grades, college)
@@ -131,7 +131,6 @@ class OnnxPredictor(Predictor):
         except Exception as error:  # onnxruntime raises its own exception types for bad files
             raise StaleModelError(f"{path}: not a loadable ONNX model ({error}); re-export it with "
                                   f"`cgpa export {path.parent}`") from None
-        self.path = path
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if "semesters" not in self.metadata:
             raise StaleModelError(f"{path}: not a cgpa-rnn model (no 'semesters' metadata)")
@@ -140,21 +139,21 @@ class OnnxPredictor(Predictor):
         self.semester_names = json.loads(self.metadata["semester_names"])
         self.checkpoint_sha256 = self.metadata["checkpoint_sha256"]
 
-    def _run(self, grades, college):
+    def _infer(self, grades, college):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})
         return prediction, low, high
 
 
-def check_fresh(run: str | Path) -> OnnxPredictor:
+def check_fresh(run: str | Path | RunDir, threads: int = 1) -> OnnxPredictor:
     """The run's ONNX predictor, refusing an export that does not match the checkpoint beside it."""
-    run = Path(run)
-    predictor = OnnxPredictor(run / ONNX_NAME)
-    checkpoint = run / CHECKPOINT_NAME
-    if not checkpoint.is_file():
-        raise StaleModelError(f"{checkpoint}: no checkpoint beside the ONNX file; train with `cgpa train --out {run}`")
-    checkpoint_sha256 = file_sha256(checkpoint)
+    run = RunDir.of(run)
+    predictor = OnnxPredictor(run / RunDir.ONNX, threads)
+    if not run.exists(RunDir.CHECKPOINT):
+        raise StaleModelError(f"{run / RunDir.CHECKPOINT}: no checkpoint beside the ONNX file; "
+                              f"train with `cgpa train --out {run}`")
+    checkpoint_sha256 = run.sha256(RunDir.CHECKPOINT)
     if checkpoint_sha256 != predictor.checkpoint_sha256:
-        raise StaleModelError(f"{run / ONNX_NAME} is stale: it was exported from checkpoint "
-                              f"{predictor.checkpoint_sha256[:12]}, but {checkpoint} is {checkpoint_sha256[:12]}; "
-                              f"run `cgpa export {run}` and `cgpa verify {run}`")
+        raise StaleModelError(f"{run / RunDir.ONNX} is stale: it was exported from checkpoint "
+                              f"{predictor.checkpoint_sha256[:12]}, but {run / RunDir.CHECKPOINT} is "
+                              f"{checkpoint_sha256[:12]}; run `cgpa export {run}` and `cgpa verify {run}`")
     return predictor

@@ -1,0 +1,93 @@
+"""What a model is and how it is trained: plain dataclasses, the one home of every default.
+
+No torch here, so the CLI can build its options from these fields (each field's
+`help`, minGPT's merge-from-args idea) without importing torch, and `--help` starts fast.
+Each value is range-checked when the config is made, so a bad option is one clear
+message before any work starts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from runtime.errors import UserError
+
+CELLS = ("gru", "lstm", "rnn", "elman")
+# The network predicts these quantiles of the next grade: low, median, high. The outer two
+# make the prediction interval, so its level (0.8) and the metric names follow from them.
+QUANTILES = (0.1, 0.5, 0.9)
+INTERVAL_LEVEL = round(QUANTILES[-1] - QUANTILES[0], 6)
+COVERAGE_KEY = f"coverage{round(INTERVAL_LEVEL * 100)}"  # share of actual grades inside the interval
+WIDTH_KEY = f"width{round(INTERVAL_LEVEL * 100)}"  # mean interval width, grade points
+
+
+def option(default, help: str, low=None, high=None, flag: str | None = None, **kwargs):
+    """A config field with its command-line help and its allowed range [low, high]."""
+    metadata = {"help": help, "range": (low, high), "flag": flag}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+def check_ranges(config) -> None:
+    for spec in fields(config):
+        low, high = spec.metadata.get("range", (None, None))
+        values = getattr(config, spec.name)
+        for value in values if isinstance(values, tuple) else (values,):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if (low is not None and not value >= low) or (high is not None and not value <= high):
+                bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+                raise UserError(f"{spec.name.replace('_', '-')}: {value!r} is out of range; expected {bounds}")
+
+
+@dataclass
+class ModelConfig:
+    cell: str = option("elman", f"recurrent cell: {', '.join(CELLS)}")
+    hidden: int = option(8, "hidden units per layer", low=1, high=1024)
+    layers: int = option(1, "stacked recurrent layers (elman: 1)", low=1, high=8)
+    dropout: float = option(0.0, "dropout between stacked layers", low=0.0, high=0.9)
+    college_dim: int = option(3, "size of the college embedding", low=1, high=64)
+    ensemble: int = option(2, "networks averaged, each with its own seed", low=1, high=16)
+    linear_skip: bool = option(True, "the autoregressive path (--no-linear-skip: off, to measure what it adds)")
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise UserError(f"unknown cell {self.cell!r}; valid cells: {', '.join(CELLS)}")
+        if self.cell == "elman" and self.layers != 1:
+            raise UserError("the hand-written elman cell has one layer; use --layers 1")
+        check_ranges(self)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    learning_rate: float = option(0.01, "AdamW learning rate", low=1e-6, high=1.0, flag="--lr")
+    weight_decay: float = option(0.001, "fix the weight decay instead of tuning it on validation students",
+                                 low=0.0, high=10.0)
+    batch_size: int = option(0, "students per step; 0: the whole training set", low=0)
+    max_epochs: int = option(400, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
+                             flag="--epochs")
+    patience: int = option(40, "epochs without a better validation loss before stopping", low=1)
+    grad_clip: float = option(1.0, "gradient norm clip", low=1e-6)
+    college_dropout: float = option(0.1, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
+    weight_average: float = option(0.9, "decay of the moving average of weights that is kept", low=0.0, high=0.999)
+    validation: float = option(0.2, "share of training students each member stops early on", low=0.05, high=0.5)
+    tune_weight_decay: tuple[float, ...] = option((0.001, 0.01, 0.1), "weight decays tried on validation students",
+                                                  low=0.0, high=10.0)
+    seed: int = option(0, "seed of the split, initialisation and batches", low=0)
+
+    def __post_init__(self):
+        check_ranges(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        values["tune_weight_decay"] = tuple(values.get("tune_weight_decay", ()))
+        return cls(model=ModelConfig(**values.pop("model", {})), **values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
