@@ -44,6 +44,13 @@ def throughput(backend, grades, college, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def onnx_nodes(path) -> int:
+    """Nodes in the graph as stored (onnxruntime fuses a few more when it loads it)."""
+    import onnx
+
+    return len(onnx.load(path).graph.node)
+
+
 def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, seconds: float = 2.0) -> dict:
     """Measure, refusing an ONNX file that no longer matches the checkpoint (as serving does)."""
     run = RunDir.of(run)
@@ -64,6 +71,7 @@ def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, second
                         "throughput_per_s": throughput(backend, grades, college, seconds),
                         "load_ms": load_seconds * 1e3, "file_bytes": os.path.getsize(path)}
     report["onnx_bytes"] = report["onnx"]["file_bytes"]
+    report["onnx_nodes"] = onnx_nodes(run / RunDir.ONNX)
     report["ratio"] = {"p50_speedup": report["torch"]["p50_us"] / report["onnx"]["p50_us"],
                        "throughput_speedup": report["onnx"]["throughput_per_s"] / report["torch"]["throughput_per_s"]}
     run.write_json(RunDir.BENCH, report)
@@ -78,6 +86,7 @@ def format_bench(report: dict) -> str:
             b = report[name]
             lines.append(f"{name:<10} {b['p50_us']:>9.1f} {b['p99_us']:>9.1f} {b['throughput_per_s']:>12,.0f} "
                          f"{b['load_ms']:>9.1f} {b['file_bytes'] / 1024:>8.1f}KB")
+    lines.append(f"model.onnx: {report['onnx_nodes']} nodes, {report['onnx_bytes'] / 1024:.1f} KB")
     ratio = report["ratio"]
     lines.append(f"onnxruntime vs torch eager: {ratio['p50_speedup']:.1f}x faster at batch 1 (p50), "
                  f"{ratio['throughput_speedup']:.1f}x the throughput")

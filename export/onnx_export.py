@@ -2,9 +2,10 @@
 
 Every cell goes through torch 2.13's default (dynamo) exporter with the same contract:
 a dynamic batch axis and the semester axis fixed at the model's horizon. nn.GRU and
-nn.LSTM become native ONNX GRU/LSTM nodes; nn.RNN and the hand-written elman loop are
-unrolled over the fixed horizon, which is exactly the semester axis the contract
-promises, so all four cells share one contract (tests prove parity for each).
+nn.LSTM become native ONNX GRU/LSTM nodes. The tanh cells (the hand-written elman and
+nn.RNN) are exported in their fused form (export/fused.py): the ensemble's weights
+folded into a few wide matrices and the loop unrolled over the fixed horizon, about 44
+nodes instead of 170. All four cells share one contract (tests prove parity for each).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 import onnx
 import torch
 
+from export.fused import fused_forecaster
 from model.checkpoint import load_checkpoint
 from model.config import INTERVAL_LEVEL, QUANTILES
 from runtime.rundir import RunDir
@@ -48,7 +50,7 @@ def export_onnx(run: str | Path | RunDir) -> Path:
         # internals, not this model; parity is what proves the export right.
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(model, example, dynamo=True, opset_version=OPSET, external_data=False,
+        program = torch.onnx.export(fused_forecaster(model) or model, example, dynamo=True, opset_version=OPSET, external_data=False,
                                     input_names=["grades", "college"], output_names=["prediction", "low", "high"],
                                     dynamic_shapes={"grades": {0: batch}, "college": {0: batch}}, verbose=False)
     proto = program.model_proto
