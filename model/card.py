@@ -158,7 +158,8 @@ def speed(files: RunFiles) -> list[str]:
             b = bench[name]
             lines.append(f"| {name} | {b['p50_us']:.1f} | {b['p99_us']:.1f} | {b['throughput_per_s']:,.0f} |")
     return lines + ["", f"onnxruntime is {bench['ratio']['p50_speedup']:.1f}x faster than torch eager at batch 1; "
-                    f"model.onnx is {bench['onnx_bytes'] / 1024:.1f} KB ({bench['onnx_nodes']} nodes).", ""]
+                    f"model.onnx is {bench['onnx_bytes'] / 1024:.1f} KB"
+                    + (f" ({bench['onnx_nodes']} nodes)." if "onnx_nodes" in bench else "."), ""]
 
 
 def limits(files: RunFiles) -> list[str]:
