@@ -192,6 +192,14 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_web(args) -> None:
+    from export.site import build_site
+
+    index = build_site(args.run, args.out, args.ort)
+    print(f"wrote {index.parent}/ (index.html, cgpa.js, model.onnx{', ort/' if args.ort and (index.parent / 'ort').is_dir() else ''}); "
+          f"serve it with any static server, e.g. python -m http.server -d {index.parent}")
+
+
 def cmd_demo(args) -> None:
     from demo.app import main as demo_main
 
@@ -282,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", help="a CSV in the data format")
     predict.add_argument("--out", help="where to write the scored CSV")
     predict.set_defaults(handler=cmd_predict)
+
+    web = commands.add_parser("web", help="write a static site that runs the model in the browser")
+    web.add_argument("run")
+    web.add_argument("--out", required=True, help="folder for the site")
+    web.add_argument("--ort", help="onnxruntime-web: a local dist/ folder to copy, or a base URL "
+                                   "(default: a pinned version on a public CDN)")
+    web.set_defaults(handler=cmd_web)
 
     demo = commands.add_parser("demo", help="serve the Gradio demo (same as python -m demo)")
     demo.add_argument("run", nargs="?", help="run directory (default: the shipped model)")

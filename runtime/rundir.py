@@ -28,6 +28,11 @@ def atomic_path(path: str | Path):
     os.close(handle)
     try:
         yield Path(temporary)
+        # mkstemp makes the file private (0600); an artifact gets the permissions any new file of
+        # the user's would, so a web server or a colleague can read it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

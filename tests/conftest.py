@@ -7,6 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,61 @@ def app_url():
     launch(demo, server_name="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+def need(tool: str) -> str:
+    """A program the test needs: skipped without it on a developer's machine, required in CI."""
+    found = shutil.which(tool)
+    if not found:
+        if IN_CI:
+            pytest.fail(f"CI must run this test, but {tool} is not installed (.ci/run installs it)")
+        pytest.skip(f"{tool} is not installed")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by playwright."""
+    need("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # Background networking off: this machine has no internet and Chromium would keep trying.
+        instance = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def ort_web_dist() -> Path:
+    """onnxruntime-web's dist/ folder, installed from the npm registry by export/node/package.json."""
+    npm = need("npm")
+    need("node")
+    folder = ROOT / "export" / "node"
+    dist = folder / "node_modules" / "onnxruntime-web" / "dist"
+    if not (dist / "ort.wasm.min.js").is_file():
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, check=True,
+                       capture_output=True, timeout=600)
+    return dist
+
+
+@pytest.fixture()
+def static_server():
+    """Serve a folder on a free loopback port; yields a function folder -> URL."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass

@@ -1,30 +1,10 @@
 """The demo as a person uses it: headless Chromium (Debian's package) driven by playwright."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from conftest import IN_CI, ROOT
+from conftest import ROOT
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which("chromium"):
-        if IN_CI:
-            pytest.fail("CI must run the browser test: .ci/run installs Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        # Background networking off: this machine has no internet and Chromium would keep trying.
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield instance
-        instance.close()
 
 
 @pytest.mark.browser
