@@ -4,6 +4,8 @@ UI only: every handler translates widgets to demo.service calls and back.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
 from pathlib import Path
 
@@ -13,12 +15,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr  # noqa: E402
 
 from demo import service  # noqa: E402
+from export.site import ORT_CDN  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
+from runtime.rundir import RunDir  # noqa: E402
 
 # Inference takes microseconds and both runtimes are thread-safe: let many requests run
 # at once instead of queueing every client behind one worker.
 CONCURRENCY = 16
 OTHER_COLLEGE = "other (type below)"
+BROWSER_JS = Path(__file__).resolve().parent / "browser.js"
 MAX_FILE_SIZE = f"{service.MAX_UPLOAD_BYTES // 1024}kb"  # Gradio refuses larger uploads before they land
 
 
@@ -61,6 +66,7 @@ def _student_tab(backends: service.Backends) -> None:
         torch_out = gr.Number(label="torch prediction", value=None, elem_id="pred-torch")
         onnx_out = gr.Number(label="onnxruntime prediction", value=None, elem_id="pred-onnx")
         diff_out = gr.Number(label="|torch - onnx|", value=None, elem_id="abs-diff")
+        browser_out = gr.Textbox(label="your browser (onnxruntime-web)", elem_id="pred-browser", interactive=False)
     details = gr.Markdown(elem_id="details")
     plot = gr.Plot(label="grades and forecast")
     college_box = gr.Textbox(visible=False)  # the code actually used: the dropdown or the typed one
@@ -93,10 +99,18 @@ def _student_tab(backends: service.Backends) -> None:
     button.click(choose_college, [college_choice, college_other], college_box, queue=False, api_visibility="private").then(
         # The named API endpoint: the grades in order (blank or None for missing), then the college code.
         predict, inputs, [torch_out, onnx_out, diff_out, details, plot], validator=validate,
-        api_name="predict", concurrency_limit=CONCURRENCY)
+        api_name="predict", concurrency_limit=CONCURRENCY).success(
+        None, [*inputs, onnx_out], browser_out, js=browser_runtime(backends), api_visibility="private")
     examples = service.examples(backends)
     if examples:
         gr.Examples(examples, [*grade_boxes, college_choice], label="students from the data (last semester hidden)")
+
+
+def browser_runtime(backends: service.Backends) -> str:
+    """The JS event that runs the same model.onnx in the visitor's browser (demo/browser.js)."""
+    model = (backends.run / RunDir.ONNX).read_bytes()
+    config = {"ortBase": ORT_CDN, "model": base64.b64encode(model).decode(), "semesters": backends.semesters}
+    return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
 
 
 def _cohort_tab(backends: service.Backends) -> None:
