@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 
 from demo import service  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
+from model.config import INTERVAL_LEVEL  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.rundir import RunDir  # noqa: E402
 
@@ -88,7 +89,7 @@ def _student_tab(backends: service.Backends) -> None:
         steps = ", ".join(f"{backends.semester_names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
         unknown = "" if result.known_college else " The college was not seen in training: it uses the shared 'unknown' slot."
         text = (f"**{backends.semester_names[result.semester - 1]} semester: {result.onnx_prediction:.2f}**, "
-                f"80% interval {result.low:.2f} to {result.high:.2f}. "
+                f"{INTERVAL_LEVEL:.0%} interval {result.low:.2f} to {result.high:.2f}. "
                 f"Latency of this call: torch {result.torch_latency_us:.0f} µs, onnxruntime {result.onnx_latency_us:.0f} µs."
                 f"\n\nForecast of the remaining semesters: {steps}; cumulative average "
                 f"{result.forecast.cumulative_average:.2f} (equal credits assumed).{unknown}")

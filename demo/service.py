@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # the object API: no global pyplot state, 
 from data import load_cohort, missing_cohort_note, recorded_cohort
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
+from model.config import INTERVAL_LEVEL
 from runtime.errors import UserError
 from runtime.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
 from runtime.rundir import RunDir
@@ -126,7 +127,7 @@ def plot_student(backends: Backends, grades: list, result: StudentResult):
     forecast = result.forecast.steps
     axis.errorbar([forecast[0].semester], [forecast[0].prediction],
                   yerr=[[forecast[0].prediction - forecast[0].low], [forecast[0].high - forecast[0].prediction]],
-                  fmt="s", color="tab:red", capsize=5, label="next semester, 80% interval")
+                  fmt="s", color="tab:red", capsize=5, label=f"next semester, {INTERVAL_LEVEL:.0%} interval")
     if len(forecast) > 1:
         axis.plot([s.semester for s in forecast], [s.prediction for s in forecast], "s--", color="tab:red",
                   alpha=0.5, label="forecast of the rest")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.sources import describe_source
-from model.config import COVERAGE_KEY
+from model.config import COVERAGE_KEY, INTERVAL_LEVEL
 from model.metrics import best_baseline
 from runtime.rundir import RunDir
 
@@ -76,7 +76,7 @@ def what_it_does(files: RunFiles) -> list[str]:
     model = files.config["model"]
     return ["## What it does",
             f"Predicts a student's next-semester grade point average (0-10 scale) from the earlier semesters "
-            f"and the college code, with an 80% prediction interval. Cell: `{model['cell']}`, hidden size "
+            f"and the college code, with an {INTERVAL_LEVEL:.0%} prediction interval. Cell: `{model['cell']}`, hidden size "
             f"{model['hidden']}, {model['layers']} layer(s), ensemble of {model['ensemble']}, a linear "
             f"autoregressive skip with per-college offsets; weight decay {files.config['weight_decay']} chosen on "
             "validation students.", ""]
@@ -90,7 +90,7 @@ def how_it_was_made(files: RunFiles) -> list[str]:
         commands.append(files.evaluation["command"])
     out = commands[0].split("--out", 1)[1].split()[0] if "--out" in commands[0] else "DIR"
     commands += [f"cgpa export {out}", f"cgpa verify {out}", f"cgpa bench {out}"]
-    return ["## How it was made", "From a fresh clone, after `pip install -e .`:", "", "```",
+    return ["## How it was made", "From a fresh clone, after `pip install -e \".[train]\"`:", "", "```",
             *commands, "```", "",
             f"- data: {describe_source(data['source'])}, {data['students']} students, "
             f"fingerprint `{data['fingerprint']}`",
@@ -170,7 +170,8 @@ def limits(files: RunFiles) -> list[str]:
             "colleges on a 10-point scale; other institutions, scales or horizons need retraining. A college code not "
             "seen in training uses a shared 'unknown' slot, trained on students whose college was hidden.",
             "- Gender is not an input; evaluation.md reports the error per gender group.",
-            "- The interval is calibrated to cover 80% of held-out students on average, not for each student.", ""]
+            f"- The interval is calibrated to cover {INTERVAL_LEVEL:.0%} of held-out students on average, "
+            "not for each student.", ""]
 
 
 SECTIONS = (what_it_does, how_it_was_made, cross_validation, held_out, parity, speed, limits)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHIPPED, cgpa
+from conftest import ROOT, SHIPPED, cgpa, copy_repository
 
 from data.inputs import random_students
 from runtime.predictor import OnnxPredictor
@@ -56,7 +56,8 @@ except SystemExit as done:
 def test_a_plain_pip_install_is_the_torch_free_runtime(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+    source = copy_repository(tmp_path / "source")  # builds leave nothing in the working tree
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(source)],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-2000:]
     listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],

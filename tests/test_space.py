@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import ROOT, free_port
-
-
-def _repository_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+from conftest import copy_repository, free_port
 
 
 def _wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> dict:
@@ -37,10 +30,7 @@ def _wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> dict:
 def test_the_space_builds_and_serves_from_its_own_files(tmp_path):
     from gradio_client import Client
 
-    space = tmp_path / "lonely" / "space"  # its parent holds nothing else beside it
-    for name in _repository_files():
-        (space / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, space / name)
+    space = copy_repository(tmp_path / "lonely" / "space")  # its parent holds nothing else beside it
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
