@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from data.inputs import PARITY_SAMPLES
 from runtime.errors import UserError
@@ -57,7 +58,6 @@ def cmd_data(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from model.card import write_model_card
     from model.config import COVERAGE_KEY
     from model.train import train_run
 
@@ -65,7 +65,6 @@ def cmd_train(args) -> None:
     cohort = _cohort(args)
     print(f"training on {cohort.describe_source()}\nconfig:\n{config}")
     metrics = train_run(cohort, config, args.out, progress=not args.quiet, command=_command_line())
-    write_model_card(args.out)
     for target, entry in metrics["test"].items():
         print(f"held-out {target:>4}: model MAE {entry['model']['mae']:.4f} "
               f"({COVERAGE_KEY} {entry['model'][COVERAGE_KEY]:.2f}), ridge {entry['ridge']['mae']:.4f}, "
@@ -174,6 +173,8 @@ def cmd_predict(args) -> int:
 
         if not args.out:
             raise UserError("--csv needs --out FILE for the scored rows")
+        if Path(args.out).is_dir():
+            raise UserError(f"--out {args.out}: a folder is in the way; give a file name for the scored CSV")
         scored = score_csv(args.csv, backends)
         write_scored_csv(scored, args.out)
         failed = int((~scored.ok).sum())
@@ -201,6 +202,8 @@ def cmd_web(args) -> None:
 
 
 def cmd_demo(args) -> None:
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
     from demo.app import main as demo_main
 
     demo_main(args.run, port=args.port, rebuild=args.rebuild)

@@ -153,4 +153,7 @@ def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False)
     if rebuild:
         service.rebuild(run)
     backends = service.load_backends(run)  # a UserError here is one line from the CLI
-    launch(build_demo(backends), server_name="127.0.0.1", port=port)
+    try:
+        launch(build_demo(backends), server_name="127.0.0.1", port=port)
+    except OSError as error:  # the port is taken or not ours to use
+        raise UserError(f"--port {port}: cannot serve on it ({error})") from None

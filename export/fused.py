@@ -12,7 +12,7 @@ matrices, so that the whole ensemble runs as:
                once (their hidden states side by side, a block-diagonal W)
     select     the state and linear term of each student's last observed semester
     Gemm       the output layers of all members; softplus on the interval gaps
-    Gemm       ensemble mean and de-normalisation into (low, median, high)
+    Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to 0-10
 
 It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
 `TorchRecurrent`'s GRU and LSTM export as native ONNX nodes instead. `fused_forecaster`
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from model.network import GAP_OFFSET, ElmanCell, GradeForecaster
+from runtime.values import GRADE_MAX, GRADE_MIN
 
 FUSABLE_CELLS = ("elman", "rnn")
 
@@ -130,6 +131,7 @@ class FusedForecaster(nn.Module):
         median, gaps = heads.split([self.members, 2 * self.members], dim=0)
         # ONNX Softplus is log(1 + exp(x)) everywhere; torch switches to x above 20, where the two agree in fp32.
         quantiles = self.interval @ torch.cat([median, torch.log1p(torch.exp(gaps))], dim=0) + self.grade_mean
+        quantiles = quantiles.clamp(GRADE_MIN, GRADE_MAX)
         quantiles = torch.where(self.predictable @ last > 0.5, quantiles, self.nan)
         return quantiles[1], quantiles[0], quantiles[2]
 

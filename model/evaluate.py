@@ -25,7 +25,7 @@ from data.synthetic import best_achievable_mae
 from model.baselines import BASELINES
 from model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from model.metrics import best_baseline, mae_by_group, regression_metrics
-from model.train import data_info
+from model.train import check_trainable, data_info
 from model.trainer import fit, predict_all_steps
 from runtime.rundir import RunDir
 
@@ -55,6 +55,9 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
              cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None,
              command: str = "") -> dict:
     """Cross-validate and write evaluation.json, evaluation.md and the predicted-vs-actual plot."""
+    check_trainable(cohort)
+    run = RunDir(out)
+    run.check_writable()  # before the folds run, not after
     started = time.perf_counter()
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
     results = run_folds([(cohort, config, cells, fold_id, fold) for fold_id, fold in splits], progress, workers)
@@ -68,7 +71,6 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
         report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
                                      for name, make in TARGETS.items()}
     report["seconds"] = round(time.perf_counter() - started, 1)
-    run = RunDir(out)
     run.write_json(RunDir.EVALUATION, report)
     run.write_text(RunDir.EVALUATION_REPORT, format_report(report))
     plot_predictions(collected, config.model.cell, run, cohort)

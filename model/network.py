@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from model.config import QUANTILES, ModelConfig
+from runtime.values import GRADE_MAX, GRADE_MIN
 
 # Per step the recurrent part outputs a median correction and one gap per outer quantile.
 HEADS = len(QUANTILES)
@@ -154,8 +155,10 @@ class GradeForecaster(nn.Module):
         return x, (~observed).float(), index
 
     def _grade_points(self, member_quantiles: list[torch.Tensor]) -> torch.Tensor:
-        """The ensemble's mean quantiles, from normalised units back to grade points."""
-        return torch.stack(member_quantiles).mean(0) * self.grade_std + self.grade_mean
+        """The ensemble's mean quantiles, from normalised units back to grade points on the
+        grade scale (an interval reaching past 10 would promise a grade nobody can get)."""
+        quantiles = torch.stack(member_quantiles).mean(0) * self.grade_std + self.grade_mean
+        return quantiles.clamp(GRADE_MIN, GRADE_MAX)
 
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
         """Quantiles in grade points for every step: [B, S, HEADS], step t predicts semester t+2."""

@@ -6,6 +6,7 @@ students that neither training nor early stopping saw.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import torch
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
 from data.cohort import Cohort
+from runtime.errors import DataError
 from data.sequences import TARGETS, split_students
 from model.baselines import BASELINES
+from model.card import write_model_card
 from model.checkpoint import save_checkpoint
 from model.config import TrainConfig
 from model.metrics import regression_metrics
@@ -24,6 +27,17 @@ from model.trainer import History, fit, predict_all_steps
 from runtime.rundir import RunDir
 
 TEST_SHARE = 0.15
+MIN_STUDENTS = 20  # fewer leave a held-out share and per-member validation shares of a handful
+
+
+def check_trainable(cohort: Cohort) -> None:
+    """A cohort a model can be trained and measured on, else one message saying why."""
+    if len(cohort) < MIN_STUDENTS:
+        raise DataError(f"{cohort.describe_source()}: {len(cohort)} students are too few to train and measure "
+                        f"a model; at least {MIN_STUDENTS} are needed")
+    if len(TARGETS["next"](cohort.grades)[0]) == 0:
+        raise DataError(f"{cohort.describe_source()}: no student has a grade after an earlier one, so there is "
+                        "no next semester to learn from (at least two semesters per student are needed)")
 
 
 def data_info(cohort: Cohort) -> dict:
@@ -71,8 +85,23 @@ def plot_history(history: History, run: RunDir, synthetic: bool) -> None:
 
 def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True,
               command: str = "") -> dict:
-    """Train, measure on held-out students, and write the run directory. Returns the metrics."""
-    run = RunDir(out)
+    """Train, measure on held-out students, and write the run directory. Returns the metrics.
+
+    Everything is written into a staging directory that then replaces `out` as a whole, so
+    a crash at any moment leaves the previous model's files, all of them, or the new ones."""
+    check_trainable(cohort)
+    target = RunDir(out)
+    run = target.staging()  # checks the location before any training
+    try:
+        metrics = _train_into(run, cohort, config, progress, command)
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)  # the previous model stays as it was
+        raise
+    target.replace_with(run)
+    return metrics
+
+
+def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool, command: str) -> dict:
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
     train, test = held_out_split(cohort, config.seed)
     started = time.perf_counter()
@@ -91,9 +120,9 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
         "train_seconds": round(seconds, 2),
         "colleges": model.college_codes.tolist(),
     }
-    # The checkpoint goes last: a crash before this line leaves the previous model in place.
     run.write_json(RunDir.CONFIG, config.to_dict())
     plot_history(history, run, cohort.is_synthetic)
     run.write_json(RunDir.METRICS, metrics)
     save_checkpoint(run, model, config, {"data": data_info(cohort), "metrics": metrics})
+    write_model_card(run)
     return metrics

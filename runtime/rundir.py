@@ -7,12 +7,16 @@ never half of one, and a crash leaves the previous model in place.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from runtime.errors import UserError
 
 
 def file_sha256(path: str | Path) -> str:
@@ -23,8 +27,11 @@ def file_sha256(path: str | Path) -> str:
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write here ({error.strerror or error})") from None
     os.close(handle)
     try:
         yield Path(temporary)
@@ -59,6 +66,9 @@ class RunDir:
         self.path = Path(path)
         self._hashes: dict[str, tuple[tuple, str]] = {}
 
+    FILES = (CHECKPOINT, ONNX, INT8, CONFIG, METRICS, EVALUATION, EVALUATION_REPORT, PARITY, BENCH, CARD,
+             TRAINING_CURVE, PREDICTED_VS_ACTUAL)
+
     @classmethod
     def of(cls, location: "str | Path | RunDir") -> "RunDir":
         return location if isinstance(location, RunDir) else cls(location)
@@ -80,6 +90,16 @@ class RunDir:
             self._hashes[name] = (key, file_sha256(self.path / name))
         return self._hashes[name][1]
 
+    def check_writable(self) -> None:
+        """Fail now, with one message, where files cannot be written (before minutes of work)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{self.path}: a file is in the way; give a folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.path).close()
+        except OSError as error:
+            raise UserError(f"{self.path}: cannot write here ({error.strerror or error})") from None
+
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -93,3 +113,65 @@ class RunDir:
 
     def atomic(self, name: str):
         return atomic_path(self.path / name)
+
+    # A new training replaces the whole directory: all its files then describe one model,
+    # whatever moment a crash comes at (the old files, or the new ones, never a mix).
+
+    def staging(self) -> "RunDir":
+        """An empty directory beside this one to write a new model into (see `replace_with`)."""
+        self._check_replaceable()
+        for stale in self.path.parent.glob(f".{self.path.name}.new-*"):
+            if not _process_alive(stale.name.rsplit("-", 1)[1]):
+                shutil.rmtree(stale, ignore_errors=True)  # left by a training that was killed
+        staged = self.path.parent / f".{self.path.name}.new-{os.getpid()}"
+        shutil.rmtree(staged, ignore_errors=True)
+        try:
+            staged.mkdir(parents=True)
+        except OSError as error:
+            raise UserError(f"{self.path}: cannot write a run directory here ({error.strerror or error})") from None
+        return RunDir(staged)
+
+    def _check_replaceable(self) -> None:
+        if str(self.path) in ("", "."):
+            raise UserError("--out: give a folder for the run (not the current directory)")
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {self.path}: a file is in the way; give a new or empty folder, or a run directory")
+        if self.path.is_dir():
+            foreign = sorted(p.name for p in self.path.iterdir() if p.name not in self.FILES
+                             and not p.name.startswith("."))
+            if foreign:
+                raise UserError(f"--out {self.path}: holds files that are not a run's ({', '.join(foreign[:3])}"
+                                f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder, or a run directory")
+
+    def replace_with(self, staged: "RunDir") -> None:
+        """Make `staged` this run directory in one step where the system allows it."""
+        if not self.path.exists():
+            os.rename(staged.path, self.path)
+        elif _exchange(staged.path, self.path):
+            shutil.rmtree(staged.path)  # it now holds the previous model
+        else:  # no atomic exchange: a crash between the two renames leaves the old model aside
+            aside = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+            os.rename(self.path, aside)
+            os.rename(staged.path, self.path)
+            shutil.rmtree(aside)
+        self._hashes.clear()
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two directories atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, rename_exchange = -100, 2
+    return renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0
+
+
+def _process_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

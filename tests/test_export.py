@@ -101,9 +101,11 @@ def test_parity_at_every_length_and_batch(exported_runs, batch):
             np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-def test_stale_export_is_detected(run_copy, tiny_cohort):
+def test_stale_export_is_detected(run_copy, exported_runs):
+    import shutil
+
     assert check_fresh(run_copy).semesters == 5
-    train_run(tiny_cohort, tiny_config("elman", seed=1), run_copy, progress=False)  # a new checkpoint
+    shutil.copyfile(exported_runs["rnn"] / "model.onnx", run_copy / "model.onnx")  # another checkpoint's export
     with pytest.raises(StaleModelError, match="stale"):
         check_fresh(run_copy)
     result = cgpa("verify", str(run_copy), "--samples", "200")
@@ -111,6 +113,17 @@ def test_stale_export_is_detected(run_copy, tiny_cohort):
     assert json.loads((run_copy / "parity.json").read_text())["passed"] is False
     result = cgpa("predict", str(run_copy), "--grades", "7,7", "--college", "115")
     assert result.returncode == 2 and "stale" in result.stderr and "Traceback" not in result.stderr
+    result = cgpa("bench", str(run_copy), "--calls", "10", "--batch", "16")
+    assert result.returncode == 2 and "stale" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_retraining_replaces_the_whole_run_directory(run_copy, tiny_cohort):
+    assert (run_copy / "model.onnx").exists()
+    train_run(tiny_cohort, tiny_config("gru", seed=1), run_copy, progress=False)
+    # The export described the old checkpoint, so it went with it: nothing stale is left to serve.
+    assert not (run_copy / "model.onnx").exists() and json.loads((run_copy / "config.json").read_text())[
+        "model"]["cell"] == "gru"
+    assert oct((run_copy / "model.pt").stat().st_mode & 0o777) != oct(0o600)  # readable like any file
 
 
 def test_runtime_works_without_torch(exported_runs):

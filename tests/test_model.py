@@ -191,3 +191,66 @@ def test_forward_agrees_with_all_steps(cell, exported_runs, tiny_cohort):
     torch.testing.assert_close(low[valid], picked[valid, 0], rtol=0, atol=1e-6)
     torch.testing.assert_close(high[valid], picked[valid, 2], rtol=0, atol=1e-6)
     assert torch.isnan(prediction[~valid]).all()
+
+
+def _describes_one_model(run) -> str:
+    """The cell the run directory's files describe; fails if they describe different models."""
+    from runtime.predictor import check_fresh
+
+    config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    _, payload = load_checkpoint(run)
+    assert config == json.loads(json.dumps(payload["config"])) and metrics == json.loads(json.dumps(payload["metrics"]))
+    assert f"Cell: `{config['model']['cell']}`" in (run / "MODEL_CARD.md").read_text()
+    if (run / "model.onnx").exists():
+        check_fresh(run)  # an ONNX file beside it was exported from this checkpoint
+    return config["model"]["cell"]
+
+
+@pytest.mark.slow
+def test_a_run_directory_describes_one_model_after_a_kill_at_any_moment(exported_runs, tmp_path):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    run = tmp_path / "run"
+    shutil.copytree(exported_runs["elman"], run)
+    command = [sys.executable, "-m", "cgpa", "train", "--synthetic", "150", "--cell", "gru", "--hidden", "12",
+               "--epochs", "80", "--tune-weight-decay", "--quiet", "--out", str(run)]
+    seen = set()
+    for delay in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0):
+        training = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        training.send_signal(signal.SIGKILL)
+        training.wait()
+        seen.add(_describes_one_model(run))
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert _describes_one_model(run) == "gru" and not (run / "model.onnx").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.new-")]  # killed stagings cleaned up
+    print(f"states seen after the kills: {sorted(seen)}")
+
+
+def test_training_refuses_bad_locations_and_cohorts_before_it_starts(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.docx").write_text("x")
+    for out, message in ((tmp_path / "a-file", "a file is in the way"), ("", "give a folder for the run"),
+                         (tmp_path / "notes", "holds files that are not a run's (thesis.docx)"),
+                         ("/proc/cgpa-run", "cannot write a run directory here")):
+        result = cgpa("train", "--synthetic", "40", "--epochs", "1", "--out", str(out))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / "notes" / "thesis.docx").exists()
+    for options, message in ((["--synthetic", "5"], "5 students are too few"), (["--epochs", "0"], "max-epochs: 0 is out"),
+                             (["--ensemble", "0"], "ensemble: 0 is out of range"), (["--lr", "-1"], "learning-rate")):
+        result = cgpa("train", *options, "--out", str(tmp_path / "run"))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    single = tmp_path / "first-semester-only.csv"
+    single.write_text("1st,2nd,College Code,Roll\n" + "".join(f"7,,115,{i}\n" for i in range(30)))
+    result = cgpa("evaluate", "--data", str(single), "--out", str(tmp_path / "eval"))
+    assert result.returncode == 2 and "no next semester to learn from" in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "eval").exists()
