@@ -17,7 +17,8 @@ import numpy as np
 from data.sources import csv_source, describe_source
 from runtime.errors import DataError
 from runtime.table import Table, read_table
-from runtime.values import Header, college_code, grade_value, read_header, semester_name
+from runtime.values import (Header, college_code, grade_value, preview, preview_columns, read_header,
+                            semester_name)
 
 GENDERS = ("female", "male", "unknown")
 _GENDER_SPELLINGS = {"female": "female", "f": "female", "male": "male", "m": "male", "": "unknown"}
@@ -112,7 +113,7 @@ def _gender(table: Table, header: Header, line: int, record: dict) -> str:
     spelling = record[header.gender].lower() if header.gender else ""
     if spelling not in _GENDER_SPELLINGS:
         raise DataError(f"{table.where}, line {line}, column '{header.gender}': unknown gender "
-                        f"{record[header.gender]!r}; expected Male, M, Female, F or blank")
+                        f"{preview(record[header.gender])}; expected Male, M, Female, F or blank")
     return _GENDER_SPELLINGS[spelling]
 
 
@@ -120,9 +121,9 @@ def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = 
     """Parse a table (one row per student) into a Cohort; semester n lands in column n-1."""
     header = read_header(table.columns, table.where, semesters)
     if header.college is None:
-        raise DataError(f"{table.where}: no 'College Code' column in the header {table.columns}")
+        raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     if not header.rolls:
-        raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header {table.columns}")
+        raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header {preview_columns(table.columns)}")
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
     keys, colleges, genders, rows, skipped, seen = [], [], [], [], [], {}

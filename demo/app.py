@@ -5,14 +5,17 @@ UI only: every handler translates widgets to demo.service calls and back.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from demo import service  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
@@ -20,12 +23,50 @@ from model.config import INTERVAL_LEVEL  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.rundir import RunDir  # noqa: E402
 
-# Inference takes microseconds and both runtimes are thread-safe: let many requests run
-# at once instead of queueing every client behind one worker.
-CONCURRENCY = 16
-OTHER_COLLEGE = "other (type below)"
+# A request is CPU work (the plot, a cohort): running more at once than there are cores only
+# adds memory. A burst beyond the queue gets Gradio's "busy" answer instead of piling up.
+CONCURRENCY = os.cpu_count() or 2
+QUEUE_SIZE = 64
+# Gradio deletes uploads and its copies of results: checked every 5 minutes, older than 15.
+DELETE_CACHE = (300, 900)
 BROWSER_JS = Path(__file__).resolve().parent / "browser.js"
-MAX_FILE_SIZE = f"{service.MAX_UPLOAD_BYTES // 1024}kb"  # Gradio refuses larger uploads before they land
+MAX_FILE_SIZE = f"{service.UPLOAD_LIMITS.bytes // 1024}kb"  # Gradio refuses larger uploads before they land
+
+
+class ReprFreeErrors:
+    """ASGI middleware: Gradio answers a malformed API call (too few values, say) with a message
+    that lists its components as Python object reprs; a caller gets one plain line instead."""
+
+    MESSAGE = b'{"detail": "the request does not match this endpoint\'s parameters; see the API page (?view=api)"}'
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        held = []
+
+        async def checked_send(message):
+            if message["type"] == "http.response.start" and message["status"] in (400, 422, 500):
+                held.append(message)  # wait for the body to see what it says
+                return
+            if held and message["type"] == "http.response.body":
+                start, body = held[0], message.get("body", b"")
+                if b"object at 0x" in body:
+                    headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                    start = {**start, "headers": headers + [(b"content-length", str(len(self.MESSAGE)).encode())]}
+                    message = {**message, "body": self.MESSAGE}
+                held.clear()
+                await send(start)
+            await send(message)
+
+        await self.app(scope, receive, checked_send)
+
+
+def _shown(error: Exception) -> gr.Error:
+    """A user mistake as the page shows it: plain text, whatever the input held."""
+    return gr.Error(html.escape(str(error)))
 
 
 def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.Blocks:
@@ -34,10 +75,13 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
     try:
         backends = run if isinstance(run, service.Backends) else service.load_backends(run)
     except UserError as error:
+        # The details (paths, runtime messages) are for whoever runs the server, not for visitors.
+        print(f"error: {error}", file=sys.stderr)
         with gr.Blocks(title="cgpa-rnn") as broken:
-            gr.Markdown(f"# cgpa-rnn\n\n**The model cannot be served.**\n\n```\n{error}\n```")
+            gr.Markdown("# cgpa-rnn\n\n**The model cannot be served**: its files are missing, damaged or out of "
+                        "date. The server's log says which file and how to rebuild it.")
         return broken
-    with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster") as demo:
+    with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster", delete_cache=DELETE_CACHE) as demo:
         synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
                      if backends.torch.payload["data"]["synthetic"] else "")
         cell = backends.torch.payload["config"]["model"]["cell"]
@@ -59,9 +103,9 @@ def _student_tab(backends: service.Backends) -> None:
         grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1)
                        for t, name in enumerate(backends.semester_names)]
     with gr.Row():
-        college_choice = gr.Dropdown([str(c) for c in backends.colleges] + [OTHER_COLLEGE],
-                                     value=str(backends.colleges[0]), label="college", elem_id="college-choice")
-        college_other = gr.Textbox(label="other college code", elem_id="college-other", max_lines=1)
+        college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
+                              allow_custom_value=True, label="college (pick one, or type any code)",
+                              elem_id="college")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
     with gr.Row():
         torch_out = gr.Number(label="torch prediction", value=None, elem_id="pred-torch")
@@ -70,10 +114,10 @@ def _student_tab(backends: service.Backends) -> None:
         browser_out = gr.Textbox(label="your browser (onnxruntime-web)", elem_id="pred-browser", interactive=False)
     details = gr.Markdown(elem_id="details")
     plot = gr.Plot(label="grades and forecast")
-    college_box = gr.Textbox(visible=False)  # the code actually used: the dropdown or the typed one
+    outputs = [torch_out, onnx_out, diff_out, details, plot, browser_out]
 
-    def choose_college(choice, other):
-        return other if choice == OTHER_COLLEGE else choice
+    def clear():  # a new question: no answer to an earlier one stays on screen beside it
+        return [None, None, None, "", None, ""]
 
     def validate(*values):
         *grades, college = values
@@ -81,11 +125,13 @@ def _student_tab(backends: service.Backends) -> None:
         return [gr.validate(message is None, message or "") for message in messages]
 
     def predict(*values):
-        *grades, college = values
+        if len(values) != backends.semesters + 1:
+            raise gr.Error(f"expected {backends.semesters} grades and a college code, got {len(values)} values")
+        *grades, code = values
         try:
-            result = service.predict_student(backends, grades, college)
+            result = service.predict_student(backends, grades, code)
         except UserError as error:
-            raise gr.Error(str(error)) from None
+            raise _shown(error) from None
         steps = ", ".join(f"{backends.semester_names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
         unknown = "" if result.known_college else " The college was not seen in training: it uses the shared 'unknown' slot."
         text = (f"**{backends.semester_names[result.semester - 1]} semester: {result.onnx_prediction:.2f}**, "
@@ -96,15 +142,14 @@ def _student_tab(backends: service.Backends) -> None:
         return (result.torch_prediction, result.onnx_prediction, result.abs_diff, text,
                 service.plot_student(backends, grades, result))
 
-    inputs = [*grade_boxes, college_box]
-    button.click(choose_college, [college_choice, college_other], college_box, queue=False, api_visibility="private").then(
+    inputs = [*grade_boxes, college]
+    button.click(clear, None, outputs, queue=False, api_visibility="private").then(
         # The named API endpoint: the grades in order (blank or None for missing), then the college code.
-        predict, inputs, [torch_out, onnx_out, diff_out, details, plot], validator=validate,
-        api_name="predict", concurrency_limit=CONCURRENCY).success(
+        predict, inputs, outputs[:5], validator=validate, api_name="predict").success(
         None, [*inputs, onnx_out], browser_out, js=browser_runtime(backends), api_visibility="private")
     examples = service.examples(backends)
     if examples:
-        gr.Examples(examples, [*grade_boxes, college_choice], label="students from the data (last semester hidden)")
+        gr.Examples(examples, inputs, label="students from the data (last semester hidden)")
 
 
 def browser_runtime(backends: service.Backends) -> str:
@@ -115,36 +160,50 @@ def browser_runtime(backends: service.Backends) -> str:
 
 
 def _cohort_tab(backends: service.Backends) -> None:
-    gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code). At most "
-                f"{service.MAX_UPLOAD_BYTES // 1024} KB and {service.MAX_ROWS} rows. Rows that cannot be scored "
-                "keep their reason in the `error` column.")
+    limits = service.UPLOAD_LIMITS
+    gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code; semesters are matched by "
+                f"their number). At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
+                "Rows that cannot be scored keep their reason in the `error` column. Uploads are student records: "
+                f"the server deletes them and the scored file within {DELETE_CACHE[1] // 60} minutes and keeps "
+                "nothing else.")
     with gr.Row():
         upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file")
-        threshold = gr.Number(value=6.0, label="at risk below", elem_id="threshold")
+        threshold = gr.Number(value=6.0, label="at risk below (0-10)", minimum=0, maximum=10, elem_id="threshold")
         button = gr.Button("Score cohort", variant="primary", elem_id="score")
     summary = gr.Markdown()
     table = gr.Dataframe(label="scored students", wrap=True)
     download = gr.File(label="download the scored CSV")
 
+    def validate(path, limit):
+        try:
+            service.at_risk_threshold(limit)
+            threshold_message = None
+        except UserError as error:
+            threshold_message = str(error)
+        return [gr.validate(path is not None, "upload a CSV first"),
+                gr.validate(threshold_message is None, threshold_message or "")]
+
     def score(path, limit):
         if path is None:
             raise gr.Error("upload a CSV first")
         try:
-            scored, out, text = service.score_upload(backends, path, float(limit))
+            scored, out, text = service.score_upload(backends, path, limit)
         except UserError as error:
-            raise gr.Error(str(error)) from None
+            raise _shown(error) from None
         return text, service.display_table(scored), str(out)
 
-    button.click(score, [upload, threshold], [summary, table, download], api_name="predict_batch",
-                 concurrency_limit=CONCURRENCY)
+    outputs = [summary, table, download]
+    button.click(lambda: ["", None, None], None, outputs, queue=False, api_visibility="private").then(
+        score, [upload, threshold], outputs, validator=validate, api_name="predict_batch")
 
 
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, **options):
     """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
     values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as a Space sets them."""
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"],
-                       max_file_size=MAX_FILE_SIZE, **options)
+                       max_file_size=MAX_FILE_SIZE, app_kwargs={"middleware": [Middleware(ReprFreeErrors)]},
+                       **options)
 
 
 def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False) -> None:

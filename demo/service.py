@@ -5,7 +5,7 @@ so this module is tested directly and the app stays thin.
 """
 from __future__ import annotations
 
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -24,11 +24,15 @@ from runtime.errors import UserError
 from runtime.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
 from runtime.rundir import RunDir
 from runtime.scoring import ADDED_COLUMNS, ScoredTable, score_csv, write_scored_csv
-from runtime.values import read_header
+from runtime.table import Limits
+from runtime.values import GRADE_MAX, GRADE_MIN, preview, read_header
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-MAX_ROWS = 5000
+# What one upload may hold, checked while reading, before any scoring.
+UPLOAD_LIMITS = Limits(bytes=2 * 1024 * 1024, rows=5000, columns=64, header_chars=4000)
+# Scored files wait here until Gradio has copied them for the download, then go.
+SCORED_DIR = Path(tempfile.gettempdir()) / "cgpa-demo-scored"
+SCORED_KEEP_SECONDS = 120
 REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the data set shipped in data/), "
                 "or run `cgpa train`, `cgpa export` and `cgpa verify` on the directory.")
 
@@ -142,24 +146,40 @@ def plot_student(backends: Backends, grades: list, result: StudentResult):
     return figure
 
 
-def score_upload(backends: Backends, path: str | Path, threshold: float) -> tuple[ScoredTable, Path, str]:
-    """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise UserError(f"{path.name}: {size / 1024:.0f} KB is over the {MAX_UPLOAD_BYTES // 1024} KB upload limit")
-    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx})
-    if len(scored.errors) > MAX_ROWS:
-        raise UserError(f"{path.name}: {len(scored.errors)} rows is over the {MAX_ROWS}-row limit")
-    handle, out = tempfile.mkstemp(prefix="cgpa-scored-", suffix=".csv")
-    os.close(handle)
+def at_risk_threshold(value) -> float:
+    """The at-risk threshold from its field: a grade point in 0-10."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not GRADE_MIN <= threshold <= GRADE_MAX:
+        raise UserError(f"at risk below: expected a grade point between 0 and 10, got {preview(value)}")
+    return threshold
+
+
+def _scored_file(upload_name: str) -> Path:
+    """A fresh file for a scored CSV; files of earlier requests are deleted first."""
+    SCORED_DIR.mkdir(exist_ok=True)
+    for old in SCORED_DIR.iterdir():
+        if time.time() - old.stat().st_mtime > SCORED_KEEP_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=SCORED_DIR)) / f"scored-{Path(upload_name).stem[:60]}.csv"
+
+
+def score_upload(backends: Backends, path: str | Path, threshold) -> tuple[ScoredTable, Path, str]:
+    """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary.
+    Messages name the upload by its file name, never by where the server keeps it."""
+    threshold = at_risk_threshold(threshold)
+    name = Path(path).name
+    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name)
+    out = _scored_file(name)
     write_scored_csv(scored, out)
     ok = scored.ok
     at_risk = ok & (scored.served < threshold)
     summary = (f"**{int(ok.sum())} of {len(ok)} students scored**, {int((~ok).sum())} rows with an error. "
                f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
                f"Largest torch/onnx difference: {np.nanmax(scored.abs_diff) if ok.any() else 0:.2g}.")
-    return scored, Path(out), summary
+    return scored, out, summary
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import numpy as np
 from runtime.errors import DataError
 from runtime.predictor import PredictionError, Predictor
 from runtime.rundir import atomic_path
-from runtime.table import Table, read_table
-from runtime.values import read_header
+from runtime.table import Limits, Table, read_table
+from runtime.values import preview_columns, read_header
 
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -65,12 +65,14 @@ def score_table(table: Table, backends: dict[str, Predictor]) -> ScoredTable:
     """`backends` maps 'torch'/'onnx' to predictors of the same model."""
     reference = next(iter(backends.values()))
     header = read_header(table.columns, table.where)
+    if len(table) == 0:
+        raise DataError(f"{table.where}: the file has a header but no student rows")
     unknown = [c for c, n in zip(header.semesters, header.numbers) if n > reference.semesters]
     if unknown:
-        raise DataError(f"{table.where}: column(s) {unknown} name semesters the model does not know "
+        raise DataError(f"{table.where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
                         f"(it knows semesters 1-{reference.semesters})")
     if header.college is None:
-        raise DataError(f"{table.where}: no 'College Code' column in the header {table.columns}")
+        raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     count = len(table)
     grades = np.full((count, reference.semesters), np.nan, dtype=np.float32)
     codes = np.zeros(count, dtype=np.int64)
@@ -96,8 +98,9 @@ def score_table(table: Table, backends: dict[str, Predictor]) -> ScoredTable:
                        served[1], served[2], errors)
 
 
-def score_csv(path: str | Path, backends: dict[str, Predictor]) -> ScoredTable:
-    return score_table(read_table(path), backends)
+def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
+              name: str | None = None) -> ScoredTable:
+    return score_table(read_table(path, limits, name), backends)
 
 
 def spreadsheet_safe(value):

@@ -13,6 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import DataError
+from runtime.values import preview
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a reader accepts, checked before the work they bound (None: no limit)."""
+
+    bytes: int | None = None
+    rows: int | None = None
+    columns: int = 1000
+    header_chars: int = 20_000
 
 
 @dataclass
@@ -41,12 +52,20 @@ def table_from_rows(columns: list[str], rows: list[list[str]], where: str) -> Ta
                  list(range(2, len(rows) + 2)), where)
 
 
-def parse_table(text: str, where: str) -> Table:
+def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
+    """Rows are read one at a time and the limits checked as they are reached, so an
+    oversized input costs what the limit allows, not what it holds."""
+    newline = text.find("\n", 0, limits.header_chars + 1)
+    if newline < 0 and len(text) > limits.header_chars:
+        raise DataError(f"{where}: the header line is longer than {limits.header_chars:,} characters "
+                        f"(it starts {preview(text)})")
     reader = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
     try:
         header = next(reader, None)
         if not header:
             raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
+        if len(header) > limits.columns:
+            raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
         columns = [c.strip() for c in header]
         rows, lines = [], []
         start = reader.line_num + 1
@@ -55,6 +74,8 @@ def parse_table(text: str, where: str) -> Table:
                 if len(cells) > len(columns):
                     raise DataError(f"{where}, line {start}: {len(cells)} cells but the header has {len(columns)} "
                                     "columns")
+                if limits.rows is not None and len(rows) == limits.rows:
+                    raise DataError(f"{where}: more than {limits.rows:,} student rows is over the limit")
                 rows.append([c.strip() for c in cells] + [""] * (len(columns) - len(cells)))
                 lines.append(start)
             start = reader.line_num + 1
@@ -63,20 +84,24 @@ def parse_table(text: str, where: str) -> Table:
     return Table(columns, rows, lines, where)
 
 
-def read_table(path: str | Path) -> Table:
-    """A CSV file; its SHA-256 is kept as the data's fingerprint."""
-    path = Path(path)
+def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = None) -> Table:
+    """A CSV file; its SHA-256 is kept as the data's fingerprint. Messages call it `name`
+    (default: the path), so a server can name an upload without showing where it keeps it."""
+    path, where = Path(path), name or str(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file (expected a CSV of semester results)")
+        raise DataError(f"{where}: no such file (expected a CSV of semester results)")
+    size = path.stat().st_size
+    if limits.bytes is not None and size > limits.bytes:
+        raise DataError(f"{where}: {size / 1024:,.0f} KB is over the {limits.bytes // 1024:,} KB limit")
     raw = path.read_bytes()
     if not raw.strip():
-        raise DataError(f"{path}: the file is empty (expected a header row and one row per student)")
+        raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DataError(f"{path}: not a CSV text file (it is not UTF-8 text)") from None
+        raise DataError(f"{where}: not a CSV text file (it is not UTF-8 text)") from None
     if "\0" in text:
-        raise DataError(f"{path}: not a CSV text file (it contains NUL bytes)")
-    table = parse_table(text, str(path))
+        raise DataError(f"{where}: not a CSV text file (it contains NUL bytes)")
+    table = parse_table(text, where, limits)
     table.sha256 = hashlib.sha256(raw).hexdigest()
     return table

@@ -20,6 +20,17 @@ ROLL_NAMES = ("roll", "roll no.", "roll no", "roll_no", "roll number")
 GENDER_NAMES = ("gender", "sex")
 
 
+def preview(value, limit: int = 40) -> str:
+    """A short quote of what a user sent, for messages: never the whole of a huge input."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def preview_columns(columns: list[str], count: int = 8) -> str:
+    shown = ", ".join(preview(c, 24) for c in columns[:count])
+    return f"[{shown}{f', ... {len(columns)} columns in all' if len(columns) > count else ''}]"
+
+
 def grade_value(value) -> float:
     """A grade from a CSV cell, a form field or a number: NaN when blank, else 0-10.
 
@@ -32,7 +43,7 @@ def grade_value(value) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(f"expected a grade point between 0 and 10 or blank, got {text!r}") from None
+        raise ValueError(f"expected a grade point between 0 and 10 or blank, got {preview(text)}") from None
     if not GRADE_MIN <= number <= GRADE_MAX:
         raise ValueError(f"grade {number:g} is outside 0-10")
     return number
@@ -44,9 +55,9 @@ def college_code(value) -> int:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(f"expected an integer college code, got {text!r}") from None
+        raise ValueError(f"expected an integer college code, got {preview(text)}") from None
     if not number.is_integer() or not 0 <= number < 2 ** 53:
-        raise ValueError(f"expected a non-negative integer college code, got {text!r}")
+        raise ValueError(f"expected a non-negative integer college code, got {preview(text)}")
     return int(number)
 
 
@@ -85,16 +96,18 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
     if semesters:
         missing = [s for s in semesters if s not in columns]
         if missing:
-            raise DataError(f"{where}: semester column(s) {missing} not in the header {columns}")
+            raise DataError(f"{where}: semester column(s) {preview_columns(missing)} not in the header "
+                            f"{preview_columns(columns)}")
         numbered = list(enumerate(semesters, start=1))
     else:
         numbered = sorted((semester_number(c), c) for c in columns if semester_number(c) is not None)
     if not numbered:
-        raise DataError(f"{where}: no semester columns found in the header {columns}; expected columns "
+        raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; expected columns "
                         "named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
     for (number, column), (next_number, next_column) in zip(numbered, numbered[1:]):
         if number == next_number:
-            raise DataError(f"{where}: columns '{column}' and '{next_column}' are both semester {number}")
+            raise DataError(f"{where}: columns {preview(column, 24)} and {preview(next_column, 24)} are both "
+                            f"semester {number}")
     college, gender = _named(columns, COLLEGE_NAMES), _named(columns, GENDER_NAMES)
     return Header([c for _, c in numbered], [n for n, _ in numbered], college[0] if college else None,
                   _named(columns, ROLL_NAMES), gender[0] if gender else None)

@@ -67,3 +67,36 @@ def test_a_browser_that_cannot_load_the_runtime_is_told_nothing_is_wrong(browser
     text = _predict_in_the_browser_column(page, app_url)
     assert text.startswith("not available in this browser") and "nothing is wrong" in text
     assert page.locator("#pred-onnx input").input_value().startswith("7.32")
+
+
+@pytest.mark.browser
+def test_a_bad_college_code_is_shown_at_the_visible_field_and_clears_the_old_answer(browser, app_url):
+    page = browser.new_page()
+    _predict_in_the_browser_column(page, app_url)  # an answer on screen
+    college = page.locator("#college input").first
+    college.fill("abc")
+    college.press("Enter")
+    page.locator("#predict").click()
+    page.get_by_text("college: expected an integer college code").first.wait_for(timeout=15_000)
+    assert page.locator("#pred-onnx input").input_value() == ""  # the earlier answer is gone
+
+
+@pytest.mark.browser
+def test_html_in_an_upload_is_shown_as_text(browser, app_url, tmp_path):
+    upload = tmp_path / "hostile.csv"
+    upload.write_text('<a href="https://example.invalid" id="planted">click</a><input type=password id=pw>,x\n1,2\n')
+    page = browser.new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="A cohort").click()
+    page.locator("#cohort-file input[type=file]").set_input_files(str(upload))
+    page.locator("#threshold input").fill("")
+    page.locator("#score").click()
+    page.get_by_text("at risk below: expected a grade point").first.wait_for(timeout=15_000)
+    page.locator("#threshold input").fill("6")
+    page.locator("#score").click()
+    page.get_by_text("no semester columns found").first.wait_for(timeout=15_000)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "hostile-upload.png"), full_page=True)
+    assert page.locator("#planted").count() == 0 and page.locator("#pw").count() == 0
+    assert page.get_by_text("'<a href=\"https://example'", exact=False).count() >= 1  # quoted, as text
+    assert str(tmp_path) not in page.content()

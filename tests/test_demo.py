@@ -58,9 +58,46 @@ def test_score_upload(backends, tmp_path):
     table = service.display_table(scored)
     assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "semester_predicted",
                                    "pred_torch", "pred_onnx", "abs_diff", "low", "high", "error"]
-    path.write_bytes(b"x" * (service.MAX_UPLOAD_BYTES + 1))
-    with pytest.raises(UserError, match="upload limit"):
+    assert out.parent.parent == service.SCORED_DIR and out.name == "scored-cohort.csv"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"7,115\n" * 400_000, "2,344 KB is over the 2,048 KB limit"),
+    (("1st,College Code\n" + "7,115\n" * 5001).encode(), "more than 5,000 student rows is over the limit"),
+    ((",".join(f"c{i}" for i in range(100)) + "\n").encode(), "100 columns is over the 64-column limit"),
+    (("1st," + "x" * 5000 + "\n7,1\n").encode(), "the header line is longer than 4,000 characters"),
+    (b"1st,2nd,College Code\n", "the file has a header but no student rows"),
+    (("<a href=x>1st</a>,College Code\n7,115\n").encode(), "no semester columns found"),
+])
+def test_uploads_are_refused_cheaply_and_named_without_server_paths(backends, tmp_path, content, message):
+    path = tmp_path / "upload.csv"
+    path.write_bytes(content)
+    started = time.perf_counter()
+    with pytest.raises(UserError, match=message) as error:
         service.score_upload(backends, path, 6.0)
+    assert time.perf_counter() - started < 2.0  # refused before the expensive work
+    assert str(tmp_path) not in str(error.value) and len(str(error.value)) < 400
+    assert str(error.value).startswith("upload.csv")
+
+
+def test_a_file_where_no_row_can_be_scored_gives_every_reason(backends, tmp_path):
+    from data import SHIPPED_DATA
+
+    complete = tmp_path / "complete.csv"
+    complete.write_text("".join(SHIPPED_DATA.read_text().splitlines(keepends=True)[:51]))  # 50 complete students
+    scored, out, summary = service.score_upload(backends, complete, 6.0)
+    assert "0 of 50 students scored" in summary and not scored.ok.any()
+    assert all("nothing left to predict" in e for e in scored.errors)
+    result = cgpa("predict", str(SHIPPED), "--backend", "torch", "--csv", str(complete), "--out", str(tmp_path / "o.csv"))
+    assert result.returncode == 0 and "scored 0 of 50 rows" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "abc", float("nan"), -1, 1e308, None])
+def test_the_at_risk_threshold_is_a_grade_point(backends, tmp_path, value):
+    path = tmp_path / "cohort.csv"
+    path.write_text(COHORT_CSV)
+    with pytest.raises(UserError, match="at risk below: expected a grade point between 0 and 10"):
+        service.score_upload(backends, path, value)
 
 
 def test_missing_or_stale_model_is_refused_with_a_rebuild_hint(run_copy, tmp_path):
@@ -137,3 +174,40 @@ def test_a_synthetic_model_is_labelled_in_the_app(exported_runs):
     texts = [getattr(block, "value", "") for block in demo.blocks.values()]
     assert any(isinstance(t, str) and "SYNTHETIC cohort" in t for t in texts)
     assert any(isinstance(t, str) and "Trained on a SYNTHETIC cohort" in t for t in texts)  # the model card tab
+
+
+def test_downloads_are_spreadsheet_safe_and_do_not_stay_on_the_server(app_url, tmp_path, monkeypatch):
+    path = tmp_path / "cohort.csv"
+    path.write_text("1st,2nd,College Code,=HYPERLINK(\"x\")\n7.1,6.8,115,@SUM(1)\n")
+    client = Client(app_url, verbose=False)
+    _, _, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
+    header, row = open(download).read().splitlines()[:2]
+    assert "'=HYPERLINK" in header and "'@SUM(1)" in row
+    first = list(service.SCORED_DIR.iterdir())
+    monkeypatch.setattr(service, "SCORED_KEEP_SECONDS", 0)
+    client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
+    assert not any(p.exists() for p in first)  # the earlier request's file went with the next request
+
+
+def test_malformed_api_calls_get_one_plain_line(app_url):
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{app_url}gradio_api/call/predict", data=json.dumps({"data": ["7"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request)
+    body = answer.value.read().decode()
+    assert "object at 0x" not in body and "does not match this endpoint's parameters" in body
+
+
+def test_a_broken_model_directory_shows_no_server_details(tmp_path, capsys):
+    from demo.app import build_demo
+
+    (tmp_path / "model.onnx").write_bytes(b"not onnx")
+    demo = build_demo(tmp_path)
+    shown = " ".join(str(getattr(block, "value", "")) for block in demo.blocks.values())
+    assert "cannot be served" in shown and str(tmp_path) not in shown and "onnx" not in shown.lower().replace(
+        "cgpa-rnn", "")
+    assert str(tmp_path) in capsys.readouterr().err  # the details are in the server's log
