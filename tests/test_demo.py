@@ -211,3 +211,22 @@ def test_a_broken_model_directory_shows_no_server_details(tmp_path, capsys):
     assert "cannot be served" in shown and str(tmp_path) not in shown and "onnx" not in shown.lower().replace(
         "cgpa-rnn", "")
     assert str(tmp_path) in capsys.readouterr().err  # the details are in the server's log
+
+
+def test_a_huge_value_is_quoted_short(app_url):
+    client = Client(app_url, verbose=False)
+    with pytest.raises(Exception) as error:
+        client.predict("7", "9" * 1_000_000, "", "", "", "115", api_name="/predict")
+    assert "semester 2" in str(error.value) and len(str(error.value)) < 1000
+
+
+def test_demo_port_problems_are_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for value, message in (("70000", "expected a port number between 1 and 65535"), (port, "cannot serve on it")):
+            result = cgpa("demo", "--port", value)
+            assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -289,3 +289,45 @@ def test_a_user_csv_is_recorded_by_name_and_found_only_when_given_again(tmp_path
     gone = cgpa("verify", str(run), "--samples", "200")
     assert gone.returncode == 0, gone.stderr
     assert gone.stdout.count("my-cohort.csv") == 1 and "not at hand" in gone.stdout and "PASSED" in gone.stdout
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_predictions_and_intervals_stay_on_the_grade_scale(cell, exported_runs):
+    grades = np.full((200, 5), np.nan, dtype=np.float32)
+    grades[:100, :4] = 10.0  # top students: an unclipped interval reaches past 10
+    grades[100:, :4] = 0.0
+    college = np.full(200, 115, dtype=np.int64)
+    for backend in (TorchPredictor(exported_runs[cell]), OnnxPredictor(exported_runs[cell] / "model.onnx")):
+        for output in backend.predict_batch(grades, college):
+            assert np.nanmin(output) >= 0.0 and np.nanmax(output) <= 10.0
+
+
+def test_cli_scoring_matches_columns_by_number_and_reports_empty_files(exported_runs, tmp_path):
+    run = str(exported_runs["elman"])
+    typed = cgpa("predict", run, "--backend", "onnx", "--grades", ",7,6", "--college", "115")
+    source = tmp_path / "later-semesters.csv"
+    source.write_text("College Code,3rd,2nd\n115,6,7\n")
+    out = tmp_path / "scored.csv"
+    result = cgpa("predict", run, "--backend", "onnx", "--csv", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(out)
+    assert f"{scored['pred_onnx'][0]:.3f}" in typed.stdout and scored["semester_predicted"][0] == 4
+    (tmp_path / "header-only.csv").write_text("1st,2nd,College Code\n")
+    empty = cgpa("predict", run, "--csv", str(tmp_path / "header-only.csv"), "--out", str(out))
+    assert empty.returncode == 2 and "a header but no student rows" in empty.stderr and "Traceback" not in empty.stderr
+    folder = cgpa("predict", run, "--csv", str(source), "--out", str(tmp_path))
+    assert folder.returncode == 2 and "a folder is in the way" in folder.stderr
+
+
+def test_a_run_directory_that_cannot_be_written_is_one_line(run_copy, monkeypatch, capsys):
+    import tempfile
+
+    import cgpa as cli
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # what a read-only run directory answers
+    for command in (["export", str(run_copy)], ["verify", str(run_copy), "--samples", "50"]):
+        assert cli.main(command) == 2
+        assert "cannot write here (Permission denied)" in capsys.readouterr().err
