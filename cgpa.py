@@ -197,7 +197,8 @@ def cmd_web(args) -> None:
     from export.site import build_site
 
     index = build_site(args.run, args.out, args.ort)
-    print(f"wrote {index.parent}/ (index.html, cgpa.js, model.onnx{', ort/' if args.ort and (index.parent / 'ort').is_dir() else ''}); "
+    files = "index.html, cgpa.js, model.onnx" + (", ort/" if (index.parent / "ort").is_dir() else "")
+    print(f"wrote {index.parent}/ ({files}); "
           f"serve it with any static server, e.g. python -m http.server -d {index.parent}")
 
 

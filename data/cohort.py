@@ -123,7 +123,8 @@ def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = 
     if header.college is None:
         raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     if not header.rolls:
-        raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header {preview_columns(table.columns)}")
+        raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header "
+                        f"{preview_columns(table.columns)}")
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
     keys, colleges, genders, rows, skipped, seen = [], [], [], [], [], {}

@@ -132,11 +132,14 @@ def _student_tab(backends: service.Backends) -> None:
             result = service.predict_student(backends, grades, code)
         except UserError as error:
             raise _shown(error) from None
-        steps = ", ".join(f"{backends.semester_names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
-        unknown = "" if result.known_college else " The college was not seen in training: it uses the shared 'unknown' slot."
+        names = backends.semester_names
+        steps = ", ".join(f"{names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
+        unknown = ("" if result.known_college
+                   else " The college was not seen in training: it uses the shared 'unknown' slot.")
         text = (f"**{backends.semester_names[result.semester - 1]} semester: {result.onnx_prediction:.2f}**, "
                 f"{INTERVAL_LEVEL:.0%} interval {result.low:.2f} to {result.high:.2f}. "
-                f"Latency of this call: torch {result.torch_latency_us:.0f} µs, onnxruntime {result.onnx_latency_us:.0f} µs."
+                f"Latency of this call: torch {result.torch_latency_us:.0f} µs, "
+                f"onnxruntime {result.onnx_latency_us:.0f} µs."
                 f"\n\nForecast of the remaining semesters: {steps}; cumulative average "
                 f"{result.forecast.cumulative_average:.2f} (equal credits assumed).{unknown}")
         return (result.torch_prediction, result.onnx_prediction, result.abs_diff, text,

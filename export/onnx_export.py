@@ -50,7 +50,8 @@ def export_onnx(run: str | Path | RunDir) -> Path:
         # internals, not this model; parity is what proves the export right.
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(fused_forecaster(model) or model, example, dynamo=True, opset_version=OPSET, external_data=False,
+        program = torch.onnx.export(fused_forecaster(model) or model, example, dynamo=True, opset_version=OPSET,
+                                    external_data=False,
                                     input_names=["grades", "college"], output_names=["prediction", "low", "high"],
                                     dynamic_shapes={"grades": {0: batch}, "college": {0: batch}}, verbose=False)
     proto = program.model_proto

@@ -76,7 +76,8 @@ def what_it_does(files: RunFiles) -> list[str]:
     model = files.config["model"]
     return ["## What it does",
             f"Predicts a student's next-semester grade point average (0-10 scale) from the earlier semesters "
-            f"and the college code, with an {INTERVAL_LEVEL:.0%} prediction interval. Cell: `{model['cell']}`, hidden size "
+            f"and the college code, with an {INTERVAL_LEVEL:.0%} prediction interval. "
+            f"Cell: `{model['cell']}`, hidden size "
             f"{model['hidden']}, {model['layers']} layer(s), ensemble of {model['ensemble']}, a linear "
             f"autoregressive skip with per-college offsets; weight decay {files.config['weight_decay']} chosen on "
             "validation students.", ""]
@@ -103,7 +104,8 @@ def cross_validation(files: RunFiles) -> list[str]:
     if evaluation is None:
         return []
     lines = [f"## Cross-validated accuracy ({evaluation['folds']}-fold x {evaluation['repeats']}, student-level)",
-             "", f"| model | next: MAE ± fold sd | next: {COVERAGE_KEY} | last: MAE ± fold sd | last: {COVERAGE_KEY} |",
+             "", f"| model | next: MAE ± fold sd | next: {COVERAGE_KEY} | last: MAE ± fold sd "
+                 f"| last: {COVERAGE_KEY} |",
              "|---|---|---|---|---|"]
     for group in ("models", "baselines"):
         for name, entry in evaluation[group].items():

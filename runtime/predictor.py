@@ -93,7 +93,8 @@ class Predictor(ABC):
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
-        return self._infer(np.ascontiguousarray(grades, dtype=np.float32), np.ascontiguousarray(college, dtype=np.int64))
+        return self._infer(np.ascontiguousarray(grades, dtype=np.float32),
+                           np.ascontiguousarray(college, dtype=np.int64))
 
     def forecast(self, grades, college) -> Forecast:
         row, code = self.validate(grades, college)

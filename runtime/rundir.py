@@ -140,8 +140,9 @@ class RunDir:
             foreign = sorted(p.name for p in self.path.iterdir() if p.name not in self.FILES
                              and not p.name.startswith("."))
             if foreign:
-                raise UserError(f"--out {self.path}: holds files that are not a run's ({', '.join(foreign[:3])}"
-                                f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder, or a run directory")
+                more = ", ..." if len(foreign) > 3 else ""
+                raise UserError(f"--out {self.path}: holds files that are not a run's ({', '.join(foreign[:3])}{more}); "
+                                "give a new or empty folder, or a run directory")
 
     def replace_with(self, staged: "RunDir") -> None:
         """Make `staged` this run directory in one step where the system allows it."""

@@ -102,8 +102,8 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
     else:
         numbered = sorted((semester_number(c), c) for c in columns if semester_number(c) is not None)
     if not numbered:
-        raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; expected columns "
-                        "named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
+        raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; "
+                        "expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
     for (number, column), (next_number, next_column) in zip(numbered, numbered[1:]):
         if number == next_number:
             raise DataError(f"{where}: columns {preview(column, 24)} and {preview(next_column, 24)} are both "

@@ -230,3 +230,15 @@ def test_demo_port_problems_are_one_line():
         for value, message in (("70000", "expected a port number between 1 and 65535"), (port, "cannot serve on it")):
             result = cgpa("demo", "--port", value)
             assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_app_refuses_an_oversized_upload_without_scoring_it(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
+    rows = tmp_path / "many-rows.csv"
+    rows.write_text("1st,College Code\n" + "7,115\n" * 6000)
+    with pytest.raises(Exception, match="many-rows.csv: more than 5,000 student rows is over the limit"):
+        client.predict(handle_file(str(rows)), 6.0, api_name="/predict_batch")
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"1st,College Code\n" + b"7,115\n" * 400_000)  # 2.3 MB: Gradio refuses it before it lands
+    with pytest.raises(Exception):
+        client.predict(handle_file(str(big)), 6.0, api_name="/predict_batch")
