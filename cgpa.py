@@ -136,6 +136,11 @@ def cmd_verify(args) -> int:
 
 
 def cmd_bench(args) -> None:
+    if args.demo:
+        from demo.bench import demo_bench, format_demo_bench
+
+        print(format_demo_bench(demo_bench(args.run)))
+        return
     from export.bench import bench, format_bench
 
     print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
@@ -283,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("run")
     bench.add_argument("--calls", type=int, default=3000)
     bench.add_argument("--batch", type=int, default=4096)
+    bench.add_argument("--demo", action="store_true", help="measure the Gradio demo over HTTP instead")
     bench.set_defaults(handler=cmd_bench)
 
     predict = commands.add_parser("predict", help="predict one student or score a CSV")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from demo import service  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
+from export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
 from model.config import INTERVAL_LEVEL  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.rundir import RunDir  # noqa: E402
@@ -96,63 +98,99 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
     return demo
 
 
+def _named(fn, names: list[str], returns=None):
+    """Give a handler taking *values one named parameter per field, for the API page and clients."""
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default="", annotation=str) for n in names],
+        return_annotation=returns or inspect.Signature.empty)
+    fn.__annotations__ = {n: str for n in names} | ({"return": returns} if returns else {})
+    return fn
+
+
+def _answer_text(backends: service.Backends, result: service.StudentResult) -> str:
+    name = backends.semester_names[result.semester - 1]
+    lines = [f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
+             f"{result.low:.2f} to {result.high:.2f})."]
+    if result.actual is not None:
+        inside = "inside" if result.low <= result.actual <= result.high else "outside"
+        lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
+                     f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
+    agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
+                 else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
+    lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
+                 f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
+                 "onnxruntime.")
+    lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
+    if not result.known_college:
+        lines.append("The college was not seen in training: it uses the shared 'unknown' slot.")
+    return "\n\n".join(lines)
+
+
 def _student_tab(backends: service.Backends) -> None:
+    names = backends.semester_names
     gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
-                f"The model knows {backends.semesters} semesters.")
+                f"The model knows {backends.semesters} semesters. Give all of them to see how close it would have "
+                f"been: it then predicts the {names[-1]} from the earlier ones (a hindcast).")
     with gr.Row():
         grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1)
-                       for t, name in enumerate(backends.semester_names)]
+                       for t, name in enumerate(names)]
     with gr.Row():
         college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
                               allow_custom_value=True, label="college (pick one, or type any code)",
                               elem_id="college")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
     with gr.Row():
-        torch_out = gr.Number(label="torch prediction", value=None, elem_id="pred-torch")
-        onnx_out = gr.Number(label="onnxruntime prediction", value=None, elem_id="pred-onnx")
-        diff_out = gr.Number(label="|torch - onnx|", value=None, elem_id="abs-diff")
+        torch_out = gr.Textbox(label="torch", elem_id="pred-torch", interactive=False)
+        onnx_out = gr.Textbox(label="onnxruntime", elem_id="pred-onnx", interactive=False)
+        diff_out = gr.Textbox(label="torch - onnxruntime", elem_id="abs-diff", interactive=False)
         browser_out = gr.Textbox(label="your browser (onnxruntime-web)", elem_id="pred-browser", interactive=False)
-    details = gr.Markdown(elem_id="details")
-    plot = gr.Plot(label="grades and forecast")
-    outputs = [torch_out, onnx_out, diff_out, details, plot, browser_out]
+    details = gr.Markdown(label="answer", elem_id="details")
+    plot = gr.LinePlot(x="semester", y="grade", color="series", label="grades and prediction",
+                       x_title="semester", y_title="grade point (0-10)", elem_id="plot")
+    exact = gr.Number(label="onnxruntime, unrounded", visible=False)  # for the browser column's comparison
+    outputs = [torch_out, onnx_out, diff_out, details, plot, exact, browser_out]
 
     def clear():  # a new question: no answer to an earlier one stays on screen beside it
-        return [None, None, None, "", None, ""]
+        return ["", "", "", "", None, None, ""]
 
     def validate(*values):
-        *grades, college = values
-        messages = service.field_errors(backends, grades, college)
+        *grades, code = values
+        messages = service.field_errors(backends, grades, code)
         return [gr.validate(message is None, message or "") for message in messages]
 
-    def predict(*values):
+    def result_of(values) -> service.StudentResult:
         if len(values) != backends.semesters + 1:
             raise gr.Error(f"expected {backends.semesters} grades and a college code, got {len(values)} values")
         *grades, code = values
         try:
-            result = service.predict_student(backends, grades, code)
+            return service.predict_student(backends, grades, code)
         except UserError as error:
             raise _shown(error) from None
-        names = backends.semester_names
-        steps = ", ".join(f"{names[s.semester - 1]} {s.prediction:.2f}" for s in result.forecast.steps)
-        unknown = ("" if result.known_college
-                   else " The college was not seen in training: it uses the shared 'unknown' slot.")
-        text = (f"**{backends.semester_names[result.semester - 1]} semester: {result.onnx_prediction:.2f}**, "
-                f"{INTERVAL_LEVEL:.0%} interval {result.low:.2f} to {result.high:.2f}. "
-                f"Latency of this call: torch {result.torch_latency_us:.0f} µs, "
-                f"onnxruntime {result.onnx_latency_us:.0f} µs."
-                f"\n\nForecast of the remaining semesters: {steps}; cumulative average "
-                f"{result.forecast.cumulative_average:.2f} (equal credits assumed).{unknown}")
-        return (result.torch_prediction, result.onnx_prediction, result.abs_diff, text,
-                service.plot_student(backends, grades, result))
 
+    def predict(*values):
+        result = result_of(values)
+        return (f"{result.torch_prediction:.2f}", f"{result.onnx_prediction:.2f}", f"{result.abs_diff:.1e}",
+                _answer_text(backends, result), service.plot_frame(backends, result), result.onnx_prediction)
+
+    def predict_json(*values) -> dict:
+        """For programs: the prediction, its interval and semester, both runtimes' values, their
+        difference and latencies, and for a hindcast the actual grade.
+
+        Returns:
+            prediction: a dict of plain numbers
+        """
+        return service.result_record(backends, result_of(values))
+
+    parameters = [f"semester_{name}" for name in names] + ["college"]
     inputs = [*grade_boxes, college]
     button.click(clear, None, outputs, queue=False, api_visibility="private").then(
-        # The named API endpoint: the grades in order (blank or None for missing), then the college code.
-        predict, inputs, outputs[:5], validator=validate, api_name="predict").success(
-        None, [*inputs, onnx_out], browser_out, js=browser_runtime(backends), api_visibility="private")
+        # The named API endpoint: one parameter per semester (blank for missing), then the college code.
+        _named(predict, parameters), inputs, outputs[:6], validator=validate, api_name="predict").success(
+        None, [*inputs, exact], browser_out, js=browser_runtime(backends), api_visibility="private")
+    gr.api(_named(predict_json, parameters, dict), api_name="predict_json")
     examples = service.examples(backends)
     if examples:
-        gr.Examples(examples, inputs, label="students from the data (last semester hidden)")
+        gr.Examples(examples, inputs, label="students from the data: the last semester hidden, or given for a hindcast")
 
 
 def browser_runtime(backends: service.Backends) -> str:
@@ -173,11 +211,12 @@ def _cohort_tab(backends: service.Backends) -> None:
         upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file")
         threshold = gr.Number(value=6.0, label="at risk below (0-10)", minimum=0, maximum=10, elem_id="threshold")
         button = gr.Button("Score cohort", variant="primary", elem_id="score")
-    summary = gr.Markdown()
+    summary = gr.Markdown(label="summary")
     table = gr.Dataframe(label="scored students", wrap=True)
     download = gr.File(label="download the scored CSV")
 
-    def validate(path, limit):
+    def validate(cohort_csv, at_risk_below):
+        path, limit = cohort_csv, at_risk_below
         try:
             service.at_risk_threshold(limit)
             threshold_message = None
@@ -186,11 +225,11 @@ def _cohort_tab(backends: service.Backends) -> None:
         return [gr.validate(path is not None, "upload a CSV first"),
                 gr.validate(threshold_message is None, threshold_message or "")]
 
-    def score(path, limit):
-        if path is None:
+    def score(cohort_csv, at_risk_below):
+        if cohort_csv is None:
             raise gr.Error("upload a CSV first")
         try:
-            scored, out, text = service.score_upload(backends, path, limit)
+            scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below)
         except UserError as error:
             raise _shown(error) from None
         return text, service.display_table(scored), str(out)

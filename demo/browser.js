@@ -26,6 +26,8 @@ async (...values) => {
     const session = await window.cgpaBrowserSession;
     const row = new Float32Array(config.semesters).fill(NaN);
     grades.forEach((g, t) => { if (g !== null && String(g).trim() !== "") row[t] = Number(g); });
+    // With the final semester given, the server predicted it from the earlier ones (a hindcast).
+    if (!Number.isNaN(row[config.semesters - 1])) row[config.semesters - 1] = NaN;
     const started = performance.now();
     const out = await session.run({
       grades: new ort.Tensor("float32", row, [1, config.semesters]),

@@ -1,4 +1,4 @@
-"""Everything the demo does, without any UI: load both backends, score, plot, rebuild.
+"""Everything the demo does, without any UI: load both backends, predict, score, rebuild.
 
 The Gradio handlers in demo/app.py only translate between widgets and these functions,
 so this module is tested directly and the app stays thin.
@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
 from data import load_cohort, missing_cohort_note, recorded_cohort
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
 from model.config import INTERVAL_LEVEL
 from runtime.errors import UserError
-from runtime.predictor import Forecast, OnnxPredictor, PredictionError, check_fresh, parse_college, parse_grade
+from runtime.predictor import OnnxPredictor, PredictionError, Question, check_fresh, parse_college, parse_grade
 from runtime.rundir import RunDir
 from runtime.scoring import ADDED_COLUMNS, ScoredTable, score_csv, write_scored_csv
 from runtime.table import Limits
@@ -64,12 +63,15 @@ def load_backends(run: str | Path | RunDir = DEFAULT_RUN) -> Backends:
         torch_backend = TorchPredictor(run)
     except UserError as error:
         raise UserError(f"The model in {run} cannot be served: {error}\n{REBUILD_HINT}") from None
-    return Backends(run, torch_backend, onnx_backend)
+    backends = Backends(run, torch_backend, onnx_backend)
+    warm_up(backends)
+    return backends
 
 
 @dataclass
 class StudentResult:
-    semester: int
+    semester: int  # the semester predicted
+    actual: float | None  # its known grade when this is a hindcast
     torch_prediction: float
     onnx_prediction: float
     abs_diff: float
@@ -77,8 +79,9 @@ class StudentResult:
     high: float
     torch_latency_us: float
     onnx_latency_us: float
-    forecast: Forecast
     known_college: bool
+    grades: list[float]  # what the model saw, NaN for missing
+    cumulative_average: float  # of the semesters before the predicted one and the prediction
 
 
 def field_errors(backends: Backends, grades: list, college) -> list[str | None]:
@@ -97,53 +100,66 @@ def field_errors(backends: Backends, grades: list, college) -> list[str | None]:
         messages.append(str(error))
     if not any(messages):
         try:
-            backends.onnx.validate(grades, college)
+            backends.onnx.question(grades, college)
         except PredictionError as error:  # a whole-sequence problem: shown at the first grade field
             messages[0] = str(error)
     return messages
 
 
-def _timed_predict(backend, grades, college):
+def _timed(backend, question: Question) -> tuple[tuple, float]:
     started = time.perf_counter()
-    result = backend.predict(grades, college)
-    return result, (time.perf_counter() - started) * 1e6
+    outputs = backend.predict_batch(question.row[None, :], np.array([question.college], dtype=np.int64))
+    return tuple(float(o[0]) for o in outputs), (time.perf_counter() - started) * 1e6
 
 
 def predict_student(backends: Backends, grades: list, college) -> StudentResult:
-    """Both backends on one student; raises PredictionError with the field's message."""
-    torch_result, torch_us = _timed_predict(backends.torch, grades, college)
-    onnx_result, onnx_us = _timed_predict(backends.onnx, grades, college)
-    return StudentResult(onnx_result.semester, torch_result.prediction, onnx_result.prediction,
-                         abs(torch_result.prediction - onnx_result.prediction), onnx_result.low, onnx_result.high,
-                         torch_us, onnx_us, backends.onnx.forecast(grades, college),
-                         backends.onnx.is_known_college(college))
+    """Validate once, run each backend once; raises PredictionError with the field's message.
+    With the final semester given, it is predicted from the earlier ones (a hindcast)."""
+    question = backends.onnx.question(grades, college)
+    (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
+    (prediction, low, high), onnx_us = _timed(backends.onnx, question)
+    before = question.row[:question.semester - 1]
+    known = before[~np.isnan(before)]
+    return StudentResult(question.semester, question.actual, torch_prediction, prediction,
+                         abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
+                         question.college in backends.colleges, [float(g) for g in question.row],
+                         float((known.sum() + prediction) / (known.size + 1)))
 
 
-def plot_student(backends: Backends, grades: list, result: StudentResult):
-    """The grades entered, the predicted semester with its interval, and the forecast after it."""
-    names = backends.semester_names
-    known = np.array([parse_grade(g, "grade") for g in grades] + [np.nan] * (backends.semesters - len(grades)))
-    figure = Figure(figsize=(6.5, 3.6))
-    axis = figure.subplots()
-    steps = np.arange(1, backends.semesters + 1)
-    observed = ~np.isnan(known)
-    axis.plot(steps[observed], known[observed], "o-", color="tab:blue", label="grades entered")
-    forecast = result.forecast.steps
-    axis.errorbar([forecast[0].semester], [forecast[0].prediction],
-                  yerr=[[forecast[0].prediction - forecast[0].low], [forecast[0].high - forecast[0].prediction]],
-                  fmt="s", color="tab:red", capsize=5, label=f"next semester, {INTERVAL_LEVEL:.0%} interval")
-    if len(forecast) > 1:
-        axis.plot([s.semester for s in forecast], [s.prediction for s in forecast], "s--", color="tab:red",
-                  alpha=0.5, label="forecast of the rest")
-    axis.axhline(result.forecast.cumulative_average, color="grey", linestyle=":",
-                 label=f"cumulative average {result.forecast.cumulative_average:.2f}")
-    axis.set_xticks(steps, names[:backends.semesters])
-    axis.set_ylim(max(0, np.nanmin([*known[observed], forecast[0].low]) - 0.8),
-                  min(10, np.nanmax([*known[observed], forecast[0].high]) + 0.8))
-    axis.set_ylabel("grade point (0-10)")
-    axis.legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
-    return figure
+def plot_frame(backends: Backends, result: StudentResult) -> pd.DataFrame:
+    """The chart's data, drawn by the browser: the grades, and lines from the last one to the
+    prediction and to both ends of its interval (and to the actual grade for a hindcast)."""
+    rows = [(t + 1, g, "grades") for t, g in enumerate(result.grades) if not np.isnan(g)]
+    last = max(t for t, _, _ in rows if t < result.semester)
+    start = (last, result.grades[last - 1])
+    ends = [("prediction", result.onnx_prediction), (f"{INTERVAL_LEVEL:.0%} interval, low", result.low),
+            (f"{INTERVAL_LEVEL:.0%} interval, high", result.high)]
+    if result.actual is not None:
+        ends.append(("actual", result.actual))
+    for series, value in ends:
+        rows += [(start[0], start[1], series), (result.semester, value, series)]
+    chart = pd.DataFrame(rows, columns=["semester", "grade", "series"])
+    chart["semester"] = [backends.semester_names[t - 1] for t in chart["semester"]]  # "1st".."5th" sort as named
+    return chart
+
+
+def result_record(backends: Backends, result: StudentResult) -> dict:
+    """A prediction for programs (the JSON endpoint): plain numbers, no formatting."""
+    return {"semester": result.semester, "semester_name": backends.semester_names[result.semester - 1],
+            "prediction": result.onnx_prediction, "low": result.low, "high": result.high,
+            "interval_level": INTERVAL_LEVEL, "hindcast_actual": result.actual,
+            "backends": {"torch": {"prediction": result.torch_prediction, "latency_us": result.torch_latency_us},
+                         "onnxruntime": {"prediction": result.onnx_prediction,
+                                         "latency_us": result.onnx_latency_us}},
+            "abs_diff": result.abs_diff, "known_college": result.known_college,
+            "cumulative_average": result.cumulative_average}
+
+
+def warm_up(backends: Backends) -> None:
+    """One prediction per runtime at start, so the first visitor sees the steady latency."""
+    observed = ["7"] * (backends.semesters - 1)
+    for _ in range(3):
+        predict_student(backends, observed, backends.colleges[0])
 
 
 def at_risk_threshold(value) -> float:
@@ -205,7 +221,8 @@ def examples(backends: Backends, count: int = 4) -> list[list]:
         grades = cohort.grades[i]
         if np.isnan(grades[-1]) or np.isnan(grades[:-1]).all():
             continue
-        shown = ["" if np.isnan(g) else f"{g:.2f}" for g in grades[:-1]] + [""]
+        hidden = len(rows) < count - 1  # the last example keeps its final semester: a hindcast
+        shown = ["" if np.isnan(g) else f"{g:.2f}" for g in grades[:-1]] + ["" if hidden else f"{grades[-1]:.2f}"]
         rows.append(shown + [str(int(cohort.college[i]))])
         if len(rows) == count:
             break

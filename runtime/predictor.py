@@ -36,6 +36,14 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class Question:
+    row: np.ndarray  # float32 [S]: what the model sees, NaN for missing
+    college: int
+    semester: int  # 1-based number of the semester predicted
+    actual: float | None  # its known grade when this is a hindcast, else None
+
+
+@dataclass(frozen=True)
 class Forecast:
     steps: list[Prediction]  # every remaining semester, each fed back as the next one's input
     grades: list[float]  # the observed grades with the forecasts filled in (NaN: still missing)
@@ -67,8 +75,7 @@ class Predictor(ABC):
     def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """float32 [B, S] grades, int64 [B] codes -> prediction, low, high, each [B]."""
 
-    def validate(self, grades, college) -> tuple[np.ndarray, int]:
-        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code."""
+    def _parse(self, grades, college) -> tuple[np.ndarray, int]:
         if isinstance(grades, str):
             grades = grades.split(",")
         grades = list(np.ravel(np.asarray(grades, dtype=object)))
@@ -77,13 +84,33 @@ class Predictor(ABC):
         row = np.full(self.semesters, np.nan, dtype=np.float32)
         for t, value in enumerate(grades):
             row[t] = parse_grade(value, f"semester {t + 1}")
-        observed = np.flatnonzero(~np.isnan(row))
-        if observed.size == 0:
+        if np.isnan(row).all():
             raise PredictionError("grades: no grade given; enter at least one semester")
-        if observed[-1] == self.semesters - 1:
+        return row, parse_college(college)
+
+    def validate(self, grades, college) -> tuple[np.ndarray, int]:
+        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code."""
+        row, code = self._parse(grades, college)
+        if not np.isnan(row[-1]):
             raise PredictionError(f"grades: semester {self.semesters} is already known and the model was trained on "
                                   f"{self.semesters} semesters, so there is nothing left to predict")
-        return row, parse_college(college)
+        return row, code
+
+    def question(self, grades, college) -> Question:
+        """What to predict from a form's values, validated once: the semester after the last one
+        given, or, when the final semester is given too, that one from the earlier ones (a hindcast:
+        how close would the model have been?)."""
+        row, code = self._parse(grades, college)
+        observed = np.flatnonzero(~np.isnan(row))
+        last = int(observed[-1])
+        if last < self.semesters - 1:
+            return Question(row, code, last + 2, None)
+        if observed.size == 1:
+            raise PredictionError(f"grades: only semester {self.semesters} is given; enter earlier semesters to "
+                                  "predict it from")
+        earlier = row.copy()
+        earlier[last] = np.nan
+        return Question(earlier, code, last + 1, float(row[last]))
 
     def predict(self, grades, college) -> Prediction:
         row, code = self.validate(grades, college)

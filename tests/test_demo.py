@@ -35,9 +35,18 @@ def test_predict_student_runs_both_backends(backends):
     assert result.semester == 5 and result.abs_diff < 1e-5
     assert result.low <= result.onnx_prediction <= result.high
     assert result.torch_latency_us > 0 and result.onnx_latency_us > 0
-    assert [s.semester for s in result.forecast.steps] == [5]
-    figure = service.plot_student(backends, ["7.1", "6.8", "", "7.3", ""], result)
-    assert len(figure.axes[0].lines) >= 2
+    assert result.actual is None and result.cumulative_average == pytest.approx((7.1 + 6.8 + 7.3 + result.onnx_prediction) / 4, abs=1e-5)
+    chart = service.plot_frame(backends, result)
+    assert set(chart["series"]) == {"grades", "prediction", "80% interval, low", "80% interval, high"}
+    assert chart[chart["series"] == "prediction"]["semester"].tolist() == ["4th", "5th"]
+
+
+def test_a_student_with_the_final_semester_is_a_hindcast(backends):
+    result = service.predict_student(backends, ["8.11", "7.68", "7.11", "7.43", "8.18"], "115")
+    hidden = service.predict_student(backends, ["8.11", "7.68", "7.11", "7.43", ""], "115")
+    assert result.semester == 5 and result.actual == pytest.approx(8.18)
+    assert result.onnx_prediction == hidden.onnx_prediction  # predicted from the earlier four only
+    assert "actual" in set(service.plot_frame(backends, result)["series"])
 
 
 def test_field_errors_point_at_the_field(backends):
@@ -45,7 +54,8 @@ def test_field_errors_point_at_the_field(backends):
     messages = service.field_errors(backends, ["7", "12", "", "", ""], "abc")
     assert messages[0] is None and "outside 0-10" in messages[1] and "college" in messages[5]
     assert "no grade given" in service.field_errors(backends, [""] * 5, "115")[0]
-    assert "nothing left to predict" in service.field_errors(backends, ["7"] * 5, "115")[0]
+    assert service.field_errors(backends, ["7"] * 5, "115") == [None] * 6  # a hindcast
+    assert "only semester 5 is given" in service.field_errors(backends, ["", "", "", "", "7"], "115")[0]
 
 
 def test_score_upload(backends, tmp_path):
@@ -112,16 +122,35 @@ def test_missing_or_stale_model_is_refused_with_a_rebuild_hint(run_copy, tmp_pat
 
 def test_api_predict_both_backends(app_url):
     client = Client(app_url, verbose=False)
-    torch_value, onnx_value, diff, text, _ = client.predict("7.1", "6.8", "", "7.3", "", "115", api_name="/predict")
-    assert abs(torch_value - onnx_value) <= 1e-5 and diff <= 1e-5
-    assert "80% interval" in text and "µs" in text
+    torch_value, onnx_value, diff, text, chart, exact = client.predict("7.1", "6.8", "", "7.3", "", "115",
+                                                                       api_name="/predict")
+    assert torch_value == onnx_value == "7.32" and float(diff) <= 1e-5 and abs(exact - 7.3226) < 1e-4
+    assert "80% interval 6.59 to 8.03" in text and "Both runtimes agree" in text and " ms in torch" in text
+    record = client.predict(semester_1st="8.11", semester_2nd="7.68", semester_3rd="7.11", semester_4th="7.43",
+                            semester_5th="8.18", college="999", api_name="/predict_json")
+    assert record["semester"] == 5 and record["hindcast_actual"] == pytest.approx(8.18)
+    assert record["known_college"] is False and record["abs_diff"] <= 1e-5
+    assert set(record["backends"]) == {"torch", "onnxruntime"} and record["backends"]["torch"]["latency_us"] > 0
+
+
+def test_the_api_page_names_every_parameter_and_output(app_url):
+    import contextlib
+    import io
+    import re
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        Client(app_url, verbose=False).view_api()
+    text = shown.getvalue()
+    assert "predict(semester_1st, semester_2nd, semester_3rd, semester_4th, semester_5th, college" in text
+    assert not re.search(r"\b(param|value)_\d+", text), text
 
 
 @pytest.mark.parametrize("values, message", [
     (("7.1", "abc", "", "", "", "115"), "semester 2: expected a grade point"),
     (("7.1", "", "", "", "", "x"), "college: expected an integer"),
     (("", "", "", "", "", "115"), "no grade given"),
-    (("7", "7", "7", "7", "7", "115"), "nothing left to predict"),
+    (("", "", "", "", "7", "115"), "only semester 5 is given"),
 ])
 def test_api_answers_bad_input_with_its_message(app_url, values, message):
     client = Client(app_url, verbose=False)
@@ -149,7 +178,7 @@ def test_dozens_of_clients_at_once_are_all_answered(app_url):
     with ThreadPoolExecutor(max_workers=48) as pool:
         answers = list(pool.map(lambda values: client.predict(*values, api_name="/predict"), requests))
     seconds = time.perf_counter() - started
-    assert len(answers) == 48 and all(abs(a[0] - a[1]) <= 1e-5 for a in answers)
+    assert len(answers) == 48 and all(a[0] == a[1] and float(a[2]) <= 1e-5 for a in answers)
     print(f"48 simultaneous /predict calls answered in {seconds:.2f} s")
 
 
@@ -242,3 +271,12 @@ def test_the_app_refuses_an_oversized_upload_without_scoring_it(app_url, tmp_pat
     big.write_bytes(b"1st,College Code\n" + b"7,115\n" * 400_000)  # 2.3 MB: Gradio refuses it before it lands
     with pytest.raises(Exception):
         client.predict(handle_file(str(big)), 6.0, api_name="/predict_batch")
+
+
+def test_the_demo_benchmark_measures_over_http():
+    from demo.bench import demo_bench, format_demo_bench
+
+    report = demo_bench(SHIPPED, calls=10, clients=5)
+    assert report["answered"] == 5 and 0 < report["p50_ms"] <= report["p95_ms"]
+    assert report["concurrent_median_ms"] <= report["concurrent_max_ms"]
+    assert "5 clients at once: 5 answered" in format_demo_bench(report)

@@ -50,8 +50,8 @@ def test_the_space_builds_and_serves_from_its_own_files(tmp_path):
         samples = [c["props"].get("samples") for c in config["components"] if c.get("type") == "dataset"]
         assert samples and len(samples[0]) >= 3, "the Space shows no examples from the shipped data"
         answer = Client(url, verbose=False).predict("7.1", "6.8", "", "7.3", "", "115", api_name="/predict")
-        torch_prediction, onnx_prediction = answer[0], answer[1]
-        assert 0 < onnx_prediction <= 10 and abs(torch_prediction - onnx_prediction) <= 1e-5
+        torch_prediction, onnx_prediction, difference = answer[0], answer[1], answer[2]
+        assert 0 < float(onnx_prediction) <= 10 and torch_prediction == onnx_prediction and float(difference) <= 1e-5
     finally:
         server.terminate()
         server.wait(timeout=30)
