@@ -37,10 +37,6 @@ class Table:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def column(self, name: str) -> list[str]:
-        index = self.columns.index(name)
-        return [row[index] for row in self.rows]
-
     def records(self):
         """(line, {column: cell}) per row."""
         for line, row in zip(self.lines, self.rows):
