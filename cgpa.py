@@ -174,27 +174,31 @@ def _backends(run, choice: str | None) -> dict:
 def cmd_predict(args) -> int:
     backends = _backends(args.run, args.backend)
     if args.csv:
-        from runtime.scoring import score_csv, write_scored_csv
+        from runtime.scoring import HindcastSummary, score_csv, write_scored_csv
 
         if not args.out:
             raise UserError("--csv needs --out FILE for the scored rows")
         if Path(args.out).is_dir():
             raise UserError(f"--out {args.out}: a folder is in the way; give a file name for the scored CSV")
-        scored = score_csv(args.csv, backends)
+        scored = score_csv(args.csv, backends, hide_last=args.hindcast)
         write_scored_csv(scored, args.out)
         failed = int((~scored.ok).sum())
         print(f"scored {len(scored.errors) - failed} of {len(scored.errors)} rows into {args.out}; "
               f"{failed} with an error")
+        summary = HindcastSummary.of(scored)
+        if summary:
+            print(summary.text())
         return 0
     if args.grades is None or args.college is None:
         raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")
     from model.config import INTERVAL_LEVEL
 
     for name, backend in backends.items():
-        result = backend.predict(args.grades, args.college)
+        result = backend.predict(args.grades, args.college, args.hindcast)
         note = "" if backend.is_known_college(args.college) else " (college not seen in training)"
+        hindcast = "" if result.actual is None else f"; hindcast, actual {result.actual:.2f}"
         print(f"{name}: semester {result.semester}: {result.prediction:.3f} "
-              f"({INTERVAL_LEVEL:.0%} interval {result.low:.2f}-{result.high:.2f}){note}")
+              f"({INTERVAL_LEVEL:.0%} interval {result.low:.2f}-{result.high:.2f}){hindcast}{note}")
     return 0
 
 
@@ -299,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--college", help="college code")
     predict.add_argument("--csv", help="a CSV in the data format")
     predict.add_argument("--out", help="where to write the scored CSV")
+    predict.add_argument("--hindcast", action="store_true",
+                         help="predict each student's last known semester from the earlier ones and compare (students "
+                              "whose final semester is known are always scored this way)")
     predict.set_defaults(handler=cmd_predict)
 
     web = commands.add_parser("web", help="write a static site that runs the model in the browser")

@@ -207,18 +207,26 @@ def _cohort_tab(backends: service.Backends) -> None:
     limits = service.UPLOAD_LIMITS
     gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code; semesters are matched by "
                 f"their number). At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
-                "Rows that cannot be scored keep their reason in the `error` column. Uploads are student records: "
-                f"the server deletes them and the scored file within {DELETE_CACHE[1] // 60} minutes and keeps "
-                "nothing else.")
+                "Each student's next semester is predicted; a student whose final semester is known is scored by "
+                "**hindcast** instead (that semester predicted from the earlier ones, then compared with the known "
+                "grade), so last year's class shows how close the model comes. Rows that cannot be scored keep "
+                "their reason in the `error` column. Uploads are student records: the server deletes them and the "
+                f"scored file within {DELETE_CACHE[1] // 60} minutes and keeps nothing else.")
     with gr.Row():
         upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file")
-        threshold = gr.Number(value=6.0, label="at risk below (0-10)", minimum=0, maximum=10, elem_id="threshold")
+        with gr.Column():
+            threshold = gr.Number(value=6.0, label="at risk below (0-10)", minimum=0, maximum=10,
+                                  elem_id="threshold")
+            hide_last = gr.Checkbox(label="hindcast every student's last known semester", elem_id="hide-last")
         button = gr.Button("Score cohort", variant="primary", elem_id="score")
-    summary = gr.Markdown(label="summary")
+    summary = gr.Markdown(label="summary", elem_id="cohort-summary")
+    chart = gr.ScatterPlot(x="actual", y="predicted", color="interval", x_lim=[0, 10], y_lim=[0, 10],
+                           label="hindcast: predicted against actual", x_title="actual grade point",
+                           y_title="predicted grade point", elem_id="hindcast-chart", visible=False)
     table = gr.Dataframe(label="scored students", wrap=True)
     download = gr.File(label="download the scored CSV")
 
-    def validate(cohort_csv, at_risk_below):
+    def validate(cohort_csv, at_risk_below, hindcast_every_student):
         path, limit = cohort_csv, at_risk_below
         try:
             service.at_risk_threshold(limit)
@@ -226,20 +234,22 @@ def _cohort_tab(backends: service.Backends) -> None:
         except UserError as error:
             threshold_message = str(error)
         return [gr.validate(path is not None, "upload a CSV first"),
-                gr.validate(threshold_message is None, threshold_message or "")]
+                gr.validate(threshold_message is None, threshold_message or ""), gr.validate(True, "")]
 
-    def score(cohort_csv, at_risk_below):
+    def score(cohort_csv, at_risk_below, hindcast_every_student):
         if cohort_csv is None:
             raise gr.Error("upload a CSV first")
         try:
-            scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below)
+            scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below, bool(hindcast_every_student))
         except UserError as error:
             raise _shown(error) from None
-        return text, service.display_table(scored), str(out)
+        frame = service.hindcast_frame(scored)
+        return text, gr.ScatterPlot(frame, visible=frame is not None), service.display_table(scored), str(out)
 
-    outputs = [summary, table, download]
-    button.click(lambda: ["", None, None], None, outputs, queue=False, api_visibility="private").then(
-        score, [upload, threshold], outputs, validator=validate, api_name="predict_batch")
+    outputs = [summary, chart, table, download]
+    button.click(lambda: ["", gr.ScatterPlot(None, visible=False), None, None], None, outputs, queue=False,
+                 api_visibility="private").then(
+        score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch")
 
 
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, **options):

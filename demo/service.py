@@ -22,7 +22,7 @@ from model.config import INTERVAL_LEVEL
 from runtime.errors import UserError
 from runtime.predictor import OnnxPredictor, PredictionError, Question, check_fresh, parse_college, parse_grade
 from runtime.rundir import RunDir
-from runtime.scoring import ADDED_COLUMNS, ScoredTable, score_csv, write_scored_csv
+from runtime.scoring import ADDED_COLUMNS, HindcastSummary, ScoredTable, score_csv, write_scored_csv
 from runtime.table import Limits
 from runtime.values import GRADE_MAX, GRADE_MIN, preview, read_header
 
@@ -182,12 +182,15 @@ def _scored_file(upload_name: str) -> Path:
     return Path(tempfile.mkdtemp(dir=SCORED_DIR)) / f"scored-{Path(upload_name).stem[:60]}.csv"
 
 
-def score_upload(backends: Backends, path: str | Path, threshold) -> tuple[ScoredTable, Path, str]:
+def score_upload(backends: Backends, path: str | Path, threshold, hide_last: bool = False
+                 ) -> tuple[ScoredTable, Path, str]:
     """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary.
-    Messages name the upload by its file name, never by where the server keeps it."""
+    Students with a known final semester (every student's last one with `hide_last`) are
+    scored by hindcast. Messages name the upload by its file name, never by where the server
+    keeps it."""
     threshold = at_risk_threshold(threshold)
     name = Path(path).name
-    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name)
+    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hide_last)
     out = _scored_file(name)
     write_scored_csv(scored, out)
     ok = scored.ok
@@ -195,7 +198,22 @@ def score_upload(backends: Backends, path: str | Path, threshold) -> tuple[Score
     summary = (f"**{int(ok.sum())} of {len(ok)} students scored**, {int((~ok).sum())} rows with an error. "
                f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
                f"Largest torch/onnx difference: {np.nanmax(scored.abs_diff) if ok.any() else 0:.2g}.")
+    hindcast = HindcastSummary.of(scored)
+    if hindcast:
+        summary += "\n\n" + hindcast.text()
     return scored, out, summary
+
+
+def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
+    """The predicted-vs-actual chart's data (drawn by the browser); None without hindcasts."""
+    rows = scored.hindcast
+    if not rows.any():
+        return None
+    actual, predicted = scored.actual[rows], scored.served[rows]
+    inside = (scored.low[rows] <= actual) & (actual <= scored.high[rows])
+    return pd.DataFrame({"actual": actual.round(3), "predicted": predicted.round(3),
+                         "interval": np.where(inside, f"actual inside the {INTERVAL_LEVEL:.0%} interval",
+                                              "actual outside it")})
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:
@@ -203,7 +221,7 @@ def display_table(scored: ScoredTable) -> pd.DataFrame:
     table = pd.DataFrame(scored.rows(), columns=scored.columns())
     header = read_header(scored.table.columns, scored.table.where)
     table = table[header.semesters + [header.college] + list(ADDED_COLUMNS)]
-    for column in ("pred_torch", "pred_onnx", "low", "high"):
+    for column in ("pred_torch", "pred_onnx", "low", "high", "actual", "abs_error"):
         table[column] = table[column].astype(float).round(3)
     table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")
     return table

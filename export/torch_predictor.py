@@ -17,6 +17,7 @@ class TorchPredictor(Predictor):
         self.semesters = self.model.semesters
         self.colleges = self.model.college_codes.tolist()
         self.semester_names = self.payload["data"]["semester_names"]
+        self.training_data_sha256 = self.payload["data"]["source"].get("sha256")
 
     def _infer(self, grades: np.ndarray, college: np.ndarray):
         with torch.inference_mode():

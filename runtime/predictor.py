@@ -33,6 +33,7 @@ class Prediction:
     prediction: float
     low: float  # 80% interval
     high: float
+    actual: float | None = None  # the hidden semester's known grade when this is a hindcast
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Predictor(ABC):
 
     semesters: int
     colleges: list[int]
+    training_data_sha256: str | None  # of the CSV the model was trained on; None for a synthetic cohort
 
     @abstractmethod
     def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,34 +91,35 @@ class Predictor(ABC):
         return row, parse_college(college)
 
     def validate(self, grades, college) -> tuple[np.ndarray, int]:
-        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code."""
+        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code,
+        refusing a row with nothing left to forecast."""
         row, code = self._parse(grades, college)
         if not np.isnan(row[-1]):
             raise PredictionError(f"grades: semester {self.semesters} is already known and the model was trained on "
-                                  f"{self.semesters} semesters, so there is nothing left to predict")
+                                  f"{self.semesters} semesters, so there is nothing left to forecast")
         return row, code
 
-    def question(self, grades, college) -> Question:
+    def question(self, grades, college, hide_last: bool = False) -> Question:
         """What to predict from a form's values, validated once: the semester after the last one
-        given, or, when the final semester is given too, that one from the earlier ones (a hindcast:
-        how close would the model have been?)."""
+        given. When the final semester is given too, or `hide_last` asks for it, the last semester
+        given is predicted from the earlier ones instead (a hindcast: how close would the model
+        have been?)."""
         row, code = self._parse(grades, college)
         observed = np.flatnonzero(~np.isnan(row))
         last = int(observed[-1])
-        if last < self.semesters - 1:
+        if last < self.semesters - 1 and not hide_last:
             return Question(row, code, last + 2, None)
         if observed.size == 1:
-            raise PredictionError(f"grades: only semester {self.semesters} is given; enter earlier semesters to "
+            raise PredictionError(f"grades: only semester {last + 1} is given; a hindcast needs earlier semesters to "
                                   "predict it from")
         earlier = row.copy()
         earlier[last] = np.nan
         return Question(earlier, code, last + 1, float(row[last]))
 
-    def predict(self, grades, college) -> Prediction:
-        row, code = self.validate(grades, college)
-        prediction, low, high = self._infer(row[None, :], np.array([code], dtype=np.int64))
-        semester = int(np.flatnonzero(~np.isnan(row))[-1]) + 2
-        return Prediction(semester, float(prediction[0]), float(low[0]), float(high[0]))
+    def predict(self, grades, college, hide_last: bool = False) -> Prediction:
+        question = self.question(grades, college, hide_last)
+        prediction, low, high = self._infer(question.row[None, :], np.array([question.college], dtype=np.int64))
+        return Prediction(question.semester, float(prediction[0]), float(low[0]), float(high[0]), question.actual)
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
@@ -166,6 +169,7 @@ class OnnxPredictor(Predictor):
         self.colleges = json.loads(self.metadata["colleges"])
         self.semester_names = json.loads(self.metadata["semester_names"])
         self.checkpoint_sha256 = self.metadata["checkpoint_sha256"]
+        self.training_data_sha256 = json.loads(self.metadata["data_source"]).get("sha256")
 
     def _infer(self, grades, college):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})

@@ -1,9 +1,11 @@
 """Scoring a cohort CSV with one or more backends, row by row.
 
-A row that cannot be scored (a bad grade, nothing to predict, a bad college code) gets
-its reason in the `error` column; it never stops the other rows. Semester columns are
-placed by their number, so a file with only `2nd,3rd` is read as semesters 2 and 3.
-Used by `cgpa predict --csv` and by the demo's cohort tab.
+A row that cannot be scored (a bad grade, no grade, a bad college code) gets its reason
+in the `error` column; it never stops the other rows. Semester columns are placed by their
+number, so a file with only `2nd,3rd` is read as semesters 2 and 3. A student whose final
+semester is known is scored by hindcast: that semester is predicted from the earlier ones
+and compared with the known grade (`actual`, `abs_error`); `hide_last` does the same for
+every student's last known semester. Used by `cgpa predict --csv` and the demo's cohort tab.
 """
 from __future__ import annotations
 
@@ -13,24 +15,29 @@ from pathlib import Path
 
 import numpy as np
 
+from model.config import INTERVAL_LEVEL
 from runtime.errors import DataError
 from runtime.predictor import PredictionError, Predictor
-from runtime.rundir import atomic_path
+from runtime.rundir import atomic_path, file_sha256
 from runtime.table import Limits, Table, read_table
 from runtime.values import preview_columns, read_header
 
-ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "error")
+ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
+                 "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
 class ScoredTable:
     table: Table
+    seen: np.ndarray  # float32 [N, S]: what the model saw of each row, NaN for missing
     semester: np.ndarray  # int [N], 0 where the row was not scored
+    actual: np.ndarray  # float [N]: the predicted semester's known grade for a hindcast, else NaN
     predictions: dict[str, np.ndarray]  # backend name -> float [N], NaN where not scored
     low: np.ndarray  # the interval of the runtime that serves (onnx when present)
     high: np.ndarray
     errors: list[str]
+    training_file: bool = False  # the file is the one the model was trained on: its hindcasts are in-sample
 
     @property
     def ok(self) -> np.ndarray:
@@ -47,12 +54,17 @@ class ScoredTable:
             return np.abs(self.predictions["torch"] - self.predictions["onnx"])
         return np.full(len(self.errors), np.nan)
 
+    @property
+    def hindcast(self) -> np.ndarray:
+        return ~np.isnan(self.actual)
+
     def columns(self) -> list[str]:
         return self.table.columns + list(ADDED_COLUMNS)
 
     def rows(self) -> list[list]:
         """The input cells, then the added columns (None where empty)."""
-        numbers = [self.predictions.get("torch"), self.predictions.get("onnx"), self.abs_diff, self.low, self.high]
+        numbers = [self.predictions.get("torch"), self.predictions.get("onnx"), self.abs_diff, self.low, self.high,
+                   self.actual, np.abs(self.actual - self.served)]
         rows = []
         for i, cells in enumerate(self.table.rows):
             semester = int(self.semester[i]) if self.semester[i] else None
@@ -61,7 +73,37 @@ class ScoredTable:
         return rows
 
 
-def score_table(table: Table, backends: dict[str, Predictor]) -> ScoredTable:
+@dataclass(frozen=True)
+class HindcastSummary:
+    """How close the model came on the students scored by hindcast."""
+    students: int
+    mae: float
+    persistence_mae: float  # of repeating each student's previous known semester, for scale
+    coverage: float  # share of actual grades inside the interval
+    in_sample: bool  # these students were in the model's training data
+
+    @classmethod
+    def of(cls, scored: ScoredTable) -> "HindcastSummary | None":
+        rows = scored.hindcast
+        if not rows.any():
+            return None
+        actual, seen = scored.actual[rows], scored.seen[rows]
+        previous = np.array([r[~np.isnan(r)][-1] for r in seen])  # every hindcast row has an earlier grade
+        return cls(int(rows.sum()), float(np.mean(np.abs(scored.served[rows] - actual))),
+                   float(np.mean(np.abs(previous - actual))),
+                   float(np.mean((scored.low[rows] <= actual) & (actual <= scored.high[rows]))),
+                   scored.training_file)
+
+    def text(self) -> str:
+        caveat = (" These students are the model's own training data, so this is in-sample: expect larger "
+                  "errors on a new cohort (the model card gives the cross-validated error)." if self.in_sample else "")
+        return (f"Hindcast of {self.students} students (a known semester predicted from the earlier ones): "
+                f"mean absolute error {self.mae:.2f} grade points (repeating the previous semester: "
+                f"{self.persistence_mae:.2f}); the {INTERVAL_LEVEL:.0%} interval held {self.coverage:.0%} of the "
+                f"actual grades.{caveat}")
+
+
+def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = False) -> ScoredTable:
     """`backends` maps 'torch'/'onnx' to predictors of the same model."""
     reference = next(iter(backends.values()))
     header = read_header(table.columns, table.where)
@@ -74,33 +116,37 @@ def score_table(table: Table, backends: dict[str, Predictor]) -> ScoredTable:
     if header.college is None:
         raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     count = len(table)
-    grades = np.full((count, reference.semesters), np.nan, dtype=np.float32)
+    seen = np.full((count, reference.semesters), np.nan, dtype=np.float32)
     codes = np.zeros(count, dtype=np.int64)
+    semester = np.zeros(count, dtype=np.int64)
+    actual = np.full(count, np.nan)
     errors = [""] * count
     for i, (line, record) in enumerate(table.records()):
         values = [""] * reference.semesters
         for column, number in zip(header.semesters, header.numbers):
             values[number - 1] = record[column]
         try:
-            grades[i], codes[i] = reference.validate(values, record[header.college])
+            question = reference.question(values, record[header.college], hide_last)
         except PredictionError as error:
             errors[i] = f"line {line}: {error}"
+            continue
+        seen[i], codes[i], semester[i] = question.row, question.college, question.semester
+        actual[i] = np.nan if question.actual is None else question.actual
     ok = np.array([not e for e in errors], dtype=bool)
-    semester = np.zeros(count, dtype=np.int64)
-    observed = ~np.isnan(grades[ok])
-    semester[ok] = reference.semesters - np.argmax(observed[:, ::-1], axis=1) + 1
     outputs = {name: np.full((3, count), np.nan) for name in backends}
     if ok.any():  # a file where no row can be scored still gets every row's reason
         for name, backend in backends.items():
-            outputs[name][:, ok] = backend.predict_batch(grades[ok], codes[ok])
+            outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
     served = outputs.get("onnx", next(iter(outputs.values())))
-    return ScoredTable(table, semester, {name: output[0] for name, output in outputs.items()},
+    return ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
                        served[1], served[2], errors)
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
-              name: str | None = None) -> ScoredTable:
-    return score_table(read_table(path, limits, name), backends)
+              name: str | None = None, hide_last: bool = False) -> ScoredTable:
+    scored = score_table(read_table(path, limits, name), backends, hide_last)
+    scored.training_file = file_sha256(path) == next(iter(backends.values())).training_data_sha256
+    return scored
 
 
 def spreadsheet_safe(value):

@@ -62,12 +62,17 @@ def test_score_upload(backends, tmp_path):
     path = tmp_path / "cohort.csv"
     path.write_text(COHORT_CSV)
     scored, out, summary = service.score_upload(backends, path, threshold=6.0)
-    assert scored.ok.tolist() == [True, False, True, False]
-    assert "2 of 4 students scored" in summary and "1 at risk" in summary
+    assert scored.ok.tolist() == [True, False, True, True]
+    assert "3 of 4 students scored" in summary and "1 at risk" in summary
+    assert "Hindcast of 1 students" in summary and "in-sample" not in summary
     assert pd.read_csv(out).shape == (4, len(scored.columns()))
     table = service.display_table(scored)
     assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "semester_predicted",
-                                   "pred_torch", "pred_onnx", "abs_diff", "low", "high", "error"]
+                                   "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
+                                   "error"]
+    assert table["actual"].tolist()[3] == 8 and np.isnan(table["actual"][0])  # only the complete student
+    assert table["abs_error"][3] == pytest.approx(abs(8 - table["pred_onnx"][3]), abs=2e-3)
+    assert service.hindcast_frame(scored)["actual"].tolist() == [8.0]
     assert out.parent.parent == service.SCORED_DIR and out.name == "scored-cohort.csv"
 
 
@@ -90,16 +95,41 @@ def test_uploads_are_refused_cheaply_and_named_without_server_paths(backends, tm
     assert str(error.value).startswith("upload.csv")
 
 
-def test_a_file_where_no_row_can_be_scored_gives_every_reason(backends, tmp_path):
+def test_the_data_sets_complete_students_are_scored_by_hindcast(backends, tmp_path):
     from data import SHIPPED_DATA
 
     complete = tmp_path / "complete.csv"
     complete.write_text("".join(SHIPPED_DATA.read_text().splitlines(keepends=True)[:51]))  # 50 complete students
     scored, out, summary = service.score_upload(backends, complete, 6.0)
-    assert "0 of 50 students scored" in summary and not scored.ok.any()
-    assert all("nothing left to predict" in e for e in scored.errors)
+    assert "50 of 50 students scored" in summary and scored.hindcast.all()
+    assert (scored.semester == 5).all() and "Hindcast of 50 students" in summary
+    mae = float(summary.split("mean absolute error ")[1].split()[0])
+    assert 0.1 < mae < 0.8 and mae == pytest.approx(np.mean(np.abs(scored.actual - scored.served)), abs=0.005)
+    frame = service.hindcast_frame(scored)
+    assert len(frame) == 50 and set(frame["interval"]) <= {"actual inside the 80% interval", "actual outside it"}
     result = cgpa("predict", str(SHIPPED), "--backend", "torch", "--csv", str(complete), "--out", str(tmp_path / "o.csv"))
-    assert result.returncode == 0 and "scored 0 of 50 rows" in result.stdout, result.stderr
+    assert result.returncode == 0 and "scored 50 of 50 rows" in result.stdout, result.stderr
+    assert f"mean absolute error {mae:.2f}" in result.stdout
+
+
+def test_the_shipped_file_is_said_to_be_in_sample(backends):
+    from data import SHIPPED_DATA
+
+    scored, _, summary = service.score_upload(backends, SHIPPED_DATA, 6.0)
+    assert int(scored.hindcast.sum()) == 172  # every complete student of the data set
+    assert "model's own training data, so this is in-sample" in summary
+
+
+def test_hindcast_of_every_students_last_known_semester(backends, tmp_path):
+    path = tmp_path / "cohort.csv"
+    path.write_text(COHORT_CSV)
+    scored, _, summary = service.score_upload(backends, path, 6.0, hide_last=True)
+    assert scored.semester.tolist() == [4, 0, 3, 5] and np.allclose(scored.actual[[0, 2, 3]], [7.3, 4.9, 8.0])
+    assert "Hindcast of 3 students" in summary
+    one = tmp_path / "one.csv"
+    one.write_text("1st,2nd,College Code\n7,,115\n")
+    scored, _, _ = service.score_upload(backends, one, 6.0, hide_last=True)
+    assert "a hindcast needs earlier semesters" in scored.errors[0]
 
 
 @pytest.mark.parametrize("value", ["", "abc", float("nan"), -1, 1e308, None])
@@ -162,11 +192,13 @@ def test_api_predict_batch(app_url, tmp_path):
     path = tmp_path / "cohort.csv"
     path.write_text(COHORT_CSV)
     client = Client(app_url, verbose=False)
-    summary, table, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
+    summary, chart, table, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
-    assert len(frame) == 4 and "2 of 4 students scored" in summary
-    assert frame["error"][1].startswith("line 3: semester 2") and "nothing left" in frame["error"][3]
-    assert pd.read_csv(download).shape[0] == 4
+    assert len(frame) == 4 and "3 of 4 students scored" in summary and "Hindcast of 1 students" in summary
+    assert frame["error"][1].startswith("line 3: semester 2") and frame["actual"][3] == 8
+    assert chart["value"]["data"] and pd.read_csv(download).shape[0] == 4
+    summary, chart, _, _ = client.predict(handle_file(str(path)), 6.0, True, api_name="/predict_batch")
+    assert "Hindcast of 3 students" in summary
 
 
 def test_dozens_of_clients_at_once_are_all_answered(app_url):
@@ -209,7 +241,7 @@ def test_downloads_are_spreadsheet_safe_and_do_not_stay_on_the_server(app_url, t
     path = tmp_path / "cohort.csv"
     path.write_text("1st,2nd,College Code,=HYPERLINK(\"x\")\n7.1,6.8,115,@SUM(1)\n")
     client = Client(app_url, verbose=False)
-    _, _, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
+    _, _, _, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
     header, row = open(download).read().splitlines()[:2]
     assert "'=HYPERLINK" in header and "'@SUM(1)" in row
     first = list(service.SCORED_DIR.iterdir())

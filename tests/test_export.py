@@ -148,7 +148,7 @@ print(result.semester, round(result.prediction, 3), len(forecast.steps))
     ([-0.5], 115, "semester 1: grade -0.5 is outside 0-10"),
     ([7] * 6, 115, "the model knows 5 semesters, got 6"),
     ([None, "", float("nan")], 115, "no grade given"),
-    ([7, 7, 7, 7, 7], 115, "nothing left to predict"),
+    ([None, None, None, None, 7], 115, "only semester 5 is given; a hindcast needs earlier semesters"),
     ([7], "abc", "college: expected an integer college code"),
     ([7], 1.5, "college: expected a non-negative integer"),
 ])
@@ -166,6 +166,17 @@ def test_forecast_and_unknown_college(exported_runs):
     known = [g for g in forecast.grades if not np.isnan(g)]
     assert forecast.cumulative_average == pytest.approx(np.mean(known), abs=1e-6)
     assert not predictor.is_known_college(99999) and predictor.is_known_college(115)
+    with pytest.raises(PredictionError, match="nothing left to forecast"):
+        predictor.forecast([7] * 5, 115)
+    hindcast = predictor.predict([7, 7, 7, 7, 7.5], 115)
+    assert hindcast.semester == 5 and hindcast.actual == 7.5
+    assert hindcast.prediction == predictor.predict([7, 7, 7, 7], 115).prediction
+
+
+def test_cli_hindcast_of_one_student(exported_runs):
+    result = cgpa("predict", str(exported_runs["elman"]), "--grades", "7,6.5,7", "--college", "115", "--hindcast")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("semester 3: ") == 2 and result.stdout.count("hindcast, actual 7.00") == 2
 
 
 def test_runtime_is_thread_safe(exported_runs):
@@ -200,13 +211,16 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     out = tmp_path / "scored.csv"
     result = cgpa("predict", str(exported_runs["elman"]), "--csv", str(source), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "scored 2 of 4 rows" in result.stdout
+    assert "scored 3 of 4 rows" in result.stdout and "Hindcast of 1 students" in result.stdout
     scored = pd.read_csv(out, dtype={"error": str}, keep_default_na=False)
-    assert list(scored.columns[-7:]) == ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high",
-                                         "error"]
-    assert scored["semester_predicted"].tolist() == ["5", "", "", "2"]
+    assert list(scored.columns[-9:]) == ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high",
+                                         "actual", "abs_error", "error"]
+    assert scored["semester_predicted"].tolist() == ["5", "", "5", "2"]
     assert scored["error"][0] == "" and "semester 2: expected a grade point" in scored["error"][1]
-    assert "nothing left to predict" in scored["error"][2] and scored["error"][3] == ""
+    assert scored["actual"].tolist() == ["", "", "7", ""] and scored["error"][2] == ""
+    hindcast = cgpa("predict", str(exported_runs["elman"]), "--csv", str(source), "--out", str(out), "--hindcast")
+    assert "Hindcast of 2 students" in hindcast.stdout  # the last known semester of every student with two
+    assert pd.read_csv(out)["semester_predicted"].tolist()[0] == 4
     assert float(scored["abs_diff"][0]) < 1e-5 and float(scored["low"][3]) <= float(scored["pred_onnx"][3])
     assert scored["Roll"][3] == "'=HYPERLINK(1)"  # never read as a spreadsheet formula
     missing = cgpa("predict", str(exported_runs["elman"]), "--csv", str(tmp_path / "none.csv"), "--out", str(out))
