@@ -16,7 +16,7 @@ import numpy as np
 
 from data.sources import csv_source, describe_source
 from runtime.errors import DataError
-from runtime.table import Table, read_table
+from runtime.table import Limits, Table, read_table
 from runtime.values import (Header, college_code, grade_value, preview, preview_columns, read_header,
                             semester_name)
 
@@ -73,10 +73,12 @@ class Cohort:
         return [k for k, gap in zip(self.keys, (before_last & ~observed).any(1)) if gap]
 
 
-def load_csv(path: str | Path, semesters: list[str] | None = None) -> Cohort:
-    """Read a results CSV; every problem is a DataError naming the file, line and column."""
-    table = read_table(path)
-    return cohort_from_table(table, csv_source(path, table.sha256), semesters)
+def load_csv(path: str | Path, semesters: list[str] | None = None, limits: Limits = Limits(),
+             name: str | None = None) -> Cohort:
+    """Read a results CSV; every problem is a DataError naming the file (as `name`, default its
+    path), line and column."""
+    table = read_table(path, limits, name)
+    return cohort_from_table(table, csv_source(name or path, table.sha256), semesters)
 
 
 def _clean_roll(value: str) -> str:

@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
 import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-from demo import service  # noqa: E402
+from demo import service, training  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
 from export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
 from model.config import INTERVAL_LEVEL  # noqa: E402
@@ -96,6 +96,8 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
             _student_tab(backends)
         with gr.Tab("A cohort"):
             _cohort_tab(backends)
+        with gr.Tab("Train on your own cohort"):
+            _train_tab(training.OwnModels(), demo)
         with gr.Tab("About the model"):
             gr.Markdown(service.model_card(backends.run))
     return demo
@@ -108,6 +110,12 @@ def _named(fn, names: list[str], returns=None):
         return_annotation=returns or inspect.Signature.empty)
     fn.__annotations__ = {n: str for n in names} | ({"return": returns} if returns else {})
     return fn
+
+
+def _side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:
+    """torch, onnxruntime, their difference and the answer in words, as the page shows them."""
+    return (f"{result.torch_prediction:.2f}", f"{result.onnx_prediction:.2f}", f"{result.abs_diff:.1e}",
+            _answer_text(backends, result))
 
 
 def _answer_text(backends: service.Backends, result: service.StudentResult) -> str:
@@ -172,8 +180,7 @@ def _student_tab(backends: service.Backends) -> None:
 
     def predict(*values):
         result = result_of(values)
-        return (f"{result.torch_prediction:.2f}", f"{result.onnx_prediction:.2f}", f"{result.abs_diff:.1e}",
-                _answer_text(backends, result), service.plot_frame(backends, result), result.onnx_prediction)
+        return (*_side_by_side(backends, result), service.plot_frame(backends, result), result.onnx_prediction)
 
     def predict_json(*values) -> dict:
         """For programs: the prediction, its interval and semester, both runtimes' values, their
@@ -252,6 +259,83 @@ def _cohort_tab(backends: service.Backends) -> None:
         score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch")
 
 
+def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
+    limits = training.TRAIN_LIMITS
+    gr.Markdown(
+        "The shipped model knows one university. Train one on your own cohort: a CSV in the data format (one row "
+        "per student; columns `1st`, `2nd`, ... up to the semesters you have, `College Code` with your own codes, "
+        "and `Roll` or `Roll no.`). The demo trains it, exports it to ONNX, verifies the export against torch, and "
+        "serves it below in both runtimes **to this page only**; the shipped model stays as it is for everyone "
+        "else.\n\n"
+        f"Limits: at most {limits.bytes // 1024} KB, {limits.rows:,} students, {training.MAX_SEMESTERS} semesters "
+        f"and {limits.columns} columns; at least 20 students; training stops after {training.TRAIN_SECONDS} "
+        "seconds. One training runs at a time; others wait in the queue. Your file and your model are deleted "
+        f"when you close this page (or after {training.IDLE_SECONDS // 60} idle minutes).")
+    with gr.Row():
+        upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file")
+        button = gr.Button("Train, export and verify", variant="primary", elem_id="train")
+    summary = gr.Markdown(elem_id="train-summary")
+    errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
+                          elem_id="train-errors", visible=False)
+    downloads = gr.File(label="model.onnx, its parity report and model card", file_count="multiple",
+                        elem_id="train-downloads")
+    gr.Markdown("### Try your model")
+    with gr.Row():
+        grades = gr.Textbox(label="grades, comma-separated (blank for missing)", placeholder="7.1, 6.8, , 7.3",
+                            elem_id="own-grades", max_lines=1)
+        college = gr.Textbox(label="college code", elem_id="own-college", max_lines=1)
+        predict_button = gr.Button("Predict with your model", elem_id="own-predict")
+    with gr.Row():
+        answers = [gr.Textbox(label="torch", elem_id="own-torch", interactive=False),
+                   gr.Textbox(label="onnxruntime", elem_id="own-onnx", interactive=False),
+                   gr.Textbox(label="torch - onnxruntime", elem_id="own-diff", interactive=False)]
+    details = gr.Markdown(elem_id="own-details")
+
+    def train(cohort_csv, request: gr.Request, progress=gr.Progress()):
+        if cohort_csv is None:
+            raise gr.Error("upload a CSV first")
+        try:
+            model = models.train(request.session_hash, cohort_csv, lambda share, what: progress(share, desc=what))
+        except UserError as error:
+            raise _shown(error) from None
+        return (_trained_text(model), gr.Dataframe(training.error_table(model), visible=True),
+                [str(p) for p in model.downloads])
+
+    def predict_own(grades_csv: str, college_code: str, request: gr.Request):
+        try:
+            model = models.get(request.session_hash)
+            result = service.predict_student(model.backends, grades_csv, college_code)
+        except UserError as error:
+            raise _shown(error) from None
+        return _side_by_side(model.backends, result)
+
+    outputs = [summary, errors, downloads]
+    button.click(lambda: ["", gr.Dataframe(visible=False), None], None, outputs, queue=False,
+                 api_visibility="private").then(train, upload, outputs, api_name="train_own", concurrency_limit=1,
+                                                concurrency_id="train")
+    predict_button.click(predict_own, [grades, college], [*answers, details], api_name="predict_own")
+
+    def forget(request: gr.Request):  # the page was closed: its model and its copy of the upload go
+        models.discard(request.session_hash)
+
+    demo.unload(forget)
+
+
+def _trained_text(model: training.OwnModel) -> str:
+    data, split = model.metrics["data"], model.metrics["split"]
+    lines = [f"**Your model is ready**: a `{model.backends.torch.payload['config']['model']['cell']}` network trained "
+             f"on {split['train_students']} students of {html.escape(model.name)} ({data['students']} read, "
+             f"{model.backends.semesters} semesters, colleges {', '.join(map(str, model.backends.colleges))}); "
+             f"{split['test_students']} students were held out to measure it, below.",
+             f"Both runtimes agree: the largest |torch - onnxruntime| over {model.parity['samples']:,} students is "
+             f"{model.parity['max_abs_diff']:.1e} (tolerance {PARITY_TOLERANCE:g}). Try it below, or take the "
+             "verified `model.onnx` away: it runs in any ONNX runtime."]
+    if model.metrics.get("time_limited_networks"):
+        lines.append(f"Training reached the {training.TRAIN_SECONDS} s limit before early stopping for "
+                     f"{model.metrics['time_limited_networks']} network(s); each kept its best epoch so far.")
+    return "\n\n".join(lines)
+
+
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, **options):
     """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
     values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, as a Space sets them."""
@@ -265,7 +349,7 @@ def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False)
     """`cgpa demo` / `python -m demo`: serve a run on 127.0.0.1, refusing one that cannot be served."""
     run = Path(run) if run else service.DEFAULT_RUN
     if rebuild:
-        service.rebuild(run)
+        training.rebuild(run)
     backends = service.load_backends(run)  # a UserError here is one line from the CLI
     try:
         launch(build_demo(backends), server_name="127.0.0.1", port=port)

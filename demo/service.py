@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data import load_cohort, missing_cohort_note, recorded_cohort
+from data import missing_cohort_note, recorded_cohort
 from export.torch_predictor import TorchPredictor
 from model.card import render_model_card
 from model.config import INTERVAL_LEVEL
@@ -251,24 +251,3 @@ def model_card(run: RunDir) -> str:
     """The card without its Hub metadata block, which is for machines, not for the page."""
     card = render_model_card(run)
     return card.split("\n---\n", 1)[1] if card.startswith("---\n") else card
-
-
-def rebuild(run: str | Path = DEFAULT_RUN, data: str | Path | None = None) -> None:
-    """Train, export and verify a model into `run`, printing progress as it goes."""
-    from export.onnx_export import export_onnx
-    from export.verify import format_parity, verify
-    from model.card import write_model_card
-    from model.config import TrainConfig
-    from model.train import train_run
-
-    cohort = load_cohort(data)
-    print(f"[1/3] training on {cohort.describe_source()}", flush=True)
-    train_run(cohort, TrainConfig(), run, progress=True, command="python -m demo --rebuild")
-    print("[2/3] exporting to ONNX", flush=True)
-    export_onnx(run)
-    print("[3/3] verifying ONNX against torch", flush=True)
-    report = verify(run)
-    print(format_parity(report), flush=True)
-    write_model_card(run)
-    if not report["passed"]:
-        raise UserError(f"the rebuilt ONNX model in {run} does not match torch; see {RunDir.of(run) / RunDir.PARITY}")

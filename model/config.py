@@ -76,6 +76,8 @@ class TrainConfig:
     tune_weight_decay: tuple[float, ...] = option((0.001, 0.01, 0.1), "weight decays tried on validation students",
                                                   low=0.0, high=10.0)
     seed: int = option(0, "seed of the split, initialisation and batches", low=0)
+    max_seconds: float = option(0.0, "stop training after this many seconds, keeping each network's best epoch so "
+                                     "far (runs then depend on the machine's speed); 0: no limit", low=0.0)
 
     def __post_init__(self):
         check_ranges(self)

@@ -23,7 +23,7 @@ from model.checkpoint import save_checkpoint
 from model.config import TrainConfig
 from model.metrics import regression_metrics
 from model.network import GradeForecaster
-from model.trainer import History, fit, predict_all_steps
+from model.trainer import History, Progress, fit, predict_all_steps
 from runtime.rundir import RunDir
 
 TEST_SHARE = 0.15
@@ -83,7 +83,7 @@ def plot_history(history: History, run: RunDir, synthetic: bool) -> None:
         figure.savefig(temporary, format="png", dpi=100)
 
 
-def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True,
+def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: Progress = True,
               command: str = "") -> dict:
     """Train, measure on held-out students, and write the run directory. Returns the metrics.
 
@@ -101,7 +101,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
     return metrics
 
 
-def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool, command: str) -> dict:
+def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: Progress, command: str) -> dict:
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
     train, test = held_out_split(cohort, config.seed)
     started = time.perf_counter()
@@ -117,6 +117,7 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
         "test": held_out_metrics(model, cohort, train, test),
         "tuning": {"weight_decay_validation_loss": history.tuning, "chosen_weight_decay": history.weight_decay},
         "best_epochs": history.best_epoch,
+        "time_limited_networks": history.time_limited,
         "train_seconds": round(seconds, 2),
         "colleges": model.college_codes.tolist(),
     }

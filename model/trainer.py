@@ -7,7 +7,9 @@ the same student-level validation split.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -46,6 +48,7 @@ class History:
     best_epoch: list[int] = field(default_factory=list)
     tuning: dict[str, float] = field(default_factory=dict)  # weight decay -> validation loss
     weight_decay: float = 0.0  # the one chosen
+    time_limited: int = 0  # members stopped by the time budget rather than by early stopping
 
 
 def build_model(config: TrainConfig, train_grades: np.ndarray, colleges: list[int]) -> GradeForecaster:
@@ -54,7 +57,27 @@ def build_model(config: TrainConfig, train_grades: np.ndarray, colleges: list[in
     return GradeForecaster(config.model, train_grades.shape[1], sorted(set(colleges)), norm.mean, norm.std)
 
 
-def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: bool = True
+Progress = bool | Callable[[float], None]  # a console bar, or a callback given the share of training done
+
+
+class _ReportingBar:
+    """The console bar's interface, reporting the share of epochs done to a callback (a UI)."""
+
+    def __init__(self, total: int, report: Callable[[float], None]):
+        self.total, self.done, self.report = total, 0, report
+
+    def update(self, epochs: int = 1) -> None:
+        self.done += epochs
+        self.report(self.done / self.total)
+
+    def set_postfix(self, **values) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: Progress = True
         ) -> tuple[GradeForecaster, History]:
     """Train a forecaster on the training students' (grades, college).
 
@@ -65,9 +88,13 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: 
     tuning never sees students outside `grades`."""
     candidates = config.tune_weight_decay or (config.weight_decay,)
     scores, best = {}, None
-    for weight_decay in candidates:
-        trial = replace(config, weight_decay=weight_decay, tune_weight_decay=())
-        model, history = _fit_ensemble(trial, grades, college, progress)
+    for index, weight_decay in enumerate(candidates):
+        # The time budget is shared evenly, so every candidate is compared on equal terms.
+        trial = replace(config, weight_decay=weight_decay, tune_weight_decay=(),
+                        max_seconds=config.max_seconds / len(candidates))
+        part = (lambda share, index=index: progress((index + share) / len(candidates))) if callable(progress) \
+            else progress
+        model, history = _fit_ensemble(trial, grades, college, part)
         scores[str(weight_decay)] = float(np.mean([curve[epoch] for curve, epoch
                                                    in zip(history.validation, history.best_epoch)]))
         if best is None or scores[str(weight_decay)] < best[0]:
@@ -77,20 +104,24 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: 
     return model, history
 
 
-def _fit_ensemble(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: bool):
+def _fit_ensemble(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: Progress):
     model = build_model(config, grades, college.tolist())
     with torch.no_grad():
         inputs = model.preprocess(torch.from_numpy(grades), torch.from_numpy(college))
     target, mask = targets_and_mask(inputs[0], inputs[1])
     history = History()
-    bar = tqdm(total=config.model.ensemble * config.max_epochs, disable=not progress, leave=False,
-               desc=f"train {config.model.cell} (weight decay {config.weight_decay:g})")
+    total = config.model.ensemble * config.max_epochs
+    bar = _ReportingBar(total, progress) if callable(progress) else tqdm(
+        total=total, disable=not progress, leave=False, desc=f"train {config.model.cell} (weight decay "
+                                                              f"{config.weight_decay:g})")
     for k, member in enumerate(model.members):
         seed = config.seed * 1000 + k
         train_rows, val_rows, _ = split_students(len(grades), seed, config.validation, 0.0)
         train_part = [t[torch.from_numpy(train_rows)] for t in (*inputs, target, mask)]
         val_part = [t[torch.from_numpy(val_rows)] for t in (*inputs, target, mask)]
-        train_curve, val_curve, best_epoch = _fit_member(member, config, seed, train_part, val_part, bar, k)
+        train_curve, val_curve, best_epoch, out_of_time = _fit_member(member, config, seed, train_part, val_part,
+                                                                      bar, k)
+        history.time_limited += out_of_time
         _calibrate_interval(member, val_part)
         history.train.append(train_curve)
         history.validation.append(val_curve)
@@ -102,6 +133,8 @@ def _fit_ensemble(config: TrainConfig, grades: np.ndarray, college: np.ndarray, 
 
 def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, k: int):
     generator = torch.Generator().manual_seed(seed)
+    deadline = time.monotonic() + config.max_seconds / config.model.ensemble if config.max_seconds else None
+    out_of_time = False
     optimizer = torch.optim.AdamW(member.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     n = train[0].shape[0]
     batch_size = config.batch_size or n
@@ -135,11 +168,12 @@ def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, 
             best, best_state, best_epoch = val_loss, copy.deepcopy(averaged.module.state_dict()), epoch
         bar.update(1)
         bar.set_postfix(member=k, train=f"{epoch_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
-        if epoch - best_epoch >= config.patience:
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        if epoch - best_epoch >= config.patience or out_of_time:
             bar.update(config.max_epochs - epoch - 1)
             break
     member.load_state_dict(best_state)
-    return train_curve, val_curve, best_epoch
+    return train_curve, val_curve, best_epoch, out_of_time
 
 
 def _calibrate_interval(member, validation) -> None:

@@ -100,3 +100,73 @@ def test_html_in_an_upload_is_shown_as_text(browser, app_url, tmp_path):
     assert page.locator("#planted").count() == 0 and page.locator("#pw").count() == 0
     assert page.get_by_text("'<a href=\"https://example'", exact=False).count() >= 1  # quoted, as text
     assert str(tmp_path) not in page.content()
+
+
+@pytest.mark.browser
+def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, app_url):
+    from data import SHIPPED_DATA
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app_url)
+    page.get_by_role("tab", name="A cohort").click()
+    page.locator("#cohort-file input[type=file]").set_input_files(str(SHIPPED_DATA))
+    page.locator("#score").click()
+    page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)
+    assert page.get_by_text("177 of 178 students scored").count() >= 1
+    assert page.get_by_text("in-sample").count() >= 1
+    page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
+    page.get_by_role("tab", name="A cohort").scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "cohort-hindcast.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_the_about_tab_shows_the_model_card(browser, app_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(app_url)
+    page.get_by_role("tab", name="About the model").click()
+    page.get_by_text("How it was made").first.wait_for(timeout=15_000)
+    assert page.get_by_text("license: mit").count() == 0  # the Hub metadata block is for machines
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "about.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_leave(browser, app_url, tmp_path):
+    import os
+    import time
+
+    from data.synthetic import SyntheticSpec, generate_frame
+    from demo.training import SESSIONS_ROOT
+
+    upload = tmp_path / "our-class.csv"
+    generate_frame(SyntheticSpec(students=100, seed=8)).to_csv(upload, index=False)
+    models = SESSIONS_ROOT / str(os.getpid())  # the app of this test session keeps visitors' models here
+    before = set(models.iterdir())
+    page = browser.new_page(viewport={"width": 1280, "height": 1500})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Train on your own cohort").click()
+    page.locator("#train-file input[type=file]").set_input_files(str(upload))
+    page.locator("#train").click()
+    page.get_by_text("training on our-class.csv").first.wait_for(timeout=30_000)  # the progress display
+    page.get_by_text("of the epochs at most").first.wait_for(timeout=30_000)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "train-progress.png"), full_page=True)
+    page.get_by_text("Your model is ready").first.wait_for(timeout=120_000)
+    assert page.locator("#train-errors").get_by_text("next semester").count() == 1
+    listed = page.locator("#train-downloads").inner_text().replace("\n", "")  # names are drawn in parts
+    assert all(name in listed for name in ("model.onnx", "parity.json", "MODEL_CARD.md"))
+    (created,) = set(models.iterdir()) - before
+    page.locator("#own-grades input, #own-grades textarea").first.fill("7.2, 6.9, , 7.4")
+    page.locator("#own-college input, #own-college textarea").first.fill("115")
+    page.locator("#own-predict").click()
+    onnx = "#own-onnx textarea, #own-onnx input"
+    page.wait_for_function(f"(document.querySelector('{onnx}') || {{}}).value?.length > 0", timeout=30_000)
+    torch_value = page.locator("#own-torch textarea, #own-torch input").first.input_value()
+    assert torch_value == page.locator(onnx).first.input_value() and 0 < float(torch_value) <= 10
+    page.screenshot(path=str(SCREENSHOTS / "train-own.png"), full_page=True)
+    page.close()  # the visitor leaves: their upload and model go with the session
+    deadline = time.monotonic() + 30
+    while created.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not created.exists()

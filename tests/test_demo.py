@@ -11,7 +11,7 @@ import pytest
 from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 
-from demo import service
+from demo import service, training
 from runtime.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
@@ -220,7 +220,7 @@ def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
     data = tmp_path / "cohort.csv"
     generate_frame(SyntheticSpec(students=120, seed=4)).to_csv(data, index=False)
     run = tmp_path / "rebuilt"
-    service.rebuild(run, data)
+    training.rebuild(run, data)
     printed = capsys.readouterr().out
     assert "[1/3] training" in printed and "[3/3] verifying" in printed and "PASSED" in printed
     backends = service.load_backends(run)  # fresh and servable

@@ -1,0 +1,89 @@
+"""A visitor's own model: trained, exported and verified from an upload, served to one session, deleted."""
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_config
+from gradio_client import Client, handle_file
+
+from demo import service, training
+from model.train import train_run
+from runtime.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def own_csv(tmp_path_factory):
+    from data.synthetic import SyntheticSpec, generate_frame
+
+    path = tmp_path_factory.mktemp("own") / "my cohort.csv"
+    generate_frame(SyntheticSpec(students=80, seed=5)).to_csv(path, index=False)
+    return path
+
+
+def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkeypatch):
+    monkeypatch.setattr(training, "MAX_MODELS", 1)
+    models = training.OwnModels()
+    steps = []
+    model = models.train("visitor-a", own_csv, lambda share, what: steps.append((share, what)))
+    shares, texts = zip(*steps)
+    assert list(shares) == sorted(shares) and shares[-1] < 1 and len(steps) > 20  # per epoch, then each step
+    assert texts[0] == "training on my cohort.csv (sha256 " + texts[0].split("sha256 ")[1]
+    assert texts[-3:] == ("exporting to ONNX", "verifying ONNX against torch", "loading both runtimes")
+    assert model.parity["passed"] and model.parity["training_prefixes_included"]
+    assert [p.name for p in model.downloads] == ["model.onnx", "parity.json", "MODEL_CARD.md"]
+    assert all(p.is_file() for p in model.downloads)
+    assert "cgpa train --data my cohort.csv" in model.downloads[2].read_text()
+    table = training.error_table(model)
+    assert table[0][0] == "next semester" and table[0][1] > 0 and 0 < table[0][2] < 3 and 0 < table[0][3] < 3
+    result = service.predict_student(models.get("visitor-a").backends, "7,6.5,,7", "115")
+    assert result.semester == 5 and result.abs_diff <= 1e-5
+    with pytest.raises(UserError, match="no model of yours is loaded"):
+        models.get("visitor-b")  # another session does not see it
+    second = models.train("visitor-b", own_csv)  # over the limit of one: the least recently used goes
+    assert not model.directory.exists() and len(models) == 1
+    models.discard("visitor-b")
+    assert not second.directory.exists() and len(models) == 0
+
+
+@pytest.mark.parametrize("content, message", [
+    ("1st,2nd,College Code,Roll\n" + "".join(f"7,7,115,{i}\n" for i in range(5)), "5 students are too few"),
+    ("1st,2nd,College Code\n7,7,115\n", "no roll-number column"),
+    (",".join(f"sem{i}" for i in range(1, 14)) + ",College Code,Roll\n" + "7," * 13 + "115,1\n",
+     "13 semesters is over the 12-semester limit"),
+    ("1st,College Code,Roll\n" + "7,115,1\n" * 3001, "more than 3,000 student rows is over the limit"),
+    ("1st,2nd,College Code,Roll\n" + "".join(f"7,,115,{i}\n" for i in range(30)), "no next semester to learn"),
+])
+def test_training_files_are_refused_with_their_reason(tmp_path, content, message):
+    path = tmp_path / "mine.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message) as error:
+        training.train_own_model(path, tmp_path)
+    assert str(error.value).startswith("mine.csv") and str(tmp_path) not in str(error.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.csv"]  # nothing left behind
+
+
+def test_the_time_budget_stops_training_and_keeps_a_model(tiny_cohort, tmp_path):
+    metrics = train_run(tiny_cohort, tiny_config("gru", max_epochs=100_000, patience=100_000, max_seconds=1.0),
+                        tmp_path / "run", progress=False)
+    assert metrics["time_limited_networks"] == 1 and metrics["train_seconds"] < 10
+    assert metrics["test"]["next"]["model"]["mae"] < 3
+
+
+def test_folders_of_stopped_servers_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "SESSIONS_ROOT", tmp_path)
+    (tmp_path / "999999999").mkdir()  # no such process
+    models = training.OwnModels()
+    assert [p.name for p in tmp_path.iterdir()] == [models.root.name]
+
+
+def test_the_app_trains_a_visitors_model_and_serves_it_to_that_session_only(app_url, own_csv):
+    client = Client(app_url, verbose=False)
+    summary, errors, downloads = client.predict(handle_file(str(own_csv)), api_name="/train_own")
+    assert "Your model is ready" in summary and "Both runtimes agree" in summary
+    assert errors["value"]["headers"][3] == "MAE, ridge" and len(errors["value"]["data"]) >= 1
+    assert sorted(p.rsplit("/", 1)[1] for p in downloads) == ["MODEL_CARD.md", "model.onnx", "parity.json"]
+    torch_value, onnx_value, diff, details = client.predict("7,6.5,,7", "115", api_name="/predict_own")
+    assert torch_value == onnx_value and float(diff) <= 1e-5 and "5th semester" in details
+    with pytest.raises(Exception, match="no model of yours is loaded"):
+        Client(app_url, verbose=False).predict("7,6.5", "115", api_name="/predict_own")
+    shipped = client.predict("7", "", "", "", "", "115", api_name="/predict_json")
+    assert shipped["prediction"] == pytest.approx(service.load_backends().onnx.predict(["7"], 115).prediction)
