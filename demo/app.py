@@ -274,7 +274,7 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
     with gr.Row():
         upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file")
         button = gr.Button("Train, export and verify", variant="primary", elem_id="train")
-    summary = gr.Markdown(elem_id="train-summary")
+    summary = gr.Markdown(label="summary", elem_id="train-summary")
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
                           elem_id="train-errors", visible=False)
     downloads = gr.File(label="model.onnx, its parity report and model card", file_count="multiple",
@@ -289,7 +289,7 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
         answers = [gr.Textbox(label="torch", elem_id="own-torch", interactive=False),
                    gr.Textbox(label="onnxruntime", elem_id="own-onnx", interactive=False),
                    gr.Textbox(label="torch - onnxruntime", elem_id="own-diff", interactive=False)]
-    details = gr.Markdown(elem_id="own-details")
+    details = gr.Markdown(label="answer", elem_id="own-details")
 
     def train(cohort_csv, request: gr.Request, progress=gr.Progress()):
         if cohort_csv is None:
