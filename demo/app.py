@@ -25,6 +25,7 @@ from demo import service, training  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
 from export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
 from model.config import INTERVAL_LEVEL  # noqa: E402
+from model.train import MIN_STUDENTS  # noqa: E402
 from runtime.errors import UserError  # noqa: E402
 from runtime.rundir import RunDir  # noqa: E402
 
@@ -241,7 +242,8 @@ def _cohort_tab(backends: service.Backends) -> None:
         except UserError as error:
             threshold_message = str(error)
         return [gr.validate(path is not None, "upload a CSV first"),
-                gr.validate(threshold_message is None, threshold_message or ""), gr.validate(True, "")]
+                gr.validate(threshold_message is None, threshold_message or ""),
+                gr.validate(True, "")]  # one verdict per input: the checkbox cannot be wrong
 
     def score(cohort_csv, at_risk_below, hindcast_every_student):
         if cohort_csv is None:
@@ -268,9 +270,10 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
         "serves it below in both runtimes **to this page only**; the shipped model stays as it is for everyone "
         "else.\n\n"
         f"Limits: at most {limits.bytes // 1024} KB, {limits.rows:,} students, {training.MAX_SEMESTERS} semesters "
-        f"and {limits.columns} columns; at least 20 students; training stops after {training.TRAIN_SECONDS} "
+        f"and {limits.columns} columns; at least {MIN_STUDENTS} students; training stops after {training.TRAIN_SECONDS} "
         "seconds. One training runs at a time; others wait in the queue. Your file and your model are deleted "
-        f"when you close this page (or after {training.IDLE_SECONDS // 60} idle minutes).")
+        f"when you close this page (or after {training.IDLE_SECONDS // 60} idle minutes); Gradio deletes its own "
+        f"copies of the upload and the downloads within {DELETE_CACHE[1] // 60} minutes.")
     with gr.Row():
         upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file")
         button = gr.Button("Train, export and verify", variant="primary", elem_id="train")

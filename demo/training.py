@@ -18,7 +18,8 @@ from typing import Callable
 
 from data import Cohort, load_cohort, load_csv
 from demo.service import Backends, load_backends
-from model.config import INTERVAL_LEVEL, TrainConfig
+from model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
+from model.train import check_trainable, train_run
 from runtime.errors import DataError, UserError
 from runtime.rundir import RunDir
 from runtime.table import Limits
@@ -44,7 +45,6 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
     from export.onnx_export import export_onnx
     from export.verify import verify
     from model.card import write_model_card
-    from model.train import train_run
 
     steps = [(0.0, f"training on {cohort.describe_source()}"), (TRAINING_SHARE, "exporting to ONNX"),
              (0.93, "verifying ONNX against torch")]
@@ -94,8 +94,6 @@ class OwnModel:
 
 def read_training_file(path: str | Path, name: str) -> Cohort:
     """The uploaded cohort, refused with one message naming the file when it cannot be trained on."""
-    from model.train import check_trainable
-
     cohort = load_csv(path, limits=TRAIN_LIMITS, name=name)
     if cohort.semesters > MAX_SEMESTERS:
         raise DataError(f"{name}: {cohort.semesters} semesters is over the {MAX_SEMESTERS}-semester limit")
@@ -122,8 +120,12 @@ def train_own_model(path: str | Path, root: Path, report: Report = lambda share,
         raise
 
 
+ERROR_COLUMNS = ["predicting", "held-out examples", "MAE, this model", "MAE, ridge", "MAE, repeat previous",
+                 f"{INTERVAL_LEVEL:.0%} interval coverage"]
+
+
 def error_table(model: OwnModel) -> list[list]:
-    """Held-out error of the model against the baselines, a row per target."""
+    """Held-out error of the model against the baselines, a row per target (ERROR_COLUMNS)."""
     rows = []
     for target, title in (("next", "next semester"), ("last", "final semester")):
         entry = model.metrics["test"].get(target)
@@ -131,12 +133,14 @@ def error_table(model: OwnModel) -> list[list]:
             continue
         mine = entry["model"]
         rows.append([title, mine["n"], round(mine["mae"], 3), round(entry["ridge"]["mae"], 3),
-                     round(entry["persistence"]["mae"], 3), f"{mine[f'coverage{round(INTERVAL_LEVEL * 100)}']:.0%}"])
+                     round(entry["persistence"]["mae"], 3), f"{mine[COVERAGE_KEY]:.0%}"])
     return rows
 
 
-ERROR_COLUMNS = ["predicting", "held-out examples", "MAE, this model", "MAE, ridge", "MAE, repeat previous",
-                 f"{INTERVAL_LEVEL:.0%} interval coverage"]
+def _delete(models: list[OwnModel | None]) -> None:
+    for model in models:
+        if model is not None:
+            shutil.rmtree(model.directory, ignore_errors=True)
 
 
 def _running(pid: int) -> bool:
@@ -169,19 +173,16 @@ class OwnModels:
 
     def keep(self, session: str, model: OwnModel) -> None:
         with self._lock:
-            old = self._models.pop(session, None)
+            gone = [self._models.pop(session, None)]
             self._models[session] = model
-            expired = [s for s, m in self._models.items() if time.monotonic() - m.used > IDLE_SECONDS]
-            by_age = sorted(self._models, key=lambda s: self._models[s].used)
-            expired += by_age[:max(0, len(self._models) - MAX_MODELS)]
-            gone = [old] + [self._models.pop(s) for s in dict.fromkeys(expired) if s != session]
-        for model in gone:
-            if model is not None:
-                shutil.rmtree(model.directory, ignore_errors=True)
+            gone += self._expire(session)
+        _delete(gone)
 
     def get(self, session: str) -> OwnModel:
         with self._lock:
             model = self._models.get(session)
+            gone = self._expire(session)
+        _delete(gone)
         if model is None:
             raise UserError("no model of yours is loaded: train one on your cohort first (models are removed when "
                             f"the page is closed or after {IDLE_SECONDS // 60} idle minutes)")
@@ -190,9 +191,15 @@ class OwnModels:
 
     def discard(self, session: str) -> None:
         with self._lock:
-            model = self._models.pop(session, None)
-        if model is not None:
-            shutil.rmtree(model.directory, ignore_errors=True)
+            gone = [self._models.pop(session, None)]
+        _delete(gone)
+
+    def _expire(self, current: str) -> list[OwnModel]:
+        """Under the lock: take out the idle models, then the least recently used over the limit."""
+        idle = [s for s, m in self._models.items() if time.monotonic() - m.used > IDLE_SECONDS]
+        by_use = sorted(self._models, key=lambda s: self._models[s].used)
+        over = by_use[:max(0, len(self._models) - MAX_MODELS)]
+        return [self._models.pop(s) for s in dict.fromkeys(idle + over) if s != current]
 
     def __len__(self) -> int:
         return len(self._models)

@@ -1,6 +1,8 @@
 """A visitor's own model: trained, exported and verified from an upload, served to one session, deleted."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import tiny_config
 from gradio_client import Client, handle_file
@@ -66,6 +68,25 @@ def test_the_time_budget_stops_training_and_keeps_a_model(tiny_cohort, tmp_path)
                         tmp_path / "run", progress=False)
     assert metrics["time_limited_networks"] == 1 and metrics["train_seconds"] < 10
     assert metrics["test"]["next"]["model"]["mae"] < 3
+
+
+def test_idle_models_and_models_over_the_limit_are_deleted(tmp_path, monkeypatch):
+    models = training.OwnModels()
+
+    def fake(name: str, used: float) -> training.OwnModel:
+        (tmp_path / name).mkdir()
+        return training.OwnModel(tmp_path / name, None, f"{name}.csv", {}, {}, used)
+
+    now = time.monotonic()
+    models.keep("idle", fake("idle", now - training.IDLE_SECONDS - 1))
+    models.keep("old", fake("old", now - 60))
+    assert not (tmp_path / "idle").exists() and (tmp_path / "old").exists()
+    monkeypatch.setattr(training, "MAX_MODELS", 2)
+    models.keep("new", fake("new", now))
+    models.keep("newest", fake("newest", now + 1))  # three over a limit of two: the least recently used goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "newest"] and len(models) == 2
+    models.keep("newest", fake("again", now + 2))  # a second training replaces the session's first model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "new"]
 
 
 def test_folders_of_stopped_servers_are_removed(tmp_path, monkeypatch):
