@@ -21,7 +21,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
 import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
+from data import SHIPPED_DATA  # noqa: E402
 from demo import service, training  # noqa: E402
+from demo.middleware import ReprFreeErrors  # noqa: E402
 from export.site import ORT_CDN  # noqa: E402
 from export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
 from model.config import INTERVAL_LEVEL  # noqa: E402
@@ -37,37 +39,6 @@ QUEUE_SIZE = 64
 DELETE_CACHE = (300, 900)
 BROWSER_JS = Path(__file__).resolve().parent / "browser.js"
 MAX_FILE_SIZE = f"{service.UPLOAD_LIMITS.bytes // 1024}kb"  # Gradio refuses larger uploads before they land
-
-
-class ReprFreeErrors:
-    """ASGI middleware: Gradio answers a malformed API call (too few values, say) with a message
-    that lists its components as Python object reprs; a caller gets one plain line instead."""
-
-    MESSAGE = b'{"detail": "the request does not match this endpoint\'s parameters; see the API page (?view=api)"}'
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        held = []
-
-        async def checked_send(message):
-            if message["type"] == "http.response.start" and message["status"] in (400, 422, 500):
-                held.append(message)  # wait for the body to see what it says
-                return
-            if held and message["type"] == "http.response.body":
-                start, body = held[0], message.get("body", b"")
-                if b"object at 0x" in body:
-                    headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-                    start = {**start, "headers": headers + [(b"content-length", str(len(self.MESSAGE)).encode())]}
-                    message = {**message, "body": self.MESSAGE}
-                held.clear()
-                await send(start)
-            await send(message)
-
-        await self.app(scope, receive, checked_send)
 
 
 def _shown(error: Exception) -> gr.Error:
@@ -255,6 +226,8 @@ def _cohort_tab(backends: service.Backends) -> None:
         frame = service.hindcast_frame(scored)
         return text, gr.ScatterPlot(frame, visible=frame is not None), service.display_table(scored), str(out)
 
+    gr.Examples([[str(SHIPPED_DATA), 6.0, False]], [upload, threshold, hide_last], elem_id="cohort-example",
+                label="no file at hand? the data set the model was trained on (its complete students are hindcast)")
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", gr.ScatterPlot(None, visible=False), None, None], None, outputs, queue=False,
                  api_visibility="private").then(
@@ -277,6 +250,8 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
     with gr.Row():
         upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file")
         button = gr.Button("Train, export and verify", variant="primary", elem_id="train")
+    gr.Examples([[str(SHIPPED_DATA)]], [upload], elem_id="train-example",
+                label="no file at hand? the shipped data set: this trains the shipped model again")
     summary = gr.Markdown(label="summary", elem_id="train-summary")
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
                           elem_id="train-errors", visible=False)
@@ -326,8 +301,8 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
 
 def _trained_text(model: training.OwnModel) -> str:
     data, split = model.metrics["data"], model.metrics["split"]
-    lines = [f"**Your model is ready**: a `{model.backends.torch.payload['config']['model']['cell']}` network trained "
-             f"on {split['train_students']} students of {html.escape(model.name)} ({data['students']} read, "
+    lines = [f"**Your model is ready**: the `{model.backends.torch.payload['config']['model']['cell']}` network, "
+             f"trained on {split['train_students']} students of {html.escape(model.name)} ({data['students']} read, "
              f"{model.backends.semesters} semesters, colleges {', '.join(map(str, model.backends.colleges))}); "
              f"{split['test_students']} students were held out to measure it, below.",
              f"Both runtimes agree: the largest |torch - onnxruntime| over {model.parity['samples']:,} students is "
@@ -345,6 +320,7 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"],
                        max_file_size=MAX_FILE_SIZE, app_kwargs={"middleware": [Middleware(ReprFreeErrors)]},
+                       allowed_paths=[str(SHIPPED_DATA)],  # the examples' file, wherever the package lives
                        **options)
 
 
