@@ -226,12 +226,17 @@ def _cohort_tab(backends: service.Backends) -> None:
         frame = service.hindcast_frame(scored)
         return text, gr.ScatterPlot(frame, visible=frame is not None), service.display_table(scored), str(out)
 
-    gr.Examples([[str(SHIPPED_DATA), 6.0, False]], [upload, threshold, hide_last], elem_id="cohort-example",
-                label="no file at hand? the data set the model was trained on (its complete students are hindcast)")
+    _shipped_data_button(upload, "No file at hand? Take the data set the model was trained on")
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", gr.ScatterPlot(None, visible=False), None, None], None, outputs, queue=False,
                  api_visibility="private").then(
         score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch")
+
+
+def _shipped_data_button(upload: gr.File, text: str) -> None:
+    # A button, not gr.Examples: each gr.Examples costs every new session ~1 ms of Gradio's state.
+    gr.Button(text, size="sm", variant="secondary", elem_classes="shipped-data").click(
+        lambda: str(SHIPPED_DATA), None, upload, queue=False, api_visibility="private")
 
 
 def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
@@ -250,8 +255,7 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
     with gr.Row():
         upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file")
         button = gr.Button("Train, export and verify", variant="primary", elem_id="train")
-    gr.Examples([[str(SHIPPED_DATA)]], [upload], elem_id="train-example",
-                label="no file at hand? the shipped data set: this trains the shipped model again")
+    _shipped_data_button(upload, "No file at hand? Take the shipped data set (this trains the shipped model again)")
     summary = gr.Markdown(label="summary", elem_id="train-summary")
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
                           elem_id="train-errors", visible=False)

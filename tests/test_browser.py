@@ -109,7 +109,7 @@ def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, 
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.goto(app_url)
     page.get_by_role("tab", name="A cohort").click()
-    page.locator("#cohort-example").get_by_text(SHIPPED_DATA.name).click()  # the example: the data set itself
+    page.get_by_role("button", name="Take the data set the model was trained on").click()
     page.locator("#cohort-file").get_by_text(SHIPPED_DATA.stem).first.wait_for(timeout=15_000)  # drawn in parts
     page.locator("#score").click()
     page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)

@@ -16,8 +16,8 @@ from runtime.errors import UserError
 def own_csv(tmp_path_factory):
     from data.synthetic import SyntheticSpec, generate_frame
 
-    path = tmp_path_factory.mktemp("own") / "my cohort.csv"
-    generate_frame(SyntheticSpec(students=80, seed=5)).to_csv(path, index=False)
+    path = tmp_path_factory.mktemp("own") / "my cohort.csv"  # seven semesters: not the shipped model's five
+    generate_frame(SyntheticSpec(students=80, seed=5, semesters=7)).to_csv(path, index=False)
     return path
 
 
@@ -37,7 +37,8 @@ def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkey
     table = training.error_table(model)
     assert table[0][0] == "next semester" and table[0][1] > 0 and 0 < table[0][2] < 3 and 0 < table[0][3] < 3
     result = service.predict_student(models.get("visitor-a").backends, "7,6.5,,7", "115")
-    assert result.semester == 5 and result.abs_diff <= 1e-5
+    assert model.backends.semesters == 7 and result.semester == 5 and result.abs_diff <= 1e-5
+    assert service.predict_student(model.backends, ["7"] * 7, "115").actual == 7  # the final semester: a hindcast
     with pytest.raises(UserError, match="no model of yours is loaded"):
         models.get("visitor-b")  # another session does not see it
     second = models.train("visitor-b", own_csv)  # over the limit of one: the least recently used goes
