@@ -292,6 +292,8 @@ def _train_tab(models: training.OwnModels, demo: gr.Blocks) -> None:
         return _side_by_side(model.backends, result)
 
     outputs = [summary, errors, downloads]
+    # One training at a time, the others queued: it keeps a core for the visitors' predictions, and
+    # torch.export fails when two threads export at once (tests/test_training.py shows it).
     button.click(lambda: ["", gr.Dataframe(visible=False), None], None, outputs, queue=False,
                  api_visibility="private").then(train, upload, outputs, api_name="train_own", concurrency_limit=1,
                                                 concurrency_id="train")

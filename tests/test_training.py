@@ -109,3 +109,21 @@ def test_the_app_trains_a_visitors_model_and_serves_it_to_that_session_only(app_
         Client(app_url, verbose=False).predict("7,6.5", "115", api_name="/predict_own")
     shipped = client.predict("7", "", "", "", "", "115", api_name="/predict_json")
     assert shipped["prediction"] == pytest.approx(service.load_backends().onnx.predict(["7"], 115).prediction)
+
+
+def test_one_training_runs_at_a_time_and_the_next_waits_in_the_queue(app_url, own_csv, monkeypatch):
+    windows = []
+    train = training.train_own_model
+
+    def timed(*args, **kwargs):  # the app runs in this process: watch when each training runs
+        started = time.monotonic()
+        try:
+            return train(*args, **kwargs)
+        finally:
+            windows.append((started, time.monotonic()))
+
+    monkeypatch.setattr(training, "train_own_model", timed)
+    jobs = [Client(app_url, verbose=False).submit(handle_file(str(own_csv)), api_name="/train_own") for _ in range(2)]
+    assert all("Your model is ready" in job.result(timeout=300)[0] for job in jobs)
+    (_, first_end), (second_start, _) = sorted(windows)
+    assert second_start >= first_end  # the second waited in the queue until the first was done
