@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from data import SHIPPED_DATA  # noqa: E402
@@ -75,12 +76,14 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
     return demo
 
 
-def _named(fn, names: list[str], returns=None):
-    """Give a handler taking *values one named parameter per field, for the API page and clients."""
+def _named(fn, names: list[str], returns=None, flag: str | None = None):
+    """Give a handler taking *values one named parameter per field (text, then an optional
+    yes/no `flag` last), for the API page and clients."""
+    kinds = {n: (str, "") for n in names} | ({flag: (bool, False)} if flag else {})
     fn.__signature__ = inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default="", annotation=str) for n in names],
-        return_annotation=returns or inspect.Signature.empty)
-    fn.__annotations__ = {n: str for n in names} | ({"return": returns} if returns else {})
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+         for n, (kind, default) in kinds.items()], return_annotation=returns or inspect.Signature.empty)
+    fn.__annotations__ = {n: kind for n, (kind, _) in kinds.items()} | ({"return": returns} if returns else {})
     return fn
 
 
@@ -112,8 +115,9 @@ def _answer_text(backends: service.Backends, result: service.StudentResult) -> s
 def _student_tab(backends: service.Backends) -> None:
     names = backends.semester_names
     gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
-                f"The model knows {backends.semesters} semesters. Give all of them to see how close it would have "
-                f"been: it then predicts the {names[-1]} from the earlier ones (a hindcast).")
+                f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
+                f"give all of them: it then predicts the {names[-1]} from the earlier ones; or tick the box to "
+                "predict the last grade you gave from the ones before it.")
     with gr.Row():
         grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1)
                        for t, name in enumerate(names)]
@@ -121,6 +125,8 @@ def _student_tab(backends: service.Backends) -> None:
         college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
                               allow_custom_value=True, label="college (pick one, or type any code)",
                               elem_id="college")
+        hide_last = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
+                                elem_id="hide-last-grade")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
     with gr.Row():
         torch_out = gr.Textbox(label="torch", elem_id="pred-torch", interactive=False)
@@ -130,29 +136,33 @@ def _student_tab(backends: service.Backends) -> None:
     details = gr.Markdown(label="answer", elem_id="details")
     plot = gr.LinePlot(x="semester", y="grade", color="series", label="grades and prediction",
                        x_title="semester", y_title="grade point (0-10)", elem_id="plot")
-    exact = gr.Number(label="onnxruntime, unrounded", visible=False)  # for the browser column's comparison
-    outputs = [torch_out, onnx_out, diff_out, details, plot, exact, browser_out]
+    # The exact question the server asked and its answer: the browser column runs the same one.
+    question = gr.JSON(label="question_and_answer", visible=False)
+    outputs = [torch_out, onnx_out, diff_out, details, plot, question, browser_out]
 
     def clear():  # a new question: no answer to an earlier one stays on screen beside it
         return ["", "", "", "", None, None, ""]
 
     def validate(*values):
-        *grades, code = values
-        messages = service.field_errors(backends, grades, code)
-        return [gr.validate(message is None, message or "") for message in messages]
+        *grades, code, hindcast = values
+        messages = service.field_errors(backends, grades, code, bool(hindcast))
+        return [gr.validate(message is None, message or "") for message in messages] + [gr.validate(True, "")]
 
     def result_of(values) -> service.StudentResult:
-        if len(values) != backends.semesters + 1:
-            raise gr.Error(f"expected {backends.semesters} grades and a college code, got {len(values)} values")
-        *grades, code = values
+        if len(values) != backends.semesters + 2:
+            raise gr.Error(f"expected {backends.semesters} grades, a college code and the hindcast choice, got "
+                           f"{len(values)} values")
+        *grades, code, hindcast = values
         try:
-            return service.predict_student(backends, grades, code)
+            return service.predict_student(backends, grades, code, bool(hindcast))
         except UserError as error:
             raise _shown(error) from None
 
     def predict(*values):
         result = result_of(values)
-        return (*_side_by_side(backends, result), service.plot_frame(backends, result), result.onnx_prediction)
+        asked = {"grades": [None if np.isnan(g) else g for g in result.grades], "college": result.college,
+                 "prediction": result.onnx_prediction}
+        return (*_side_by_side(backends, result), service.plot_frame(backends, result), asked)
 
     def predict_json(*values) -> dict:
         """For programs: the prediction, its interval and semester, both runtimes' values, their
@@ -164,15 +174,18 @@ def _student_tab(backends: service.Backends) -> None:
         return service.result_record(backends, result_of(values))
 
     parameters = [f"semester_{name}" for name in names] + ["college"]
-    inputs = [*grade_boxes, college]
+    inputs = [*grade_boxes, college, hide_last]
     button.click(clear, None, outputs, queue=False, api_visibility="private").then(
-        # The named API endpoint: one parameter per semester (blank for missing), then the college code.
-        _named(predict, parameters), inputs, outputs[:6], validator=validate, api_name="predict").success(
-        None, [*inputs, exact], browser_out, js=browser_runtime(backends), api_visibility="private")
-    gr.api(_named(predict_json, parameters, dict), api_name="predict_json")
+        # The named API endpoint: one parameter per semester (blank for missing), the college code,
+        # and whether to hindcast the last grade given.
+        _named(predict, parameters, flag="hindcast_last_given"), inputs, outputs[:6], validator=validate,
+        api_name="predict").success(
+        None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
+    gr.api(_named(predict_json, parameters, dict, flag="hindcast_last_given"), api_name="predict_json")
     examples = service.examples(backends)
     if examples:
-        gr.Examples(examples, inputs, label="students from the data: the last semester hidden, or given for a hindcast")
+        gr.Examples(examples, [*grade_boxes, college],
+                    label="students from the data: the last semester hidden, or given for a hindcast")
 
 
 def browser_runtime(backends: service.Backends) -> str:

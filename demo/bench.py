@@ -96,7 +96,7 @@ def _summary(waits: list[float]) -> dict:
 
 def demo_bench(run: str | Path, calls: int = 200, clients: int = 40) -> dict:
     model = check_fresh(run)  # refuse a stale model before starting anything
-    values = STUDENT[:model.semesters] + [""] * (model.semesters - len(STUDENT)) + [str(model.colleges[0])]
+    values = STUDENT[:model.semesters] + [""] * (model.semesters - len(STUDENT)) + [str(model.colleges[0]), False]
     port = _free_port()
     server = _start_server(Path(run).resolve(), port)
     try:

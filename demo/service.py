@@ -81,10 +81,11 @@ class StudentResult:
     onnx_latency_us: float
     known_college: bool
     grades: list[float]  # what the model saw, NaN for missing
+    college: int
     cumulative_average: float  # of the semesters before the predicted one and the prediction
 
 
-def field_errors(backends: Backends, grades: list, college) -> list[str | None]:
+def field_errors(backends: Backends, grades: list, college, hide_last: bool = False) -> list[str | None]:
     """One message (or None) per grade field, then one for the college field."""
     messages: list[str | None] = []
     for t, value in enumerate(grades):
@@ -100,7 +101,7 @@ def field_errors(backends: Backends, grades: list, college) -> list[str | None]:
         messages.append(str(error))
     if not any(messages):
         try:
-            backends.onnx.question(grades, college)
+            backends.onnx.question(grades, college, hide_last)
         except PredictionError as error:  # a whole-sequence problem: shown at the first grade field
             messages[0] = str(error)
     return messages
@@ -112,10 +113,11 @@ def _timed(backend, question: Question) -> tuple[tuple, float]:
     return tuple(float(o[0]) for o in outputs), (time.perf_counter() - started) * 1e6
 
 
-def predict_student(backends: Backends, grades: list, college) -> StudentResult:
+def predict_student(backends: Backends, grades: list, college, hide_last: bool = False) -> StudentResult:
     """Validate once, run each backend once; raises PredictionError with the field's message.
-    With the final semester given, it is predicted from the earlier ones (a hindcast)."""
-    question = backends.onnx.question(grades, college)
+    With the final semester given, or `hide_last`, the last grade given is predicted from the
+    earlier ones (a hindcast)."""
+    question = backends.onnx.question(grades, college, hide_last)
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
     before = question.row[:question.semester - 1]
@@ -123,7 +125,7 @@ def predict_student(backends: Backends, grades: list, college) -> StudentResult:
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
-                         float((known.sum() + prediction) / (known.size + 1)))
+                         question.college, float((known.sum() + prediction) / (known.size + 1)))
 
 
 def plot_frame(backends: Backends, result: StudentResult) -> pd.DataFrame:

@@ -33,18 +33,19 @@ def test_bad_grade_shows_its_message_at_the_field(browser, app_url):
     page.get_by_text("semester 2: expected a grade point").first.wait_for(timeout=15_000)
 
 
-def _predict_in_the_browser_column(page, app_url) -> str:
+def _predict_in_the_browser_column(page, app_url, hindcast: bool = False) -> str:
     page.goto(app_url)
     for semester, grade in enumerate(["7.1", "6.8", "", "7.3"], start=1):
         page.locator(f"#grade-{semester} textarea, #grade-{semester} input").first.fill(grade)
+    if hindcast:
+        page.locator("#hide-last-grade input").check()
     page.locator("#predict").click()
     field = "#pred-browser textarea, #pred-browser input"
     page.wait_for_function(f"(document.querySelector('{field}') || {{}}).value?.length > 0", timeout=60_000)
     return page.locator(field).first.input_value()
 
 
-@pytest.mark.browser
-def test_the_visitors_browser_runs_the_same_model_as_a_third_column(browser, app_url, ort_web_dist):
+def _page_with_local_ort(browser, ort_web_dist):
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
 
     def from_local_dist(route):  # the CDN is out of reach here: serve the same pinned files locally
@@ -54,11 +55,29 @@ def test_the_visitors_browser_runs_the_same_model_as_a_third_column(browser, app
                       headers={"Content-Type": kind, "Access-Control-Allow-Origin": "*"})
 
     page.route("https://cdn.jsdelivr.net/npm/onnxruntime-web@*/dist/*", from_local_dist)
+    return page
+
+
+@pytest.mark.browser
+def test_the_visitors_browser_runs_the_same_model_as_a_third_column(browser, app_url, ort_web_dist):
+    page = _page_with_local_ort(browser, ort_web_dist)
     text = _predict_in_the_browser_column(page, app_url)
     assert text.startswith("7.32 (|browser - onnxruntime| = ") and " ms here)" in text
     assert float(text.split("= ")[1].split(";")[0]) <= 1e-5
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "browser-column.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_a_hindcast_of_the_last_grade_given_in_all_three_runtimes(browser, app_url, ort_web_dist):
+    page = _page_with_local_ort(browser, ort_web_dist)
+    text = _predict_in_the_browser_column(page, app_url, hindcast=True)  # the 4th predicted from the 1st-2nd
+    onnx_value = page.locator("#pred-onnx textarea, #pred-onnx input").first.input_value()
+    assert text.startswith(f"{onnx_value} (|browser - onnxruntime| = ") and onnx_value != "7.32"
+    assert float(text.split("= ")[1].split(";")[0]) <= 1e-5
+    assert page.get_by_text("the actual 4th semester was 7.30").count() == 1
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "one-student-hindcast.png"), full_page=True)
 
 
 @pytest.mark.browser
