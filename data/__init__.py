@@ -6,6 +6,7 @@ from pathlib import Path
 from data.cohort import Cohort, DataError, load_csv
 from data.sources import SHIPPED_DATA, describe_source
 from data.synthetic import SyntheticSpec, synthetic_cohort
+from runtime.rundir import file_sha256
 
 
 def load_cohort(path: str | Path | None = None, semesters: list[str] | None = None,
@@ -26,12 +27,8 @@ def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Co
         return synthetic_cohort(source["students"], source["seed"], source["semesters"])
     paths = ([SHIPPED_DATA] if source.get("shipped") else []) + [Path(p) for p in candidates]
     for path in paths:
-        try:
-            cohort = load_csv(path)
-        except DataError:
-            continue
-        if cohort.source["sha256"] == source["sha256"]:
-            return cohort
+        if path.is_file() and file_sha256(path) == source["sha256"]:  # the same bytes parse the same
+            return load_csv(path)
     return None
 
 

@@ -7,16 +7,17 @@ fingerprint when it is given again.
 """
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
+
+from runtime.rundir import file_sha256
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "student-semester-result.csv"
 
 
 @cache
 def shipped_sha256() -> str:
-    return hashlib.sha256(SHIPPED_DATA.read_bytes()).hexdigest()
+    return file_sha256(SHIPPED_DATA)
 
 
 def csv_source(path: str | Path, sha256: str) -> dict:

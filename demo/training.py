@@ -21,7 +21,7 @@ from demo.service import Backends, load_backends
 from model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
 from model.train import check_trainable, train_run
 from runtime.errors import DataError, UserError
-from runtime.rundir import RunDir
+from runtime.rundir import RunDir, process_alive
 from runtime.table import Limits
 
 # What a visitor's training file may hold, checked while reading, before any training.
@@ -37,9 +37,9 @@ Report = Callable[[float, str], None]  # (share of the work done, what is happen
 
 
 def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: str, data: str | Path | None = None,
-                report: Report | None = None) -> dict:
+                report: Report | None = None) -> tuple[dict, dict]:
     """Train into `run`, export it, verify the export against torch and write its card; returns
-    the parity report, refusing an export that does not match. `data` is the training CSV
+    the held-out metrics and the parity report, refusing an export that does not match. `data` is the training CSV
     when it is not the shipped one, so verification also checks the students' own prefixes.
     Progress goes to `report`, or without it to the console."""
     from export.onnx_export import export_onnx
@@ -56,7 +56,7 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
     step(0)
     progress = (lambda share: report(TRAINING_SHARE * share, f"{steps[0][1]}: {share:.0%} of the epochs at most")
                 ) if report else True
-    train_run(cohort, config, run, progress=progress, command=command)
+    metrics = train_run(cohort, config, run, progress=progress, command=command)
     step(1)
     export_onnx(run)
     step(2)
@@ -65,14 +65,14 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
     if not parity["passed"]:
         raise UserError(f"the ONNX model in {run} does not match torch (largest difference "
                         f"{parity['max_abs_diff']:.1e}); see {RunDir.of(run) / RunDir.PARITY}")
-    return parity
+    return metrics, parity
 
 
 def rebuild(run: str | Path, data: str | Path | None = None) -> None:
     """`python -m demo --rebuild`: the served model made again, printing progress as it goes."""
     from export.verify import format_parity
 
-    parity = build_model(load_cohort(data), run, TrainConfig(), "python -m demo --rebuild", data)
+    _, parity = build_model(load_cohort(data), run, TrainConfig(), "python -m demo --rebuild", data)
     print(format_parity(parity), flush=True)
 
 
@@ -111,10 +111,9 @@ def train_own_model(path: str | Path, root: Path, report: Report = lambda share,
         shutil.copyfile(path, data)  # Gradio deletes its upload copies on its own schedule
         run = directory / "model"
         command = f"cgpa train --data {name} --out model --max-seconds {TRAIN_SECONDS}"
-        parity = build_model(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), command, data, report)
+        metrics, parity = build_model(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), command, data, report)
         report(0.97, "loading both runtimes")
-        backends = load_backends(run)
-        return OwnModel(directory, backends, name, RunDir(run).read_json(RunDir.METRICS), parity)
+        return OwnModel(directory, load_backends(run), name, metrics, parity)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -143,16 +142,6 @@ def _delete(models: list[OwnModel | None]) -> None:
             shutil.rmtree(model.directory, ignore_errors=True)
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process
-        return True
-    return True
-
-
 class OwnModels:
     """The visitors' models by session; safe to use from Gradio's worker threads."""
 
@@ -161,7 +150,7 @@ class OwnModels:
         self._lock = threading.Lock()
         SESSIONS_ROOT.mkdir(exist_ok=True)
         for folder in SESSIONS_ROOT.iterdir():  # left by a server that stopped: nobody can reach them now
-            if not (folder.name.isdigit() and _running(int(folder.name))):
+            if not process_alive(folder.name):
                 shutil.rmtree(folder, ignore_errors=True)
         self.root = SESSIONS_ROOT / str(os.getpid())
         self.root.mkdir(exist_ok=True)

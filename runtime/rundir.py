@@ -121,7 +121,7 @@ class RunDir:
         """An empty directory beside this one to write a new model into (see `replace_with`)."""
         self._check_replaceable()
         for stale in self.path.parent.glob(f".{self.path.name}.new-*"):
-            if not _process_alive(stale.name.rsplit("-", 1)[1]):
+            if not process_alive(stale.name.rsplit("-", 1)[1]):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a training that was killed
         staged = self.path.parent / f".{self.path.name}.new-{os.getpid()}"
         shutil.rmtree(staged, ignore_errors=True)
@@ -168,7 +168,8 @@ def _exchange(first: Path, second: Path) -> bool:
     return renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), rename_exchange) == 0
 
 
-def _process_alive(pid: str) -> bool:
+def process_alive(pid: str | int) -> bool:
+    """Whether a process of this machine still runs (for files named after the process that made them)."""
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):

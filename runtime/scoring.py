@@ -18,7 +18,7 @@ import numpy as np
 from model.config import INTERVAL_LEVEL
 from runtime.errors import DataError
 from runtime.predictor import PredictionError, Predictor
-from runtime.rundir import atomic_path, file_sha256
+from runtime.rundir import atomic_path
 from runtime.table import Limits, Table, read_table
 from runtime.values import preview_columns, read_header
 
@@ -144,8 +144,9 @@ def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
               name: str | None = None, hide_last: bool = False) -> ScoredTable:
-    scored = score_table(read_table(path, limits, name), backends, hide_last)
-    scored.training_file = file_sha256(path) == next(iter(backends.values())).training_data_sha256
+    table = read_table(path, limits, name)
+    scored = score_table(table, backends, hide_last)
+    scored.training_file = table.sha256 == next(iter(backends.values())).training_data_sha256
     return scored
 
 
