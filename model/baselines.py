@@ -50,7 +50,10 @@ class Ridge:
 
     def fit(self, grades: np.ndarray, college: np.ndarray):
         self.colleges = np.unique(college)
-        self.fill = np.nanmean(grades, axis=0)
+        # A semester nobody in the training students has is filled with 0: its missing indicator
+        # (always 1) carries all there is, and nanmean of an empty column would be NaN.
+        observed = (~np.isnan(grades)).sum(0)
+        self.fill = np.where(observed > 0, np.nansum(grades, axis=0) / np.maximum(observed, 1), 0.0)
         self.models = {}
         student, target = next_examples(grades)
         for t in np.unique(target):

@@ -254,3 +254,16 @@ def test_training_refuses_bad_locations_and_cohorts_before_it_starts(tmp_path):
     result = cgpa("evaluate", "--data", str(single), "--out", str(tmp_path / "eval"))
     assert result.returncode == 2 and "no next semester to learn from" in result.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "eval").exists()
+
+
+def test_a_semester_nobody_has_is_trained_around_from_the_cli(tmp_path):
+    # Found feeding the demo a careless file: a blank 3rd column made the ridge baseline's
+    # fill value NaN and training failed with an SVD error.
+    data = tmp_path / "no-third.csv"
+    data.write_text("1st,2nd,3rd,4th,5th,College Code,Roll\n"
+                    + "".join(f"{6 + i % 3},{6.5 + i % 4 / 2},,{7 + i % 2},{7.5},115,{i}\n" for i in range(30)))
+    result = cgpa("train", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "30", "--ensemble", "1",
+                  "--tune-weight-decay", "0.01")
+    assert result.returncode == 0, result.stderr
+    metrics = RunDir(tmp_path / "run").read_json(RunDir.METRICS)
+    assert all(np.isfinite(entry["ridge"]["mae"]) for entry in metrics["test"].values())
