@@ -1,5 +1,5 @@
 """Hugging Face Space entry point: serves the shipped model from a plain checkout."""
-from demo.app import build_demo, launch
+from cgpa_rnn.demo.app import build_demo, launch
 
 demo = build_demo()
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.cohort import Cohort, DataError, load_csv
-from data.sources import SHIPPED_DATA, describe_source
-from data.synthetic import SyntheticSpec, synthetic_cohort
-from runtime.rundir import file_sha256
+from cgpa_rnn.data.cohort import Cohort, DataError, load_csv
+from cgpa_rnn.data.sources import SHIPPED_DATA, describe_source
+from cgpa_rnn.data.synthetic import SyntheticSpec, synthetic_cohort
+from cgpa_rnn.rundir import file_sha256
 
 
 def load_cohort(path: str | Path | None = None, semesters: list[str] | None = None,

@@ -4,7 +4,7 @@ The CSV has one row per student and one column per semester. Real files are mess
 (data/README.md describes the shipped one): the roll number sits in one of several
 columns, roll numbers repeat across colleges, gender has several spellings, grades can
 be blank anywhere. Every cohort, real or synthetic, goes through `cohort_from_table`,
-and its CSV through runtime.table, the same reader batch scoring uses.
+and its CSV through cgpa_rnn.table, the same reader batch scoring uses.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sources import csv_source, describe_source
-from runtime.errors import DataError
-from runtime.table import Limits, Table, read_table
-from runtime.values import (Header, college_code, grade_value, preview, preview_columns, read_header,
+from cgpa_rnn.data.sources import csv_source, describe_source
+from cgpa_rnn.errors import DataError
+from cgpa_rnn.table import Limits, Table, read_table
+from cgpa_rnn.values import (Header, college_code, grade_value, preview, preview_columns, read_header,
                             semester_name)
 
 GENDERS = ("female", "male", "unknown")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.cohort import Cohort
+from cgpa_rnn.data.cohort import Cohort
 
 PARITY_SAMPLES = 10_000  # random students besides the training prefixes
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from data.cohort import DataError
+from cgpa_rnn.data.cohort import DataError
 
 
 def next_examples(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from runtime.rundir import file_sha256
+from cgpa_rnn.rundir import file_sha256
 
 SHIPPED_DATA = Path(__file__).resolve().parent / "student-semester-result.csv"
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.cohort import Cohort, cohort_from_table
-from runtime.table import table_from_rows
-from runtime.values import semester_name
+from cgpa_rnn.data.cohort import Cohort, cohort_from_table
+from cgpa_rnn.table import table_from_rows
+from cgpa_rnn.values import semester_name
 
 # Measured on the real file (pandas describe/corr per semester, groupby college).
 REAL_MEANS = (7.039, 6.943, 6.622, 7.028, 7.433)

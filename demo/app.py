@@ -22,15 +22,15 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-from data import SHIPPED_DATA  # noqa: E402
-from demo import service, training  # noqa: E402
-from demo.middleware import ReprFreeErrors  # noqa: E402
-from export.site import ORT_CDN  # noqa: E402
-from export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
-from model.config import INTERVAL_LEVEL  # noqa: E402
-from model.train import MIN_STUDENTS  # noqa: E402
-from runtime.errors import UserError  # noqa: E402
-from runtime.rundir import RunDir  # noqa: E402
+from cgpa_rnn.data import SHIPPED_DATA  # noqa: E402
+from cgpa_rnn.demo import service, training  # noqa: E402
+from cgpa_rnn.demo.middleware import ReprFreeErrors  # noqa: E402
+from cgpa_rnn.export.site import ORT_CDN  # noqa: E402
+from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE  # noqa: E402
+from cgpa_rnn.model.config import INTERVAL_LEVEL  # noqa: E402
+from cgpa_rnn.model.train import MIN_STUDENTS  # noqa: E402
+from cgpa_rnn.errors import UserError  # noqa: E402
+from cgpa_rnn.rundir import RunDir  # noqa: E402
 
 # A request is CPU work (the plot, a cohort): running more at once than there are cores only
 # adds memory. A burst beyond the queue gets Gradio's "busy" answer instead of piling up.

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import UserError
-from runtime.predictor import check_fresh
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.predictor import check_fresh
 
 STUDENT = ["7.1", "6.8", "", "7.3", ""]
 START_SECONDS = 120
@@ -58,7 +58,7 @@ class Visitor:
 
 def _start_server(run: Path, port: int) -> subprocess.Popen:
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "cgpa", "demo", str(run), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", str(run), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
                               cwd=Path(__file__).resolve().parent.parent)
     deadline = time.monotonic() + START_SECONDS

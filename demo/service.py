@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data import missing_cohort_note, recorded_cohort
-from export.torch_predictor import TorchPredictor
-from model.card import render_model_card
-from model.config import INTERVAL_LEVEL
-from runtime.errors import UserError
-from runtime.predictor import OnnxPredictor, PredictionError, Question, check_fresh, parse_college, parse_grade
-from runtime.rundir import RunDir
-from runtime.scoring import ADDED_COLUMNS, HindcastSummary, ScoredTable, score_csv, write_scored_csv
-from runtime.table import Limits
-from runtime.values import GRADE_MAX, GRADE_MIN, preview, read_header
+from cgpa_rnn.data import missing_cohort_note, recorded_cohort
+from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.model.card import render_model_card
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.predictor import OnnxPredictor, PredictionError, Question, check_fresh, parse_college, parse_grade
+from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.scoring import ADDED_COLUMNS, HindcastSummary, ScoredTable, score_csv, write_scored_csv
+from cgpa_rnn.table import Limits
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, preview, read_header
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.

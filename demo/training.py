@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from data import Cohort, load_cohort, load_csv
-from demo.service import Backends, load_backends
-from model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
-from model.train import check_trainable, train_run
-from runtime.errors import DataError, UserError
-from runtime.rundir import RunDir, process_alive
-from runtime.table import Limits
+from cgpa_rnn.data import Cohort, load_cohort, load_csv
+from cgpa_rnn.demo.service import Backends, load_backends
+from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
+from cgpa_rnn.model.train import check_trainable, train_run
+from cgpa_rnn.errors import DataError, UserError
+from cgpa_rnn.rundir import RunDir, process_alive
+from cgpa_rnn.table import Limits
 
 # What a visitor's training file may hold, checked while reading, before any training.
 TRAIN_LIMITS = Limits(bytes=1024 * 1024, rows=3000, columns=40, header_chars=4000)
@@ -42,9 +42,9 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
     the held-out metrics and the parity report, refusing an export that does not match. `data` is the training CSV
     when it is not the shipped one, so verification also checks the students' own prefixes.
     Progress goes to `report`, or without it to the console."""
-    from export.onnx_export import export_onnx
-    from export.verify import verify
-    from model.card import write_model_card
+    from cgpa_rnn.export.onnx_export import export_onnx
+    from cgpa_rnn.export.verify import verify
+    from cgpa_rnn.model.card import write_model_card
 
     steps = [(0.0, f"training on {cohort.describe_source()}"), (TRAINING_SHARE, "exporting to ONNX"),
              (0.93, "verifying ONNX against torch")]
@@ -70,7 +70,7 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
 
 def rebuild(run: str | Path, data: str | Path | None = None) -> None:
     """`python -m demo --rebuild`: the served model made again, printing progress as it goes."""
-    from export.verify import format_parity
+    from cgpa_rnn.export.verify import format_parity
 
     _, parity = build_model(load_cohort(data), run, TrainConfig(), "python -m demo --rebuild", data)
     print(format_parity(parity), flush=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.inputs import random_students
-from export.torch_predictor import TorchPredictor
-from runtime.predictor import OnnxPredictor, check_fresh
-from runtime.rundir import RunDir
+from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.predictor import OnnxPredictor, check_fresh
+from cgpa_rnn.rundir import RunDir
 
 
 def _timed(make):

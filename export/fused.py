@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.network import GAP_OFFSET, ElmanCell, GradeForecaster
-from runtime.values import GRADE_MAX, GRADE_MIN
+from cgpa_rnn.model.network import GAP_OFFSET, ElmanCell, GradeForecaster
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FUSABLE_CELLS = ("elman", "rnn")
 

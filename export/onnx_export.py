@@ -23,10 +23,10 @@ import numpy as np
 import onnx
 import torch
 
-from export.fused import fused_forecaster
-from model.checkpoint import load_checkpoint
-from model.config import INTERVAL_LEVEL, QUANTILES
-from runtime.rundir import RunDir
+from cgpa_rnn.export.fused import fused_forecaster
+from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES
+from cgpa_rnn.rundir import RunDir
 
 OPSET = 18
 INPUT_DOC = ("grades: float32 [batch, semesters], raw grade points on the 0-10 scale, semester 1 first, "

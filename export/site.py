@@ -12,10 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
-from model.config import INTERVAL_LEVEL
-from runtime.errors import UserError
-from runtime.predictor import check_fresh
-from runtime.rundir import RunDir, atomic_path
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.predictor import check_fresh
+from cgpa_rnn.rundir import RunDir, atomic_path
 
 ORT_WEB_VERSION = "1.30.0"  # the version export/node/package.json pins too
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"

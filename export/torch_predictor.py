@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import load_checkpoint
-from runtime.predictor import Predictor
-from runtime.rundir import RunDir
+from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.predictor import Predictor
+from cgpa_rnn.rundir import RunDir
 
 
 class TorchPredictor(Predictor):

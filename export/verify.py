@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data import missing_cohort_note, recorded_cohort
-from data.inputs import PARITY_SAMPLES, parity_inputs
-from export.torch_predictor import TorchPredictor
-from runtime.predictor import OnnxPredictor
-from runtime.rundir import RunDir
+from cgpa_rnn.data import missing_cohort_note, recorded_cohort
+from cgpa_rnn.data.inputs import PARITY_SAMPLES, parity_inputs
+from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.predictor import OnnxPredictor
+from cgpa_rnn.rundir import RunDir
 
 TOLERANCE = 1e-5  # fp32: absolute, in grade points
 OUTPUTS = ("prediction", "low", "high")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.sequences import next_examples
+from cgpa_rnn.data.sequences import next_examples
 
 ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 

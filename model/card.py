@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.sources import describe_source
-from model.config import COVERAGE_KEY, INTERVAL_LEVEL
-from model.metrics import best_baseline
-from runtime.rundir import RunDir
+from cgpa_rnn.data.sources import describe_source
+from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL
+from cgpa_rnn.model.metrics import best_baseline
+from cgpa_rnn.rundir import RunDir
 
 SHIPPED_DATASET = "Semester Result of Technical Students (Kaggle)"
 TARGET_LABELS = {"next": "every next semester from the earlier ones",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from model.config import TrainConfig
-from model.network import GradeForecaster
-from runtime.errors import UserError
-from runtime.rundir import RunDir
+from cgpa_rnn.model.config import TrainConfig
+from cgpa_rnn.model.network import GradeForecaster
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
 VERSION = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from runtime.errors import UserError
+from cgpa_rnn.errors import UserError
 
 CELLS = ("gru", "lstm", "rnn", "elman")
 # The network predicts these quantiles of the next grade: low, median, high. The outer two

@@ -18,16 +18,16 @@ import torch
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 from tqdm import tqdm
 
-from data.cohort import Cohort
-from data.sequences import TARGETS, repeated_kfold
-from data.sources import describe_source
-from data.synthetic import best_achievable_mae
-from model.baselines import BASELINES
-from model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
-from model.metrics import best_baseline, mae_by_group, regression_metrics
-from model.train import check_trainable, data_info
-from model.trainer import fit, predict_all_steps
-from runtime.rundir import RunDir
+from cgpa_rnn.data.cohort import Cohort
+from cgpa_rnn.data.sequences import TARGETS, repeated_kfold
+from cgpa_rnn.data.sources import describe_source
+from cgpa_rnn.data.synthetic import best_achievable_mae
+from cgpa_rnn.model.baselines import BASELINES
+from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
+from cgpa_rnn.model.metrics import best_baseline, mae_by_group, regression_metrics
+from cgpa_rnn.model.train import check_trainable, data_info
+from cgpa_rnn.model.trainer import fit, predict_all_steps
+from cgpa_rnn.rundir import RunDir
 
 
 @dataclass

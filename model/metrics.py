@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.config import COVERAGE_KEY, WIDTH_KEY
+from cgpa_rnn.model.config import COVERAGE_KEY, WIDTH_KEY
 
 
 def regression_metrics(prediction: np.ndarray, actual: np.ndarray, low: np.ndarray | None = None,

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.config import QUANTILES, ModelConfig
-from runtime.values import GRADE_MAX, GRADE_MIN
+from cgpa_rnn.model.config import QUANTILES, ModelConfig
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 # Per step the recurrent part outputs a median correction and one gap per outer quantile.
 HEADS = len(QUANTILES)

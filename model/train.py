@@ -1,6 +1,6 @@
 """`cgpa train`: one seeded training from a cohort to a run directory.
 
-The run directory (runtime.rundir.RunDir) holds the checkpoint, the config, the
+The run directory (cgpa_rnn.rundir.RunDir) holds the checkpoint, the config, the
 metrics, the training curve and a model card. Metrics are measured on a held-out share of the
 students that neither training nor early stopping saw.
 """
@@ -14,17 +14,17 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
-from data.cohort import Cohort
-from runtime.errors import DataError
-from data.sequences import TARGETS, split_students
-from model.baselines import BASELINES
-from model.card import write_model_card
-from model.checkpoint import save_checkpoint
-from model.config import TrainConfig
-from model.metrics import regression_metrics
-from model.network import GradeForecaster
-from model.trainer import History, Progress, fit, predict_all_steps
-from runtime.rundir import RunDir
+from cgpa_rnn.data.cohort import Cohort
+from cgpa_rnn.errors import DataError
+from cgpa_rnn.data.sequences import TARGETS, split_students
+from cgpa_rnn.model.baselines import BASELINES
+from cgpa_rnn.model.card import write_model_card
+from cgpa_rnn.model.checkpoint import save_checkpoint
+from cgpa_rnn.model.config import TrainConfig
+from cgpa_rnn.model.metrics import regression_metrics
+from cgpa_rnn.model.network import GradeForecaster
+from cgpa_rnn.model.trainer import History, Progress, fit, predict_all_steps
+from cgpa_rnn.rundir import RunDir
 
 TEST_SHARE = 0.15
 MIN_STUDENTS = 20  # fewer leave a held-out share and per-member validation shares of a handful

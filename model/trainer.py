@@ -16,9 +16,9 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from data.sequences import Normalisation, split_students
-from model.config import INTERVAL_LEVEL, QUANTILES, TrainConfig
-from model.network import GradeForecaster
+from cgpa_rnn.data.sequences import Normalisation, split_students
+from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES, TrainConfig
+from cgpa_rnn.model.network import GradeForecaster
 
 
 def targets_and_mask(x: torch.Tensor, missing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

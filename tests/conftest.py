@@ -24,13 +24,13 @@ IN_CI = bool(os.environ.get("CI"))
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    from data import SHIPPED_DATA
+    from cgpa_rnn.data import SHIPPED_DATA
 
     return SHIPPED_DATA
 
 
 def tiny_config(cell: str, **overrides):
-    from model.config import ModelConfig, TrainConfig
+    from cgpa_rnn.model.config import ModelConfig, TrainConfig
 
     values = dict(max_epochs=25, patience=10, tune_weight_decay=(), seed=0)
     values.update(overrides)
@@ -39,7 +39,7 @@ def tiny_config(cell: str, **overrides):
 
 @pytest.fixture(scope="session")
 def tiny_cohort():
-    from data.synthetic import synthetic_cohort
+    from cgpa_rnn.data.synthetic import synthetic_cohort
 
     return synthetic_cohort(students=60, seed=3)
 
@@ -47,9 +47,9 @@ def tiny_cohort():
 @pytest.fixture(scope="session")
 def exported_runs(tmp_path_factory, tiny_cohort) -> dict[str, Path]:
     """One trained, exported run directory per cell type, built once per test session."""
-    from export.onnx_export import export_onnx
-    from model.config import CELLS
-    from model.train import train_run
+    from cgpa_rnn.export.onnx_export import export_onnx
+    from cgpa_rnn.model.config import CELLS
+    from cgpa_rnn.model.train import train_run
 
     runs = {}
     for cell in CELLS:
@@ -70,7 +70,7 @@ def run_copy(exported_runs, tmp_path) -> Path:
 
 def cgpa(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """The real console script, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "cgpa", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cgpa_rnn", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -93,7 +93,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def app_url():
-    from demo.app import build_demo, launch
+    from cgpa_rnn.demo.app import build_demo, launch
 
     demo = build_demo(SHIPPED)
     port = free_port()

@@ -123,7 +123,7 @@ def test_html_in_an_upload_is_shown_as_text(browser, app_url, tmp_path):
 
 @pytest.mark.browser
 def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, app_url):
-    from data import SHIPPED_DATA
+    from cgpa_rnn.data import SHIPPED_DATA
 
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.goto(app_url)
@@ -156,8 +156,8 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     import os
     import time
 
-    from data.synthetic import SyntheticSpec, generate_frame
-    from demo.training import SESSIONS_ROOT
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+    from cgpa_rnn.demo.training import SESSIONS_ROOT
 
     upload = tmp_path / "our-class.csv"
     generate_frame(SyntheticSpec(students=100, seed=8)).to_csv(upload, index=False)

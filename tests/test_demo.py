@@ -11,8 +11,8 @@ import pytest
 from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 
-from demo import service, training
-from runtime.errors import UserError
+from cgpa_rnn.demo import service, training
+from cgpa_rnn.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
               "7.1,6.8,,7.3,,115,M,,1,16\n"
@@ -96,7 +96,7 @@ def test_uploads_are_refused_cheaply_and_named_without_server_paths(backends, tm
 
 
 def test_the_data_sets_complete_students_are_scored_by_hindcast(backends, tmp_path):
-    from data import SHIPPED_DATA
+    from cgpa_rnn.data import SHIPPED_DATA
 
     complete = tmp_path / "complete.csv"
     complete.write_text("".join(SHIPPED_DATA.read_text().splitlines(keepends=True)[:51]))  # 50 complete students
@@ -113,7 +113,7 @@ def test_the_data_sets_complete_students_are_scored_by_hindcast(backends, tmp_pa
 
 
 def test_the_shipped_file_is_said_to_be_in_sample(backends):
-    from data import SHIPPED_DATA
+    from cgpa_rnn.data import SHIPPED_DATA
 
     scored, _, summary = service.score_upload(backends, SHIPPED_DATA, 6.0)
     assert int(scored.hindcast.sum()) == 172  # every complete student of the data set
@@ -218,7 +218,7 @@ def test_dozens_of_clients_at_once_are_all_answered(app_url):
 
 
 def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
-    from data.synthetic import SyntheticSpec, generate_frame
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
 
     data = tmp_path / "cohort.csv"
     generate_frame(SyntheticSpec(students=120, seed=4)).to_csv(data, index=False)
@@ -232,7 +232,7 @@ def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
 
 
 def test_a_synthetic_model_is_labelled_in_the_app(exported_runs):
-    from demo.app import build_demo
+    from cgpa_rnn.demo.app import build_demo
 
     demo = build_demo(exported_runs["elman"])
     texts = [getattr(block, "value", "") for block in demo.blocks.values()]
@@ -267,7 +267,7 @@ def test_malformed_api_calls_get_one_plain_line(app_url):
 
 
 def test_a_broken_model_directory_shows_no_server_details(tmp_path, capsys):
-    from demo.app import build_demo
+    from cgpa_rnn.demo.app import build_demo
 
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
     demo = build_demo(tmp_path)
@@ -309,7 +309,7 @@ def test_the_app_refuses_an_oversized_upload_without_scoring_it(app_url, tmp_pat
 
 
 def test_the_demo_benchmark_measures_over_http():
-    from demo.bench import demo_bench, format_demo_bench
+    from cgpa_rnn.demo.bench import demo_bench, format_demo_bench
 
     report = demo_bench(SHIPPED, calls=10, clients=5)
     assert 0 < report["p50_ms"] <= report["p95_ms"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, SHIPPED, cgpa, copy_repository
 
-from data.inputs import random_students
-from runtime.predictor import OnnxPredictor
+from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.predictor import OnnxPredictor
 
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 BLOCKED = ("torch", "pandas", "gradio", "matplotlib", "onnx", "onnxscript")
@@ -38,7 +38,7 @@ def test_runtime_and_cli_work_with_torch_and_pandas_absent(tmp_path):
 import sys
 for name in {BLOCKED!r}:
     sys.modules[name] = None  # any import of these now fails
-import cgpa
+from cgpa_rnn import cli as cgpa
 assert cgpa.main(["predict", {str(SHIPPED)!r}, "--grades", "7.1,6.8,,7.3", "--college", "115"]) == 0
 assert cgpa.main(["predict", {str(SHIPPED)!r}, "--csv", {str(csv)!r}, "--out", {str(tmp_path / "out.csv")!r}]) == 0
 try:

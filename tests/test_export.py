@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 from conftest import ROOT, cgpa, tiny_config
 
-from export.bench import bench
-from export.onnx_export import quantize
-from runtime.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
-from runtime.rundir import RunDir
-from export.torch_predictor import TorchPredictor
-from data.inputs import random_students
-from export.verify import verify
-from model.config import CELLS
-from model.train import train_run
+from cgpa_rnn.export.bench import bench
+from cgpa_rnn.export.onnx_export import quantize
+from cgpa_rnn.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
+from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.export.verify import verify
+from cgpa_rnn.model.config import CELLS
+from cgpa_rnn.model.train import train_run
 
 NATIVE_NODES = {"gru": "GRU", "lstm": "LSTM"}
 
@@ -55,10 +55,10 @@ def test_export_and_verify_every_cell(cell, exported_runs):
 
 
 def _two_member_models(tiny_cohort):
-    from model.checkpoint import load_checkpoint
+    from cgpa_rnn.model.checkpoint import load_checkpoint
 
     yield load_checkpoint(ROOT / "model" / "default")[0]  # elman, ensemble of 2
-    from model.trainer import fit
+    from cgpa_rnn.model.trainer import fit
 
     config = tiny_config("rnn", max_epochs=5)
     config.model.ensemble, config.model.linear_skip = 2, False
@@ -68,7 +68,7 @@ def _two_member_models(tiny_cohort):
 def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
     import torch
 
-    from export.fused import fused_forecaster
+    from cgpa_rnn.export.fused import fused_forecaster
 
     grades, college = random_students(5000, 5, [115, 116, 165, 241], seed=9)
     college[:50] = 115  # known codes and unseen ones both
@@ -83,7 +83,7 @@ def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
 
 
 def test_gated_cells_are_exported_as_they_are(exported_runs):
-    from export.fused import fused_forecaster
+    from cgpa_rnn.export.fused import fused_forecaster
 
     for cell in NATIVE_NODES:
         assert fused_forecaster(TorchPredictor(exported_runs[cell]).model) is None
@@ -130,7 +130,7 @@ def test_runtime_works_without_torch(exported_runs):
     code = f"""
 import sys
 sys.modules["torch"] = None  # any import of torch now fails
-from runtime.predictor import OnnxPredictor
+from cgpa_rnn.predictor import OnnxPredictor
 predictor = OnnxPredictor({str(exported_runs['elman'] / 'model.onnx')!r})
 result = predictor.predict([7.1, 6.8, None, 7.3], 115)
 forecast = predictor.forecast(["7.1", "6.8"], "115")
@@ -228,7 +228,7 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
 
 
 def test_csv_semester_columns_are_placed_by_number_not_position(exported_runs, tmp_path):
-    from runtime.scoring import score_csv
+    from cgpa_rnn.scoring import score_csv
 
     backend = {"onnx": OnnxPredictor(exported_runs["elman"] / "model.onnx")}
     typed = backend["onnx"].predict(["", "7", "6"], 115)
@@ -256,7 +256,7 @@ def test_quantize_refuses_an_int8_model_that_does_not_pay(exported_runs, tmp_pat
 
 
 def test_quantize_writes_an_int8_model_where_it_pays(tiny_cohort, tmp_path):
-    from export.onnx_export import export_onnx
+    from cgpa_rnn.export.onnx_export import export_onnx
 
     config = tiny_config("lstm", max_epochs=3, patience=3)
     config.model.hidden = 32  # enough LSTM weights for int8 to pay
@@ -283,9 +283,9 @@ def test_bench_reports_both_runtimes_side_by_side(run_copy):
 
 
 def test_a_user_csv_is_recorded_by_name_and_found_only_when_given_again(tmp_path):
-    from data import load_csv
-    from data.synthetic import SyntheticSpec, generate_frame
-    from export.onnx_export import export_onnx
+    from cgpa_rnn.data import load_csv
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+    from cgpa_rnn.export.onnx_export import export_onnx
 
     csv = tmp_path / "my-cohort.csv"
     generate_frame(SyntheticSpec(students=50, seed=7)).to_csv(csv, index=False)
@@ -336,7 +336,7 @@ def test_cli_scoring_matches_columns_by_number_and_reports_empty_files(exported_
 def test_a_run_directory_that_cannot_be_written_is_one_line(run_copy, monkeypatch, capsys):
     import tempfile
 
-    import cgpa as cli
+    from cgpa_rnn import cli
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

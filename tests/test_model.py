@@ -10,16 +10,16 @@ import torch
 import yaml
 from conftest import SHIPPED, cgpa, tiny_config
 
-from data import load_csv
-from data.inputs import random_students
-from runtime.errors import UserError
-from runtime.rundir import RunDir
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from model.evaluate import evaluate
-from model.config import CELLS, ModelConfig
-from model.network import ElmanCell, GradeForecaster
-from model.train import held_out_metrics, held_out_split, train_run
-from model.trainer import fit, pinball_loss, targets_and_mask
+from cgpa_rnn.data import load_csv
+from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cgpa_rnn.model.evaluate import evaluate
+from cgpa_rnn.model.config import CELLS, ModelConfig
+from cgpa_rnn.model.network import ElmanCell, GradeForecaster
+from cgpa_rnn.model.train import held_out_metrics, held_out_split, train_run
+from cgpa_rnn.model.trainer import fit, pinball_loss, targets_and_mask
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -113,7 +113,7 @@ def test_checkpoint_error_paths(run_copy, tmp_path):
 
 
 def test_evaluate_writes_honest_reports(tmp_path):
-    from data.synthetic import synthetic_cohort
+    from cgpa_rnn.data.synthetic import synthetic_cohort
 
     cohort = synthetic_cohort(students=80, seed=5)
     report = evaluate(cohort, tiny_config("elman"), tmp_path, folds=2, repeats=1, cells=("elman", "gru"),
@@ -195,7 +195,7 @@ def test_forward_agrees_with_all_steps(cell, exported_runs, tiny_cohort):
 
 def _describes_one_model(run) -> str:
     """The cell the run directory's files describe; fails if they describe different models."""
-    from runtime.predictor import check_fresh
+    from cgpa_rnn.predictor import check_fresh
 
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
@@ -219,7 +219,7 @@ def test_a_run_directory_describes_one_model_after_a_kill_at_any_moment(exported
 
     run = tmp_path / "run"
     shutil.copytree(exported_runs["elman"], run)
-    command = [sys.executable, "-m", "cgpa", "train", "--synthetic", "150", "--cell", "gru", "--hidden", "12",
+    command = [sys.executable, "-m", "cgpa_rnn", "train", "--synthetic", "150", "--cell", "gru", "--hidden", "12",
                "--epochs", "80", "--tune-weight-decay", "--quiet", "--out", str(run)]
     seen = set()
     for delay in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0):

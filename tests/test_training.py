@@ -7,14 +7,14 @@ import pytest
 from conftest import tiny_config
 from gradio_client import Client, handle_file
 
-from demo import service, training
-from model.train import train_run
-from runtime.errors import UserError
+from cgpa_rnn.demo import service, training
+from cgpa_rnn.model.train import train_run
+from cgpa_rnn.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def own_csv(tmp_path_factory):
-    from data.synthetic import SyntheticSpec, generate_frame
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
 
     path = tmp_path_factory.mktemp("own") / "my cohort.csv"  # seven semesters: not the shipped model's five
     generate_frame(SyntheticSpec(students=80, seed=5, semesters=7)).to_csv(path, index=False)

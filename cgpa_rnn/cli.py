@@ -13,12 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from data.inputs import PARITY_SAMPLES
-from runtime.errors import UserError
+from cgpa_rnn.data.inputs import PARITY_SAMPLES
+from cgpa_rnn.errors import UserError
 
 
 def _cohort(args):
-    from data import load_cohort
+    from cgpa_rnn.data import load_cohort
 
     if args.synthetic is not None:
         print(f"--synthetic: using the SYNTHETIC cohort (seed {args.synthetic_seed}, "
@@ -32,7 +32,7 @@ def _command_line() -> str:
 
 
 def _config_fields():
-    from model.config import ModelConfig, TrainConfig
+    from cgpa_rnn.model.config import ModelConfig, TrainConfig
 
     return [(ModelConfig, spec) for spec in dataclasses.fields(ModelConfig)] + \
            [(TrainConfig, spec) for spec in dataclasses.fields(TrainConfig) if spec.name != "model"]
@@ -40,7 +40,7 @@ def _config_fields():
 
 def _train_config(args):
     """The config dataclasses' defaults, overridden by the options given on the command line."""
-    from model.config import ModelConfig, TrainConfig
+    from cgpa_rnn.model.config import ModelConfig, TrainConfig
 
     given = {spec.name: getattr(args, spec.name) for _, spec in _config_fields() if hasattr(args, spec.name)}
     if "weight_decay" in given and "tune_weight_decay" not in given:
@@ -51,15 +51,15 @@ def _train_config(args):
 
 
 def cmd_data(args) -> None:
-    from data.cohort import format_summary, summary
+    from cgpa_rnn.data.cohort import format_summary, summary
 
     info = summary(_cohort(args))
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
 
 
 def cmd_train(args) -> None:
-    from model.config import COVERAGE_KEY
-    from model.train import train_run
+    from cgpa_rnn.model.config import COVERAGE_KEY
+    from cgpa_rnn.model.train import train_run
 
     config = _train_config(args)
     cohort = _cohort(args)
@@ -74,9 +74,9 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from model.card import write_model_card
-    from model.config import CELLS
-    from model.evaluate import evaluate, format_report
+    from cgpa_rnn.model.card import write_model_card
+    from cgpa_rnn.model.config import CELLS
+    from cgpa_rnn.model.evaluate import evaluate, format_report
 
     cells = tuple(c.strip() for c in args.cells.split(",")) if args.cells else CELLS
     unknown = sorted(set(cells) - set(CELLS))
@@ -90,7 +90,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from export.onnx_export import export_onnx
+    from cgpa_rnn.export.onnx_export import export_onnx
 
     path = export_onnx(args.run)
     print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KB)")
@@ -100,10 +100,10 @@ def cmd_export(args) -> None:
 
 
 def _quantize(run) -> None:
-    from data import recorded_cohort
-    from data.inputs import parity_inputs
-    from export.onnx_export import quantize
-    from export.torch_predictor import TorchPredictor
+    from cgpa_rnn.data import recorded_cohort
+    from cgpa_rnn.data.inputs import parity_inputs
+    from cgpa_rnn.export.onnx_export import quantize
+    from cgpa_rnn.export.torch_predictor import TorchPredictor
 
     reference = TorchPredictor(run)
     cohort = recorded_cohort(reference.payload["data"]["source"])
@@ -121,13 +121,13 @@ def _quantize(run) -> None:
 
 
 def _write_card(run) -> None:
-    from model.card import write_model_card
+    from cgpa_rnn.model.card import write_model_card
 
     write_model_card(run)
 
 
 def cmd_verify(args) -> int:
-    from export.verify import format_parity, verify
+    from cgpa_rnn.export.verify import format_parity, verify
 
     report = verify(args.run, samples=args.samples, data=args.data)
     print(format_parity(report))
@@ -137,19 +137,19 @@ def cmd_verify(args) -> int:
 
 def cmd_bench(args) -> None:
     if args.demo:
-        from demo.bench import demo_bench, format_demo_bench
+        from cgpa_rnn.demo.bench import demo_bench, format_demo_bench
 
         print(format_demo_bench(demo_bench(args.run)))
         return
-    from export.bench import bench, format_bench
+    from cgpa_rnn.export.bench import bench, format_bench
 
     print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
     _write_card(args.run)
 
 
 def _backends(run, choice: str | None) -> dict:
-    from runtime.predictor import check_fresh
-    from runtime.rundir import RunDir
+    from cgpa_rnn.predictor import check_fresh
+    from cgpa_rnn.rundir import RunDir
 
     run = RunDir(run)
     if choice is None:  # both where torch is installed, else the runtime alone
@@ -161,7 +161,7 @@ def _backends(run, choice: str | None) -> dict:
     backends = {}
     if choice in ("torch", "both"):
         try:
-            from export.torch_predictor import TorchPredictor
+            from cgpa_rnn.export.torch_predictor import TorchPredictor
         except ImportError:
             raise UserError("--backend torch needs torch: pip install 'cgpa-rnn[train]' "
                             "(or use --backend onnx)") from None
@@ -174,7 +174,7 @@ def _backends(run, choice: str | None) -> dict:
 def cmd_predict(args) -> int:
     backends = _backends(args.run, args.backend)
     if args.csv:
-        from runtime.scoring import HindcastSummary, score_csv, write_scored_csv
+        from cgpa_rnn.scoring import HindcastSummary, score_csv, write_scored_csv
 
         if not args.out:
             raise UserError("--csv needs --out FILE for the scored rows")
@@ -191,7 +191,7 @@ def cmd_predict(args) -> int:
         return 0
     if args.grades is None or args.college is None:
         raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")
-    from model.config import INTERVAL_LEVEL
+    from cgpa_rnn.model.config import INTERVAL_LEVEL
 
     for name, backend in backends.items():
         result = backend.predict(args.grades, args.college, args.hindcast)
@@ -203,7 +203,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_web(args) -> None:
-    from export.site import build_site
+    from cgpa_rnn.export.site import build_site
 
     index = build_site(args.run, args.out, args.ort)
     files = "index.html, cgpa.js, model.onnx" + (", ort/" if (index.parent / "ort").is_dir() else "")
@@ -214,13 +214,13 @@ def cmd_web(args) -> None:
 def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
-    from demo.app import main as demo_main
+    from cgpa_rnn.demo.app import main as demo_main
 
     demo_main(args.run, port=args.port, rebuild=args.rebuild)
 
 
 def _add_data_arguments(parser) -> None:
-    from data.synthetic import SyntheticSpec
+    from cgpa_rnn.data.synthetic import SyntheticSpec
 
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", help="results CSV (default: the real data set shipped in data/)")
@@ -233,7 +233,7 @@ def _add_data_arguments(parser) -> None:
 
 def _add_config_arguments(parser) -> None:
     """One option per field of ModelConfig and TrainConfig, with the field's default and help."""
-    from model.config import CELLS
+    from cgpa_rnn.model.config import CELLS
 
     group = parser.add_argument_group("model and training (defaults: model/config.py)")
     for owner, spec in _config_fields():
@@ -330,7 +330,3 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 `Predictor` validates a student's raw grades and college code, runs the backend and
 forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime;
-`export.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
+`cgpa_rnn.export.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
 `cgpa predict` use both through this interface.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import UserError
-from runtime.rundir import RunDir
-from runtime.values import college_code, grade_value
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.values import college_code, grade_value
 
 
 class PredictionError(UserError):

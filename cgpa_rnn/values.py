@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runtime.errors import DataError
+from cgpa_rnn.errors import DataError
 
 GRADE_MIN, GRADE_MAX = 0.0, 10.0
 BLANK_CELLS = ("", "nan", "na", "n/a")

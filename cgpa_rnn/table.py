@@ -12,8 +12,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import DataError
-from runtime.values import preview
+from cgpa_rnn.errors import DataError
+from cgpa_rnn.values import preview
 
 
 @dataclass(frozen=True)

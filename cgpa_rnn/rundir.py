@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from runtime.errors import UserError
+from cgpa_rnn.errors import UserError
 
 
 def file_sha256(path: str | Path) -> str:

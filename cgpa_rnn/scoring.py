@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import INTERVAL_LEVEL
-from runtime.errors import DataError
-from runtime.predictor import PredictionError, Predictor
-from runtime.rundir import atomic_path
-from runtime.table import Limits, Table, read_table
-from runtime.values import preview_columns, read_header
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.errors import DataError
+from cgpa_rnn.predictor import PredictionError, Predictor
+from cgpa_rnn.rundir import atomic_path
+from cgpa_rnn.table import Limits, Table, read_table
+from cgpa_rnn.values import preview_columns, read_header
 
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
                  "error")
