@@ -14,6 +14,8 @@ way nothing generic like `model` or `data` is importable at the top level.
 """
 from pathlib import Path
 
+__version__ = "0.1.0"  # pyproject.toml reads it from here; the ONNX file's producer_version
+
 _checkout = Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "model" / "__init__.py").is_file():
     __path__.append(str(_checkout))  # noqa: F821 (a package's own __path__)

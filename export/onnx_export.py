@@ -23,12 +23,20 @@ import numpy as np
 import onnx
 import torch
 
+from cgpa_rnn import __version__
 from cgpa_rnn.export.fused import fused_forecaster
+from cgpa_rnn.export.vectors import write_vectors
+from cgpa_rnn.model.checkpoint import VERSION as CHECKPOINT_VERSION
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES
 from cgpa_rnn.rundir import RunDir
 
 OPSET = 18
+# The standard fields every ONNX viewer and runtime API shows (onnxruntime's get_modelmeta(),
+# Netron, the C# and Java bindings): who made the file, under which licence, which version.
+DOMAIN = "cgpa-rnn"
+AUTHOR = "the cgpa-rnn authors"
+LICENSE = "MIT"
 INPUT_DOC = ("grades: float32 [batch, semesters], raw grade points on the 0-10 scale, semester 1 first, "
              "NaN for a semester that is missing or not yet taken (pad short histories with NaN); "
              "college: int64 [batch], the raw college code (an unseen code uses a shared 'unknown' embedding)")
@@ -62,10 +70,11 @@ def export_onnx(run: str | Path | RunDir) -> Path:
     # Intermediate shape annotations are optional; the exporter's trip up onnxruntime's
     # quantizer (its reshape of the fused input product), and dropping them saves a third.
     del proto.graph.value_info[:]
-    set_metadata(proto, _metadata(model, payload))
+    describe(proto, model, payload)
     onnx.checker.check_model(proto, full_check=True)
     with run.atomic(RunDir.ONNX) as temporary:
         onnx.save_model(proto, temporary)
+    write_vectors(run)
     return run / RunDir.ONNX
 
 
@@ -76,10 +85,57 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def model_version(payload: dict) -> int:
+    """The checkpoint format and the training date, e.g. 120261129: format 1, trained 2026-11-29."""
+    trained_on = payload.get("trained_on", "0000-00-00").replace("-", "")
+    return CHECKPOINT_VERSION * 100_000_000 + int(trained_on)
+
+
+def doc_string(model, payload: dict) -> str:
+    data = payload["data"]
+    cohort = "a SYNTHETIC cohort" if data["synthetic"] else f"the cohort {data['source'].get('name')}"
+    return (f"cgpa-rnn {payload['config']['model']['cell']} network trained on {cohort}: predicts a student's "
+            f"grade point average (0-10 scale) in the semester after the last observed one, with an "
+            f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs: grades float32 [batch, {model.semesters}], raw grade "
+            "points, semester 1 first, NaN for a semester missing or not yet taken; college int64 [batch], the raw "
+            "college code (codes not seen in training share an 'unknown' embedding). Outputs: prediction, low, "
+            f"high float32 [batch] (median, {QUANTILES[0]:.0%} and {QUANTILES[-1]:.0%} quantiles), NaN where there "
+            "is nothing to predict. No preprocessing is needed outside the graph; vectors.json beside the file "
+            "holds cases to check an integration with.")
+
+
+def describe(proto: onnx.ModelProto, model, payload: dict) -> None:
+    """The standard fields, then our own keys for an embedder who has only the file."""
+    proto.domain = DOMAIN
+    proto.model_version = model_version(payload)
+    proto.doc_string = doc_string(model, payload)
+    proto.producer_name = "cgpa-rnn"
+    proto.producer_version = __version__
+    proto.graph.name = "next_semester_forecast"
+    set_metadata(proto, _metadata(model, payload))
+
+
+STANDARD_KEYS = ("model_author", "model_license", "interval_level")
+
+
+def description_problems(path: str | Path) -> list[str]:
+    """What `cgpa verify` finds missing in the file's self-description (empty when complete)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    problems = [f"{field} is not set" for field in ("domain", "model_version", "doc_string", "producer_version")
+                if not getattr(proto, field)]
+    if proto.producer_name != "cgpa-rnn":
+        problems.append(f"producer_name is {proto.producer_name!r}, not 'cgpa-rnn'")
+    keys = {p.key: p.value for p in proto.metadata_props}
+    problems += [f"metadata key {key!r} is missing" for key in STANDARD_KEYS if not keys.get(key)]
+    return problems
+
+
 def _metadata(model, payload: dict) -> dict[str, str]:
     data = payload["data"]
     return {
-        "producer": "cgpa-rnn",
+        "model_author": AUTHOR,
+        "model_license": LICENSE,
+        "interval_level": str(INTERVAL_LEVEL),
         "inputs": INPUT_DOC,
         "outputs": OUTPUT_DOC,
         "units": "grade points, 0-10 scale",
@@ -96,7 +152,8 @@ def _metadata(model, payload: dict) -> dict[str, str]:
         "metrics": json.dumps(payload["metrics"]["test"]),
         "exporter": f"torch.onnx dynamo exporter, torch {torch.__version__}",
         "opset": str(OPSET),
-        "versions": json.dumps({name: _version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}),
+        "versions": json.dumps({name: _version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}
+                               | {"cgpa-rnn": __version__}),
     }
 
 

@@ -5,6 +5,7 @@ torch.save and loaded with weights_only=True, so loading never runs pickled code
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -33,6 +34,7 @@ def save_checkpoint(run: RunDir, model: GradeForecaster, config: TrainConfig, in
         "normalisation": {"mean": float(model.grade_mean), "std": float(model.grade_std)},
         "state_dict": model.state_dict(),
         "torch_version": str(torch.__version__),
+        "trained_on": datetime.now(timezone.utc).strftime("%Y-%m-%d"),  # the ONNX file's model_version
         **info,
     }
     with run.atomic(RunDir.CHECKPOINT) as temporary:

@@ -1,0 +1,123 @@
+"""Conformance vectors: named cases an embedder in any language checks their integration with.
+
+`vectors.json` sits beside model.onnx. Each case holds the graph's inputs exactly as it
+takes them (`grades` float32 [batch, semesters] with JSON null for NaN, `college` int64
+[batch]) and the outputs the torch checkpoint gives for them, which every runtime must
+reproduce within the stated tolerance. The cases are where runtimes and execution
+providers differ in practice: NaN for a missing semester, int64 codes far outside the
+known colleges, the edges of the grade scale, nothing to predict, batches.
+Our own Python, Node and browser tests check the same file.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.rundir import RunDir
+
+FILE = "vectors.json"
+TOLERANCE = 1e-5  # absolute, grade points: the parity tolerance of `cgpa verify`
+NAN = float("nan")
+FAR_CODE = 2**62  # an int64 no college has: runtimes that narrow int64 to int32 get this wrong
+
+
+def _history(semesters: int, known: list[float]) -> list[float]:
+    """`known` as the first semesters, the rest not yet taken (NaN)."""
+    return (known + [NAN] * semesters)[:semesters]
+
+
+def named_cases(semesters: int, colleges: list[int]) -> list[tuple[str, str, list[list[float]], list[int]]]:
+    """(name, description, grades rows, college codes) for a model of this horizon and colleges."""
+    first, last = colleges[0], colleges[-1]
+    unknown = max(colleges) + 1
+    typical = [7.1, 6.8, 7.3, 7.6, 7.0, 7.2, 6.9, 7.4, 7.5, 7.1, 6.7, 7.8][:semesters]
+    cases = [(f"history_of_{n}", f"semesters 1-{n} known, predict semester {n + 1}",
+              [_history(semesters, typical[:n])], [first]) for n in range(1, semesters)]
+    if semesters >= 3:
+        gap = list(typical[:semesters - 1])
+        gap[1] = NAN
+        cases.append(("gap_in_the_middle", "semester 2 missing: NaN inside the history", [_history(semesters, gap)],
+                      [first]))
+        cases.append(("first_semester_missing", "the history starts with NaN",
+                      [[NAN] + typical[1:semesters - 1] + [NAN]], [first]))
+    cases += [
+        ("every_known_college", "the same history at each college the model knows",
+         [_history(semesters, typical[:semesters - 1])] * len(colleges), list(colleges)),
+        ("unknown_college", "a code not seen in training: the shared 'unknown' embedding",
+         [_history(semesters, typical[:semesters - 1])], [unknown]),
+        ("negative_college", "a negative int64 code is unknown too", [_history(semesters, typical[:2])], [-1]),
+        ("far_int64_college", f"college {FAR_CODE}: needs the full int64 range", [_history(semesters, typical[:2])],
+         [FAR_CODE]),
+        ("all_zero", "the bottom of the scale", [_history(semesters, [0.0] * (semesters - 1))], [last]),
+        ("all_ten", "the top of the scale", [_history(semesters, [10.0] * (semesters - 1))], [last]),
+        ("zero_then_ten", "the largest jump the scale allows", [_history(semesters, [0.0, 10.0])], [last]),
+        ("nothing_observed", "no grade at all: every output is NaN", [[NAN] * semesters], [first]),
+        ("horizon_complete", "the last semester of the horizon is known: nothing left, every output NaN",
+         [typical[:semesters]], [first]),
+    ]
+    mixed = [rows[0] for _, _, rows, _ in cases] + [[NAN] * semesters]
+    mixed_colleges = [codes[0] for _, _, _, codes in cases] + [last]
+    cases.append(("mixed_batch", "every case above in one batch, and an empty row: rows never affect each other",
+                  mixed, mixed_colleges))
+    return cases
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def write_vectors(run: str | Path | RunDir) -> Path:
+    """Compute the torch checkpoint's outputs for every named case; write run/vectors.json atomically."""
+    run = RunDir.of(run)
+    model, payload = load_checkpoint(run)
+    cases = []
+    for name, description, rows, codes in named_cases(model.semesters, model.college_codes.tolist()):
+        grades = np.asarray(rows, dtype=np.float32)
+        college = np.asarray(codes, dtype=np.int64)
+        with torch.inference_mode():
+            outputs = model(torch.from_numpy(grades), torch.from_numpy(college))
+        cases.append({
+            "name": name, "description": description,
+            "inputs": {"grades": [[_json_number(g) for g in row] for row in grades.tolist()],
+                       "college": college.tolist()},
+            "outputs": {key: [_json_number(v) for v in output.tolist()]
+                        for key, output in zip(("prediction", "low", "high"), outputs)},
+        })
+    document = {
+        "about": ("Conformance vectors for model.onnx: feed each case's inputs to the graph (null = NaN; "
+                  "grades float32 [batch, semesters], college int64 [batch]) and compare every output with "
+                  "the expected one: equal NaN-ness, and an absolute difference within the tolerance."),
+        "model": RunDir.ONNX,
+        "checkpoint_sha256": payload["sha256"],
+        "semesters": model.semesters,
+        "tolerance": {"absolute": TOLERANCE},
+        "cases": cases,
+    }
+    with run.atomic(FILE) as temporary:
+        Path(temporary).write_text(json.dumps(document, indent=1) + "\n")
+    return run / FILE
+
+
+def check_vectors(run: str | Path | RunDir, infer) -> list[str]:
+    """Every case of run/vectors.json through `infer(grades, college) -> (prediction, low, high)`;
+    returns one line per case that disagrees (empty when all agree)."""
+    document = json.loads((RunDir.of(run) / FILE).read_text())
+    tolerance = document["tolerance"]["absolute"]
+    failures = []
+    for case in document["cases"]:
+        grades = np.array([[NAN if g is None else g for g in row] for row in case["inputs"]["grades"]],
+                          dtype=np.float32)
+        college = np.array(case["inputs"]["college"], dtype=np.int64)
+        for key, actual in zip(("prediction", "low", "high"), infer(grades, college)):
+            expected = np.array([NAN if v is None else v for v in case["outputs"][key]], dtype=np.float64)
+            actual = np.asarray(actual, dtype=np.float64)
+            nan_differs = np.isnan(expected) != np.isnan(actual)
+            difference = np.nan_to_num(np.abs(expected - actual), nan=0.0)
+            if nan_differs.any() or difference.max(initial=0.0) > tolerance:
+                failures.append(f"{case['name']}: {key} expected {case['outputs'][key]}, got {actual.tolist()}")
+    return failures
