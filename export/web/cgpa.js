@@ -1,18 +1,45 @@
-// The model in this page. For people: the form. For programs and tests:
+// The model in this page. For people: one student, a cohort file, and what the model is. For
+// programs and tests:
 //   window.cgpa.ready                      a Promise, resolved once the model is loaded
 //   window.cgpa.predict(grades, colleges)  grades: per-student arrays of numbers (NaN or null
 //                                          for missing); colleges: codes. Resolves to
 //                                          {prediction, low, high}, NaN where nothing to predict.
+// Everything runs here: no value or file the visitor gives is sent anywhere.
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("cgpa-config").textContent);
-  ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static host rarely sets
-  ort.env.wasm.wasmPaths = new URL(config.wasmPaths, document.baseURI).href; // module imports need a URL
-  const session = ort.InferenceSession.create(config.model, { executionProviders: ["wasm"] });
+  const rules = window.cgpaRules;
+  const WASM = "ort-wasm-simd-threaded.wasm";
+  const $ = (id) => document.getElementById(id);
 
-  function isMissing(value) {
-    return value === null || value === undefined || value === "" || Number.isNaN(value);
+  // With a self-hosted runtime the site carries WASM.gz: a host that compresses on its own (or
+  // serves the .br/.gz files beside) sends the .wasm compressed; one that does not (python -m
+  // http.server) would send 14 MB, so the page fetches the gzip file and inflates it itself.
+  async function wasmBinary() {
+    const url = new URL(config.wasmPaths + WASM, document.baseURI).href;
+    const head = await fetch(url, { method: "HEAD" });
+    if (head.ok && head.headers.get("content-encoding")) return undefined; // onnxruntime-web fetches it as is
+    const response = await fetch(url + ".gz");
+    if (!response.ok) throw new Error(`${WASM}.gz: HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes[0] === 0 && bytes[1] === 0x61) return bytes; // the host decoded it already ("\0asm")
+    const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(inflated).arrayBuffer());
   }
+
+  async function load() {
+    if (typeof ort === "undefined") {
+      throw new Error(`onnxruntime-web did not load from ${config.ortScript} (offline, blocked, or missing files)`);
+    }
+    ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a static host rarely sets
+    ort.env.wasm.wasmPaths = new URL(config.wasmPaths, document.baseURI).href; // module imports need a URL
+    if (config.selfHosted) {
+      const binary = await wasmBinary();
+      if (binary) ort.env.wasm.wasmBinary = binary;
+    }
+    return ort.InferenceSession.create(config.model, { executionProviders: ["wasm"] });
+  }
+  const session = load();
 
   async function predict(grades, colleges) {
     if (grades.length !== colleges.length) throw new Error("grades and colleges differ in length");
@@ -20,85 +47,154 @@
     const flat = new Float32Array(n * S).fill(NaN);
     grades.forEach((row, i) => {
       if (row.length > S) throw new Error(`student ${i}: the model knows ${S} semesters, got ${row.length}`);
-      row.forEach((g, t) => { if (!isMissing(g)) flat[i * S + t] = Number(g); });
+      row.forEach((g, t) => { if (g !== null && g !== undefined && g !== "") flat[i * S + t] = Number(g); });
     });
-    const codes = BigInt64Array.from(colleges, (c) => BigInt(Math.trunc(Number(c))));
+    const codes = BigInt64Array.from(colleges, (c) => BigInt(typeof c === "bigint" ? c : Math.trunc(Number(c))));
     const out = await (await session).run({
       grades: new ort.Tensor("float32", flat, [n, S]),
       college: new ort.Tensor("int64", codes, [n]),
     });
-    return { prediction: Array.from(out.prediction.data), low: Array.from(out.low.data),
-             high: Array.from(out.high.data) };
+    return { prediction: Array.from(out.prediction.data), low: Array.from(out.low.data), high: Array.from(out.high.data) };
   }
 
   window.cgpa = { ready: session.then(() => undefined), predict, semesters: config.semesters };
 
-  // The form: one field per semester, checked the way the Python runtime checks them.
-  const gradesBox = document.getElementById("grades");
+  // Tabs: the three views share the status line.
+  const tabs = [...document.querySelectorAll("[role=tab]")];
+  tabs.forEach((tab) => tab.addEventListener("click", () => {
+    tabs.forEach((other) => {
+      other.setAttribute("aria-selected", String(other === tab));
+      $(other.getAttribute("aria-controls")).hidden = other !== tab;
+    });
+  }));
+
+  function show(element, text, isError) {
+    element.textContent = text;
+    element.classList.toggle("error", Boolean(isError));
+  }
+  const status = $("status");
+  session.then(() => show(status, "Model loaded: it runs in this page."), (error) => {
+    show(status, `The model cannot run in this browser: ${error.message}. Nothing was sent anywhere; ` +
+      "try again online, or ask whoever published this page for a copy with the runtime included (cgpa web --ort).", true);
+    document.querySelectorAll("button.action, #cohort-file").forEach((b) => { b.disabled = true; });
+  });
+
+  // One student: the same validation as the Python runtime (rules.question).
   const fields = config.semesterNames.map((name, t) => {
     const label = document.createElement("label");
     label.textContent = `${name} semester`;
     const input = document.createElement("input");
-    input.id = `grade-${t + 1}`;
-    input.inputMode = "decimal";
+    Object.assign(input, { id: `grade-${t + 1}`, type: "text", inputMode: "decimal" });
     label.appendChild(input);
-    gradesBox.appendChild(label);
+    $("grades").appendChild(label);
     return input;
   });
-  const college = document.getElementById("college");
-  college.value = String(config.colleges[0]);
-  const result = document.getElementById("result");
-  document.getElementById("about").textContent =
-    `Known colleges: ${config.colleges.join(", ")} (any other code uses the shared "unknown" slot). ` +
-    `onnxruntime-web ${config.ortVersion}; model ${config.cell}, trained on ${config.data}.`;
+  $("college").value = String(config.colleges[0]);
+  const result = $("result");
+  const fixed = (x) => rules.formatFixed(x, 2);
 
-  function show(text, isError) {
-    result.textContent = text;
-    result.className = isError ? "error" : "";
-  }
-
-  function readForm() {
-    const grades = [];
-    fields.forEach((input) => input.setAttribute("aria-invalid", "false"));
-    for (const [t, input] of fields.entries()) {
-      const text = input.value.trim();
-      const value = text === "" ? NaN : Number(text);
-      if (text !== "" && !(value >= 0 && value <= 10)) {
-        input.setAttribute("aria-invalid", "true");
-        throw new Error(`semester ${t + 1}: expected a grade point between 0 and 10 or blank, got "${text.slice(0, 20)}"`);
-      }
-      grades.push(value);
-    }
-    const code = Number(college.value.trim());
-    if (college.value.trim() === "" || !Number.isInteger(code) || code < 0) {
-      throw new Error("college: expected a non-negative integer college code");
-    }
-    const observed = grades.map((g, t) => (Number.isNaN(g) ? -1 : t)).filter((t) => t >= 0);
-    if (observed.length === 0) throw new Error("grades: no grade given; enter at least one semester");
-    const last = observed[observed.length - 1];
-    if (last === config.semesters - 1) {
-      throw new Error(`grades: semester ${config.semesters} is already known, so there is nothing left to predict`);
-    }
-    return { grades, code, semester: last + 2 };
-  }
-
-  document.getElementById("form").addEventListener("submit", async (event) => {
+  $("form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    let input;
+    fields.forEach((input) => input.setAttribute("aria-invalid", "false"));
+    let asked;
     try {
-      input = readForm();
+      asked = rules.question(fields.map((input) => input.value), $("college").value, config.semesters, $("hide-last").checked);
     } catch (error) {
-      show(error.message, true);
+      const field = /^semester (\d+):/.exec(error.message);
+      if (field) fields[Number(field[1]) - 1].setAttribute("aria-invalid", "true");
+      show(result, error.message, true);
       return;
     }
     const started = performance.now();
-    const out = await predict([input.grades], [input.code]);
+    const out = await predict([Array.from(asked.row)], [asked.college]);
     const ms = performance.now() - started;
-    const name = config.semesterNames[input.semester - 1];
-    show(`${name} semester: ${out.prediction[0].toFixed(2)} (${config.intervalLevel} interval ` +
-         `${out.low[0].toFixed(2)} to ${out.high[0].toFixed(2)}), computed in your browser in ${ms.toFixed(1)} ms`);
+    const name = config.semesterNames[asked.semester - 1];
+    const hindcast = Number.isNaN(asked.actual) ? "" : ` (hindcast: the actual ${name} semester was ${fixed(asked.actual)})`;
+    const unknown = config.colleges.includes(asked.college) ? "" : "; college not seen in training";
+    show(result, `${name} semester: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
+      `${fixed(out.low[0])} to ${fixed(out.high[0])})${hindcast}, computed in your browser in ${ms.toFixed(1)} ms${unknown}`);
   });
 
-  session.then(() => show("Model loaded: enter grades and press Predict."),
-               (error) => show(`The model could not be loaded: ${error.message}`, true));
+  // A cohort: read, scored and drawn here; the scored CSV is offered as a local download.
+  let download = null;
+  $("cohort-file").addEventListener("change", async () => {
+    const file = $("cohort-file").files[0];
+    if (file) await scoreFile(file);
+  });
+  $("hindcast-all").addEventListener("change", async () => {
+    const file = $("cohort-file").files[0];
+    if (file) await scoreFile(file);
+  });
+  $("download").addEventListener("click", () => {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([download.text], { type: "text/csv" }));
+    link.download = download.name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  });
+
+  async function sha256(bytes) {
+    if (!crypto.subtle) return null; // only in secure contexts (https, localhost): then no in-sample check
+    return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)),
+      (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function scoreFile(file) {
+    const cohortStatus = $("cohort-status");
+    [$("cohort-summary"), $("chart")].forEach((element) => element.replaceChildren());
+    $("download").hidden = $("cohort-table").hidden = true;
+    show(cohortStatus, `Scoring ${file.name}...`);
+    let scored, summary;
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const table = rules.readTable(bytes, file.name);
+      await session;
+      scored = await rules.scoreTable(table, config.semesters, predict, $("hindcast-all").checked);
+      summary = rules.hindcastSummary(scored, (await sha256(bytes)) === config.dataSha256, config.intervalLevel);
+    } catch (error) {
+      show(cohortStatus, error instanceof rules.DataError ? error.message : `${file.name}: ${error.message}`, true);
+      return;
+    }
+    const failed = scored.errors.filter(Boolean).length, count = scored.errors.length;
+    show(cohortStatus, `${count - failed} of ${count} ${count === 1 ? "student" : "students"} scored; ` +
+      `${failed} with an error (the reason is in the table and the CSV)`);
+    if (summary) {
+      show($("cohort-summary"), summary.text);
+      $("chart").appendChild(window.cgpaChart(summary.points, config.intervalLevel));
+    }
+    download = { text: rules.scoredCsv(scored), name: file.name.replace(/\.csv$/i, "") + "-scored.csv" };
+    $("download").hidden = false;
+    showTable(scored);
+  }
+
+  function showTable(scored, limit = 200) {
+    const headings = ["line", "semester", "prediction", "low", "high", "actual", "reason"];
+    const table = document.createElement("table");
+    const head = table.createTHead().insertRow();
+    headings.forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
+    const body = table.createTBody();
+    scored.errors.slice(0, limit).forEach((error, i) => {
+      const q = scored.questions[i];
+      const cells = q ? [scored.table.lines[i], config.semesterNames[q.semester - 1], fixed(scored.prediction[i]),
+        fixed(scored.low[i]), fixed(scored.high[i]), Number.isNaN(q.actual) ? "" : fixed(q.actual), ""]
+        : [scored.table.lines[i], "", "", "", "", "", error.replace(/^line \d+: /, "")];
+      const row = body.insertRow();
+      cells.forEach((text, k) => {
+        const cell = row.insertCell();
+        cell.textContent = text;
+        if (k === cells.length - 1) cell.className = "reason";
+      });
+    });
+    const box = $("cohort-table");
+    box.replaceChildren(table);
+    box.hidden = false;
+  }
+
+  // About: what site.py read from the model's metadata.
+  config.about.forEach(([term, text]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = term;
+    dd.textContent = text;
+    $("about").append(dt, dd);
+  });
 })();

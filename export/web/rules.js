@@ -1,0 +1,372 @@
+// The rules of `cgpa predict --csv`, in the browser: the same reader, the same values, the
+// same per-row reasons and the same scored CSV, so a file means the same on both sides.
+// Each function mirrors one in cgpa_rnn (table.py, values.py, scoring.py); the site tests
+// score careless files through both and compare every row. No DOM here: the page (cgpa.js)
+// feeds it a file's bytes and a predict function.
+(function (exports) {
+  "use strict";
+
+  const GRADE_MIN = 0, GRADE_MAX = 10;
+  const BLANK_CELLS = ["", "nan", "na", "n/a"];
+  const WHITESPACE = " \t\r\n"; // values.WHITESPACE: trimmed around a number
+  const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/; // values.DECIMAL, ASCII digits only
+  const SEMESTER_LIMIT = 20;
+  const SEMESTER_PATTERNS = [/^([0-9]+)(st|nd|rd|th)$/i, /^s(?:em(?:ester)?)?[ _-]*([0-9]+)$/i];
+  const COLLEGE_NAMES = ["college code", "college", "college_code"];
+  const GENDER_NAMES = ["gender", "sex"];
+  const LIMITS = { columns: 1000, headerChars: 20000, fieldChars: 131072 }; // table.Limits(), csv's field limit
+  const ADDED_COLUMNS = ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual",
+    "abs_error", "error"];
+  const FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"];
+  // Python's str.isspace() set: what str.strip() removes (JS's trim() differs: it keeps \x1c-\x1f, \x85).
+  const PY_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+  class DataError extends Error {}
+
+  const pyStrip = (text) => text.replace(PY_SPACE, "");
+  function stripChars(text, chars) {
+    let start = 0, end = text.length;
+    while (start < end && chars.includes(text[start])) start++;
+    while (end > start && chars.includes(text[end - 1])) end--;
+    return text.slice(start, end);
+  }
+  const thousands = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+
+  // Python's repr() of a string, as messages quote what the user sent.
+  function pyRepr(text) {
+    const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+    let out = quote;
+    for (const ch of text) {
+      const code = ch.codePointAt(0);
+      if (ch === "\\" || ch === quote) out += "\\" + ch;
+      else if (ch === "\t") out += "\\t";
+      else if (ch === "\n") out += "\\n";
+      else if (ch === "\r") out += "\\r";
+      else if (code === 0x20 || !/[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]/u.test(ch)) out += ch;
+      else if (code < 0x100) out += "\\x" + code.toString(16).padStart(2, "0");
+      else if (code < 0x10000) out += "\\u" + code.toString(16).padStart(4, "0");
+      else out += "\\U" + code.toString(16).padStart(8, "0");
+    }
+    return out + quote;
+  }
+
+  function preview(value, limit = 40) {
+    const chars = Array.from(String(value));
+    if (chars.length <= limit) return pyRepr(chars.join(""));
+    return `${pyRepr(chars.slice(0, limit).join(""))}... (${thousands(chars.length)} characters)`;
+  }
+
+  function previewColumns(columns, count = 8) {
+    const shown = columns.slice(0, count).map((c) => preview(c, 24)).join(", ");
+    return `[${shown}${columns.length > count ? `, ... ${columns.length} columns in all` : ""}]`;
+  }
+
+  // Python's format(x, "g") (6 significant digits), as the scored CSV and messages write numbers.
+  function formatG(x, precision = 6) {
+    if (Number.isNaN(x)) return "nan";
+    if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+    if (x === 0) return Object.is(x, -0) ? "-0" : "0";
+    const [mantissa, exponentText] = x.toExponential(precision - 1).split("e");
+    const exponent = Number(exponentText);
+    const trim = (s) => (s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s);
+    if (exponent < -4 || exponent >= precision) {
+      return `${trim(mantissa)}e${exponent < 0 ? "-" : "+"}${String(Math.abs(exponent)).padStart(2, "0")}`;
+    }
+    return trim(x.toFixed(precision - 1 - exponent));
+  }
+
+  // Python's format(x, ".Nf"): rounds the exact binary value half to even (toFixed rounds half up).
+  function formatFixed(x, digits) {
+    const exact = Math.abs(x).toFixed(Math.min(100, digits + 60));
+    const [whole, fraction] = exact.split(".");
+    const kept = whole + fraction.slice(0, digits), rest = fraction.slice(digits);
+    const half = rest[0] === "5" && /^0*$/.test(rest.slice(1));
+    const up = rest[0] > "5" || (rest[0] === "5" && !half) || (half && Number(kept.at(-1)) % 2 === 1);
+    let value = BigInt(kept) + (up ? 1n : 0n);
+    let text = value.toString().padStart(digits + 1, "0");
+    text = digits ? `${text.slice(0, -digits)}.${text.slice(-digits)}` : text;
+    return (x < 0 || Object.is(x, -0)) && /[1-9]/.test(text) ? "-" + text : text;
+  }
+  const formatPercent = (x) => `${formatFixed(x * 100, 0)}%`;
+
+  // values.py: a number is ASCII decimal notation, nothing else.
+  function decimal(value) {
+    const text = stripChars(String(value), WHITESPACE);
+    return DECIMAL.test(text) ? Number(text) : null;
+  }
+
+  function gradeValue(value) {
+    if (value === null || value === undefined) return NaN;
+    if (BLANK_CELLS.includes(stripChars(String(value), WHITESPACE).toLowerCase())) return NaN;
+    const number = decimal(value);
+    if (number === null || !Number.isFinite(number)) {
+      throw new DataError(`expected a grade point between 0 and 10 (like 7.25) or blank, got ${preview(value)}`);
+    }
+    if (!(GRADE_MIN <= number && number <= GRADE_MAX)) throw new DataError(`grade ${formatG(number)} is outside 0-10`);
+    return number;
+  }
+
+  function collegeCode(value) {
+    const number = value === null || value === undefined ? null : decimal(value);
+    if (number === null) {
+      throw new DataError(`expected an integer college code (like 115), got ${preview(value ?? "")}`);
+    }
+    if (!Number.isInteger(number) || !(number >= 0 && number < 2 ** 53)) {
+      throw new DataError(`expected a non-negative integer college code, got ${preview(value)}`);
+    }
+    return number === 0 ? 0 : number; // -0 is 0
+  }
+
+  function semesterNumber(column) {
+    const text = stripChars(column, WHITESPACE);
+    for (const pattern of SEMESTER_PATTERNS) {
+      const match = pattern.exec(text);
+      if (match) {
+        const digits = match[1].replace(/^0+/, "") || "0";
+        return digits.length <= 6 ? Number(digits) : SEMESTER_LIMIT + 1;
+      }
+    }
+    return null;
+  }
+
+  const named = (columns, names) => columns.filter((c) => names.includes(pyStrip(c).toLowerCase()));
+  function one(columns, names, what, where) {
+    const found = named(columns, names);
+    if (found.length > 1) {
+      throw new DataError(`${where}: ${found.length} ${what} columns (${found.map((c) => preview(c, 24)).join(", ")}); keep one`);
+    }
+    return found.length ? found[0] : null;
+  }
+
+  function readHeader(columns, where, limit = SEMESTER_LIMIT) {
+    const compare = (a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+    const numbered = columns.filter((c) => semesterNumber(c) !== null).map((c) => [semesterNumber(c), c]).sort(compare);
+    for (const [number, column] of numbered) {
+      if (number < 1) {
+        throw new DataError(`${where}: column ${preview(column, 24)} names semester 0; semesters are numbered from 1 (1st, sem1, ...)`);
+      }
+      if (number > limit) {
+        throw new DataError(`${where}: column ${preview(column, 24)} names a semester past the limit of ${limit} (semesters 1-${limit} are read)`);
+      }
+    }
+    if (!numbered.length) {
+      throw new DataError(`${where}: no semester columns found in the header ${previewColumns(columns)}; expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)`);
+    }
+    for (let k = 1; k < numbered.length; k++) {
+      if (numbered[k - 1][0] === numbered[k][0]) {
+        throw new DataError(`${where}: columns ${preview(numbered[k - 1][1], 24)} and ${preview(numbered[k][1], 24)} are both semester ${numbered[k][0]}`);
+      }
+    }
+    const college = one(columns, COLLEGE_NAMES, "college", where);
+    one(columns, GENDER_NAMES, "gender", where);
+    return { semesters: numbered.map((n) => n[1]), numbers: numbered.map((n) => n[0]), college };
+  }
+
+  // Python's csv.reader(strict=True, skipinitialspace=True) over io.StringIO(text): lines end at
+  // "\n" only, and every record reports the line it started on.
+  function* csvRecords(text) {
+    let position = 0, lineNumber = 0, state = "start_record", field = "", fieldLength = 0, cells = [], start = 1;
+    const fail = (message) => { const e = new Error(message); e.line = lineNumber; throw e; };
+    const add = (ch) => {
+      if (fieldLength >= LIMITS.fieldChars) fail(`field larger than field limit (${LIMITS.fieldChars})`);
+      field += ch; fieldLength++;
+    };
+    const save = () => { cells.push(field); field = ""; fieldLength = 0; };
+    while (position < text.length) {
+      const end = text.indexOf("\n", position);
+      const line = end < 0 ? text.slice(position) : text.slice(position, end + 1);
+      position += line.length;
+      lineNumber++;
+      if (state === "start_record") start = lineNumber;
+      for (const ch of line) {
+        switch (state) {
+          case "start_record":
+            if (ch === "\n" || ch === "\r") { state = "eat_crnl"; break; }
+            state = "start_field"; // falls through to read the first character of a field
+          case "start_field":
+            if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
+            else if (ch === '"') state = "in_quoted";
+            else if (ch === " ") { /* skipinitialspace */ }
+            else if (ch === ",") save();
+            else { add(ch); state = "in_field"; }
+            break;
+          case "in_field":
+            if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
+            else if (ch === ",") { save(); state = "start_field"; }
+            else add(ch);
+            break;
+          case "in_quoted":
+            if (ch === '"') state = "quote_in_quoted"; else add(ch);
+            break;
+          case "quote_in_quoted":
+            if (ch === '"') { add(ch); state = "in_quoted"; }
+            else if (ch === ",") { save(); state = "start_field"; }
+            else if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
+            else fail(`',' expected after '"'`);
+            break;
+          case "eat_crnl":
+            if (ch !== "\n" && ch !== "\r") fail("new-line character seen in unquoted field - do you need to open the file with newline=''?");
+            break;
+        }
+      }
+      // End of the line: a record ends unless a quoted field goes on.
+      if (state === "in_field" || state === "start_field" || state === "quote_in_quoted") { save(); state = "start_record"; }
+      else if (state === "eat_crnl") state = "start_record";
+      if (state === "start_record") { yield { cells, start, end: lineNumber }; cells = []; }
+    }
+    if (state === "in_quoted" || fieldLength) fail("unexpected end of data");
+  }
+
+  // table.read_table + parse_table: bytes -> {columns, rows, lines}, or one DataError.
+  function readTable(bytes, where) {
+    if (!bytes.some((b) => !(b === 0x20 || (b >= 0x09 && b <= 0x0d)))) {
+      throw new DataError(`${where}: the file is empty (expected a header row and one row per student)`);
+    }
+    let text;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes); // drops one leading BOM, as utf-8-sig
+    } catch {
+      throw new DataError(`${where}: not a CSV text file (it is not UTF-8 text)`);
+    }
+    if (text.includes("\0")) throw new DataError(`${where}: not a CSV text file (it contains NUL bytes)`);
+    const head = Array.from(text.slice(0, 2 * LIMITS.headerChars + 2)).slice(0, LIMITS.headerChars + 1);
+    if (!head.includes("\n") && Array.from(text.slice(0, 2 * LIMITS.headerChars + 4)).length > LIMITS.headerChars) {
+      throw new DataError(`${where}: the header line is longer than ${thousands(LIMITS.headerChars)} characters (it starts ${preview(text)})`);
+    }
+    const records = csvRecords(text);
+    let lastLine = 0;
+    try {
+      const first = records.next();
+      const header = first.done ? null : first.value.cells;
+      if (!header || !header.length) {
+        throw new DataError(`${where}: the file is empty (expected a header row and one row per student)`);
+      }
+      if (header.length > LIMITS.columns) {
+        throw new DataError(`${where}: ${thousands(header.length)} columns is over the ${LIMITS.columns}-column limit`);
+      }
+      const columns = header.map(pyStrip), rows = [], lines = [];
+      for (const { cells, start, end } of records) {
+        lastLine = end;
+        if (!cells.some((c) => pyStrip(c))) continue;
+        if (cells.length > columns.length) {
+          throw new DataError(`${where}, line ${start}: ${cells.length} cells but the header has ${columns.length} columns`);
+        }
+        rows.push(cells.map(pyStrip).concat(Array(columns.length - cells.length).fill("")));
+        lines.push(start);
+      }
+      return { columns, rows, lines, where };
+    } catch (error) {
+      if (error instanceof DataError) throw error;
+      throw new DataError(`${where}, line ${error.line ?? lastLine}: not a readable CSV (${error.message})`);
+    }
+  }
+
+  // Predictor.question: what one row asks, or the reason it cannot be scored.
+  function question(values, college, semesters, hideLast) {
+    const row = new Float32Array(semesters).fill(NaN);
+    values.forEach((value, t) => {
+      try {
+        row[t] = gradeValue(value);
+      } catch (error) {
+        throw new DataError(`semester ${t + 1}: ${error.message}`);
+      }
+    });
+    if (row.every(Number.isNaN)) throw new DataError("grades: no grade given; enter at least one semester");
+    let code;
+    try {
+      code = collegeCode(college);
+    } catch (error) {
+      throw new DataError(`college: ${error.message}`);
+    }
+    const observed = [...row.keys()].filter((t) => !Number.isNaN(row[t]));
+    const last = observed[observed.length - 1];
+    if (last < semesters - 1 && !hideLast) return { row, college: code, semester: last + 2, actual: NaN };
+    if (observed.length === 1) {
+      throw new DataError(`grades: only semester ${last + 1} is given; a hindcast needs earlier semesters to predict it from`);
+    }
+    const actual = row[last];
+    row[last] = NaN;
+    return { row, college: code, semester: last + 1, actual };
+  }
+
+  // scoring.score_table: every row scored or given its reason; `predict(grades, colleges)` runs the model.
+  async function scoreTable(table, semesters, predict, hideLast = false) {
+    const header = readHeader(table.columns, table.where);
+    if (!table.rows.length) throw new DataError(`${table.where}: the file has a header but no student rows`);
+    const unknown = header.semesters.filter((c, k) => header.numbers[k] > semesters);
+    if (unknown.length) {
+      throw new DataError(`${table.where}: column(s) ${previewColumns(unknown)} name semesters the model does not know (it knows semesters 1-${semesters})`);
+    }
+    if (header.college === null) {
+      throw new DataError(`${table.where}: no 'College Code' column in the header ${previewColumns(table.columns)}`);
+    }
+    const count = table.rows.length;
+    const scored = { table, semesters, questions: Array(count).fill(null), errors: Array(count).fill(""),
+      prediction: new Float64Array(count).fill(NaN), low: new Float64Array(count).fill(NaN),
+      high: new Float64Array(count).fill(NaN) };
+    const index = new Map(table.columns.map((c, k) => [c, k])); // a repeated name: the last one, as a dict
+    table.rows.forEach((cells, i) => {
+      const values = Array(semesters).fill("");
+      header.semesters.forEach((column, k) => { values[header.numbers[k] - 1] = cells[index.get(column)]; });
+      try {
+        scored.questions[i] = question(values, cells[index.get(header.college)], semesters, hideLast);
+      } catch (error) {
+        scored.errors[i] = `line ${table.lines[i]}: ${error.message}`;
+      }
+    });
+    const ok = [...scored.questions.keys()].filter((i) => scored.questions[i]);
+    for (let from = 0; from < ok.length; from += 4096) {
+      const chunk = ok.slice(from, from + 4096);
+      const out = await predict(chunk.map((i) => Array.from(scored.questions[i].row)),
+        chunk.map((i) => scored.questions[i].college));
+      chunk.forEach((i, k) => {
+        scored.prediction[i] = out.prediction[k]; scored.low[i] = out.low[k]; scored.high[i] = out.high[k];
+      });
+    }
+    return scored;
+  }
+
+  // scoring.HindcastSummary: how close the model came where the answer is known.
+  function hindcastSummary(scored, inSample, intervalLevel) {
+    const rows = [...scored.questions.keys()].filter((i) => scored.questions[i] && !Number.isNaN(scored.questions[i].actual));
+    if (!rows.length) return null;
+    let error = 0, persistence = 0, covered = 0;
+    const points = rows.map((i) => {
+      const { row, actual } = scored.questions[i];
+      const previous = row.filter((g) => !Number.isNaN(g)).at(-1);
+      error += Math.abs(scored.prediction[i] - actual);
+      persistence += Math.abs(previous - actual);
+      covered += scored.low[i] <= actual && actual <= scored.high[i] ? 1 : 0;
+      return { actual, prediction: scored.prediction[i], low: scored.low[i], high: scored.high[i] };
+    });
+    const summary = { students: rows.length, mae: error / rows.length, persistenceMae: persistence / rows.length,
+      coverage: covered / rows.length, inSample, points };
+    const caveat = inSample ? " These students are the model's own training data, so this is in-sample: expect " +
+      "larger errors on a new cohort (the model card gives the cross-validated error)." : "";
+    summary.text = `Hindcast of ${summary.students} students (a known semester predicted from the earlier ones): ` +
+      `mean absolute error ${formatFixed(summary.mae, 2)} grade points (repeating the previous semester: ` +
+      `${formatFixed(summary.persistenceMae, 2)}); the ${intervalLevel} interval held ${formatPercent(summary.coverage)} ` +
+      `of the actual grades.${caveat}`;
+    return summary;
+  }
+
+  // scoring.write_scored_csv: the input cells, then the added columns, as Python's csv.writer writes them.
+  function scoredCsv(scored) {
+    const safe = (v) => (typeof v === "string" && FORMULA_STARTS.some((s) => v.startsWith(s)) ? "'" + v : v);
+    const cell = (v) => {
+      const text = typeof v === "number" ? (Number.isNaN(v) ? "" : formatG(v)) : safe(v ?? "");
+      return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    };
+    const lines = [scored.table.columns.concat(ADDED_COLUMNS).map((c) => cell(safe(c))).join(",")];
+    scored.table.rows.forEach((cells, i) => {
+      const q = scored.questions[i];
+      const numbers = q ? [NaN, scored.prediction[i], NaN, scored.low[i], scored.high[i], q.actual,
+        Math.abs(q.actual - scored.prediction[i])] : Array(7).fill(NaN);
+      lines.push(cells.concat([q ? String(q.semester) : "", ...numbers, scored.errors[i]]).map(cell).join(","));
+    });
+    return lines.join("\r\n") + "\r\n";
+  }
+
+  Object.assign(exports, { DataError, readTable, readHeader, scoreTable, hindcastSummary, scoredCsv, gradeValue,
+    collegeCode, question, formatFixed, formatG, preview, BLANK_CELLS });
+})(typeof window === "undefined" ? globalThis.cgpaRules = {} : (window.cgpaRules = {}));
