@@ -1,5 +1,152 @@
-"""ASGI middleware of the demo's server: what a malformed API call is told."""
+"""ASGI middleware of the demo's server: what reaches Gradio at all, and what a malformed
+API call is told."""
 from __future__ import annotations
+
+import json
+
+from cgpa_rnn.demo import service
+
+# An upload at its limit plus the form around it. Gradio reads a body whole before refusing it
+# (each 50 MB request left ~150 MB of server memory behind), so the cap is checked first.
+MAX_BODY_BYTES = service.UPLOAD_LIMITS.bytes + 256 * 1024
+# Gradio routes this demo does not offer: a deep link writes a session's components (a scored
+# table of students) to disk outside any clean-up; the run history page is off anyway.
+CLOSED_PATHS = ("/gradio_api/deep_link", "/gradio_api/runs")
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Refuse a request body over MAX_BODY_BYTES before the app reads any of it: by its
+    Content-Length when it has one, else by counting while it streams (holding at most the
+    limit, then handing the app the same bytes)."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    def _too_large(self) -> str:
+        return (f"the request is larger than {self.limit // 1024:,} KB; uploads are limited to "
+                f"{service.UPLOAD_LIMITS.bytes // 1024:,} KB")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                return await _answer(send, 413, self._too_large())
+            return await self.app(scope, receive, send)
+        if b"chunked" not in headers.get(b"transfer-encoding", b""):
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await _answer(send, 413, self._too_large())
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def endpoint_parameters(demo) -> dict:
+    """What ValueCount checks: for each named endpoint that clients may call, its parameter
+    names, keyed both by the paths that call it by name and by its fn_index (the queue's)."""
+    endpoints = {}
+    named = demo.get_api_info(all_endpoints=True)["named_endpoints"]
+    for index, fn in demo.fns.items():
+        info = named.get(f"/{fn.api_name}")
+        if info is None:
+            continue
+        names = [p.get("parameter_name") or p["label"] for p in info["parameters"]]
+        for route in ("call", "run"):
+            endpoints[f"/gradio_api/{route}/{fn.api_name}"] = (fn.api_name, names)
+        endpoints[index] = (fn.api_name, names)
+    return endpoints
+
+
+class ValueCount:
+    """Refuse a call with the wrong number of values, naming the parameters expected. Gradio
+    drops values beyond an endpoint's inputs (a value too many is silently ignored) and answers
+    too few with its components' reprs."""
+
+    QUEUE_PATH = "/gradio_api/queue/join"
+
+    def __init__(self, app, endpoints: dict):
+        self.app, self.endpoints = app, endpoints
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not (
+                scope["path"] in self.endpoints or scope["path"] == self.QUEUE_PATH):
+            return await self.app(scope, receive, send)
+        chunks = []  # bounded: BodyLimit runs before this
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        problem = self._problem(scope["path"], body)
+        if problem:
+            return await _answer(send, 400, problem)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _problem(self, path: str, body: bytes) -> str | None:
+        try:
+            payload = json.loads(body)
+            values = payload["data"]
+            endpoint = self.endpoints.get(payload.get("fn_index") if path == self.QUEUE_PATH else path)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # not a call this check understands: Gradio answers it
+        if endpoint is None or not isinstance(values, list):
+            return None
+        name, names = endpoint
+        if len(values) == len(names):
+            return None
+        return f"/{name} expects {len(names)} values ({', '.join(names)}), got {len(values)}"
+
+
+class ClosedRoutes:
+    """404 for the Gradio routes in CLOSED_PATHS."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith(CLOSED_PATHS):
+            return await _answer(send, 404, "not offered by this demo")
+        await self.app(scope, receive, send)
 
 
 class ReprFreeErrors:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
+from cgpa_rnn.demo.environment import SCORED_DIR
 from cgpa_rnn.export.torch_predictor import TorchPredictor
 from cgpa_rnn.model.card import render_model_card
 from cgpa_rnn.model.config import INTERVAL_LEVEL
@@ -29,8 +30,8 @@ from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, preview, read_header
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.
 UPLOAD_LIMITS = Limits(bytes=2 * 1024 * 1024, rows=5000, columns=64, header_chars=4000)
-# Scored files wait here until Gradio has copied them for the download, then go.
-SCORED_DIR = Path(tempfile.gettempdir()) / "cgpa-demo-scored"
+# Scored files wait in SCORED_DIR until Gradio has copied them for the download; a timer
+# (demo/retention.py) deletes them after this.
 SCORED_KEEP_SECONDS = 120
 REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the data set shipped in data/), "
                 "or run `cgpa train`, `cgpa export` and `cgpa verify` on the directory.")
@@ -128,23 +129,6 @@ def predict_student(backends: Backends, grades: list, college, hide_last: bool =
                          question.college, float((known.sum() + prediction) / (known.size + 1)))
 
 
-def plot_frame(backends: Backends, result: StudentResult) -> pd.DataFrame:
-    """The chart's data, drawn by the browser: the grades, and lines from the last one to the
-    prediction and to both ends of its interval (and to the actual grade for a hindcast)."""
-    rows = [(t + 1, g, "grades") for t, g in enumerate(result.grades) if not np.isnan(g)]
-    last = max(t for t, _, _ in rows if t < result.semester)
-    start = (last, result.grades[last - 1])
-    ends = [("prediction", result.onnx_prediction), (f"{INTERVAL_LEVEL:.0%} interval, low", result.low),
-            (f"{INTERVAL_LEVEL:.0%} interval, high", result.high)]
-    if result.actual is not None:
-        ends.append(("actual", result.actual))
-    for series, value in ends:
-        rows += [(start[0], start[1], series), (result.semester, value, series)]
-    chart = pd.DataFrame(rows, columns=["semester", "grade", "series"])
-    chart["semester"] = [backends.semester_names[t - 1] for t in chart["semester"]]  # "1st".."5th" sort as named
-    return chart
-
-
 def result_record(backends: Backends, result: StudentResult) -> dict:
     """A prediction for programs (the JSON endpoint): plain numbers, no formatting."""
     return {"semester": result.semester, "semester_name": backends.semester_names[result.semester - 1],
@@ -176,12 +160,18 @@ def at_risk_threshold(value) -> float:
 
 
 def _scored_file(upload_name: str) -> Path:
-    """A fresh file for a scored CSV; files of earlier requests are deleted first."""
-    SCORED_DIR.mkdir(exist_ok=True)
-    for old in SCORED_DIR.iterdir():
-        if time.time() - old.stat().st_mtime > SCORED_KEEP_SECONDS:
-            shutil.rmtree(old, ignore_errors=True)
+    """A fresh file for a scored CSV, in a folder of its own (two uploads may share a name)."""
     return Path(tempfile.mkdtemp(dir=SCORED_DIR)) / f"scored-{Path(upload_name).stem[:60]}.csv"
+
+
+def delete_old_scored_files(keep_seconds: float = SCORED_KEEP_SECONDS) -> int:
+    """Delete scored files older than `keep_seconds` (Gradio has its copy by then); how many."""
+    deleted = 0
+    for folder in SCORED_DIR.iterdir():
+        if time.time() - folder.lstat().st_mtime > keep_seconds:
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted += 1
+    return deleted
 
 
 def score_upload(backends: Backends, path: str | Path, threshold, hide_last: bool = False
@@ -197,13 +187,18 @@ def score_upload(backends: Backends, path: str | Path, threshold, hide_last: boo
     write_scored_csv(scored, out)
     ok = scored.ok
     at_risk = ok & (scored.served < threshold)
-    summary = (f"**{int(ok.sum())} of {len(ok)} students scored**, {int((~ok).sum())} rows with an error. "
-               f"**{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
+    summary = (f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
+               f"an error. **{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
                f"Largest torch/onnx difference: {np.nanmax(scored.abs_diff) if ok.any() else 0:.2g}.")
     hindcast = HindcastSummary.of(scored)
     if hindcast:
         summary += "\n\n" + hindcast.text()
     return scored, out, summary
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 student', '2 students'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
@@ -214,19 +209,24 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
     actual, predicted = scored.actual[rows], scored.served[rows]
     inside = (scored.low[rows] <= actual) & (actual <= scored.high[rows])
     return pd.DataFrame({"actual": actual.round(3), "predicted": predicted.round(3),
-                         "interval": np.where(inside, f"actual inside the {INTERVAL_LEVEL:.0%} interval",
-                                              "actual outside it")})
+                         "interval": np.where(inside, f"inside {INTERVAL_LEVEL:.0%} interval", "outside")})
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:
-    """The scored rows for the screen: grades, college, the backends side by side, the reason."""
+    """The scored rows for the screen: grades, college, the backends side by side, the reason
+    (columns named for reading, DISPLAY_NAMES; the downloaded file keeps the file's names)."""
     table = pd.DataFrame(scored.rows(), columns=scored.columns())
     header = read_header(scored.table.columns, scored.table.where)
     table = table[header.semesters + [header.college] + list(ADDED_COLUMNS)]
     for column in ("pred_torch", "pred_onnx", "low", "high", "actual", "abs_error"):
         table[column] = table[column].astype(float).round(3)
     table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")
-    return table
+    return table.rename(columns=DISPLAY_NAMES)
+
+
+# The scored file's column names as the screen shows them: words that wrap on a phone.
+DISPLAY_NAMES = {"semester_predicted": "semester predicted", "pred_torch": "torch", "pred_onnx": "onnx runtime",
+                 "abs_diff": "torch - onnx", "abs_error": "abs error"}
 
 
 def examples(backends: Backends, count: int = 4) -> list[list]:

@@ -1,16 +1,13 @@
 """Train, export and verify a model, for `python -m demo --rebuild` and for a visitor's own cohort.
 
-A visitor's model lives in its own directory for its browser session only: it is served
-to that session alone, never replaces the shipped model, and is deleted when the session
-ends (the page is closed), when it has been idle for an hour, or when a later server finds
-it left by one that stopped. No UI here: demo/app.py calls these functions.
+A visitor's model is built here into a fresh directory; demo/visitors.py decides whose it is,
+when it may be trained and when it is deleted. No UI here: demo/tabs/own_model.py calls these
+functions.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,17 +18,15 @@ from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.train import check_trainable, train_run
 from cgpa_rnn.errors import DataError, UserError
-from cgpa_rnn.rundir import RunDir, process_alive
+from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.table import Limits
 
 # What a visitor's training file may hold, checked while reading, before any training.
 TRAIN_LIMITS = Limits(bytes=1024 * 1024, rows=3000, columns=40, header_chars=4000)
 MAX_SEMESTERS = 12
 TRAIN_SECONDS = 60  # the training budget; export and verification take a few seconds more
-SESSIONS_ROOT = Path(tempfile.gettempdir()) / "cgpa-demo-sessions"  # one folder per server process
-IDLE_SECONDS = 3600  # a session that never said goodbye (an API client) loses its model after this
-MAX_MODELS = 20  # models kept at once across sessions; the least recently used goes first
-TRAINING_SHARE = 0.85  # of a progress display: the rest is export, verification and loading
+# Shares of a progress display at each step: training, then export, verification and loading.
+TRAINING_SHARE, VERIFYING_SHARE, LOADING_SHARE = 0.85, 0.93, 0.97
 
 Report = Callable[[float, str], None]  # (share of the work done, what is happening) for a progress display
 
@@ -47,7 +42,7 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
     from cgpa_rnn.model.card import write_model_card
 
     steps = [(0.0, f"training on {cohort.describe_source()}"), (TRAINING_SHARE, "exporting to ONNX"),
-             (0.93, "verifying ONNX against torch")]
+             (VERIFYING_SHARE, "verifying ONNX against torch")]
 
     def step(k: int) -> None:
         share, what = steps[k]
@@ -89,7 +84,24 @@ class OwnModel:
 
     @property
     def downloads(self) -> list[Path]:
-        return [self.backends.run / name for name in (RunDir.ONNX, RunDir.PARITY, RunDir.CARD)]
+        """model.onnx, the parity report (the copy without students' grades) and the card."""
+        return [self.backends.run / RunDir.ONNX, self.directory / RunDir.PARITY, self.backends.run / RunDir.CARD]
+
+
+def parity_without_records(parity: dict) -> dict:
+    """The parity report as a visitor may download it: verification also runs the training
+    students' own prefixes, so a worst case can be one of them; it is described by its shape
+    (how many semesters given, which college) instead of quoted."""
+    outputs = {}
+    for name, entry in parity["outputs"].items():
+        entry = dict(entry)
+        worst = entry.pop("worst_input", None)
+        if worst is not None:
+            entry["worst_input_shape"] = {
+                "semesters_given": sum(g is not None for g in worst["grades"]), "of": len(worst["grades"]),
+                "note": "the grades themselves are left out: they may be a student's record"}
+        outputs[name] = entry
+    return {**parity, "outputs": outputs}
 
 
 def read_training_file(path: str | Path, name: str) -> Cohort:
@@ -112,7 +124,8 @@ def train_own_model(path: str | Path, root: Path, report: Report = lambda share,
         run = directory / "model"
         command = f"cgpa train --data {name} --out model --max-seconds {TRAIN_SECONDS}"
         metrics, parity = build_model(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), command, data, report)
-        report(0.97, "loading both runtimes")
+        RunDir(directory).write_json(RunDir.PARITY, parity_without_records(parity))
+        report(LOADING_SHARE, "loading both runtimes")
         return OwnModel(directory, load_backends(run), name, metrics, parity)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -134,61 +147,3 @@ def error_table(model: OwnModel) -> list[list]:
         rows.append([title, mine["n"], round(mine["mae"], 3), round(entry["ridge"]["mae"], 3),
                      round(entry["persistence"]["mae"], 3), f"{mine[COVERAGE_KEY]:.0%}"])
     return rows
-
-
-def _delete(models: list[OwnModel | None]) -> None:
-    for model in models:
-        if model is not None:
-            shutil.rmtree(model.directory, ignore_errors=True)
-
-
-class OwnModels:
-    """The visitors' models by session; safe to use from Gradio's worker threads."""
-
-    def __init__(self):
-        self._models: dict[str, OwnModel] = {}
-        self._lock = threading.Lock()
-        SESSIONS_ROOT.mkdir(exist_ok=True)
-        for folder in SESSIONS_ROOT.iterdir():  # left by a server that stopped: nobody can reach them now
-            if not process_alive(folder.name):
-                shutil.rmtree(folder, ignore_errors=True)
-        self.root = SESSIONS_ROOT / str(os.getpid())
-        self.root.mkdir(exist_ok=True)
-
-    def train(self, session: str, path: str | Path, report: Report = lambda share, what: None) -> OwnModel:
-        model = train_own_model(path, self.root, report)
-        self.keep(session, model)
-        return model
-
-    def keep(self, session: str, model: OwnModel) -> None:
-        with self._lock:
-            gone = [self._models.pop(session, None)]
-            self._models[session] = model
-            gone += self._expire(session)
-        _delete(gone)
-
-    def get(self, session: str) -> OwnModel:
-        with self._lock:
-            model = self._models.get(session)
-            gone = self._expire(session)
-        _delete(gone)
-        if model is None:
-            raise UserError("no model of yours is loaded: train one on your cohort first (models are removed when "
-                            f"the page is closed or after {IDLE_SECONDS // 60} idle minutes)")
-        model.used = time.monotonic()
-        return model
-
-    def discard(self, session: str) -> None:
-        with self._lock:
-            gone = [self._models.pop(session, None)]
-        _delete(gone)
-
-    def _expire(self, current: str) -> list[OwnModel]:
-        """Under the lock: take out the idle models, then the least recently used over the limit."""
-        idle = [s for s, m in self._models.items() if time.monotonic() - m.used > IDLE_SECONDS]
-        by_use = sorted(self._models, key=lambda s: self._models[s].used)
-        over = by_use[:max(0, len(self._models) - MAX_MODELS)]
-        return [self._models.pop(s) for s in dict.fromkeys(idle + over) if s != current]
-
-    def __len__(self) -> int:
-        return len(self._models)

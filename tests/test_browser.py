@@ -106,7 +106,7 @@ def test_html_in_an_upload_is_shown_as_text(browser, app_url, tmp_path):
     upload.write_text('<a href="https://example.invalid" id="planted">click</a><input type=password id=pw>,x\n1,2\n')
     page = browser.new_page()
     page.goto(app_url)
-    page.get_by_role("tab", name="A cohort").click()
+    page.get_by_role("tab", name="Cohort").click()
     page.locator("#cohort-file input[type=file]").set_input_files(str(upload))
     page.locator("#threshold input").fill("")
     page.locator("#score").click()
@@ -127,7 +127,7 @@ def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, 
 
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.goto(app_url)
-    page.get_by_role("tab", name="A cohort").click()
+    page.get_by_role("tab", name="Cohort").click()
     page.get_by_role("button", name="Take the data set the model was trained on").click()
     page.locator("#cohort-file").get_by_text(SHIPPED_DATA.stem).first.wait_for(timeout=15_000)  # drawn in parts
     page.locator("#score").click()
@@ -135,7 +135,7 @@ def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, 
     assert page.get_by_text("177 of 178 students scored").count() >= 1
     assert page.get_by_text("in-sample").count() >= 1
     page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
-    page.get_by_role("tab", name="A cohort").scroll_into_view_if_needed()
+    page.get_by_role("tab", name="Cohort").scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "cohort-hindcast.png"), full_page=True)
 
@@ -144,7 +144,7 @@ def test_the_cohort_tab_scores_the_data_set_by_hindcast_with_its_chart(browser, 
 def test_the_about_tab_shows_the_model_card(browser, app_url):
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
     page.goto(app_url)
-    page.get_by_role("tab", name="About the model").click()
+    page.get_by_role("tab", name="About").click()
     page.get_by_text("How it was made").first.wait_for(timeout=15_000)
     assert page.get_by_text("license: mit").count() == 0  # the Hub metadata block is for machines
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -153,19 +153,17 @@ def test_the_about_tab_shows_the_model_card(browser, app_url):
 
 @pytest.mark.browser
 def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_leave(browser, app_url, tmp_path):
-    import os
     import time
 
     from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
-    from cgpa_rnn.demo.training import SESSIONS_ROOT
+    from cgpa_rnn.demo.environment import SESSIONS_DIR
 
     upload = tmp_path / "our-class.csv"
     generate_frame(SyntheticSpec(students=100, seed=8)).to_csv(upload, index=False)
-    models = SESSIONS_ROOT / str(os.getpid())  # the app of this test session keeps visitors' models here
-    before = set(models.iterdir())
+    before = set(SESSIONS_DIR.glob("*/*"))  # the app of this test session keeps visitors' models here
     page = browser.new_page(viewport={"width": 1280, "height": 1500})
     page.goto(app_url)
-    page.get_by_role("tab", name="Train on your own cohort").click()
+    page.get_by_role("tab", name="Your model").click()
     page.locator("#train-file input[type=file]").set_input_files(str(upload))
     page.locator("#train").click()
     page.get_by_text("training on our-class.csv").first.wait_for(timeout=30_000)  # the progress display
@@ -176,7 +174,7 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     assert page.locator("#train-errors").get_by_text("next semester").count() == 1
     listed = page.locator("#train-downloads").inner_text().replace("\n", "")  # names are drawn in parts
     assert all(name in listed for name in ("model.onnx", "parity.json", "MODEL_CARD.md"))
-    (created,) = set(models.iterdir()) - before
+    (created,) = set(SESSIONS_DIR.glob("*/*")) - before
     page.locator("#own-grades input, #own-grades textarea").first.fill("7.2, 6.9, , 7.4")
     page.locator("#own-college input, #own-college textarea").first.fill("115")
     page.locator("#own-predict").click()

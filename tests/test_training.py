@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_config
 from gradio_client import Client, handle_file
 
-from cgpa_rnn.demo import service, training
+from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.model.train import train_run
 from cgpa_rnn.errors import UserError
 
@@ -21,9 +21,9 @@ def own_csv(tmp_path_factory):
     return path
 
 
-def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkeypatch):
-    monkeypatch.setattr(training, "MAX_MODELS", 1)
-    models = training.OwnModels()
+def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkeypatch, tmp_path):
+    monkeypatch.setattr(visitors, "MAX_MODELS", 1)
+    models = visitors.OwnModels(tmp_path)
     steps = []
     model = models.train("visitor-a", own_csv, lambda share, what: steps.append((share, what)))
     shares, texts = zip(*steps)
@@ -33,6 +33,8 @@ def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkey
     assert model.parity["passed"] and model.parity["training_prefixes_included"]
     assert [p.name for p in model.downloads] == ["model.onnx", "parity.json", "MODEL_CARD.md"]
     assert all(p.is_file() for p in model.downloads)
+    offered = model.downloads[1].read_text()  # verification ran the students' own prefixes: none is quoted
+    assert "worst_input_shape" in offered and "worst_input\"" not in offered
     assert "cgpa train --data my cohort.csv" in model.downloads[2].read_text()
     table = training.error_table(model)
     assert table[0][0] == "next semester" and table[0][1] > 0 and 0 < table[0][2] < 3 and 0 < table[0][3] < 3
@@ -72,36 +74,31 @@ def test_the_time_budget_stops_training_and_keeps_a_model(tiny_cohort, tmp_path)
 
 
 def test_idle_models_and_models_over_the_limit_are_deleted(tmp_path, monkeypatch):
-    models = training.OwnModels()
+    models = visitors.OwnModels(tmp_path)
+    kept = tmp_path / "kept"
+    kept.mkdir()
 
     def fake(name: str, used: float) -> training.OwnModel:
-        (tmp_path / name).mkdir()
-        return training.OwnModel(tmp_path / name, None, f"{name}.csv", {}, {}, used)
+        (kept / name).mkdir()
+        return training.OwnModel(kept / name, None, f"{name}.csv", {}, {}, used)
 
     now = time.monotonic()
-    models.keep("idle", fake("idle", now - training.IDLE_SECONDS - 1))
+    models.keep("idle", fake("idle", now - visitors.IDLE_SECONDS - 1))
     models.keep("old", fake("old", now - 60))
-    assert not (tmp_path / "idle").exists() and (tmp_path / "old").exists()
-    monkeypatch.setattr(training, "MAX_MODELS", 2)
+    assert not (kept / "idle").exists() and (kept / "old").exists()
+    monkeypatch.setattr(visitors, "MAX_MODELS", 2)
     models.keep("new", fake("new", now))
     models.keep("newest", fake("newest", now + 1))  # three over a limit of two: the least recently used goes
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "newest"] and len(models) == 2
+    assert sorted(p.name for p in kept.iterdir()) == ["new", "newest"] and len(models) == 2
     models.keep("newest", fake("again", now + 2))  # a second training replaces the session's first model
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "new"]
-
-
-def test_folders_of_stopped_servers_are_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "SESSIONS_ROOT", tmp_path)
-    (tmp_path / "999999999").mkdir()  # no such process
-    models = training.OwnModels()
-    assert [p.name for p in tmp_path.iterdir()] == [models.root.name]
+    assert sorted(p.name for p in kept.iterdir()) == ["again", "new"]
 
 
 def test_the_app_trains_a_visitors_model_and_serves_it_to_that_session_only(app_url, own_csv):
     client = Client(app_url, verbose=False)
     summary, errors, downloads = client.predict(handle_file(str(own_csv)), api_name="/train_own")
     assert "Your model is ready" in summary and "Both runtimes agree" in summary
-    assert errors["value"]["headers"][3] == "MAE, ridge" and len(errors["value"]["data"]) >= 1
+    assert errors["headers"][3] == "MAE, ridge" and len(errors["data"]) >= 1  # plain values, not update dicts
     assert sorted(p.rsplit("/", 1)[1] for p in downloads) == ["MODEL_CARD.md", "model.onnx", "parity.json"]
     torch_value, onnx_value, diff, details = client.predict("7,6.5,,7", "115", api_name="/predict_own")
     assert torch_value == onnx_value and float(diff) <= 1e-5 and "5th semester" in details

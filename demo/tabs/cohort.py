@@ -1,0 +1,89 @@
+"""The "Cohort" tab: a CSV of students scored by both runtimes, hindcasts of known semesters
+with a predicted-vs-actual chart, and the scored file to download."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from cgpa_rnn.demo import service
+from cgpa_rnn.demo.tabs.common import parse_bool, refused, shipped_data_button
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
+
+AT_RISK_BELOW = 6.0  # the threshold's default: a grade point advisors commonly act on
+
+
+def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: float,
+          hindcast_every_student, request: gr.Request | None = None
+          ) -> tuple[str, pd.DataFrame | None, pd.DataFrame, str]:
+    """The summary, the predicted-vs-actual chart's data (None without hindcasts), the scored
+    table and the scored CSV: plain values, for the page and for programs alike."""
+    try:
+        if cohort_csv is None:
+            raise UserError("upload a CSV first")
+        hindcast = parse_bool(hindcast_every_student, "hindcast_every_student")
+        scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below, hindcast)
+    except UserError as error:
+        raise refused(error, request, cohort_csv) from None
+    return text, service.hindcast_frame(scored), service.display_table(scored), str(out)
+
+
+def validate(cohort_csv, at_risk_below, hindcast_every_student) -> list:
+    try:
+        service.at_risk_threshold(at_risk_below)
+        threshold_message = None
+    except UserError as error:
+        threshold_message = str(error)
+    return [gr.validate(cohort_csv is not None, "upload a CSV first"),
+            gr.validate(threshold_message is None, threshold_message or ""),
+            gr.validate(True, "")]  # one verdict per input: the checkbox cannot be wrong
+
+
+def chart_shown(points) -> gr.ScatterPlot:
+    """The chart is shown only when the scoring produced hindcasts to draw."""
+    return gr.ScatterPlot(visible=points is not None)
+
+
+def build(backends: service.Backends, delete_after_minutes: int) -> None:
+    limits = service.UPLOAD_LIMITS
+    gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code; semesters are matched by "
+                f"their number). At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
+                "Each student's next semester is predicted; a student whose final semester is known is scored by "
+                "**hindcast** instead (that semester predicted from the earlier ones, then compared with the known "
+                "grade), so last year's class shows how close the model comes. Rows that cannot be scored keep "
+                "their reason in the `error` column. Uploads are student records: the server deletes them and the "
+                f"scored file within {delete_after_minutes} minutes and keeps nothing else.")
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file", height=120)
+            shipped_data_button(upload, "No file at hand? Take the data set the model was trained on")
+        with gr.Column():
+            threshold = gr.Number(value=AT_RISK_BELOW, label=f"at risk below ({GRADE_MIN:g}-{GRADE_MAX:g})",
+                                  minimum=GRADE_MIN, maximum=GRADE_MAX, elem_id="threshold")
+            hide_last = gr.Checkbox(label="hindcast every student's last known semester", elem_id="hide-last")
+            button = gr.Button("Score cohort", variant="primary", elem_id="score")
+    summary = gr.Markdown(label="summary", elem_id="cohort-summary")
+    chart = gr.ScatterPlot(x="actual", y="predicted", color="interval", x_lim=[GRADE_MIN, GRADE_MAX],
+                           y_lim=[GRADE_MIN, GRADE_MAX], label="hindcast: predicted against actual",
+                           x_title="actual grade point", y_title="predicted", elem_id="hindcast-chart",
+                           visible=False)
+    table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
+    download = gr.File(label="download the scored CSV", elem_id="cohort-download")
+
+    def page_score(cohort_csv, at_risk_below, hindcast_every_student, request: gr.Request):
+        """Score a cohort CSV: every student's next-semester grade point average (0-10) with its
+        interval, from torch and onnxruntime, and a hindcast of each known final semester.
+
+        Args:
+            cohort_csv: a CSV file, one row per student: grade columns named by semester number (1st, 2nd, ... or sem1, sem2, ...) on the 0-10 scale, blank when missing; a College Code column (integer codes); at most 2 MB and 5,000 rows
+            at_risk_below: students predicted below this grade point (0-10) are counted as at risk; 6.0 is usual
+            hindcast_every_student: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
+        Returns:
+            a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the scored table, and the scored CSV file
+        """
+        return score(backends, cohort_csv, at_risk_below, hindcast_every_student, request)
+
+    outputs = [summary, chart, table, download]
+    button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
+        page_score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch").success(
+        chart_shown, chart, chart, queue=False, api_visibility="private")

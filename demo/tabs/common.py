@@ -1,0 +1,76 @@
+"""What the tabs share: how a refused input is told (to the page, to API clients, to the
+log), named API parameters, and the shipped-data button."""
+from __future__ import annotations
+
+import html
+import inspect
+import re
+from pathlib import Path
+
+import gradio as gr
+
+from cgpa_rnn.data import SHIPPED_DATA
+from cgpa_rnn.demo.retention import log
+
+try:
+    from cgpa_rnn.values import parse_bool
+except ImportError:  # TEMPORARY until cgpa_rnn/values.py has the runtime's strict parser
+    from cgpa_rnn.errors import DataError
+
+    def parse_bool(value, field: str) -> bool:
+        if isinstance(value, bool) or value is None:
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off", ""):
+            return False
+        raise DataError(f"{field}: expected true or false, got {value!r:.40}")
+
+# The page renders error messages as (sanitised) HTML; Gradio's own client marks the page's
+# requests with this header. Programs get the plain text.
+PAGE_HEADER = ("x-gradio-user", "app")
+_QUOTED_OR_NUMBER = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(?:[.,]\d+)*")
+
+
+def from_page(request: gr.Request | None) -> bool:
+    return request is not None and request.headers.get(PAGE_HEADER[0]) == PAGE_HEADER[1]
+
+
+def refused(error: Exception, request: gr.Request | None, upload: str | Path | None = None) -> gr.Error:
+    """A user mistake as the caller sees it (plain text for programs, escaped for the page),
+    logged in one line with the upload's name and the reason, its quoted values and numbers
+    masked: a message may quote a grade or a roll number, the log must not."""
+    message = str(error)
+    reason = _QUOTED_OR_NUMBER.sub("#", message)
+    log(f"refused {Path(upload).name if upload else 'a request'}: {reason}")
+    return gr.Error(html.escape(message, quote=False) if from_page(request) else message, print_exception=False)
+
+
+def named(fn, names: list[str], returns=None, flag: str | None = None):
+    """Give a handler taking *values one named parameter per field (text, then an optional
+    yes/no `flag` last), for the API page, clients and MCP tools, and a last one for Gradio's
+    request, which Gradio passes among the values (see `split_request`)."""
+    kinds = {n: (str, "") for n in names} | ({flag: (bool, False)} if flag else {})
+    fields = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+              for n, (kind, default) in kinds.items()]
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation=gr.Request)
+    fn.__signature__ = inspect.Signature(fields + [request], return_annotation=returns or inspect.Signature.empty)
+    fn.__annotations__ = ({n: kind for n, (kind, _) in kinds.items()} | {"request": gr.Request}
+                          | ({"return": returns} if returns else {}))
+    return fn
+
+
+def split_request(values: tuple) -> tuple[tuple, gr.Request | None]:
+    """The field values and Gradio's request of a `named` handler's arguments."""
+    requests = [v for v in values if isinstance(v, gr.Request)]
+    return tuple(v for v in values if not isinstance(v, gr.Request)), (requests[0] if requests else None)
+
+
+def shipped_data_button(upload: gr.File, text: str) -> gr.Button:
+    """Puts the shipped data set into `upload`. A button, not gr.Examples: each gr.Examples
+    costs every new session ~1 ms of Gradio's state."""
+    button = gr.Button(text, size="sm", variant="secondary", elem_classes="shipped-data")
+    button.click(lambda: str(SHIPPED_DATA), None, upload, queue=False, api_visibility="private")
+    return button

@@ -1,0 +1,170 @@
+"""The "Student" tab: one student's grades in, both runtimes' forecasts side by side, the
+visitor's browser as a third runtime, and a chart drawn by the browser."""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from cgpa_rnn.demo import service
+from cgpa_rnn.demo.tabs.common import named, parse_bool, refused, split_request
+from cgpa_rnn.errors import UserError
+from cgpa_rnn.export.site import ORT_CDN
+from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.rundir import RunDir
+
+HERE = Path(__file__).resolve().parent.parent
+BROWSER_JS, CHART_JS = HERE / "browser.js", HERE / "chart.js"
+HINDCAST_FLAG = "hindcast_last_given"
+
+
+def parameter_names(backends: service.Backends) -> list[str]:
+    """The API's parameters: one per semester, the college, then the hindcast flag."""
+    return [f"semester_{name}" for name in backends.semester_names] + ["college", HINDCAST_FLAG]
+
+
+def ask(backends: service.Backends, values: tuple) -> service.StudentResult:
+    """The answer to a form's (or an API call's) values, refusing a call with the wrong number
+    of values by naming the parameters expected."""
+    names = parameter_names(backends)
+    if len(values) != len(names):
+        raise UserError(f"expected {len(names)} values ({', '.join(names)}), got {len(values)}")
+    *grades, code, hindcast = values
+    return service.predict_student(backends, grades, code, parse_bool(hindcast, HINDCAST_FLAG))
+
+
+def question_record(backends: service.Backends, result: service.StudentResult) -> dict:
+    """The exact question the server asked and its answer, for the browser: its runtime asks the
+    same question, its chart draws the answer."""
+    return {"grades": [None if np.isnan(g) else g for g in result.grades], "college": result.college,
+            "semester": result.semester, "names": backends.semester_names, "prediction": result.onnx_prediction,
+            "low": result.low, "high": result.high, "actual": result.actual, "level": f"{INTERVAL_LEVEL:.0%}"}
+
+
+def answer_text(backends: service.Backends, result: service.StudentResult) -> str:
+    name = backends.semester_names[result.semester - 1]
+    lines = [f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
+             f"{result.low:.2f} to {result.high:.2f})."]
+    if result.actual is not None:
+        inside = "inside" if result.low <= result.actual <= result.high else "outside"
+        lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
+                     f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
+    agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
+                 else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
+    lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
+                 f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
+                 "onnxruntime.")
+    lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
+    if not result.known_college:
+        lines.append("The college was not seen in training: it uses the shared 'unknown' slot.")
+    return "\n\n".join(lines)
+
+
+def side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:
+    """torch, onnxruntime, their difference and the answer in words, as the page shows them."""
+    return (f"{result.torch_prediction:.2f}", f"{result.onnx_prediction:.2f}", f"{result.abs_diff:.1e}",
+            answer_text(backends, result))
+
+
+def predict(backends: service.Backends, values: tuple, request: gr.Request | None = None) -> tuple:
+    """The page's outputs: both runtimes, their difference, the answer, and the question asked."""
+    try:
+        result = ask(backends, values)
+    except UserError as error:
+        raise refused(error, request) from None
+    return (*side_by_side(backends, result), question_record(backends, result))
+
+
+def predict_json(backends: service.Backends, values: tuple, request: gr.Request | None = None) -> dict:
+    try:
+        return service.result_record(backends, ask(backends, values))
+    except UserError as error:
+        raise refused(error, request) from None
+
+
+def validate(backends: service.Backends, values: tuple) -> list:
+    """One verdict per field, shown at the field before the prediction runs."""
+    *grades, code, hindcast = values
+    messages = service.field_errors(backends, grades, code, bool(hindcast))
+    return [gr.validate(message is None, message or "") for message in messages] + [gr.validate(True, "")]
+
+
+def browser_runtime(backends: service.Backends) -> str:
+    """The JS event that runs the same model.onnx in the visitor's browser (demo/browser.js)."""
+    model = (backends.run / RunDir.ONNX).read_bytes()
+    config = {"ortBase": ORT_CDN, "model": base64.b64encode(model).decode(), "semesters": backends.semesters}
+    return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
+
+
+def build(backends: service.Backends) -> None:
+    names = backends.semester_names
+    gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
+                f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
+                f"give all of them: it then predicts the {names[-1]} from the earlier ones; or tick the box to "
+                "predict the last grade you gave from the ones before it.")
+    with gr.Row():
+        grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1, min_width=80)
+                       for t, name in enumerate(names)]
+    with gr.Row():
+        college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
+                              allow_custom_value=True, label="college (pick one, or type any code)",
+                              elem_id="college")
+        hide_last = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
+                                elem_id="hide-last-grade")
+        button = gr.Button("Predict", variant="primary", elem_id="predict")
+    with gr.Row():
+        torch_out = gr.Textbox(label="torch", elem_id="pred-torch", interactive=False, min_width=80)
+        onnx_out = gr.Textbox(label="onnxruntime", elem_id="pred-onnx", interactive=False, min_width=80)
+        diff_out = gr.Textbox(label="torch - onnxruntime", elem_id="abs-diff", interactive=False, min_width=80)
+        browser_out = gr.Textbox(label="your browser (onnxruntime-web)", elem_id="pred-browser", interactive=False)
+    details = gr.Markdown(label="answer", elem_id="details")
+    chart = gr.HTML(elem_id="plot")  # drawn by the browser from the answer (demo/chart.js)
+    question = gr.JSON(label="question_and_answer", visible=False)
+    outputs = [torch_out, onnx_out, diff_out, details, question]
+
+    def page_predict(*values):
+        return predict(backends, *split_request(values))
+
+    def api_predict_json(*values) -> dict:
+        return predict_json(backends, *split_request(values))
+
+    api_predict_json.__doc__ = tool_description(backends)
+    parameters = parameter_names(backends)
+    inputs = [*grade_boxes, college, hide_last]
+    button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
+                 api_visibility="private").then(
+        named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
+        validator=lambda *values: validate(backends, values), api_name="predict").success(
+        None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
+        None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
+    gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG), api_name="predict_json")
+    examples = service.examples(backends)
+    if examples:
+        gr.Examples(examples, [*grade_boxes, college],
+                    label="students from the data: the last semester hidden, or given for a hindcast")
+
+
+def tool_description(backends: service.Backends) -> str:
+    """The docstring of /predict_json, which API pages and MCP clients show: what each input means."""
+    known = ", ".join(map(str, backends.colleges))
+    semesters = "\n".join(
+        f"    semester_{name}: grade point of the {name} semester on the 0-10 scale, as text (\"7.1\"); blank (\"\") "
+        "when missing or not yet taken" for name in backends.semester_names)
+    return f"""One student's next-semester grade point average (0-10), with its {INTERVAL_LEVEL:.0%} prediction
+interval, from the same recurrent network in torch and in onnxruntime.
+
+The semester after the last one given is predicted. With the final semester given (or
+{HINDCAST_FLAG} true), the last grade given is predicted from the earlier ones instead and
+returned as hindcast_actual beside the prediction: how close the model would have been.
+
+Args:
+{semesters}
+    college: the student's college code, an integer; the model knows {known}, and any other code uses its shared "unknown" slot
+    {HINDCAST_FLAG}: true to predict the last grade given from the earlier ones (a hindcast); false by default
+Returns:
+    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average
+"""
