@@ -3,7 +3,9 @@
 Each subcommand parses its arguments and calls one function of the packages; user
 mistakes (bad data, a missing or stale model, bad grades) print one readable line and
 exit with status 2, never a traceback. A subcommand imports what it needs only when it
-runs, so `cgpa --help` and `cgpa predict --backend onnx` work without torch installed.
+runs, so `cgpa --help` and `cgpa predict --backend onnx` work without torch installed, and
+a command that needs an extra names it in one line. Every --out is checked before any work
+(cgpa_rnn.paths: never an input, a symbolic link, a device or a folder of someone else's).
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
-from cgpa_rnn.data.inputs import PARITY_SAMPLES
-from cgpa_rnn.errors import UserError
+from cgpa_rnn.errors import ParityError, UserError
+from cgpa_rnn.paths import check_output_file, check_output_folder
+
+# Modules that only an extra brings, and which extra: a plain `pip install` has numpy and onnxruntime.
+EXTRAS = {"torch": "train", "pandas": "train", "onnx": "train", "onnxscript": "train", "matplotlib": "train",
+          "tqdm": "train", "gradio": "demo", "gradio_client": "demo"}
 
 
 def _cohort(args):
@@ -57,13 +62,28 @@ def cmd_data(args) -> None:
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
 
 
+def _config_line(config) -> str:
+    """The config in one line: the cell and what differs from the defaults (all of it is in config.json)."""
+    changed = []
+    for owner, spec in _config_fields():
+        value = getattr(config.model if owner.__name__ == "ModelConfig" else config, spec.name)
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        if value != default and spec.name != "cell":
+            shown = "/".join(map(str, value)) if isinstance(value, tuple) else value
+            changed.append(f"{spec.name.replace('_', '-')} {shown or 'none'}")
+    return f"{config.model.cell} cell; " + (", ".join(changed) if changed else "default settings")
+
+
 def cmd_train(args) -> None:
+    from cgpa_rnn.data import check_trainable
     from cgpa_rnn.model.config import COVERAGE_KEY
     from cgpa_rnn.model.train import train_run
 
+    check_output_folder(args.out)
     config = _train_config(args)
     cohort = _cohort(args)
-    print(f"training on {cohort.describe_source()}\nconfig:\n{config}")
+    check_trainable(cohort)
+    print(f"training on {cohort.describe_source()}: {_config_line(config)} (in full: {args.out}/config.json)")
     metrics = train_run(cohort, config, args.out, progress=not args.quiet, command=_command_line())
     for target, entry in metrics["test"].items():
         print(f"held-out {target:>4}: model MAE {entry['model']['mae']:.4f} "
@@ -82,8 +102,13 @@ def cmd_evaluate(args) -> None:
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         raise UserError(f"--cells: unknown cell(s) {', '.join(unknown)}; valid cells: {', '.join(CELLS)}")
+    from cgpa_rnn.data import check_trainable
+
+    check_output_folder(args.out)
     config = _train_config(args)
-    report = evaluate(_cohort(args), config, args.out, args.folds, args.repeats, cells=cells,
+    cohort = _cohort(args)
+    check_trainable(cohort)
+    report = evaluate(cohort, config, args.out, args.folds, args.repeats, cells=cells,
                       progress=not args.quiet, command=_command_line())
     print(format_report(report))
     write_model_card(args.out)
@@ -129,7 +154,10 @@ def _write_card(run) -> None:
 def cmd_verify(args) -> int:
     from cgpa_rnn.export.verify import format_parity, verify
 
-    report = verify(args.run, samples=args.samples, data=args.data)
+    try:
+        report = verify(args.run, samples=args.samples, data=args.data)
+    except ParityError as failed:
+        report = failed.report
     print(format_parity(report))
     _write_card(args.run)
     return 0 if report["passed"] else 1
@@ -147,23 +175,32 @@ def cmd_bench(args) -> None:
     _write_card(args.run)
 
 
-def _backends(run, choice: str | None) -> dict:
+def extra_needed(command: str, module: str, extra: str | None = None) -> str | None:
+    """The one line for a command whose extra is not installed, or None for any other missing module."""
+    if module.split(".")[0] not in EXTRAS:
+        return None
+    extra = extra or EXTRAS[module.split(".")[0]]
+    return (f"{command} needs the [{extra}] extra ({module.split('.')[0]} is not installed); from a clone of the "
+            f"repository: pip install \".[{extra}]\"")
+
+
+def _backends(run, choice: str | None, batch: bool = False) -> dict:
     from cgpa_rnn.predictor import check_fresh
     from cgpa_rnn.rundir import RunDir
 
     run = RunDir(run)
-    if choice is None:  # both where torch is installed, else the runtime alone
+    if choice is None:  # one student: both where torch is installed; a CSV: onnxruntime, the serving runtime
         try:
             import torch  # noqa: F401
-            choice = "both"
+            choice = "onnx" if batch else "both"
         except ImportError:
             choice = "onnx"
     backends = {}
     if choice in ("torch", "both"):
         try:
             from cgpa_rnn.export.torch_predictor import TorchPredictor
-        except ImportError:
-            raise UserError("--backend torch needs torch: pip install 'cgpa-rnn[train]' "
+        except ModuleNotFoundError as error:
+            raise UserError(f"{extra_needed('--backend torch', error.name or 'torch') or error} "
                             "(or use --backend onnx)") from None
         backends["torch"] = TorchPredictor(run)
     if choice in ("onnx", "both"):
@@ -172,40 +209,35 @@ def _backends(run, choice: str | None) -> dict:
 
 
 def cmd_predict(args) -> int:
-    backends = _backends(args.run, args.backend)
     if args.csv:
-        from cgpa_rnn.scoring import HindcastSummary, score_csv, write_scored_csv
+        from cgpa_rnn.streaming import stream_scored_csv
 
         if not args.out:
             raise UserError("--csv needs --out FILE for the scored rows")
-        if Path(args.out).is_dir():
-            raise UserError(f"--out {args.out}: a folder is in the way; give a file name for the scored CSV")
-        scored = score_csv(args.csv, backends, hide_last=args.hindcast)
-        write_scored_csv(scored, args.out)
-        failed = int((~scored.ok).sum())
-        print(f"scored {len(scored.errors) - failed} of {len(scored.errors)} rows into {args.out}; "
-              f"{failed} with an error")
-        summary = HindcastSummary.of(scored)
-        if summary:
-            print(summary.text())
+        check_output_file(args.out, (args.csv,), "the scored CSV")
+        result = stream_scored_csv(args.csv, args.out, _backends(args.run, args.backend, batch=True),
+                                   hide_last=args.hindcast)
+        print(f"scored {result.scored} of {result.rows} rows into {args.out}; {result.rows - result.scored} with "
+              "an error")
+        if result.hindcast:
+            print(result.hindcast.text())
         return 0
     if args.grades is None or args.college is None:
         raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")
-    from cgpa_rnn.model.config import INTERVAL_LEVEL
-
+    backends = _backends(args.run, args.backend)
     for name, backend in backends.items():
         result = backend.predict(args.grades, args.college, args.hindcast)
         note = "" if backend.is_known_college(args.college) else " (college not seen in training)"
         hindcast = "" if result.actual is None else f"; hindcast, actual {result.actual:.2f}"
         print(f"{name}: semester {result.semester}: {result.prediction:.3f} "
-              f"({INTERVAL_LEVEL:.0%} interval {result.low:.2f}-{result.high:.2f}){hindcast}{note}")
+              f"({backend.interval_level:.0%} interval {result.low:.2f}-{result.high:.2f}){hindcast}{note}")
     return 0
 
 
 def cmd_web(args) -> None:
     from cgpa_rnn.export.site import build_site
 
-    index = build_site(args.run, args.out, args.ort)
+    index = build_site(args.run, args.out, args.ort, args.force)  # checks --out with cgpa_rnn.paths.check_site_folder
     files = "index.html, cgpa.js, model.onnx" + (", ort/" if (index.parent / "ort").is_dir() else "")
     print(f"wrote {index.parent}/ ({files}); "
           f"serve it with any static server, e.g. python -m http.server -d {index.parent}")
@@ -284,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="check model.onnx against model.pt; exit 1 on a mismatch")
     verify.add_argument("run")
-    verify.add_argument("--samples", type=int, default=PARITY_SAMPLES, help="random students besides the training data")
+    verify.add_argument("--samples", type=int, help="random students besides the training data (default: 10,000)")
     verify.add_argument("--data", help="the training CSV, when it is not the shipped data set")
     verify.set_defaults(handler=cmd_verify)
 
@@ -313,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--out", required=True, help="folder for the site")
     web.add_argument("--ort", help="onnxruntime-web: a local dist/ folder to copy, or a base URL "
                                    "(default: a pinned version on a public CDN)")
+    web.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a site cgpa "
+                                                           "web wrote (its other files stay)")
     web.set_defaults(handler=cmd_web)
 
     demo = commands.add_parser("demo", help="serve the Gradio demo (same as python -m demo)")
@@ -329,4 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        serves_demo = args.command == "demo" or getattr(args, "demo", False)
+        message = extra_needed(f"cgpa {args.command}", error.name or "", "demo" if serves_demo else None)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2

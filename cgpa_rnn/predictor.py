@@ -7,7 +7,6 @@ forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxrun
 """
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import college_code, grade_value
 
@@ -31,7 +31,7 @@ class StaleModelError(UserError):
 class Prediction:
     semester: int  # 1-based number of the semester predicted
     prediction: float
-    low: float  # 80% interval
+    low: float  # the predictor's interval (interval_level: 80%)
     high: float
     actual: float | None = None  # the hidden semester's known grade when this is a hindcast
 
@@ -72,6 +72,7 @@ class Predictor(ABC):
     semesters: int
     colleges: list[int]
     training_data_sha256: str | None  # of the CSV the model was trained on; None for a synthetic cohort
+    interval_level: float = DEFAULT_INTERVAL_LEVEL  # share of outcomes (low, high) is made to hold
 
     @abstractmethod
     def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,13 +164,15 @@ class OnnxPredictor(Predictor):
             raise StaleModelError(f"{path}: not a loadable ONNX model ({error}); re-export it with "
                                   f"`cgpa export {path.parent}`") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        if "semesters" not in self.metadata:
-            raise StaleModelError(f"{path}: not a cgpa-rnn model (no 'semesters' metadata)")
-        self.semesters = int(self.metadata["semesters"])
-        self.colleges = json.loads(self.metadata["colleges"])
-        self.semester_names = json.loads(self.metadata["semester_names"])
-        self.checkpoint_sha256 = self.metadata["checkpoint_sha256"]
-        self.training_data_sha256 = json.loads(self.metadata["data_source"]).get("sha256")
+        inputs = {i.name: (i.type, i.shape) for i in self.session.get_inputs()}
+        try:
+            check_graph(inputs, [o.name for o in self.session.get_outputs()], str(path))
+            described = read_metadata(self.metadata, inputs["grades"][1], str(path))
+        except MetadataError as error:
+            raise StaleModelError(str(error)) from None
+        self.semesters, self.semester_names = described.semesters, described.semester_names
+        self.colleges, self.checkpoint_sha256 = described.colleges, described.checkpoint_sha256
+        self.training_data_sha256, self.interval_level = described.training_data_sha256, described.interval_level
 
     def _infer(self, grades, college):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})

@@ -57,6 +57,7 @@ class RunDir:
     EVALUATION = "evaluation.json"
     EVALUATION_REPORT = "evaluation.md"
     PARITY = "parity.json"
+    VECTORS = "vectors.json"  # conformance vectors beside the ONNX file (export/vectors.py)
     BENCH = "bench.json"
     CARD = "MODEL_CARD.md"
     TRAINING_CURVE = "training_curve.png"
@@ -66,7 +67,7 @@ class RunDir:
         self.path = Path(path)
         self._hashes: dict[str, tuple[tuple, str]] = {}
 
-    FILES = (CHECKPOINT, ONNX, INT8, CONFIG, METRICS, EVALUATION, EVALUATION_REPORT, PARITY, BENCH, CARD,
+    FILES = (CHECKPOINT, ONNX, INT8, CONFIG, METRICS, EVALUATION, EVALUATION_REPORT, PARITY, VECTORS, BENCH, CARD,
              TRAINING_CURVE, PREDICTED_VS_ACTUAL)
 
     @classmethod

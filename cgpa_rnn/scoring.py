@@ -5,7 +5,9 @@ in the `error` column; it never stops the other rows. Semester columns are place
 number, so a file with only `2nd,3rd` is read as semesters 2 and 3. A student whose final
 semester is known is scored by hindcast: that semester is predicted from the earlier ones
 and compared with the known grade (`actual`, `abs_error`); `hide_last` does the same for
-every student's last known semester. Used by `cgpa predict --csv` and the demo's cohort tab.
+every student's last known semester. Used by the demo's cohort tab; `cgpa predict --csv`
+streams files of any length through cgpa_rnn.streaming, which gives its rows this module's
+meaning and sends every row it cannot score on its fast path through `score_table`.
 """
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.errors import DataError
+from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL
 from cgpa_rnn.predictor import PredictionError, Predictor
 from cgpa_rnn.rundir import atomic_path
 from cgpa_rnn.table import Limits, Table, read_table
-from cgpa_rnn.values import preview_columns, read_header
+from cgpa_rnn.values import Header, preview_columns, read_header
 
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
                  "error")
@@ -38,6 +40,7 @@ class ScoredTable:
     high: np.ndarray
     errors: list[str]
     training_file: bool = False  # the file is the one the model was trained on: its hindcasts are in-sample
+    interval_level: float = DEFAULT_INTERVAL_LEVEL  # of the runtime that serves
 
     @property
     def ok(self) -> np.ndarray:
@@ -81,40 +84,66 @@ class HindcastSummary:
     persistence_mae: float  # of repeating each student's previous known semester, for scale
     coverage: float  # share of actual grades inside the interval
     in_sample: bool  # these students were in the model's training data
+    interval_level: float = DEFAULT_INTERVAL_LEVEL
 
     @classmethod
     def of(cls, scored: ScoredTable) -> "HindcastSummary | None":
-        rows = scored.hindcast
-        if not rows.any():
-            return None
-        actual, seen = scored.actual[rows], scored.seen[rows]
-        previous = np.array([r[~np.isnan(r)][-1] for r in seen])  # every hindcast row has an earlier grade
-        return cls(int(rows.sum()), float(np.mean(np.abs(scored.served[rows] - actual))),
-                   float(np.mean(np.abs(previous - actual))),
-                   float(np.mean((scored.low[rows] <= actual) & (actual <= scored.high[rows]))),
-                   scored.training_file)
+        tally = HindcastTally()
+        tally.add(scored.served, scored.low, scored.high, scored.actual, scored.seen)
+        return tally.summary(scored.training_file, scored.interval_level)
 
     def text(self) -> str:
         caveat = (" These students are the model's own training data, so this is in-sample: expect larger "
                   "errors on a new cohort (the model card gives the cross-validated error)." if self.in_sample else "")
         return (f"Hindcast of {self.students} students (a known semester predicted from the earlier ones): "
                 f"mean absolute error {self.mae:.2f} grade points (repeating the previous semester: "
-                f"{self.persistence_mae:.2f}); the {INTERVAL_LEVEL:.0%} interval held {self.coverage:.0%} of the "
+                f"{self.persistence_mae:.2f}); the {self.interval_level:.0%} interval held {self.coverage:.0%} of the "
                 f"actual grades.{caveat}")
+
+
+class HindcastTally:
+    """Sums for HindcastSummary, added to part by part (a streamed file never holds all rows)."""
+
+    def __init__(self):
+        self.students, self.error, self.persistence_error, self.inside = 0, 0.0, 0.0, 0
+
+    def add(self, served, low, high, actual, seen) -> None:
+        rows = ~np.isnan(actual)
+        if not rows.any():
+            return
+        actual, seen = actual[rows], seen[rows]
+        observed = ~np.isnan(seen)  # every hindcast row has an earlier grade
+        previous = seen[np.arange(len(seen)), seen.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)]
+        self.students += int(rows.sum())
+        self.error += float(np.abs(served[rows] - actual).sum())
+        self.persistence_error += float(np.abs(previous - actual).sum())
+        self.inside += int(((low[rows] <= actual) & (actual <= high[rows])).sum())
+
+    def summary(self, in_sample: bool, interval_level: float) -> HindcastSummary | None:
+        if not self.students:
+            return None
+        return HindcastSummary(self.students, self.error / self.students, self.persistence_error / self.students,
+                               self.inside / self.students, in_sample, interval_level)
+
+
+def scoring_header(columns: list[str], where: str, semesters: int) -> Header:
+    """The header of a file to score with a model of `semesters` semesters."""
+    header = read_header(columns, where)
+    unknown = [c for c, n in zip(header.semesters, header.numbers) if n > semesters]
+    if unknown:
+        raise DataError(f"{where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
+                        f"(it knows semesters 1-{semesters})")
+    if header.college is None:
+        raise DataError(f"{where}: no 'College Code' column in the header {preview_columns(columns)}")
+    return header
 
 
 def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = False) -> ScoredTable:
     """`backends` maps 'torch'/'onnx' to predictors of the same model."""
     reference = next(iter(backends.values()))
-    header = read_header(table.columns, table.where)
+    header = scoring_header(table.columns, table.where, reference.semesters)
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
-    unknown = [c for c, n in zip(header.semesters, header.numbers) if n > reference.semesters]
-    if unknown:
-        raise DataError(f"{table.where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
-                        f"(it knows semesters 1-{reference.semesters})")
-    if header.college is None:
-        raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     count = len(table)
     seen = np.full((count, reference.semesters), np.nan, dtype=np.float32)
     codes = np.zeros(count, dtype=np.int64)
@@ -139,7 +168,7 @@ def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = 
             outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
     served = outputs.get("onnx", next(iter(outputs.values())))
     return ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
-                       served[1], served[2], errors)
+                       served[1], served[2], errors, interval_level=backends.get("onnx", reference).interval_level)
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
@@ -155,10 +184,13 @@ def spreadsheet_safe(value):
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
+def csv_cells(row: list) -> list:
+    """A scored row as the CSV holds it: numbers to six significant digits, text spreadsheet-safe."""
+    return [f"{v:.6g}" if isinstance(v, float) else spreadsheet_safe("" if v is None else v) for v in row]
+
+
 def write_scored_csv(scored: ScoredTable, path: str | Path) -> None:
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([spreadsheet_safe(c) for c in scored.columns()])
-        for row in scored.rows():
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else spreadsheet_safe("" if v is None else v)
-                             for v in row])
+        writer.writerows(csv_cells(row) for row in scored.rows())

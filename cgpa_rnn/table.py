@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgpa_rnn.errors import DataError
-from cgpa_rnn.values import preview
+from cgpa_rnn.values import SEMESTER_LIMIT, WHITESPACE, preview
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Limits:
     rows: int | None = None
     columns: int = 1000
     header_chars: int = 20_000
+    semesters: int = SEMESTER_LIMIT  # semester numbers a header may name (checked before any row is read)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Table:
     lines: list[int]  # the file line each row starts on (the header is line 1)
     where: str  # how messages name the table: a file name, "upload", ...
     sha256: str = ""
+    limits: Limits = Limits()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -44,7 +46,7 @@ class Table:
 
 
 def table_from_rows(columns: list[str], rows: list[list[str]], where: str) -> Table:
-    return Table([str(c).strip() for c in columns], [[str(v).strip() for v in row] for row in rows],
+    return Table([str(c).strip(WHITESPACE) for c in columns], [[str(v).strip(WHITESPACE) for v in row] for row in rows],
                  list(range(2, len(rows) + 2)), where)
 
 
@@ -62,22 +64,22 @@ def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
             raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
         if len(header) > limits.columns:
             raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
-        columns = [c.strip() for c in header]
+        columns = [c.strip(WHITESPACE) for c in header]
         rows, lines = [], []
         start = reader.line_num + 1
         for cells in reader:
-            if any(c.strip() for c in cells):
+            if any(c.strip(WHITESPACE) for c in cells):
                 if len(cells) > len(columns):
                     raise DataError(f"{where}, line {start}: {len(cells)} cells but the header has {len(columns)} "
                                     "columns")
                 if limits.rows is not None and len(rows) == limits.rows:
                     raise DataError(f"{where}: more than {limits.rows:,} student rows is over the limit")
-                rows.append([c.strip() for c in cells] + [""] * (len(columns) - len(cells)))
+                rows.append([c.strip(WHITESPACE) for c in cells] + [""] * (len(columns) - len(cells)))
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as error:
         raise DataError(f"{where}, line {reader.line_num}: not a readable CSV ({error})") from None
-    return Table(columns, rows, lines, where)
+    return Table(columns, rows, lines, where, limits=limits)
 
 
 def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = None) -> Table:

@@ -1,20 +1,40 @@
-"""Cell values and header columns of the results format, read the same way everywhere.
+r"""Cell values and header columns of the results format, read the same way everywhere.
 
 Training data, batch scoring, form fields and the API all go through these functions:
 a grade is a number in 0-10 or blank, a college code a non-negative integer, and a
 semester column is recognised by the semester number in its name ("1st", "sem2",
 "Semester 3"), never by its position in the file.
+
+Numbers are ASCII decimal notation and nothing else, the same rule in the CLI, the demo
+and the static page (which mirrors it in JavaScript). After removing surrounding ASCII
+whitespace (space, tab, CR, LF), a number matches
+
+    ^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$
+
+so `7`, `7.25`, `.5`, `7.` are numbers and `1e1`, `inf`, `0x10`, `1_0`, `٣` (a non-ASCII
+digit) and `７` are not. A grade cell is missing when it is empty or one of `nan`, `na`,
+`n/a` in any case (BLANK_CELLS); a college code is a number with no fractional part
+(`115` or `115.0`).
 """
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import dataclass
+
+import numpy as np
 
 from cgpa_rnn.errors import DataError
 
 GRADE_MIN, GRADE_MAX = 0.0, 10.0
 BLANK_CELLS = ("", "nan", "na", "n/a")
-_SEMESTER_PATTERNS = (re.compile(r"^(\d+)(st|nd|rd|th)$", re.I), re.compile(r"^s(?:em(?:ester)?)?[\s_-]*(\d+)$", re.I))
+WHITESPACE = " \t\r\n"  # what is trimmed around a cell or a field, in every runtime
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # used with fullmatch: the rule above
+SEMESTER_LIMIT = 20  # semester numbers a header may name: 1..SEMESTER_LIMIT
+_SEMESTER_PATTERNS = (re.compile(r"^([0-9]+)(st|nd|rd|th)$", re.I),
+                      re.compile(r"^s(?:em(?:ester)?)?[ _-]*([0-9]+)$", re.I))
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 COLLEGE_NAMES = ("college code", "college", "college_code")
 ROLL_NAMES = ("roll", "roll no.", "roll no", "roll_no", "roll number")
 GENDER_NAMES = ("gender", "sex")
@@ -31,34 +51,50 @@ def preview_columns(columns: list[str], count: int = 8) -> str:
     return f"[{shown}{f', ... {len(columns)} columns in all' if len(columns) > count else ''}]"
 
 
+def _number(value) -> float | None:
+    """The number a value holds under the decimal rule, or None. Numbers given as numbers
+    (from a program or the API) are taken as they are, except booleans; NaN is kept."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    text = str(value).strip(WHITESPACE)
+    return float(text) if DECIMAL.fullmatch(text) else None
+
+
 def grade_value(value) -> float:
     """A grade from a CSV cell, a form field or a number: NaN when blank, else 0-10.
 
     Raises ValueError with what was expected; callers add where the value came from."""
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip(WHITESPACE).lower() in BLANK_CELLS):
         return float("nan")
-    text = str(value).strip()
-    if text.lower() in BLANK_CELLS:
-        return float("nan")
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"expected a grade point between 0 and 10 or blank, got {preview(text)}") from None
-    if not GRADE_MIN <= number <= GRADE_MAX:
+    number = _number(value)
+    if number is None or math.isinf(number):
+        raise ValueError(f"expected a grade point between 0 and 10 (like 7.25) or blank, got {preview(value)}")
+    if not GRADE_MIN <= number <= GRADE_MAX and not math.isnan(number):
         raise ValueError(f"grade {number:g} is outside 0-10")
     return number
 
 
 def college_code(value) -> int:
     """A college code: a non-negative integer, also when written as 115.0."""
-    text = str(value).strip() if value is not None else ""
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"expected an integer college code, got {preview(text)}") from None
+    number = None if value is None else _number(value)
+    if number is None:
+        raise ValueError(f"expected an integer college code (like 115), got {preview('' if value is None else value)}")
     if not number.is_integer() or not 0 <= number < 2 ** 53:
-        raise ValueError(f"expected a non-negative integer college code, got {preview(text)}")
+        raise ValueError(f"expected a non-negative integer college code, got {preview(value)}")
     return int(number)
+
+
+def boolean_value(value) -> bool:
+    """A yes/no field from a form, the API or a CSV: a bool, or true/false, yes/no, 1/0, on/off
+    in any case. Anything else (a blank, "maybe", 2) is refused, never taken as true."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip(WHITESPACE).lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false (or yes/no, 1/0, on/off), got {preview(value)}")
 
 
 def semester_name(number: int) -> str:
@@ -68,11 +104,13 @@ def semester_name(number: int) -> str:
 
 
 def semester_number(column: str) -> int | None:
-    """3 for '3rd', 'sem3' or 'Semester 3'; None for any other column."""
+    """3 for '3rd', 'sem3' or 'Semester 3'; None for any other column. A number of more digits
+    than any limit reads as SEMESTER_LIMIT + 1 (never converted: int() of 5,000 digits fails)."""
     for pattern in _SEMESTER_PATTERNS:
-        match = pattern.match(column.strip())
+        match = pattern.match(column.strip(WHITESPACE))
         if match:
-            return int(match.group(1))
+            digits = match.group(1).lstrip("0") or "0"
+            return int(digits) if len(digits) <= 6 else SEMESTER_LIMIT + 1
     return None
 
 
@@ -88,11 +126,23 @@ class Header:
 
 
 def _named(columns: list[str], names: tuple[str, ...]) -> list[str]:
-    return [c for c in columns if c.strip().lower() in names]
+    return [c for c in columns if c.strip(WHITESPACE).lower() in names]
 
 
-def read_header(columns: list[str], where: str, semesters: list[str] | None = None) -> Header:
-    """Find the columns of a header; `semesters` names the semester columns 1..N explicitly."""
+def _one(columns: list[str], names: tuple[str, ...], what: str, where: str) -> str | None:
+    found = _named(columns, names)
+    if len(found) > 1:
+        raise DataError(f"{where}: {len(found)} {what} columns ({', '.join(preview(c, 24) for c in found)}); "
+                        f"keep one")
+    return found[0] if found else None
+
+
+def read_header(columns: list[str], where: str, semesters: list[str] | None = None,
+                limit: int = SEMESTER_LIMIT) -> Header:
+    """Find the columns of a header; `semesters` names the semester columns 1..N explicitly.
+
+    Semester numbers are checked against 1..`limit` here, before any row is read, so a header
+    naming semester 99999999999 costs nothing."""
     if semesters:
         missing = [s for s in semesters if s not in columns]
         if missing:
@@ -101,6 +151,13 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
         numbered = list(enumerate(semesters, start=1))
     else:
         numbered = sorted((semester_number(c), c) for c in columns if semester_number(c) is not None)
+    for number, column in numbered:
+        if number < 1:
+            raise DataError(f"{where}: column {preview(column, 24)} names semester 0; semesters are numbered from 1 "
+                            "(1st, sem1, ...)")
+        if number > limit:
+            raise DataError(f"{where}: column {preview(column, 24)} names a semester past the limit of {limit} "
+                            f"(semesters 1-{limit} are read)")
     if not numbered:
         raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; "
                         "expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
@@ -108,6 +165,5 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
         if number == next_number:
             raise DataError(f"{where}: columns {preview(column, 24)} and {preview(next_column, 24)} are both "
                             f"semester {number}")
-    college, gender = _named(columns, COLLEGE_NAMES), _named(columns, GENDER_NAMES)
-    return Header([c for _, c in numbered], [n for n, _ in numbered], college[0] if college else None,
-                  _named(columns, ROLL_NAMES), gender[0] if gender else None)
+    college, gender = _one(columns, COLLEGE_NAMES, "college", where), _one(columns, GENDER_NAMES, "gender", where)
+    return Header([c for _, c in numbered], [n for n, _ in numbered], college, _named(columns, ROLL_NAMES), gender)

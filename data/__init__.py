@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cgpa_rnn.data.cohort import Cohort, DataError, load_csv
+from cgpa_rnn.data.cohort import Cohort, DataError, check_trainable, load_csv
 from cgpa_rnn.data.sources import SHIPPED_DATA, describe_source
 from cgpa_rnn.data.synthetic import SyntheticSpec, synthetic_cohort
 from cgpa_rnn.rundir import file_sha256
@@ -37,5 +37,5 @@ def missing_cohort_note(source: dict) -> str:
             "(pass it with --data to use it); going on without it")
 
 
-__all__ = ["SHIPPED_DATA", "Cohort", "SyntheticSpec", "DataError", "load_csv", "load_cohort", "recorded_cohort",
-           "synthetic_cohort"]
+__all__ = ["SHIPPED_DATA", "Cohort", "SyntheticSpec", "DataError", "check_trainable", "load_csv", "load_cohort",
+           "recorded_cohort", "synthetic_cohort"]

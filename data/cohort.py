@@ -21,6 +21,9 @@ from cgpa_rnn.values import (Header, college_code, grade_value, preview, preview
                             semester_name)
 
 GENDERS = ("female", "male", "unknown")
+# Fewer leave a held-out share and per-member validation shares of a handful; every share needs
+# students with a next semester to learn from, so the count is of students with two grades.
+MIN_STUDENTS = 20
 _GENDER_SPELLINGS = {"female": "female", "f": "female", "male": "male", "m": "male", "": "unknown"}
 
 
@@ -121,7 +124,7 @@ def _gender(table: Table, header: Header, line: int, record: dict) -> str:
 
 def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = None) -> Cohort:
     """Parse a table (one row per student) into a Cohort; semester n lands in column n-1."""
-    header = read_header(table.columns, table.where, semesters)
+    header = read_header(table.columns, table.where, semesters, table.limits.semesters)
     if header.college is None:
         raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
     if not header.rolls:
@@ -150,6 +153,20 @@ def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = 
     semester_names = [names.get(n, semester_name(n)) for n in range(1, max(header.numbers) + 1)]
     return Cohort(keys, np.array(colleges, dtype=np.int64), np.array(genders, dtype=object),
                   np.array(rows, dtype=np.float32), semester_names, source, skipped)
+
+
+def check_trainable(cohort: Cohort, min_students: int = MIN_STUDENTS) -> None:
+    """A cohort a model can be trained and measured on, else one sentence saying why.
+
+    The CLI's `cgpa train`/`evaluate` and the demo's training call this before any training,
+    so a cohort either trains or gets this message (never a crash deep in training)."""
+    if len(cohort) < min_students:
+        raise DataError(f"{cohort.describe_source()}: too few students to train on: need at least {min_students}, "
+                        f"found {len(cohort)}")
+    with_two = int(((~np.isnan(cohort.grades)).sum(axis=1) >= 2).sum())
+    if with_two < min_students:
+        raise DataError(f"{cohort.describe_source()}: too few students with two grades to train on (a model learns "
+                        f"each semester from an earlier one): need at least {min_students}, found {with_two}")
 
 
 def summary(cohort: Cohort) -> dict:

@@ -3,7 +3,9 @@
 Compared on every prefix of every training student (when the training data is at
 hand) and on random students covering every history length, random gaps, unseen
 college codes and inputs with nothing to predict, at batch sizes 1, 7 and all at once.
-All differences are collected and reported per output before a verdict is given.
+All differences are collected and reported per output before a verdict is given; the
+file's metadata must describe the checkpoint (semesters, colleges). A failed verification
+raises ParityError carrying the report, so no caller can overlook the verdict.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.data.inputs import PARITY_SAMPLES, parity_inputs
+from cgpa_rnn.errors import ParityError
 from cgpa_rnn.export.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.rundir import RunDir
@@ -37,9 +40,19 @@ def _compare(reference, candidate, grades, college, report, batch_label):
         entry["nan_mismatches"] += int(nan_mismatch.sum())
 
 
-def verify(run: str | Path | RunDir, samples: int = PARITY_SAMPLES, data: str | Path | None = None) -> dict:
-    """Compare; `data` is the training CSV when it is not the shipped data set."""
-    run = RunDir.of(run)
+def metadata_mismatches(torch_backend: TorchPredictor, onnx_backend: OnnxPredictor) -> list[str]:
+    """Where what the file says about itself differs from the checkpoint it claims to be."""
+    pairs = (("semesters", torch_backend.semesters, onnx_backend.semesters),
+             ("colleges", list(torch_backend.colleges), list(onnx_backend.colleges)))
+    return [f"metadata '{key}' is {stated} but the checkpoint has {actual}" for key, actual, stated in pairs
+            if actual != stated]
+
+
+def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Path | None = None) -> dict:
+    """Compare; `data` is the training CSV when it is not the shipped data set. Returns the
+    report of a model that passed; raises ParityError (with the report) otherwise. `samples`:
+    random students besides the training prefixes (default PARITY_SAMPLES)."""
+    run, samples = RunDir.of(run), PARITY_SAMPLES if samples is None else samples
     torch_backend = TorchPredictor(run)
     onnx_backend = OnnxPredictor(run / RunDir.ONNX)
     source = torch_backend.payload["data"]["source"]
@@ -62,8 +75,15 @@ def verify(run: str | Path | RunDir, samples: int = PARITY_SAMPLES, data: str | 
     report["checkpoint_sha256"] = checkpoint_sha
     report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
     report["fresh"] = checkpoint_sha == onnx_backend.checkpoint_sha256
-    report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE)
+    report["metadata_mismatches"] = metadata_mismatches(torch_backend, onnx_backend)
+    report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE
+                            and not report["metadata_mismatches"])
     run.write_json(RunDir.PARITY, report)
+    if not report["passed"]:
+        raise ParityError(f"{run / RunDir.ONNX} does not reproduce {run / RunDir.CHECKPOINT} (max difference "
+                          f"{report['max_abs_diff']:.1e}{', stale' if not report['fresh'] else ''}"
+                          f"{', metadata disagrees' if report['metadata_mismatches'] else ''}); see "
+                          f"{run / RunDir.PARITY}", report)
     return report
 
 
@@ -75,6 +95,8 @@ def format_parity(report: dict) -> str:
     for name, entry in report["outputs"].items():
         lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
                      f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
+    for mismatch in report.get("metadata_mismatches", ()):
+        lines.append(f"METADATA: {mismatch}")
     if not report["fresh"]:
         lines.append(f"STALE: model.onnx was exported from checkpoint {report['onnx_checkpoint_sha256'][:12]}, "
                      f"model.pt is {report['checkpoint_sha256'][:12]}; run `cgpa export` again")
