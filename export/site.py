@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.paths import SITE_MARKER, check_site_folder, is_site_folder, mark_site
+from cgpa_rnn.paths import check_site_folder, is_site_folder, mark_site
 from cgpa_rnn.predictor import check_fresh
 from cgpa_rnn.rundir import RunDir, atomic_path, process_alive
 
@@ -83,13 +83,13 @@ def _about(predictor, base: str) -> list[list[str]]:
     about = [["model", f"{meta.get('cell', '?')} recurrent network, one step per semester (cgpa-rnn)"],
              ["trained on", data],
              ["semesters", f"{predictor.semesters} ({', '.join(predictor.semester_names)})"],
-             ["known colleges", f"{', '.join(map(str, predictor.colleges))}; any other code uses a shared "
-                                "'unknown' slot"],
+             ["known colleges", (f"{', '.join(map(str, predictor.colleges))}; any other code uses a shared "
+                                 "'unknown' slot")],
              ["interval", f"{predictor.interval_level:.0%} prediction interval (low, high)"]]
     try:
         held_out = json.loads(meta.get("metrics", "{}"))["next"]["model"]
-        about.append(["held-out error", f"mean absolute error {held_out['mae']:.3f} grade points on "
-                                        f"{held_out['n']} held-out predictions"])
+        about.append(["held-out error", (f"mean absolute error {held_out['mae']:.3f} grade points on "
+                                         f"{held_out['n']} held-out predictions")])
     except (KeyError, TypeError, ValueError):
         pass  # metrics are for people; a file without them still runs
     about += [["license", meta.get("model_license", "not stated")],

@@ -143,6 +143,7 @@
     const cohortStatus = $("cohort-status");
     [$("cohort-summary"), $("chart")].forEach((element) => element.replaceChildren());
     $("download").hidden = $("cohort-table").hidden = true;
+    cohortStatus.dataset.state = "working"; // for programs and tests: working, done or error
     show(cohortStatus, `Scoring ${file.name}...`);
     let scored, summary;
     try {
@@ -153,6 +154,7 @@
       summary = rules.hindcastSummary(scored, (await sha256(bytes)) === config.dataSha256, config.intervalLevel);
     } catch (error) {
       show(cohortStatus, error instanceof rules.DataError ? error.message : `${file.name}: ${error.message}`, true);
+      cohortStatus.dataset.state = "error";
       return;
     }
     const failed = scored.errors.filter(Boolean).length, count = scored.errors.length;
@@ -165,6 +167,7 @@
     download = { text: rules.scoredCsv(scored), name: file.name.replace(/\.csv$/i, "") + "-scored.csv" };
     $("download").hidden = false;
     showTable(scored);
+    cohortStatus.dataset.state = "done";
   }
 
   function showTable(scored, limit = 200) {

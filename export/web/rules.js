@@ -205,7 +205,7 @@
             else fail(`',' expected after '"'`);
             break;
           case "eat_crnl":
-            if (ch !== "\n" && ch !== "\r") fail("new-line character seen in unquoted field - do you need to open the file with newline=''?");
+            if (ch !== "\n" && ch !== "\r") fail("new-line character seen in unquoted field - do you need to open the file in universal-newline mode?");
             break;
         }
       }
@@ -244,14 +244,15 @@
       if (header.length > LIMITS.columns) {
         throw new DataError(`${where}: ${thousands(header.length)} columns is over the ${LIMITS.columns}-column limit`);
       }
-      const columns = header.map(pyStrip), rows = [], lines = [];
+      const strip = (c) => stripChars(c, WHITESPACE);
+      const columns = header.map(strip), rows = [], lines = [];
       for (const { cells, start, end } of records) {
         lastLine = end;
-        if (!cells.some((c) => pyStrip(c))) continue;
+        if (!cells.some((c) => strip(c))) continue;
         if (cells.length > columns.length) {
           throw new DataError(`${where}, line ${start}: ${cells.length} cells but the header has ${columns.length} columns`);
         }
-        rows.push(cells.map(pyStrip).concat(Array(columns.length - cells.length).fill("")));
+        rows.push(cells.map(strip).concat(Array(columns.length - cells.length).fill("")));
         lines.push(start);
       }
       return { columns, rows, lines, where };
@@ -292,7 +293,6 @@
   // scoring.score_table: every row scored or given its reason; `predict(grades, colleges)` runs the model.
   async function scoreTable(table, semesters, predict, hideLast = false) {
     const header = readHeader(table.columns, table.where);
-    if (!table.rows.length) throw new DataError(`${table.where}: the file has a header but no student rows`);
     const unknown = header.semesters.filter((c, k) => header.numbers[k] > semesters);
     if (unknown.length) {
       throw new DataError(`${table.where}: column(s) ${previewColumns(unknown)} name semesters the model does not know (it knows semesters 1-${semesters})`);
@@ -300,6 +300,7 @@
     if (header.college === null) {
       throw new DataError(`${table.where}: no 'College Code' column in the header ${previewColumns(table.columns)}`);
     }
+    if (!table.rows.length) throw new DataError(`${table.where}: the file has a header but no student rows`);
     const count = table.rows.length;
     const scored = { table, semesters, questions: Array(count).fill(null), errors: Array(count).fill(""),
       prediction: new Float64Array(count).fill(NaN), low: new Float64Array(count).fill(NaN),
