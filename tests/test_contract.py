@@ -81,3 +81,25 @@ def test_vectors_are_written_from_the_checkpoint(run_copy):
     (run_copy / "vectors.json").unlink()
     write_vectors(run_copy)
     assert json.loads((run_copy / "vectors.json").read_text()) == before  # deterministic
+
+
+def test_the_hub_folder_holds_the_onnx_model_its_vectors_and_card(tmp_path):
+    from cgpa_rnn.export.publish import publish
+
+    out = tmp_path / "hub"
+    assert publish(SHIPPED, out) == ["README.md", "model.onnx", "vectors.json"]
+    card = (out / "README.md").read_text()
+    assert "\nlibrary_name: onnx\n" in card and "pytorch" in card.split("---")[1]  # tags still name the trainer
+    assert (out / "model.onnx").read_bytes() == (SHIPPED / "model.onnx").read_bytes()
+    assert publish(SHIPPED, out)  # its own folder is replaced as a whole
+
+
+def test_the_hub_folder_never_replaces_a_folder_it_did_not_write(tmp_path):
+    from cgpa_rnn.errors import UserError
+    from cgpa_rnn.export.publish import publish
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserError, match="not a folder this command wrote"):
+        publish(SHIPPED, tmp_path / "mine")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
