@@ -174,7 +174,12 @@
     const headings = ["line", "semester", "prediction", "low", "high", "actual", "reason"];
     const table = document.createElement("table");
     const head = table.createTHead().insertRow();
-    headings.forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
+    headings.forEach((h) => {
+      const th = document.createElement("th");
+      th.textContent = h;
+      if (h === "reason") th.className = "reason";
+      head.appendChild(th);
+    });
     const body = table.createTBody();
     scored.errors.slice(0, limit).forEach((error, i) => {
       const q = scored.questions[i];
@@ -190,6 +195,12 @@
     });
     const box = $("cohort-table");
     box.replaceChildren(table);
+    if (scored.errors.length > limit) {
+      const more = document.createElement("p");
+      more.className = "note";
+      more.textContent = `The first ${limit} of ${scored.errors.length} rows; the scored CSV holds them all.`;
+      box.appendChild(more);
+    }
     box.hidden = false;
   }
 
