@@ -7,12 +7,19 @@ tab or gradio_client, a visitor keeps one session for all its calls: Gradio buil
 session's state on its first call, so first calls are reported apart from later ones.
 Sequential calls reuse one keep-alive connection (p50/p95); then 40 visitors ask at once,
 each on its own connection: once as new visitors, once again with their sessions open.
+The server's CPU time (from /proc) gives its cost per call and per new session.
+
+Then what a hostile client can do: 20 oversized request bodies (the server's memory before
+and after), and 70 training requests at once, each as its own session, while one visitor
+keeps asking for predictions (how many trainings run, wait or are refused; whether every
+prediction is answered).
 """
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -29,6 +36,21 @@ from cgpa_rnn.predictor import check_fresh
 
 STUDENT = ["7.1", "6.8", "", "7.3", ""]
 START_SECONDS = 120
+OVERSIZED_BYTES = 50 * 1024 * 1024  # declared by each oversized request
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICKS
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _free_port() -> int:
@@ -58,6 +80,7 @@ class Visitor:
 
 def _start_server(run: Path, port: int) -> subprocess.Popen:
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    environment.pop("GRADIO_TEMP_DIR", None)  # the server makes its own private folder
     server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", str(run), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
                               cwd=Path(__file__).resolve().parent.parent)
@@ -94,7 +117,88 @@ def _summary(waits: list[float]) -> dict:
             "max_ms": float(max(waits)) if waits else float("nan")}
 
 
-def demo_bench(run: str | Path, calls: int = 200, clients: int = 40) -> dict:
+def _oversized(port: int) -> int:
+    """Declare a huge body and send it unless the server answers first; the status answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(f"POST /gradio_api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                           f"multipart/form-data; boundary=x\r\nContent-Length: {OVERSIZED_BYTES}\r\n\r\n".encode())
+        ready, _, _ = select.select([connection], [], [], 0.5)
+        if not ready:  # not refused on sight: the server reads the body, a file of grades
+            part = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.csv"\r\n\r\n'
+            chunk = b"7,115\n" * (1024 * 1024 // 6)
+            try:
+                connection.sendall(part)
+                for _ in range(OVERSIZED_BYTES // len(chunk)):
+                    connection.sendall(chunk)
+            except OSError:
+                pass
+        try:
+            answer = connection.recv(200).decode(errors="replace")
+        except OSError:
+            return 0
+    return int(answer.split()[1]) if answer.startswith("HTTP/") else 0
+
+
+def upload(port: int, path: Path) -> str:
+    body = (b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"" + path.name.encode()
+            + b"\"\r\nContent-Type: text/csv\r\n\r\n" + path.read_bytes() + b"\r\n--x--\r\n")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("POST", "/gradio_api/upload", body, {"Content-Type": "multipart/form-data; boundary=x"})
+    return json.loads(connection.getresponse().read())[0]
+
+
+def training_outcome(port: int, uploaded: str, seconds: float) -> str:
+    """One training request as a new session: 'refused: <reason>', or 'accepted' if it is still
+    running or waiting after `seconds` (or finished)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds)
+    data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]
+    connection.request("POST", "/gradio_api/call/train_own", json.dumps({"data": data}),
+                       {"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    if answer.status != 200:
+        return f"refused: HTTP {answer.status}"
+    event = json.loads(answer.read())["event_id"]
+    connection.request("GET", f"/gradio_api/call/train_own/{event}")
+    stream, deadline = connection.getresponse(), time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            line = stream.readline().decode()
+            if line.startswith("event: error"):
+                data = json.loads(stream.readline().decode().removeprefix("data: ") or "null")
+                return f"refused: {data.get('error') if isinstance(data, dict) else data}"
+            if not line or line.startswith("event: complete"):
+                return "accepted"
+    except OSError:
+        pass  # still waiting or running when the time was up
+    return "accepted"
+
+
+def hostile_bench(port: int, pid: int, values: list) -> dict:
+    rss_before = _rss_mb(pid)
+    statuses = [_oversized(port) for _ in range(20)]
+    rss_after = _rss_mb(pid)
+    from cgpa_rnn.data import SHIPPED_DATA
+
+    uploaded = upload(port, SHIPPED_DATA)
+    with ThreadPoolExecutor(70) as pool:
+        trainings = [pool.submit(training_outcome, port, uploaded, 20) for _ in range(70)]
+        time.sleep(2)  # the requests have arrived; a visitor now asks as usual
+        visitor = Visitor(port, values)
+        waits = []
+        for _ in range(20):
+            try:
+                waits.append(visitor.predict())
+            except Exception:
+                pass
+        outcomes = [t.result() for t in trainings]
+    refusals = sorted({o for o in outcomes if o.startswith("refused")})
+    return {"oversized_statuses": sorted(set(statuses)), "rss_before_mb": rss_before, "rss_after_mb": rss_after,
+            "trainings_accepted": outcomes.count("accepted"), "trainings_refused": len(outcomes) - outcomes.count(
+                "accepted"), "refusal_reasons": refusals, "predictions_answered": len(waits),
+            "prediction_median_ms": float(np.median(waits)) if waits else float("nan")}
+
+
+def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bool = True) -> dict:
     model = check_fresh(run)  # refuse a stale model before starting anything
     values = STUDENT[:model.semesters] + [""] * (model.semesters - len(STUDENT)) + [str(model.colleges[0]), False]
     port = _free_port()
@@ -103,24 +207,44 @@ def demo_bench(run: str | Path, calls: int = 200, clients: int = 40) -> dict:
         one = Visitor(port, values)
         for _ in range(10):  # warm-up of the server's own paths
             one.predict()
+        cpu = _cpu_ms(server.pid)
         sequential = np.array([one.predict() for _ in range(calls)])
+        cpu_per_call = (_cpu_ms(server.pid) - cpu) / calls
         visitors = [Visitor(port, values) for _ in range(clients)]
+        cpu = _cpu_ms(server.pid)
         new = _at_once(visitors)
+        cpu_new = (_cpu_ms(server.pid) - cpu) / clients
         returning = _at_once(visitors)
+        hostile_report = hostile_bench(port, server.pid, values) if hostile else None
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"calls": calls, "p50_ms": float(np.percentile(sequential, 50)),
-            "p95_ms": float(np.percentile(sequential, 95)), "clients": clients,
-            "new_visitors": _summary(new), "returning_visitors": _summary(returning)}
+    p50 = float(np.percentile(sequential, 50))
+    new_summary = _summary(new)
+    return {"calls": calls, "p50_ms": p50, "p95_ms": float(np.percentile(sequential, 95)), "clients": clients,
+            "cpu_ms_per_call": cpu_per_call, "cpu_ms_per_new_session": cpu_new - cpu_per_call,
+            "new_visitors": new_summary, "new_visitors_median_over_p50": new_summary["median_ms"] / p50,
+            "returning_visitors": _summary(returning), "hostile": hostile_report}
 
 
 def format_demo_bench(report: dict) -> str:
     lines = ["demo over raw HTTP, server in its own process (POST + event stream per prediction):",
              f"  one visitor, {report['calls']} calls on one keep-alive connection: p50 {report['p50_ms']:.1f} ms, "
-             f"p95 {report['p95_ms']:.1f} ms"]
+             f"p95 {report['p95_ms']:.1f} ms",
+             f"  server CPU: {report['cpu_ms_per_call']:.1f} ms per call, {report['cpu_ms_per_new_session']:.1f} ms "
+             "more for a new session's first call"]
     for key, what in (("new_visitors", "first call of each"), ("returning_visitors", "sessions already open")):
         part = report[key]
         lines.append(f"  {report['clients']} visitors at once ({what}): {part['answered']} answered, median "
                      f"{part['median_ms']:.0f} ms, max {part['max_ms']:.0f} ms")
+    lines.append(f"  new visitors' median = {report['new_visitors_median_over_p50']:.0f} x the sequential p50")
+    hostile = report.get("hostile")
+    if hostile:
+        lines += [f"  20 oversized requests ({OVERSIZED_BYTES // 2 ** 20} MB declared each): answered "
+                  f"{hostile['oversized_statuses']}; server memory {hostile['rss_before_mb']:.0f} MB before, "
+                  f"{hostile['rss_after_mb']:.0f} MB after",
+                  f"  70 training requests at once (one session each): {hostile['trainings_accepted']} running or "
+                  f"waiting, {hostile['trainings_refused']} refused {hostile['refusal_reasons']}; meanwhile "
+                  f"{hostile['predictions_answered']} of 20 predictions answered (median "
+                  f"{hostile['prediction_median_ms']:.0f} ms)"]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ def log(line: str) -> None:
 
 def clean_once(models: OwnModels) -> None:
     expired = models.expire()
-    scored = service.delete_old_scored_files()
+    scored = service.delete_old_scored_files(service.SCORED_KEEP_SECONDS)
     if expired or scored:
         log(f"deleted {expired} idle visitor model(s) and {scored} scored file(s) past their time")
 

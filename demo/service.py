@@ -164,7 +164,7 @@ def _scored_file(upload_name: str) -> Path:
     return Path(tempfile.mkdtemp(dir=SCORED_DIR)) / f"scored-{Path(upload_name).stem[:60]}.csv"
 
 
-def delete_old_scored_files(keep_seconds: float = SCORED_KEEP_SECONDS) -> int:
+def delete_old_scored_files(keep_seconds: float) -> int:
     """Delete scored files older than `keep_seconds` (Gradio has its copy by then); how many."""
     deleted = 0
     for folder in SCORED_DIR.iterdir():

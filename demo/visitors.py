@@ -77,7 +77,9 @@ class OwnModels:
                 report(0.0, f"waiting for the trainings ahead of yours to finish ({self._line.index(session)} "
                             "ahead)")
                 self._lock.wait(timeout=5)
-        self._raise_if_closed(session)
+        if session in self._closed:  # its page closed while it waited: it never starts
+            self._leave(session)
+            raise TrainingCancelled(PAGE_CLOSED)
 
     def _leave(self, session: str) -> None:
         with self._lock:

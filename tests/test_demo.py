@@ -2,8 +2,10 @@
 gradio_client, including many clients at once."""
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -333,3 +335,135 @@ def test_the_demo_benchmark_measures_over_http():
     text = format_demo_bench(report)
     assert "5 visitors at once (first call of each): 5 answered" in text
     assert "5 visitors at once (sessions already open): 5 answered" in text
+
+
+def _raw_status(app_url: str, head: str, body: bytes = b"") -> tuple[int, str]:
+    """Send a request as written and read the answer's status line and body, without waiting
+    for the server to take a body it refused."""
+    import socket
+
+    port = int(app_url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head.encode() + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.decode(errors="replace").partition("\r\n")
+    return int(status_line.split()[1]), rest.split("\r\n\r\n", 1)[-1]
+
+
+def test_oversized_bodies_are_refused_before_gradio_reads_them(app_url):
+    limit = "the request is larger than 2,304 KB; uploads are limited to 2,048 KB"
+    declared = ("POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                "Content-Length: 52428800\r\n\r\n")
+    status, body = _raw_status(app_url, declared)  # 50 MB declared, none sent: answered on sight
+    assert status == 413 and limit in body
+    chunk = b"x" * (1024 * 1024)
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(3)) + b"0\r\n\r\n"
+    status, body = _raw_status(app_url, "POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                               "multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n", chunked)
+    assert status == 413 and limit in body  # no length given: counted while it streams
+
+
+def test_deep_links_and_the_run_history_page_are_off(app_url):
+    import urllib.error
+    import urllib.request
+
+    for path in ("gradio_api/deep_link?session_hash=abc", "gradio_api/runs"):
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(app_url + path)
+        assert answer.value.code == 404
+    config = json.loads(urllib.request.urlopen(app_url + "config").read())
+    assert config["run_history"] is False  # the page records no run in the browser either
+
+
+def test_the_servers_files_live_in_a_private_folder_of_its_own(app_url, tmp_path):
+    import os
+    import stat
+
+    folder = environment.SERVER_DIR
+    assert folder.name.startswith(f"cgpa-demo-{os.getpid()}-") and len(folder.name) > len(f"cgpa-demo-{os.getpid()}-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and os.environ["GRADIO_TEMP_DIR"] == str(environment.GRADIO_DIR)
+    path = tmp_path / "private.csv"
+    path.write_text(COHORT_CSV)
+    _, _, _, download = Client(app_url, verbose=False).predict(handle_file(str(path)), 6.0,
+                                                               api_name="/predict_batch")
+    assert list(environment.GRADIO_DIR.rglob("private.csv"))  # Gradio's copy of the upload is in there too
+
+
+def test_folders_of_stopped_servers_are_removed_and_symlinks_are_not_followed(tmp_path):
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    stopped = root / "cgpa-demo-999999999-abc"  # no such process
+    (stopped / "gradio").mkdir(parents=True)
+    (stopped / "gradio" / "upload.csv").write_text("7,115\n")
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    planted = root / "cgpa-demo-999999998-planted"
+    planted.symlink_to(victim)
+    try:
+        removed = environment.sweep_stopped_servers()
+        assert stopped.name in removed and not stopped.exists()
+        assert (victim / "keep.txt").read_text() == "mine" and planted.name not in removed
+        assert environment.SERVER_DIR.exists()  # this server's own folder stays
+    finally:
+        planted.unlink()
+
+
+def test_refused_input_is_logged_by_file_and_reason_without_its_values(app_url, tmp_path, capfd):
+    path = tmp_path / "class-of-2024.csv"
+    path.write_text("Roll 4711,College Code\n9.87,115\n")
+    client = Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="no semester columns found"):
+        client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
+    with pytest.raises(Exception, match="outside 0-10"):
+        client.predict("7.25", "13.75", "", "", "", "115", api_name="/predict_json")
+    log = capfd.readouterr().err
+    assert "refused class-of-2024.csv: " in log and "no semester columns found" in log
+    assert "Traceback" not in log and "4711" not in log and "13.75" not in log and "9.87" not in log
+
+
+def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
+    import ast
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    from cgpa_rnn.demo.app import build_demo, launch
+    from conftest import free_port
+
+    demo = build_demo(SHIPPED)
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", port=port, mcp=True, prevent_thread_lock=True, quiet=True)
+
+    async def ask():
+        async with streamable_http_client(f"http://127.0.0.1:{port}/gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+                answer = await session.call_tool("predict_student", {
+                    "semester_1st": "7.1", "semester_2nd": "6.8", "semester_3rd": "", "semester_4th": "7.3",
+                    "semester_5th": "", "college": "115", "hindcast_last_given": False})
+                return tools, answer
+
+    try:
+        tools, answer = asyncio.run(ask())
+    finally:
+        demo.close()
+    assert sorted(tools) == ["predict_student", "score_cohort"]  # the session-bound endpoints are not tools
+    described = tools["predict_student"]
+    assert "0-10 scale" in described.inputSchema["properties"]["semester_1st"]["description"]
+    assert "blank" in described.inputSchema["properties"]["semester_3rd"]["description"]
+    assert "115, 116, 165, 241" in described.inputSchema["properties"]["college"]["description"]
+    assert "College Code" in tools["score_cohort"].inputSchema["properties"]["cohort_csv"]["description"]
+    record = ast.literal_eval(answer.content[0].text)  # Gradio writes the record as Python literals
+    expected = Client(app_url, verbose=False).predict("7.1", "6.8", "", "7.3", "", "115",
+                                                      api_name="/predict_json")
+    assert not answer.isError and record["prediction"] == expected["prediction"]
+    assert (record["low"], record["high"], record["semester"]) == (expected["low"], expected["high"], 5)

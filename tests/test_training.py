@@ -1,7 +1,9 @@
 """A visitor's own model: trained, exported and verified from an upload, served to one session, deleted."""
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import tiny_config
@@ -124,3 +126,112 @@ def test_one_training_runs_at_a_time_and_the_next_waits_in_the_queue(app_url, ow
     assert all("Your model is ready" in job.result(timeout=300)[0] for job in jobs)
     (_, first_end), (second_start, _) = sorted(windows)
     assert second_start >= first_end  # the second waited in the queue until the first was done
+
+
+class SlowTraining:
+    """Stands in for training in the app of this test session: each training reports progress
+    until released (or until its page is gone, when the report raises), then fails cheaply."""
+
+    def __init__(self):
+        self.release, self.started, self.cancelled = threading.Event(), threading.Event(), threading.Event()
+
+    def __call__(self, path, root, report):
+        self.started.set()
+        try:
+            while not self.release.wait(0.05):
+                report(0.1, "training")
+        except visitors.TrainingCancelled:
+            self.cancelled.set()
+            raise
+        raise UserError("released")
+
+
+def test_training_waits_in_its_own_short_line_and_predictions_stay_answered(app_url, own_csv, monkeypatch, tmp_path):
+    from cgpa_rnn.demo.bench import training_outcome, upload
+
+    slow = SlowTraining()
+    monkeypatch.setattr(training, "train_own_model", slow)
+    port = int(app_url.rstrip("/").rsplit(":", 1)[1])
+    uploaded = upload(port, own_csv)
+    client = Client(app_url, verbose=False)
+    try:
+        with ThreadPoolExecutor(70) as pool:  # 70 training requests at once, each its own session
+            outcomes = list(pool.map(lambda _: training_outcome(port, uploaded, 5), range(70)))
+            assert outcomes.count("accepted") == 1 + visitors.WAITING_TRAININGS
+            assert outcomes.count(f"refused: {visitors.QUEUE_FULL}") == 70 - 1 - visitors.WAITING_TRAININGS
+            # the trainings hold their places; everything else is answered as usual
+            record = client.predict("7.1", "6.8", "", "7.3", "", "115", api_name="/predict_json")
+            assert record["prediction"] == pytest.approx(7.3226, abs=1e-4)
+            cohort = tmp_path / "cohort.csv"
+            cohort.write_text("1st,2nd,College Code\n7.1,6.8,115\n5.2,5.0,116\n")
+            summary = client.predict(handle_file(str(cohort)), 6.0, False, api_name="/predict_batch")[0]
+            assert "2 of 2 students scored" in summary
+    finally:
+        slow.release.set()
+    slow = SlowTraining()  # the line is empty again: one session asks twice
+    monkeypatch.setattr(training, "train_own_model", slow)
+    try:
+        mine = client.submit(handle_file(str(own_csv)), api_name="/train_own")
+        assert slow.started.wait(30)
+        with pytest.raises(Exception, match=visitors.ALREADY_QUEUED.split(";")[0]):
+            client.predict(handle_file(str(own_csv)), api_name="/train_own")
+    finally:
+        slow.release.set()
+    with pytest.raises(Exception, match="released"):
+        mine.result(timeout=60)
+
+
+def test_a_closed_page_stops_its_training_and_its_waiting_training(tmp_path, monkeypatch):
+    slow = SlowTraining()
+    monkeypatch.setattr(training, "train_own_model", slow)
+    models = visitors.OwnModels(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(models.train, "running", "cohort.csv")
+        assert slow.started.wait(10)
+        waiting = pool.submit(models.train, "waiting", "cohort.csv")
+        while models.waiting() < 2:
+            time.sleep(0.05)
+        models.discard("waiting")  # its page closed while it waited: it never starts
+        with pytest.raises(visitors.TrainingCancelled, match="the page was closed"):
+            waiting.result(timeout=10)
+        models.discard("running")  # its page closed while it trained: it stops at its next step
+        with pytest.raises(visitors.TrainingCancelled):
+            running.result(timeout=10)
+    assert slow.cancelled.is_set() and models.waiting() == 0 and len(models) == 0
+
+
+def test_a_model_that_arrives_after_its_page_closed_is_deleted(tmp_path, monkeypatch, own_csv):
+    models = visitors.OwnModels(tmp_path)
+    built = []
+
+    def quick(path, root, report):  # the page closes during the last step: the result arrives to nobody
+        directory = root / "own-x"
+        directory.mkdir()
+        built.append(directory)
+        models.discard("gone")
+        return training.OwnModel(directory, None, "cohort.csv", {}, {})
+
+    monkeypatch.setattr(training, "train_own_model", quick)
+    with pytest.raises(visitors.TrainingCancelled):
+        models.train("gone", own_csv)
+    assert not built[0].exists() and len(models) == 0
+
+
+def test_idle_models_and_old_scored_files_are_deleted_by_a_timer(tmp_path, monkeypatch):
+    from cgpa_rnn.demo import environment, retention
+
+    models = visitors.OwnModels(tmp_path)
+    (tmp_path / "idle").mkdir()
+    models.keep("idle", training.OwnModel(tmp_path / "idle", None, "idle.csv", {}, {}))
+    scored = environment.SCORED_DIR / "old-scoring"
+    scored.mkdir()
+    monkeypatch.setattr(visitors, "IDLE_SECONDS", 0)
+    monkeypatch.setattr(service, "SCORED_KEEP_SECONDS", 0)
+    janitor = retention.Janitor(models, every=0.05).start()
+    try:
+        deadline = time.monotonic() + 10  # nobody else acts: only the timer can delete them
+        while ((tmp_path / "idle").exists() or scored.exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        janitor.stop()
+    assert not (tmp_path / "idle").exists() and not scored.exists() and len(models) == 0

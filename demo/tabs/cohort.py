@@ -83,6 +83,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
         """
         return score(backends, cohort_csv, at_risk_below, hindcast_every_student, request)
 
+    page_score.__name__ = "score_cohort"  # the MCP tool's name
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
         page_score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch").success(

@@ -133,12 +133,16 @@ def build(backends: service.Backends) -> None:
         return predict_json(backends, *split_request(values))
 
     api_predict_json.__doc__ = tool_description(backends)
+    api_predict_json.__name__ = "predict_student"  # the MCP tool's name
     parameters = parameter_names(backends)
     inputs = [*grade_boxes, college, hide_last]
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
+        # The page's own endpoint (its outputs are the page's texts): callable by name, as the
+        # README shows, but programs and agents are pointed at /predict_json.
         named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
-        validator=lambda *values: validate(backends, values), api_name="predict").success(
+        validator=lambda *values: validate(backends, values), api_name="predict", api_visibility="undocumented"
+    ).success(
         None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
         None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
     gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG), api_name="predict_json")
