@@ -283,9 +283,9 @@ def _records(source, where: str, block_bytes: int, digest):
             data.decode("utf-8")
         except UnicodeDecodeError:
             raise DataError(f"{where}: not a CSV text file (it is not UTF-8 text)") from None
-        record_ends = boundaries[boundaries < end] if chunk else np.append(boundaries, end)
-        if not chunk and end and data.endswith(b"\n"):
-            record_ends = record_ends[:-1]
+        record_ends = boundaries
+        if not chunk and (not len(boundaries) or boundaries[-1] != end - 1):  # a last line with no newline
+            record_ends = np.append(boundaries, end)
         starts = np.concatenate([[0], record_ends[:-1] + 1]).astype(np.int64)
         ends = record_ends.astype(np.int64)
         ends -= (ends > starts) & (block[np.maximum(ends - 1, 0)] == 13)  # CRLF files

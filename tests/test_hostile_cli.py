@@ -1,0 +1,327 @@
+"""The CLI and the runtime against careless and hostile input (issue 18): readers that bound
+before they allocate, strict values, the user's paths never clobbered, model metadata checked
+on load, and `cgpa predict --csv` streamed with the meaning of the row-by-row reference."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from conftest import ROOT, SHIPPED, cgpa
+
+from cgpa_rnn.errors import DataError, ParityError
+from cgpa_rnn.predictor import OnnxPredictor
+from cgpa_rnn.scoring import score_csv, write_scored_csv
+from cgpa_rnn.streaming import format_numbers, stream_scored_csv
+from cgpa_rnn.values import DECIMAL, boolean_value, grade_value
+
+HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
+
+
+def one_line_error(result, *expected: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+# Readers bound before they allocate ---------------------------------------------------------
+
+@pytest.mark.parametrize("column, expected", [
+    ("0th", "column '0th' names semester 0"),
+    ("sem0", "column 'sem0' names semester 0"),
+    ("99999999999th", "column '99999999999th' names a semester past the limit of 20"),
+    ("21st", "column '21st' names a semester past the limit of 20"),
+])
+def test_semester_numbers_are_checked_at_the_header(tmp_path, column, expected):
+    path = tmp_path / "cohort.csv"
+    path.write_text(f"1st,2nd,{column},College Code,Roll\n7,7,7,115,1\n")  # the 277-byte-file case, smaller
+    one_line_error(cgpa("data", "--data", str(path)), str(path), expected)
+    scored = cgpa("predict", str(SHIPPED), "--csv", str(path), "--out", str(tmp_path / "out.csv"))
+    one_line_error(scored, expected)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_two_college_columns_are_an_error_naming_both(tmp_path):
+    path = tmp_path / "cohort.csv"
+    path.write_text("1st,2nd,College Code,college,Roll\n7,7,115,116,1\n")
+    expected = "2 college columns ('College Code', 'college'); keep one"
+    one_line_error(cgpa("data", "--data", str(path)), expected)
+    one_line_error(cgpa("predict", str(SHIPPED), "--csv", str(path), "--out", str(tmp_path / "o.csv")), expected)
+
+
+def test_a_cohort_that_cannot_train_gets_one_sentence(tmp_path):
+    rows = [f"{7 + i % 3},,,,,115,M,{i},,16" for i in range(30)]
+    rows[0] = "7,8,,,,115,M,0,,16"  # one student with two grades: training used to crash in quantile()
+    path = tmp_path / "one-pair.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    result = cgpa("train", "--data", str(path), "--out", str(tmp_path / "run"), "--quiet")
+    one_line_error(result, "too few students with two grades", "need at least 20, found 1")
+    assert not (tmp_path / "run").exists()
+    few = tmp_path / "few.csv"
+    few.write_text(HEADER + "\n".join(f"7,8,,,,115,M,{i},,16" for i in range(5)) + "\n")
+    one_line_error(cgpa("evaluate", "--data", str(few), "--out", str(tmp_path / "eval")),
+                   "too few students to train on: need at least 20, found 5")
+
+
+# Strict values --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["1e1", "inf", "-inf", "nan1", "0x10", "1_0", "٣", "７", "7,5", "1.2.3", "+", ".",
+                                  "\u00a07", "Infinity", "0b1"])
+def test_only_ascii_decimal_notation_is_a_number(text):
+    with pytest.raises(ValueError, match="expected a grade point"):
+        grade_value(text)
+    assert not DECIMAL.fullmatch(text.strip(" \t\r\n"))
+
+
+def test_decimal_notation_and_blank_spellings_are_accepted():
+    assert [grade_value(t) for t in ("7", "7.25", ".5", "7.", " 8 ", "0", "10")] == [7, 7.25, .5, 7, 8, 0, 10]
+    assert all(np.isnan(grade_value(t)) for t in ("", "nan", "NaN", "na", "N/A", None))
+
+
+def test_the_cli_refuses_numbers_in_other_notations(tmp_path):
+    for grades in ("7,1e1", "7,inf", "7,٣", "7,0x10", "7,1_0"):
+        one_line_error(cgpa("predict", str(SHIPPED), "--backend", "onnx", "--grades", grades, "--college", "115"),
+                       "semester 2: expected a grade point")
+    one_line_error(cgpa("predict", str(SHIPPED), "--backend", "onnx", "--grades", "7", "--college", "1e2"),
+                   "college: expected an integer college code")
+    source = tmp_path / "cohort.csv"
+    source.write_text("1st,2nd,College Code\n7,1e1,115\n7,inf,115\n7,٣,115\n7,8,1e2\n7,8,115\n")
+    out = tmp_path / "scored.csv"
+    result = cgpa("predict", str(SHIPPED), "--csv", str(source), "--out", str(out))
+    assert result.returncode == 0 and "scored 1 of 5 rows" in result.stdout, result.stderr
+    errors = [row[-1] for row in csv.reader(io.StringIO(out.read_text(encoding="utf-8")))][1:]
+    assert [e.split(":")[1].strip() for e in errors[:3]] == ["semester 2"] * 3 and "college" in errors[3]
+    assert errors[4] == ""
+
+
+@pytest.mark.parametrize("value, expected", [
+    (True, True), (False, False), ("true", True), ("FALSE", False), ("Yes", True), ("no", False), ("1", True),
+    ("0", False), ("on", True), ("OFF", False), (1, True), (0, False), (" true ", True)])
+def test_booleans_in_the_usual_spellings(value, expected):
+    assert boolean_value(value) is expected
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "2", "falsy", "t", None, 2, 0.5, "نعم"])
+def test_anything_else_is_not_a_boolean(value):
+    with pytest.raises(ValueError, match="expected true or false"):
+        boolean_value(value)
+
+
+# The user's paths are safe -----------------------------------------------------------------
+
+@pytest.fixture()
+def cohort_csv(tmp_path):
+    path = tmp_path / "cohort.csv"
+    path.write_text(HEADER + "7.1,6.8,,7.3,,115,M,,1,16\n")
+    return path
+
+
+def test_predict_out_is_never_the_input_a_folder_a_link_or_a_device(cohort_csv, tmp_path):
+    original = cohort_csv.read_bytes()
+    predict = ("predict", str(SHIPPED), "--csv", str(cohort_csv), "--out")
+    one_line_error(cgpa(*predict, str(cohort_csv)), "is the input file")
+    one_line_error(cgpa(*predict, str(tmp_path / "." / cohort_csv.name)), "is the input file")
+    os.link(cohort_csv, tmp_path / "hard-link.csv")
+    one_line_error(cgpa(*predict, str(tmp_path / "hard-link.csv")), "is the input file")
+    assert cohort_csv.read_bytes() == original
+    one_line_error(cgpa(*predict, str(tmp_path)), "a folder is in the way")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_line_error(cgpa(*predict, str(fifo)), "not a regular file or folder (a device, FIFO or socket)")
+    one_line_error(cgpa(*predict, "/dev/null"), "not a regular file or folder")
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("keep me\n")
+    (tmp_path / "link.csv").symlink_to(target)
+    one_line_error(cgpa(*predict, str(tmp_path / "link.csv")), "is a symbolic link")
+    assert target.read_text() == "keep me\n" and (tmp_path / "link.csv").is_symlink()
+    (tmp_path / "input-link.csv").symlink_to(cohort_csv)  # reading through a link is fine
+    written = cgpa("predict", str(SHIPPED), "--csv", str(tmp_path / "input-link.csv"), "--out",
+                   str(tmp_path / "scored.csv"))
+    assert written.returncode == 0, written.stderr
+    again = cgpa(*predict, str(tmp_path / "scored.csv"))  # an earlier output is replaced
+    assert again.returncode == 0 and (tmp_path / "scored.csv").stat().st_size > 0
+
+
+def test_run_directories_are_never_links_or_special_files(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    os.mkfifo(tmp_path / "fifo")
+    for out, expected in ((tmp_path / "link", "is a symbolic link"), (tmp_path / "fifo", "not a regular file"),
+                          ("/dev/null", "not a regular file")):
+        one_line_error(cgpa("train", "--synthetic", "30", "--out", str(out), "--quiet"), expected)
+        one_line_error(cgpa("evaluate", "--synthetic", "30", "--out", str(out), "--quiet"), expected)
+    assert not any((tmp_path / "real").iterdir())
+
+
+def test_web_out_refuses_a_folder_that_is_not_its_site(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    one_line_error(cgpa("web", str(SHIPPED), "--out", str(folder)), "not a site `cgpa web` wrote", "--force")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    one_line_error(cgpa("web", str(SHIPPED), "--out", str(SHIPPED)), "is the input")
+    forced = cgpa("web", str(SHIPPED), "--out", str(folder), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (folder / "notes.txt").read_text() == "mine\n" and (folder / "index.html").is_file()
+    site = tmp_path / "site"
+    for _ in range(2):  # a site it wrote is rebuilt without --force
+        built = cgpa("web", str(SHIPPED), "--out", str(site))
+        assert built.returncode == 0, built.stderr
+    (tmp_path / "site-link").symlink_to(site)
+    one_line_error(cgpa("web", str(SHIPPED), "--out", str(tmp_path / "site-link")), "is a symbolic link")
+
+
+# Model metadata validated once, on load ----------------------------------------------------
+
+def _with_metadata(source, target, **changes):
+    proto = onnx.load(source)
+    kept = {p.key: p.value for p in proto.metadata_props}
+    kept.update({k: v for k, v in changes.items() if v is not None})
+    for key in [k for k, v in changes.items() if v is None]:
+        kept.pop(key, None)
+    del proto.metadata_props[:]
+    for key, value in kept.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, target)
+    return target
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"semesters": "five"}, "metadata 'semesters' is not a whole number between 1 and 20"),
+    ({"semesters": "4294967296"}, "metadata 'semesters' is not a whole number between 1 and 20"),
+    ({"semesters": "7"}, "metadata 'semesters' is 7 but the graph's grades input has 5 columns"),
+    ({"colleges": None}, "metadata 'colleges' is missing"),
+    ({"colleges": "[115, "}, "metadata 'colleges' is not JSON"),
+    ({"colleges": "[true, 116]"}, "metadata 'colleges' is not a JSON list of non-negative integer"),
+    ({"semester_names": '["1st"]'}, "metadata 'semester_names' is not a JSON list of 5 names"),
+    ({"checkpoint_sha256": "x"}, "metadata 'checkpoint_sha256' is not a SHA-256"),
+    ({"data_source": "[]"}, "metadata 'data_source' is not a JSON object"),
+    ({"interval_level": "80%"}, "metadata 'interval_level' is not a fraction between 0 and 1"),
+])
+def test_malformed_metadata_is_refused_naming_the_key(tmp_path, changes, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    _with_metadata(SHIPPED / "model.onnx", run / "model.onnx", **changes)
+    shutil.copyfile(SHIPPED / "model.pt", run / "model.pt")
+    one_line_error(cgpa("predict", str(run), "--backend", "onnx", "--grades", "7,7", "--college", "115"), expected)
+
+
+def test_the_interval_level_comes_from_the_file(tmp_path):
+    stated = _with_metadata(SHIPPED / "model.onnx", tmp_path / "ninety.onnx", interval_level="0.9")
+    assert OnnxPredictor(stated).interval_level == 0.9
+    older = _with_metadata(SHIPPED / "model.onnx", tmp_path / "older.onnx", interval_level=None)
+    assert OnnxPredictor(older).interval_level == 0.8  # from the `outputs` text, as files exported before it say
+    code = """
+import sys
+from cgpa_rnn import cli
+from cgpa_rnn.predictor import OnnxPredictor
+from cgpa_rnn.scoring import score_csv
+from cgpa_rnn.streaming import stream_scored_csv
+print(sorted(m for m in sys.modules if m.startswith(("cgpa_rnn.model", "cgpa_rnn.data", "cgpa_rnn.export",
+                                                     "cgpa_rnn.demo", "torch", "pandas"))))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_verify_fails_a_model_whose_metadata_disagrees_with_its_checkpoint(run_copy):
+    from cgpa_rnn.export.verify import verify
+
+    _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", colleges="[1, 2, 3]")
+    result = cgpa("verify", str(run_copy), "--samples", "100")
+    assert result.returncode == 1 and "FAILED" in result.stdout, result.stdout + result.stderr
+    assert "METADATA: metadata 'colleges' is [1, 2, 3] but the checkpoint has" in result.stdout
+    with pytest.raises(ParityError) as failed:
+        verify(run_copy, samples=100)
+    assert failed.value.report["passed"] is False and failed.value.report["metadata_mismatches"]
+    assert json.loads((run_copy / "parity.json").read_text())["passed"] is False
+
+
+# Streaming scoring: the reference's rows, in blocks --------------------------------------
+
+MESSY = ("\ufeff1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\r\n"
+         "7.1,6.8,,7.3,,115,M,,1,16\r\n"
+         "7,7,7,7,7,116,F,3,,16\r\n"
+         "6.5,,,,,999,F,=HYPERLINK(1),,16\r\n"
+         ",,,,,,,,,\r\n"
+         "   ,  ,,,,,,,,\r\n"
+         "7.1,abc,,,,115,M,,2,16\r\n"
+         "\"7.5\",8, 6 ,,,115,M,,\"multi\nline\",16\r\n"
+         "8,8,8,8,,115,F,,\"a, b\",16\r\n"
+         "-1,8,,,,115,M,,5,16\r\n"
+         "+7,8,,,,115,M,,6,16\r\n"
+         "7,8,,,,115.0,M,,7,16\r\n"
+         "nan,8,NA,,,115,M,,8,16\r\n"
+         ",,,,,115,M,,9,16\r\n"
+         ",,,,9,115,M,,10,16\r\n"
+         "7,8\r\n"
+         "10,0,10,0,,0,M,,11,16\r\n"
+         "9.999999,0.0001,1.,.5,,241,,,12,\r\n"
+         "7,8,,,,115,Male,é,13,16")  # no newline at the end
+
+
+@pytest.mark.parametrize("hindcast", [False, True])
+@pytest.mark.parametrize("block", [1 << 20, 64, 7])
+def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
+    source = tmp_path / "messy.csv"
+    source.write_bytes(MESSY.encode("utf-8"))
+    backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
+    write_scored_csv(score_csv(source, backends, hide_last=hindcast), tmp_path / "reference.csv")
+    reference = score_csv(source, backends, hide_last=hindcast)
+    result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, hindcast, block_bytes=block)
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()
+    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == (16, 9 if hindcast else 11)
+
+
+def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
+    from cgpa_rnn.data.inputs import random_students
+
+    grades, college = random_students(3000, 5, [115, 116, 165, 241], seed=5)
+    lines = ["College Code,1st,2nd,3rd,4th,5th"] + [
+        ",".join([str(c)] + ["" if np.isnan(g) else f"{g:.2f}" for g in row]) for row, c in zip(grades, college)]
+    source = tmp_path / "random.csv"
+    source.write_text("\n".join(lines) + "\n")
+    backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
+    write_scored_csv(score_csv(source, backends), tmp_path / "reference.csv")
+    stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_bytes=10_000)
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()
+
+
+def test_numbers_are_written_as_python_formats_them():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.uniform(0, 10, 50_000).astype(np.float32), np.abs(rng.uniform(0, 10, 20_000).astype(np.float32)
+                                                              - rng.uniform(0, 10, 20_000).astype(np.float32)),
+        10.0 ** rng.uniform(-7, 7, 20_000), [0, 10, 1, 0.1, 9.999996, 9.9999996, 1e-4, 9.9999999e-5, 1e-5, 999999.5,
+                                             1e6, -1.5, np.nan, 100, 120, 0.00012]]).astype(np.float64)
+    expected = [b"" if np.isnan(v) else f"{v:.6g}".encode() for v in values]
+    assert format_numbers(values).tolist() == expected
+
+
+@pytest.mark.parametrize("content, expected", [
+    (HEADER + "7,8,,,,115,M,,1,16,extra\n", "line 2: 11 cells but the header has 10 columns"),
+    (HEADER + '7,8,,,,115,M,,"1,16\n', "line 2: not a readable CSV"),
+    (HEADER + '7,8,,,,115,M,,"' + "x" * (5 << 20) + "\n", "line 2: a record runs past 1,024 KB (a quote that is never "
+                                                            "closed?)"),
+    (HEADER.encode() + b"7,8,,,,115,M,,\xff,16\n", "not UTF-8 text"),
+    (HEADER + "7,8,,,,115,M,,\0,16\n", "contains NUL bytes"),
+    ("", "the file is empty"),
+    (HEADER, "a header but no student rows"),
+])
+def test_streamed_scoring_refuses_an_unreadable_file_in_one_line(tmp_path, content, expected):
+    source = tmp_path / "bad.csv"
+    source.write_bytes(content if isinstance(content, bytes) else content.encode())
+    out = tmp_path / "scored.csv"
+    with pytest.raises(DataError, match=re.escape(expected)):  # also where a block ends inside the record
+        stream_scored_csv(source, out, {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}, block_bytes=64)
+    one_line_error(cgpa("predict", str(SHIPPED), "--csv", str(source), "--out", str(out)), expected)
+    assert not out.exists()
