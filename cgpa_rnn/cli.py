@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 
@@ -169,6 +170,13 @@ def cmd_bench(args) -> None:
 
         print(format_demo_bench(demo_bench(args.run)))
         return
+    if args.csv:
+        from cgpa_rnn.export.bench import csv_bench, format_csv_bench
+
+        if args.csv < 1:
+            raise UserError(f"--csv {args.csv}: expected a number of rows, at least 1")
+        print(format_csv_bench(csv_bench(args.run, args.csv)))
+        return
     from cgpa_rnn.export.bench import bench, format_bench
 
     print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
@@ -190,11 +198,7 @@ def _backends(run, choice: str | None, batch: bool = False) -> dict:
 
     run = RunDir(run)
     if choice is None:  # one student: both where torch is installed; a CSV: onnxruntime, the serving runtime
-        try:
-            import torch  # noqa: F401
-            choice = "onnx" if batch else "both"
-        except ImportError:
-            choice = "onnx"
+        choice = "both" if not batch and importlib.util.find_spec("torch") is not None else "onnx"
     backends = {}
     if choice in ("torch", "both"):
         try:
@@ -325,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--calls", type=int, default=3000)
     bench.add_argument("--batch", type=int, default=4096)
     bench.add_argument("--demo", action="store_true", help="measure the Gradio demo over HTTP instead")
+    bench.add_argument("--csv", type=int, metavar="ROWS", help="measure `cgpa predict --csv` on ROWS generated "
+                                                                "students instead (rows/s, peak memory)")
     bench.set_defaults(handler=cmd_bench)
 
     predict = commands.add_parser("predict", help="predict one student or score a CSV")

@@ -27,7 +27,7 @@ from cgpa_rnn.scoring import (ADDED_COLUMNS, HindcastSummary, HindcastTally, csv
 from cgpa_rnn.table import Limits, Table
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, WHITESPACE
 
-BLOCK_BYTES = 4 << 20  # ~100k records: arrays of a block stay in the tens of MB
+BLOCK_BYTES = 2 << 20  # ~50k records: what a block costs (~200 MB of arrays at its peak) stays bounded
 MAX_RECORD_BYTES = 1 << 20  # a record longer than this is an unclosed quote, not a student
 FAST_CELL_BYTES = 15  # longer numbers take the reference path (15 digits are exact in float64)
 MAX_FAST_LINE = 400  # longer lines too, so a block's byte matrices stay narrow
@@ -151,8 +151,9 @@ class _Scorer:
         cell_end[ends[ends > 0] - 1] = True
         spaced = ((block == 32) | (block == 9)) & (cell_start | cell_end)
         formula = cell_start & ((block == 61) | (block == 43) | (block == 45) | (block == 64))
-        odd = np.concatenate([[0], np.cumsum(quote | spaced | formula, dtype=np.int32)])
-        commas = np.concatenate([[0], np.cumsum(comma, dtype=np.int32)])
+        odd, commas = np.zeros(len(block) + 1, dtype=np.int32), np.zeros(len(block) + 1, dtype=np.int32)
+        np.cumsum(quote | spaced | formula, out=odd[1:])  # counts before each byte: per record by subtraction
+        np.cumsum(comma, out=commas[1:])
         count = commas[ends] - commas[starts]
         fast = ((odd[ends] == odd[starts]) & (count == width - 1) & (ends - starts > width - 1)
                 & (ends - starts <= MAX_FAST_LINE))

@@ -3,20 +3,30 @@
 Figures are ratios taken in the same process on the same inputs, so a noisy shared
 machine moves both sides alike. Latency is per call at batch 1 (the demo's path);
 throughput is predictions per second at a large batch (the cohort-scoring path).
+
+`cgpa bench RUN --csv N` measures `cgpa predict --csv` itself on a generated file of N
+students: the command in its own process, as a user runs it (rows per second, peak
+resident memory), beside onnxruntime alone on the same rows.
 """
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cgpa_rnn.data.inputs import random_students
-from cgpa_rnn.export.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor, check_fresh
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.streaming import format_numbers
+from cgpa_rnn.values import semester_name
+
+CSV_WRITE_ROWS = 500_000  # the generated file is written in parts of this many rows
+ORT_BATCH = 100_000  # onnxruntime alone runs the rows in batches about the size of a streamed block
 
 
 def _timed(make):
@@ -53,6 +63,10 @@ def onnx_nodes(path) -> int:
 
 def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, seconds: float = 2.0) -> dict:
     """Measure, refusing an ONNX file that no longer matches the checkpoint (as serving does)."""
+    import torch
+
+    from cgpa_rnn.export.torch_predictor import TorchPredictor
+
     run = RunDir.of(run)
     torch.set_num_threads(1)
     torch_backend, torch_load = _timed(lambda: TorchPredictor(run))
@@ -91,3 +105,64 @@ def format_bench(report: dict) -> str:
     lines.append(f"onnxruntime vs torch eager: {ratio['p50_speedup']:.1f}x faster at batch 1 (p50), "
                  f"{ratio['throughput_speedup']:.1f}x the throughput")
     return "\n".join(lines)
+
+
+def write_cohort_csv(path: Path, grades: np.ndarray, college: np.ndarray) -> None:
+    """A results CSV of these students (semester columns, then the college and a roll number)."""
+    semesters = grades.shape[1]
+    header = ",".join([semester_name(t + 1) for t in range(semesters)] + ["College Code", "Roll"]) + "\n"
+    with open(path, "wb") as handle:
+        handle.write(header.encode())
+        for start in range(0, len(grades), CSV_WRITE_ROWS):
+            part = slice(start, start + CSV_WRITE_ROWS)
+            columns = [format_numbers(grades[part, t].astype(np.float64)) for t in range(semesters)]
+            columns += [college[part].astype("S"), np.arange(start, start + len(college[part])).astype("S")]
+            pieces = []
+            for column in columns:
+                pieces += [np.ascontiguousarray(column).view(np.uint8).reshape(len(column), -1),
+                           np.full((len(column), 1), 44, dtype=np.uint8)]
+            pieces[-1] = np.full((len(columns[0]), 1), 10, dtype=np.uint8)
+            matrix = np.concatenate(pieces, axis=1)
+            handle.write(matrix[matrix != 0].tobytes())
+
+
+def _run_measured(command: list[str], folder: Path) -> tuple[float, int, int]:
+    """Wall seconds, peak resident bytes and exit status of a command in its own process."""
+    with open(folder / "stdout", "wb") as out, open(folder / "stderr", "wb") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss * 1024, process.returncode  # Linux reports KB
+
+
+def csv_bench(run: str | Path | RunDir, rows: int, seed: int = 2) -> dict:
+    """`cgpa predict --csv` on `rows` generated students, and onnxruntime alone on the same rows."""
+    run = RunDir.of(run)
+    predictor = check_fresh(run, threads=1)
+    grades, college = random_students(rows, predictor.semesters, predictor.colleges, seed=seed)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        source = folder / "cohort.csv"
+        write_cohort_csv(source, grades, college)
+        command = [sys.executable, "-m", "cgpa_rnn", "predict", str(run), "--csv", str(source), "--out",
+                   str(folder / "scored.csv")]
+        seconds, peak, status = _run_measured(command, folder)
+        if status != 0:
+            raise RuntimeError(f"cgpa predict --csv failed: {(folder / 'stderr').read_text()[-500:]}")
+        file_bytes = source.stat().st_size
+    started = time.perf_counter()
+    for start in range(0, rows, ORT_BATCH):
+        predictor.predict_batch(grades[start:start + ORT_BATCH], college[start:start + ORT_BATCH])
+    alone = time.perf_counter() - started
+    return {"rows": rows, "file_bytes": file_bytes, "seconds": seconds, "rows_per_s": rows / seconds,
+            "peak_rss_bytes": peak, "onnxruntime_seconds": alone, "onnxruntime_rows_per_s": rows / alone}
+
+
+def format_csv_bench(report: dict) -> str:
+    return (f"cgpa predict --csv, {report['rows']:,} rows ({report['file_bytes'] / 1e6:.0f} MB): "
+            f"{report['seconds']:.1f} s, {report['rows_per_s']:,.0f} rows/s, peak memory "
+            f"{report['peak_rss_bytes'] / 2 ** 20:,.0f} MB\n"
+            f"onnxruntime alone on the same rows (one thread, batches of {ORT_BATCH:,}): "
+            f"{report['onnxruntime_seconds']:.1f} s, {report['onnxruntime_rows_per_s']:,.0f} rows/s")
