@@ -18,12 +18,9 @@
   const ADDED_COLUMNS = ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual",
     "abs_error", "error"];
   const FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"];
-  // Python's str.isspace() set: what str.strip() removes (JS's trim() differs: it keeps \x1c-\x1f, \x85).
-  const PY_SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
 
   class DataError extends Error {}
 
-  const pyStrip = (text) => text.replace(PY_SPACE, "");
   function stripChars(text, chars) {
     let start = 0, end = text.length;
     while (start < end && chars.includes(text[start])) start++;
@@ -129,7 +126,7 @@
     return null;
   }
 
-  const named = (columns, names) => columns.filter((c) => names.includes(pyStrip(c).toLowerCase()));
+  const named = (columns, names) => columns.filter((c) => names.includes(stripChars(c, WHITESPACE).toLowerCase()));
   function one(columns, names, what, where) {
     const found = named(columns, names);
     if (found.length > 1) {
