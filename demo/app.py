@@ -31,7 +31,8 @@ DELETE_CACHE = (300, 900)
 MAX_FILE_SIZE = f"{service.UPLOAD_LIMITS.bytes // 1024}kb"  # Gradio refuses larger uploads before they land
 # Tables readable on a phone: headers wrap between words (never inside one), wide tables scroll.
 CSS = """
-.model-card table, #cohort-table table, #train-errors table { word-break: normal; overflow-wrap: normal; }
+#cohort-table th, #train-errors th { min-width: min-content !important; max-width: none !important; }
+#cohort-table th span, #train-errors th span { word-break: normal !important; overflow-wrap: normal !important; }
 .model-card table { display: block; overflow-x: auto; }
 .model-card th, .model-card td { white-space: nowrap; }
 """

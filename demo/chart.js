@@ -5,7 +5,7 @@
 // words only; nothing a visitor typed is put into it as text.
 (asked) => {
   if (!asked || asked.prediction === undefined) return "";
-  const W = 480, H = 260, left = 34, right = 10, top = 12, bottom = 44;
+  const W = 400, H = 230, left = 30, right = 8, top = 10, bottom = 44;
   const n = asked.names.length;
   const known = asked.grades.map((g, t) => [t + 1, g]).filter(([t, g]) => g !== null && t !== asked.semester);
   const values = known.map(([, g]) => g).concat([asked.low, asked.high, asked.prediction]);
@@ -14,7 +14,7 @@
   const x = (t) => left + ((t - 0.5) / n) * (W - left - right);
   const y = (g) => top + (1 - (g - low) / (high - low || 1)) * (H - top - bottom);
   const f = (v) => v.toFixed(1);
-  const parts = [`<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="grades and prediction" style="max-width:560px;font:13px sans-serif">`];
+  const parts = [`<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="grades and prediction" style="max-width:560px;font:15px sans-serif">`];
   for (let g = low; g <= high; g += high - low > 5 ? 2 : 1) {
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${f(y(g))}" y2="${f(y(g))}" stroke="#ddd"/>`,
                `<text x="${left - 6}" y="${f(y(g) + 4)}" text-anchor="end" fill="#555">${g}</text>`);
@@ -23,8 +23,8 @@
   asked.names.forEach((name, i) => {
     const t = i + 1;
     const missing = t < asked.semester && asked.grades[i] === null && t !== asked.semester;
-    parts.push(`<text x="${f(x(t))}" y="${axis + 16}" text-anchor="middle" fill="${missing ? "#b00" : "#333"}">${String(name).replace(/[^0-9a-z]/gi, "")}</text>`);
-    if (missing) parts.push(`<text x="${f(x(t))}" y="${axis + 30}" text-anchor="middle" fill="#b00">missing</text>`,
+    parts.push(`<text x="${f(x(t))}" y="${axis + 18}" text-anchor="middle" fill="${missing ? "#b00" : "#333"}">${String(name).replace(/[^0-9a-z]/gi, "")}</text>`);
+    if (missing) parts.push(`<text x="${f(x(t))}" y="${axis + 36}" text-anchor="middle" fill="#b00">missing</text>`,
                             `<line x1="${f(x(t))}" x2="${f(x(t))}" y1="${top}" y2="${axis}" stroke="#b00" stroke-dasharray="3 4"/>`);
   });
   const s = asked.semester;

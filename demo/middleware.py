@@ -90,14 +90,14 @@ class ValueCount:
     drops values beyond an endpoint's inputs (a value too many is silently ignored) and answers
     too few with its components' reprs."""
 
-    QUEUE_PATH = "/gradio_api/queue/join"
+    QUEUE_PATH, RUN_PATH = "/gradio_api/queue/join", "/gradio_api/run/predict"
 
     def __init__(self, app, endpoints: dict):
         self.app, self.endpoints = app, endpoints
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not (
-                scope["path"] in self.endpoints or scope["path"] == self.QUEUE_PATH):
+                scope["path"] in self.endpoints or scope["path"] in (self.QUEUE_PATH, self.RUN_PATH)):
             return await self.app(scope, receive, send)
         chunks = []  # bounded: BodyLimit runs before this
         while True:
@@ -126,7 +126,9 @@ class ValueCount:
         try:
             payload = json.loads(body)
             values = payload["data"]
-            endpoint = self.endpoints.get(payload.get("fn_index") if path == self.QUEUE_PATH else path)
+            # The page names the event by fn_index on every path (its unqueued events all post to
+            # /gradio_api/run/predict); programs name it by the path.
+            endpoint = self.endpoints.get(payload["fn_index"] if "fn_index" in payload else path)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # not a call this check understands: Gradio answers it
         if endpoint is None or not isinstance(values, list):

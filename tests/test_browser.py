@@ -7,6 +7,15 @@ from conftest import ROOT
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run
 
 
+@pytest.fixture()
+def own_training_csv(tmp_path):
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+
+    upload = tmp_path / "our-class.csv"
+    generate_frame(SyntheticSpec(students=300, seed=8)).to_csv(upload, index=False)
+    return upload
+
+
 @pytest.mark.browser
 def test_enter_grades_and_read_both_predictions(browser, app_url):
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
@@ -188,3 +197,116 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     while created.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not created.exists()
+
+
+VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def _tab(page, name: str, width: int):
+    """A tab's button, asserted to be in view at this width (not behind an overflow menu)."""
+    button = page.get_by_role("tab", name=name, exact=True)
+    button.wait_for(timeout=15_000)
+    box = button.bounding_box()
+    assert button.is_visible() and box and box["x"] >= 0 and box["x"] + box["width"] <= width, name
+    return button
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
+    """Screenshots of every tab, with answers on screen, under tests/screenshots/ (look at them)."""
+    from cgpa_rnn.data import SHIPPED_DATA
+
+    viewport = VIEWPORTS[size]
+    page = browser.new_page(viewport=viewport)
+    page.goto(app_url)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for semester, grade in enumerate(["7.1", "6.8", "", "7.3"], start=1):
+        page.locator(f"#grade-{semester} textarea, #grade-{semester} input").first.fill(grade)
+    page.locator("#predict").click()
+    page.locator("#plot svg[role=img]").wait_for(timeout=30_000)  # the chart, drawn by the browser
+    axis = page.evaluate("() => [...document.querySelectorAll('#plot svg text')].map((t) => t.textContent)")
+    assert axis[-6:] == ["1st", "2nd", "3rd", "missing", "4th", "5th"]  # the 3rd semester's gap, on the axis
+    assert page.locator("#plot rect").count() >= 1  # the interval's band
+    page.screenshot(path=str(SCREENSHOTS / f"{size}-student.png"), full_page=True)
+    _tab(page, "Cohort", viewport["width"]).click()
+    page.get_by_role("button", name="Take the data set the model was trained on").click()
+    page.locator("#cohort-file").get_by_text(SHIPPED_DATA.stem).first.wait_for(timeout=15_000)
+    page.locator("#score").click()
+    page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)
+    page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / f"{size}-cohort.png"), full_page=True)
+    _tab(page, "Your model", viewport["width"]).click()
+    page.locator("#train").wait_for(timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / f"{size}-your-model.png"), full_page=True)
+    _tab(page, "About", viewport["width"]).click()
+    page.get_by_text("How it was made").first.wait_for(timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / f"{size}-about.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_the_demo_keeps_nothing_in_the_visitors_browser(browser, app_url):
+    """A cohort scored and a student predicted leave no grade in the page's storage, and the
+    run history page is off."""
+    from cgpa_rnn.data import SHIPPED_DATA
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(app_url)
+    for semester, grade in enumerate(["7.13", "6.87", "", "7.31"], start=1):
+        page.locator(f"#grade-{semester} textarea, #grade-{semester} input").first.fill(grade)
+    page.locator("#predict").click()
+    page.locator("#plot svg[role=img]").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Cohort").click()
+    page.get_by_role("button", name="Take the data set the model was trained on").click()
+    page.locator("#cohort-file").get_by_text(SHIPPED_DATA.stem).first.wait_for(timeout=15_000)
+    page.locator("#score").click()
+    page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # anything the page saves after an answer has been saved by now
+    stored = page.evaluate("""async () => {
+        const local = JSON.stringify(Object.entries(localStorage));
+        const session = JSON.stringify(Object.entries(sessionStorage));
+        const databases = indexedDB.databases ? await indexedDB.databases() : [];
+        return {local, session, databases: databases.map((d) => d.name)};
+    }""")
+    first_student = SHIPPED_DATA.read_text().splitlines()[1].split(",")[:5]  # grades as the file writes them
+    for text in (stored["local"], stored["session"]):
+        assert "7.13" not in text and "6.87" not in text and not any(g and g in text for g in first_student), text
+    assert stored["databases"] == [], stored
+    assert page.request.get(app_url + "gradio_api/runs").status == 404
+
+
+@pytest.mark.browser
+def test_closing_the_page_during_training_stops_it_and_deletes_its_files(browser, app_url, own_training_csv,
+                                                                          monkeypatch):
+    import threading
+    import time
+
+    from cgpa_rnn.demo import training, visitors
+    from cgpa_rnn.demo.environment import SESSIONS_DIR
+
+    started, stopped = threading.Event(), threading.Event()
+    train = training.train_own_model
+
+    def watched(path, root, report):  # the real training, watched: it must stop once the page is gone
+        started.set()
+        try:
+            return train(path, root, report)
+        except visitors.TrainingCancelled:
+            stopped.set()
+            raise
+
+    monkeypatch.setattr(training, "train_own_model", watched)
+    before = set(SESSIONS_DIR.glob("*/*"))
+    page = browser.new_page()
+    page.goto(app_url)
+    page.get_by_role("tab", name="Your model").click()
+    page.locator("#train-file input[type=file]").set_input_files(str(own_training_csv))
+    page.locator("#train").click()
+    page.get_by_text("of the epochs at most").first.wait_for(timeout=60_000)  # training runs
+    assert started.is_set()
+    page.close()
+    deadline = time.monotonic() + 90
+    while not stopped.is_set() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert stopped.is_set()  # stopped at its next epoch, not run to the end for nobody
+    assert set(SESSIONS_DIR.glob("*/*")) == before  # its copy of the upload and its model are gone

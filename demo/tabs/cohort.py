@@ -68,7 +68,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
                            x_title="actual grade point", y_title="predicted", elem_id="hindcast-chart",
                            visible=False)
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
-    download = gr.File(label="download the scored CSV", elem_id="cohort-download")
+    download = gr.File(label="download the scored CSV", elem_id="cohort-download", height=120)
 
     def page_score(cohort_csv, at_risk_below, hindcast_every_student, request: gr.Request):
         """Score a cohort CSV: every student's next-semester grade point average (0-10) with its

@@ -78,7 +78,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
                           elem_id="train-errors", visible=False, wrap=True)
     downloads = gr.File(label="model.onnx, its parity report and model card", file_count="multiple",
-                        elem_id="train-downloads")
+                        elem_id="train-downloads", height=140)
     gr.Markdown("### Try your model")
     with gr.Row():
         grades = gr.Textbox(label="grades, comma-separated (blank for missing)", placeholder="7.1, 6.8, , 7.3",
