@@ -17,11 +17,10 @@ import onnx
 import pytest
 from conftest import ROOT, SHIPPED, cgpa
 
-from cgpa_rnn.errors import DataError, ParityError
+from cgpa_rnn.errors import DataError
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.scoring import score_csv, write_scored_csv
-from cgpa_rnn.streaming import format_numbers, stream_scored_csv
-from cgpa_rnn.values import DECIMAL, boolean_value, grade_value
+from cgpa_rnn.values import grade_value
 
 HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
 
@@ -77,6 +76,8 @@ def test_a_cohort_that_cannot_train_gets_one_sentence(tmp_path):
 @pytest.mark.parametrize("text", ["1e1", "inf", "-inf", "nan1", "0x10", "1_0", "٣", "７", "7,5", "1.2.3", "+", ".",
                                   "\u00a07", "Infinity", "0b1"])
 def test_only_ascii_decimal_notation_is_a_number(text):
+    from cgpa_rnn.values import DECIMAL
+
     with pytest.raises(ValueError, match="expected a grade point"):
         grade_value(text)
     assert not DECIMAL.fullmatch(text.strip(" \t\r\n"))
@@ -107,11 +108,15 @@ def test_the_cli_refuses_numbers_in_other_notations(tmp_path):
     (True, True), (False, False), ("true", True), ("FALSE", False), ("Yes", True), ("no", False), ("1", True),
     ("0", False), ("on", True), ("OFF", False), (1, True), (0, False), (" true ", True)])
 def test_booleans_in_the_usual_spellings(value, expected):
+    from cgpa_rnn.values import boolean_value
+
     assert boolean_value(value) is expected
 
 
 @pytest.mark.parametrize("value", ["", "maybe", "2", "falsy", "t", None, 2, 0.5, "نعم"])
 def test_anything_else_is_not_a_boolean(value):
+    from cgpa_rnn.values import boolean_value
+
     with pytest.raises(ValueError, match="expected true or false"):
         boolean_value(value)
 
@@ -236,6 +241,8 @@ print(sorted(m for m in sys.modules if m.startswith(("cgpa_rnn.model", "cgpa_rnn
 def test_verify_fails_a_model_whose_metadata_disagrees_with_its_checkpoint(run_copy):
     from cgpa_rnn.export.verify import verify
 
+    from cgpa_rnn.errors import ParityError
+
     _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", colleges="[1, 2, 3]")
     result = cgpa("verify", str(run_copy), "--samples", "100")
     assert result.returncode == 1 and "FAILED" in result.stdout, result.stdout + result.stderr
@@ -272,6 +279,8 @@ MESSY = ("\ufeff1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Co
 @pytest.mark.parametrize("hindcast", [False, True])
 @pytest.mark.parametrize("block", [1 << 20, 64, 7])
 def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
+    from cgpa_rnn.streaming import stream_scored_csv
+
     source = tmp_path / "messy.csv"
     source.write_bytes(MESSY.encode("utf-8"))
     backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
@@ -285,6 +294,8 @@ def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
 def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
     from cgpa_rnn.data.inputs import random_students
 
+    from cgpa_rnn.streaming import stream_scored_csv
+
     grades, college = random_students(3000, 5, [115, 116, 165, 241], seed=5)
     lines = ["College Code,1st,2nd,3rd,4th,5th"] + [
         ",".join([str(c)] + ["" if np.isnan(g) else f"{g:.2f}" for g in row]) for row, c in zip(grades, college)]
@@ -297,6 +308,8 @@ def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
 
 
 def test_numbers_are_written_as_python_formats_them():
+    from cgpa_rnn.streaming import format_numbers
+
     rng = np.random.default_rng(0)
     values = np.concatenate([
         rng.uniform(0, 10, 50_000).astype(np.float32), np.abs(rng.uniform(0, 10, 20_000).astype(np.float32)
@@ -318,6 +331,8 @@ def test_numbers_are_written_as_python_formats_them():
     (HEADER, "a header but no student rows"),
 ])
 def test_streamed_scoring_refuses_an_unreadable_file_in_one_line(tmp_path, content, expected):
+    from cgpa_rnn.streaming import stream_scored_csv
+
     source = tmp_path / "bad.csv"
     source.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "scored.csv"
@@ -325,3 +340,15 @@ def test_streamed_scoring_refuses_an_unreadable_file_in_one_line(tmp_path, conte
         stream_scored_csv(source, out, {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}, block_bytes=64)
     one_line_error(cgpa("predict", str(SHIPPED), "--csv", str(source), "--out", str(out)), expected)
     assert not out.exists()
+
+
+def test_a_quiet_training_states_its_config_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    result = cgpa("train", "--synthetic", "40", "--epochs", "2", "--hidden", "4", "--ensemble", "1", "--weight-decay",
+                  "0.001", "--quiet", "--out", str(run))
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("training on SYNTHETIC cohort") and "{" not in result.stdout
+    assert first.endswith(f"elman cell; hidden 4, ensemble 1, max-epochs 2, tune-weight-decay none (in full: "
+                          f"{run}/config.json)"), first
+    assert json.loads((run / "config.json").read_text())["model"]["hidden"] == 4
