@@ -170,7 +170,7 @@ def cmd_bench(args) -> None:
 
         print(format_demo_bench(demo_bench(args.run)))
         return
-    if args.csv:
+    if args.csv is not None:
         from cgpa_rnn.export.bench import csv_bench, format_csv_bench
 
         if args.csv < 1:

@@ -348,3 +348,13 @@ def test_a_run_directory_that_cannot_be_written_is_one_line(run_copy, monkeypatc
     for command in (["export", str(run_copy)], ["verify", str(run_copy), "--samples", "50"]):
         assert cli.main(command) == 2
         assert "cannot write here (Permission denied)" in capsys.readouterr().err
+
+
+def test_the_csv_benchmark_prints_the_cli_beside_onnxruntime_alone():
+    result = cgpa("bench", str(ROOT / "model" / "default"), "--csv", "3000")
+    assert result.returncode == 0, result.stderr
+    cli_line, alone_line = result.stdout.strip().splitlines()
+    assert cli_line.startswith("cgpa predict --csv, 3,000 rows") and "rows/s, peak memory" in cli_line
+    assert alone_line.startswith("onnxruntime alone on the same rows") and "rows/s" in alone_line
+    refused = cgpa("bench", str(ROOT / "model" / "default"), "--csv", "0")
+    assert refused.returncode == 2 and "expected a number of rows" in refused.stderr
