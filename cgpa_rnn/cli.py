@@ -247,6 +247,14 @@ def cmd_web(args) -> None:
           f"serve it with any static server, e.g. python -m http.server -d {index.parent}")
 
 
+def cmd_publish(args) -> None:
+    from cgpa_rnn.export.publish import publish
+
+    check_output_folder(args.out, (args.run,), "the Hub folder")
+    names = publish(args.run, args.out)
+    print(f"wrote {args.out}/ ({', '.join(names)}); nothing was uploaded: hf upload USER/NAME {args.out}")
+
+
 def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
@@ -354,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a site cgpa "
                                                            "web wrote (its other files stay)")
     web.set_defaults(handler=cmd_web)
+
+    publish = commands.add_parser("publish", help="lay out a folder as a Hugging Face model repository "
+                                                  "(nothing is uploaded)")
+    publish.add_argument("run")
+    publish.add_argument("--out", required=True, help="folder for the Hub repository's files")
+    publish.set_defaults(handler=cmd_publish)
 
     demo = commands.add_parser("demo", help="serve the Gradio demo (same as python -m demo)")
     demo.add_argument("run", nargs="?", help="run directory (default: the shipped model)")

@@ -352,3 +352,13 @@ def test_a_quiet_training_states_its_config_in_one_line(tmp_path):
     assert first.endswith(f"elman cell; hidden 4, ensemble 1, max-epochs 2, tune-weight-decay none (in full: "
                           f"{run}/config.json)"), first
     assert json.loads((run / "config.json").read_text())["model"]["hidden"] == 4
+
+
+def test_publish_out_is_checked_like_every_out(tmp_path):
+    hub = tmp_path / "hub"
+    written = cgpa("publish", str(SHIPPED), "--out", str(hub))
+    assert written.returncode == 0 and "nothing was uploaded" in written.stdout, written.stderr
+    (tmp_path / "hub-link").symlink_to(hub)
+    one_line_error(cgpa("publish", str(SHIPPED), "--out", str(tmp_path / "hub-link")), "is a symbolic link")
+    one_line_error(cgpa("publish", str(SHIPPED), "--out", str(SHIPPED)), "is the input")
+    assert (SHIPPED / "model.pt").is_file() and hub.is_dir()
