@@ -142,55 +142,64 @@ class _Scorer:
         self.tally, self.rows, self.scored = HindcastTally(), 0, 0
 
     def block(self, data: bytes, block: np.ndarray, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> bytes:
+        """The output lines of a block's records, in their order (blank rows left out)."""
+        simple, blank, cell_starts, cell_ends = self._split(block, starts, ends)
+        ok, seen, code, semester, actual = self._questions(block, cell_starts, cell_ends)
+        fast = np.flatnonzero(simple)[ok]
+        slow = np.flatnonzero(~blank & ~np.isin(np.arange(len(starts)), fast))
+        scored = self._fast_lines(block, starts[fast], ends[fast], seen, code, semester, actual,
+                                  split=bool(len(slow))) if len(fast) else []
+        if not len(slow):
+            return b"".join(scored)
+        out = np.empty(len(starts), dtype=object)
+        out[:] = b""
+        out[fast] = scored
+        out[slow] = self._reference_lines(data, starts[slow], ends[slow], lines[slow])
+        return b"".join(out.tolist())
+
+    def _split(self, block, starts, ends):
+        """Which records need nothing but splitting at commas (no quote, CR or NUL, no whitespace at a
+        cell's edge, no formula start, as many cells as the header), and where their cells are."""
         width = len(self.columns)
-        comma, quote = block == 44, (block == 34) | (block == 13) | (block == 0)
-        edge = np.zeros(len(block) + 2, dtype=bool)  # a cell's first or last byte
+        comma, unusual = block == 44, (block == 34) | (block == 13) | (block == 0)
+        edge = np.zeros(len(block) + 2, dtype=bool)
         edge[1:-1] = comma | (block == 10)
-        cell_start, cell_end = edge[:-2].copy(), edge[2:].copy()
+        cell_start, cell_end = edge[:-2].copy(), edge[2:].copy()  # a cell's first byte, its last byte
         cell_start[starts[starts < len(block)]] = True
         cell_end[ends[ends > 0] - 1] = True
-        spaced = ((block == 32) | (block == 9)) & (cell_start | cell_end)
-        formula = cell_start & ((block == 61) | (block == 43) | (block == 45) | (block == 64))
-        odd, commas = np.zeros(len(block) + 1, dtype=np.int32), np.zeros(len(block) + 1, dtype=np.int32)
-        np.cumsum(quote | spaced | formula, out=odd[1:])  # counts before each byte: per record by subtraction
-        np.cumsum(comma, out=commas[1:])
-        count = commas[ends] - commas[starts]
-        fast = ((odd[ends] == odd[starts]) & (count == width - 1) & (ends - starts > width - 1)
-                & (ends - starts <= MAX_FAST_LINE))
-        blank = (count == width - 1) & (ends - starts == width - 1)  # only commas: a blank row, left out
-        fast_rows = np.flatnonzero(fast)
-        cells = np.flatnonzero(comma)[commas[starts[fast_rows]][:, None] + np.arange(width - 1)]
-        cell_starts = np.concatenate([starts[fast_rows, None], cells + 1], axis=1)
-        cell_ends = np.concatenate([cells, ends[fast_rows, None]], axis=1)
-        seen = np.full((len(fast_rows), self.reference.semesters), np.nan, dtype=np.float32)
-        ok = np.ones(len(fast_rows), dtype=bool)
+        unusual |= ((block == 32) | (block == 9)) & (cell_start | cell_end)
+        unusual |= cell_start & ((block == 61) | (block == 43) | (block == 45) | (block == 64))  # = + - @
+        before_unusual, before_comma = np.zeros(len(block) + 1, np.int32), np.zeros(len(block) + 1, np.int32)
+        np.cumsum(unusual, out=before_unusual[1:])  # counts before each byte: per record by subtraction
+        np.cumsum(comma, out=before_comma[1:])
+        commas, length = before_comma[ends] - before_comma[starts], ends - starts
+        simple = ((before_unusual[ends] == before_unusual[starts]) & (commas == width - 1) & (length > width - 1)
+                  & (length <= MAX_FAST_LINE))
+        blank = (commas == width - 1) & (length == width - 1)  # only commas: a blank row, left out
+        rows = np.flatnonzero(simple)
+        positions = np.flatnonzero(comma)[before_comma[starts[rows]][:, None] + np.arange(width - 1)]
+        return (simple, blank, np.concatenate([starts[rows, None], positions + 1], axis=1),
+                np.concatenate([positions, ends[rows, None]], axis=1))
+
+    def _questions(self, block, cell_starts, cell_ends):
+        """What the model is asked for each simple record, as Predictor.question asks it; `ok` is
+        False where that would be an error (the reference path then writes the message)."""
+        seen = np.full((len(cell_starts), self.reference.semesters), np.nan, dtype=np.float32)
+        ok = np.ones(len(cell_starts), dtype=bool)
         for column, semester in self.grade_columns:
             value, number, empty = _numbers(block, cell_starts[:, column], cell_ends[:, column])
             ok &= empty | (number & (value >= GRADE_MIN) & (value <= GRADE_MAX))
             seen[:, semester] = np.where(number, value, np.nan)
         code, number, _ = _numbers(block, cell_starts[:, self.college], cell_ends[:, self.college])
-        ok &= number & (code < 2 ** 53)
         observed = ~np.isnan(seen)
         last = seen.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
-        hindcast = (last == seen.shape[1] - 1) | self.hide_last
-        ok &= observed.any(1) & ~(hindcast & (observed.sum(1) == 1))
-        fast[fast_rows[~ok]] = False
-        keep = ok.nonzero()[0]
-        seen, code, last, hindcast = seen[keep], code[keep].astype(np.int64), last[keep], hindcast[keep]
-        rows = np.arange(len(keep))
+        hindcast = (last == seen.shape[1] - 1) | self.hide_last  # the last grade given is predicted
+        ok &= number & observed.any(1) & ~(hindcast & (observed.sum(1) == 1))
+        seen, code, last, hindcast = seen[ok], code[ok].astype(np.int64), last[ok], hindcast[ok]
+        rows = np.arange(len(seen))
         actual = np.where(hindcast, seen[rows, last].astype(np.float64), np.nan)
         seen[rows[hindcast], last[hindcast]] = np.nan
-        fast_records, slow = fast_rows[keep], np.flatnonzero(~fast & ~blank)
-        scored = [] if not len(keep) else self._fast_lines(block, starts[fast_records], ends[fast_records], seen, code,
-                                                            np.where(hindcast, last + 1, last + 2), actual,
-                                                            split=bool(len(slow)))
-        if not len(slow):
-            return b"".join(scored)
-        out = np.empty(len(starts), dtype=object)
-        out[:] = b""
-        out[fast_records] = scored
-        out[slow] = self._reference_lines(data, starts[slow], ends[slow], lines[slow])
-        return b"".join(out.tolist())
+        return ok, seen, code, np.where(hindcast, last + 1, last + 2), actual
 
     def _fast_lines(self, block, starts, ends, seen, code, semester, actual, split: bool) -> list[bytes]:
         """The output lines of records on the fast path: all in one bytes, or one each with `split`."""
