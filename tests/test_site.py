@@ -321,6 +321,10 @@ def test_web_writes_a_folder_that_holds_exactly_the_site(tmp_path, ort_web_dist)
     (mine / "notes.txt").write_text("keep me")
     refused = cgpa("web", str(SHIPPED), "--out", str(mine))
     assert refused.returncode == 2 and "not a site" in refused.stderr and sorted(mine.iterdir()) == [mine / "notes.txt"]
+    forced = cgpa("web", str(SHIPPED), "--out", str(mine), "--force")  # the site's files added, nothing removed
+    assert forced.returncode == 0 and (mine / "notes.txt").read_text() == "keep me" and (mine / "index.html").is_file()
+    assert not (mine / ".cgpa-site").exists()  # still the user's folder: the next build is refused again
+    assert cgpa("web", str(SHIPPED), "--out", str(mine)).returncode == 2 and (mine / "notes.txt").is_file()
     (tmp_path / "file").write_text("x")
     assert cgpa("web", str(SHIPPED), "--out", str(tmp_path / "file")).returncode == 2
     assert (tmp_path / "file").read_text() == "x"
