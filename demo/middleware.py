@@ -128,7 +128,7 @@ class ValueCount:
             values = payload["data"]
             # The page names the event by fn_index on every path (its unqueued events all post to
             # /gradio_api/run/predict); programs name it by the path.
-            endpoint = self.endpoints.get(payload["fn_index"] if "fn_index" in payload else path)
+            endpoint = self.endpoints.get(payload.get("fn_index", path))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # not a call this check understands: Gradio answers it
         if endpoint is None or not isinstance(values, list):

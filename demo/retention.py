@@ -36,7 +36,7 @@ class Janitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cgpa-demo-janitor", daemon=True)
 
-    def start(self) -> "Janitor":
+    def start(self) -> Janitor:
         self._thread.start()
         return self
 

@@ -14,16 +14,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.demo.environment import SCORED_DIR
 from cgpa_rnn.export.torch_predictor import TorchPredictor
 from cgpa_rnn.model.card import render_model_card
 from cgpa_rnn.model.config import INTERVAL_LEVEL
+
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.predictor import OnnxPredictor, PredictionError, Question, check_fresh, parse_college, parse_grade
+from cgpa_rnn.predictor import (
+    OnnxPredictor,
+    PredictionError,
+    Question,
+    check_fresh,
+    parse_college,
+    parse_grade,
+)
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.scoring import ADDED_COLUMNS, HindcastSummary, ScoredTable, score_csv, write_scored_csv
+from cgpa_rnn.scoring import (
+    ADDED_COLUMNS,
+    HindcastSummary,
+    ScoredTable,
+    score_csv,
+    write_scored_csv,
+)
 from cgpa_rnn.table import Limits
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, preview, read_header
 

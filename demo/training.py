@@ -9,14 +9,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cgpa_rnn.data import Cohort, load_cohort, load_csv
 from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.train import check_trainable, train_run
+
 from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.table import Limits

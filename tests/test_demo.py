@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cgpa_rnn.demo import environment, service, training
 from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 
-from cgpa_rnn.demo import environment, service, training
 from cgpa_rnn.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
@@ -80,7 +80,7 @@ def test_score_upload(backends, tmp_path):
     ((",".join(f"c{i}" for i in range(100)) + "\n").encode(), "100 columns is over the 64-column limit"),
     (("1st," + "x" * 5000 + "\n7,1\n").encode(), "the header line is longer than 4,000 characters"),
     (b"1st,2nd,College Code\n", "the file has a header but no student rows"),
-    (("<a href=x>1st</a>,College Code\n7,115\n").encode(), "no semester columns found"),
+    ((b"<a href=x>1st</a>,College Code\n7,115\n"), "no semester columns found"),
 ])
 def test_uploads_are_refused_cheaply_and_named_without_server_paths(backends, tmp_path, content, message):
     path = tmp_path / "upload.csv"
@@ -98,7 +98,7 @@ def test_the_data_sets_complete_students_are_scored_by_hindcast(backends, tmp_pa
 
     complete = tmp_path / "complete.csv"
     complete.write_text("".join(SHIPPED_DATA.read_text().splitlines(keepends=True)[:51]))  # 50 complete students
-    scored, out, summary = service.score_upload(backends, complete, 6.0)
+    scored, _, summary = service.score_upload(backends, complete, 6.0)
     assert "50 of 50 students scored" in summary and scored.hindcast.all()
     assert (scored.semester == 5).all() and "Hindcast of 50 students" in summary
     mae = float(summary.split("mean absolute error ")[1].split()[0])
@@ -244,7 +244,7 @@ def test_downloads_are_spreadsheet_safe_and_do_not_stay_on_the_server(app_url, t
     path.write_text("1st,2nd,College Code,=HYPERLINK(\"x\")\n7.1,6.8,115,@SUM(1)\n")
     client = Client(app_url, verbose=False)
     _, _, _, download = client.predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
-    header, row = open(download).read().splitlines()[:2]
+    header, row = Path(download).read_text().splitlines()[:2]
     assert "'=HYPERLINK" in header and "'@SUM(1)" in row
     scored = list(environment.SCORED_DIR.iterdir())
     assert scored  # kept until Gradio has its copy, then deleted by the timer (test_retention.py)
@@ -321,7 +321,7 @@ def test_the_app_refuses_an_oversized_upload_without_scoring_it(app_url, tmp_pat
         client.predict(handle_file(str(rows)), 6.0, api_name="/predict_batch")
     big = tmp_path / "big.csv"
     big.write_bytes(b"1st,College Code\n" + b"7,115\n" * 400_000)  # 2.3 MB: Gradio refuses it before it lands
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="exceeds the maximum file size"):  # the page's limit, told to clients
         client.predict(handle_file(str(big)), 6.0, api_name="/predict_batch")
 
 
@@ -389,8 +389,7 @@ def test_the_servers_files_live_in_a_private_folder_of_its_own(app_url, tmp_path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and os.environ["GRADIO_TEMP_DIR"] == str(environment.GRADIO_DIR)
     path = tmp_path / "private.csv"
     path.write_text(COHORT_CSV)
-    _, _, _, download = Client(app_url, verbose=False).predict(handle_file(str(path)), 6.0,
-                                                               api_name="/predict_batch")
+    Client(app_url, verbose=False).predict(handle_file(str(path)), 6.0, api_name="/predict_batch")
     assert list(environment.GRADIO_DIR.rglob("private.csv"))  # Gradio's copy of the upload is in there too
 
 
@@ -432,25 +431,24 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
     import ast
     import asyncio
 
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
     from cgpa_rnn.demo.app import build_demo, launch
     from conftest import free_port
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
 
     demo = build_demo(SHIPPED)
     port = free_port()
     launch(demo, server_name="127.0.0.1", port=port, mcp=True, prevent_thread_lock=True, quiet=True)
 
     async def ask():
-        async with streamable_http_client(f"http://127.0.0.1:{port}/gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-                answer = await session.call_tool("predict_student", {
-                    "semester_1st": "7.1", "semester_2nd": "6.8", "semester_3rd": "", "semester_4th": "7.3",
-                    "semester_5th": "", "college": "115", "hindcast_last_given": False})
-                return tools, answer
+        async with (streamable_http_client(f"http://127.0.0.1:{port}/gradio_api/mcp/") as (read, write, _),
+                    ClientSession(read, write) as session):
+            await session.initialize()
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            answer = await session.call_tool("predict_student", {
+                "semester_1st": "7.1", "semester_2nd": "6.8", "semester_3rd": "", "semester_4th": "7.3",
+                "semester_5th": "", "college": "115", "hindcast_last_given": False})
+            return tools, answer
 
     try:
         tools, answer = asyncio.run(ask())

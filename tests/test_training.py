@@ -6,11 +6,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from cgpa_rnn.demo import service, training, visitors
+from cgpa_rnn.model.train import train_run
 from conftest import tiny_config
 from gradio_client import Client, handle_file
 
-from cgpa_rnn.demo import service, training, visitors
-from cgpa_rnn.model.train import train_run
 from cgpa_rnn.errors import UserError
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import html
 
 import gradio as gr
-
 from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
-from cgpa_rnn.errors import UserError
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.train import MIN_STUDENTS
+
+from cgpa_rnn.errors import UserError
 
 
 def train(models: OwnModels, cohort_csv: str | None, session: str, report: training.Report,
@@ -39,15 +39,15 @@ def predict_own(models: OwnModels, grades_csv: str, college_code: str, session: 
 
 def trained_text(model: training.OwnModel) -> str:
     data, split = model.metrics["data"], model.metrics["split"]
-    lines = [f"**Your model is ready**: the `{model.backends.torch.payload['config']['model']['cell']}` network, "
-             f"trained on {service.plural(split['train_students'], 'student')} of {html.escape(model.name)} "
-             f"({data['students']:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
-             f"{', '.join(map(str, model.backends.colleges))}); {service.plural(split['test_students'], 'student')} "
-             "were held out to measure it, below.",
-             f"Both runtimes agree: the largest |torch - onnxruntime| over "
-             f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} (tolerance "
-             f"{PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in any ONNX "
-             "runtime."]
+    lines = [(f"**Your model is ready**: the `{model.backends.torch.payload['config']['model']['cell']}` network, "
+              f"trained on {service.plural(split['train_students'], 'student')} of {html.escape(model.name)} "
+              f"({data['students']:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
+              f"{', '.join(map(str, model.backends.colleges))}); {service.plural(split['test_students'], 'student')} "
+              "were held out to measure it, below."),
+             (f"Both runtimes agree: the largest |torch - onnxruntime| over "
+              f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
+              f"(tolerance {PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in "
+              "any ONNX runtime.")]
     if model.metrics.get("time_limited_networks"):
         lines.append(f"Training reached the {training.TRAIN_SECONDS} s limit before early stopping for "
                      f"{service.plural(model.metrics['time_limited_networks'], 'network')}; each kept its best epoch "
@@ -91,7 +91,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
                    gr.Textbox(label="torch - onnxruntime", elem_id="own-diff", interactive=False, min_width=80)]
     details = gr.Markdown(label="answer", elem_id="own-details")
 
-    def page_train(cohort_csv, request: gr.Request, progress=gr.Progress()):
+    def page_train(cohort_csv, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
         return train(models, cohort_csv, request.session_hash, lambda share, what: progress(share, desc=what),
                      request)
 

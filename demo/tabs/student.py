@@ -8,13 +8,13 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import named, parse_bool, refused, split_request
-from cgpa_rnn.errors import UserError
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.config import INTERVAL_LEVEL
+
+from cgpa_rnn.errors import UserError
 from cgpa_rnn.rundir import RunDir
 
 HERE = Path(__file__).resolve().parent.parent
@@ -47,8 +47,8 @@ def question_record(backends: service.Backends, result: service.StudentResult) -
 
 def answer_text(backends: service.Backends, result: service.StudentResult) -> str:
     name = backends.semester_names[result.semester - 1]
-    lines = [f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
-             f"{result.low:.2f} to {result.high:.2f})."]
+    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
+              f"{result.low:.2f} to {result.high:.2f}).")]
     if result.actual is not None:
         inside = "inside" if result.low <= result.actual <= result.high else "outside"
         lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
@@ -129,6 +129,11 @@ def build(backends: service.Backends) -> None:
     def page_predict(*values):
         return predict(backends, *split_request(values))
 
+    # The page's endpoint returns the page's texts: public for clients, but not an MCP tool
+    # (agents get /predict_json's record). Gradio's MCP server lists an endpoint as a tool
+    # unless its function's _mcp_type (set by gr.mcp.tool/resource/prompt) says otherwise.
+    page_predict._mcp_type = "page"
+
     def api_predict_json(*values) -> dict:
         return predict_json(backends, *split_request(values))
 
@@ -138,11 +143,8 @@ def build(backends: service.Backends) -> None:
     inputs = [*grade_boxes, college, hide_last]
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
-        # The page's own endpoint (its outputs are the page's texts): callable by name, as the
-        # README shows, but programs and agents are pointed at /predict_json.
         named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
-        validator=lambda *values: validate(backends, values), api_name="predict", api_visibility="undocumented"
-    ).success(
+        validator=lambda *values: validate(backends, values), api_name="predict").success(
         None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
         None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
     gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG), api_name="predict_json")
