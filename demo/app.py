@@ -6,7 +6,6 @@ cohort) and demo.visitors (a visitor's own model).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cgpa_rnn.demo.middleware import (
     ValueCount,
     endpoint_parameters,
 )
+from cgpa_rnn.demo.port import check_port
 from cgpa_rnn.demo.retention import Janitor, log
 from cgpa_rnn.demo.tabs import about, cohort, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
@@ -77,17 +77,6 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
     return demo
 
 
-def port_free(host: str, port: int) -> bool:
-    """Whether a server could listen on host:port now (Gradio takes ~20 s to say it cannot)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, mcp: bool | None = None,
            **options):
     """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
@@ -114,8 +103,7 @@ def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False,
          mcp: bool | None = None) -> None:
     """`cgpa demo` / `python -m demo`: serve a run, refusing one that cannot be served."""
     run = Path(run) if run else service.DEFAULT_RUN
-    if not port_free(host, port):
-        raise UserError(f"--port {port}: another program is already listening on it; pick another port")
+    check_port(host, port)
     if rebuild:
         training.rebuild(run)
     backends = service.load_backends(run)  # a UserError here is one line from the CLI
