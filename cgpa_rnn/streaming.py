@@ -194,7 +194,7 @@ class _Scorer:
         observed = ~np.isnan(seen)
         last = seen.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
         hindcast = (last == seen.shape[1] - 1) | self.hide_last  # the last grade given is predicted
-        ok &= number & observed.any(1) & ~(hindcast & (observed.sum(1) == 1))
+        ok &= number & (code == np.floor(code)) & observed.any(1) & ~(hindcast & (observed.sum(1) == 1))
         seen, code, last, hindcast = seen[ok], code[ok].astype(np.int64), last[ok], hindcast[ok]
         rows = np.arange(len(seen))
         actual = np.where(hindcast, seen[rows, last].astype(np.float64), np.nan)
@@ -233,11 +233,13 @@ class _Scorer:
         """Records off the fast path, parsed by the csv module and scored row by row."""
         rows, row_lines, owner = [], [], []
         for k, (start, end, line) in enumerate(zip(starts.tolist(), ends.tolist(), lines.tolist())):
+            reader = csv.reader(io.StringIO(data[start:end].decode("utf-8"), newline=""), skipinitialspace=True,
+                                strict=True)
             try:
-                parsed = list(csv.reader(io.StringIO(data[start:end].decode("utf-8"), newline=""),
-                                         skipinitialspace=True, strict=True))
-            except csv.Error as error:
-                raise DataError(f"{self.where}, line {line}: not a readable CSV ({error})") from None
+                parsed = list(reader)
+            except csv.Error as error:  # named by the line the reader stopped at, as the table reader does
+                raise DataError(f"{self.where}, line {line + reader.line_num - 1}: not a readable CSV ({error})") \
+                    from None
             for cells in parsed:
                 if not any(c.strip(WHITESPACE) for c in cells):
                     continue
@@ -316,6 +318,8 @@ def _header(data: bytes, block: np.ndarray, starts, ends, where: str, limits: Li
                                  strict=True), [])
     except csv.Error as error:
         raise DataError(f"{where}, line 1: not a readable CSV ({error})") from None
+    if not header:
+        raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
     if len(header) > limits.columns:
         raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
     return [c.strip(WHITESPACE) for c in header]

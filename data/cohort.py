@@ -161,9 +161,12 @@ def check_trainable(cohort: Cohort, min_students: int = MIN_STUDENTS) -> None:
     The CLI's `cgpa train`/`evaluate` and the demo's training call this before any training,
     so a cohort either trains or gets this message (never a crash deep in training)."""
     if len(cohort) < min_students:
-        raise DataError(f"{cohort.describe_source()}: too few students to train on: need at least {min_students}, "
-                        f"found {len(cohort)}")
+        raise DataError(f"{cohort.describe_source()}: {len(cohort)} students are too few to train and measure a "
+                        f"model; at least {min_students} are needed")
     with_two = int(((~np.isnan(cohort.grades)).sum(axis=1) >= 2).sum())
+    if with_two == 0:
+        raise DataError(f"{cohort.describe_source()}: no student has a grade after an earlier one, so there is no "
+                        f"next semester to learn from (at least {min_students} students with two grades are needed)")
     if with_two < min_students:
         raise DataError(f"{cohort.describe_source()}: too few students with two grades to train on (a model learns "
                         f"each semester from an earlier one): need at least {min_students}, found {with_two}")

@@ -68,7 +68,7 @@ def test_a_cohort_that_cannot_train_gets_one_sentence(tmp_path):
     few = tmp_path / "few.csv"
     few.write_text(HEADER + "\n".join(f"7,8,,,,115,M,{i},,16" for i in range(5)) + "\n")
     one_line_error(cgpa("evaluate", "--data", str(few), "--out", str(tmp_path / "eval")),
-                   "too few students to train on: need at least 20, found 5")
+                   "5 students are too few to train and measure a model; at least 20 are needed")
 
 
 # Strict values --------------------------------------------------------------------------------
@@ -267,6 +267,8 @@ MESSY = ("\ufeff1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Co
          "-1,8,,,,115,M,,5,16\r\n"
          "+7,8,,,,115,M,,6,16\r\n"
          "7,8,,,,115.0,M,,7,16\r\n"
+         "7,8,,,,115.5,M,,7,16\r\n"
+         "7,8,,,,99999999999999999999,M,,7,16\r\n"
          "nan,8,NA,,,115,M,,8,16\r\n"
          ",,,,,115,M,,9,16\r\n"
          ",,,,9,115,M,,10,16\r\n"
@@ -288,7 +290,7 @@ def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
     reference = score_csv(source, backends, hide_last=hindcast)
     result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, hindcast, block_bytes=block)
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()
-    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == (16, 9 if hindcast else 11)
+    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == (18, 9 if hindcast else 11)
 
 
 def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
@@ -322,7 +324,8 @@ def test_numbers_are_written_as_python_formats_them():
 
 @pytest.mark.parametrize("content, expected", [
     (HEADER + "7,8,,,,115,M,,1,16,extra\n", "line 2: 11 cells but the header has 10 columns"),
-    (HEADER + '7,8,,,,115,M,,"1,16\n', "line 2: not a readable CSV"),
+    (HEADER + '7,8,,,,115,M,,"1,16\n8,8\n', "line 3: not a readable CSV"),
+    ("\n" + HEADER + "7,8,,,,115,M,,1,16\n", "the file is empty"),
     (HEADER + '7,8,,,,115,M,,"' + "x" * (5 << 20) + "\n", "line 2: a record runs past 1,024 KB (a quote that is never "
                                                             "closed?)"),
     (HEADER.encode() + b"7,8,,,,115,M,,\xff,16\n", "not UTF-8 text"),
