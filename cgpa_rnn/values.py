@@ -97,6 +97,15 @@ def boolean_value(value) -> bool:
     raise ValueError(f"expected true or false (or yes/no, 1/0, on/off), got {preview(value)}")
 
 
+def parse_bool(value, field: str) -> bool:
+    """boolean_value for a named field (an API parameter, a form's checkbox): the one-line
+    error names the field."""
+    try:
+        return boolean_value(value)
+    except ValueError as error:
+        raise DataError(f"{field}: {error}") from None
+
+
 def semester_name(number: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th', as the shipped file names its columns."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")

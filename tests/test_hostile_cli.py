@@ -115,10 +115,12 @@ def test_booleans_in_the_usual_spellings(value, expected):
 
 @pytest.mark.parametrize("value", ["", "maybe", "2", "falsy", "t", None, 2, 0.5, "نعم"])
 def test_anything_else_is_not_a_boolean(value):
-    from cgpa_rnn.values import boolean_value
+    from cgpa_rnn.values import boolean_value, parse_bool
 
     with pytest.raises(ValueError, match="expected true or false"):
         boolean_value(value)
+    with pytest.raises(DataError, match="^hindcast_last_given: expected true or false"):
+        parse_bool(value, "hindcast_last_given")
 
 
 # The user's paths are safe -----------------------------------------------------------------
