@@ -126,15 +126,27 @@ def write_cohort_csv(path: Path, grades: np.ndarray, college: np.ndarray) -> Non
             handle.write(matrix[matrix != 0].tobytes())
 
 
-def _run_measured(command: list[str], folder: Path) -> tuple[float, int, int]:
-    """Wall seconds, peak resident bytes and exit status of a command in its own process."""
+# The command as `python -m cgpa_rnn` runs it, reporting its own peak resident memory (VmHWM) on
+# exit: a child's rusage would also count this process's memory at the fork before exec.
+_MEASURED_CLI = ("import atexit, sys\n"
+                 "from cgpa_rnn.cli import main\n"
+                 "report = sys.argv.pop(1)\n"
+                 "def peak():\n"
+                 "    with open('/proc/self/status') as status, open(report, 'w') as out:\n"
+                 "        out.write(next(l for l in status if l.startswith('VmHWM')).split()[1])\n"
+                 "atexit.register(peak)\n"
+                 "sys.exit(main(sys.argv[1:]))\n")
+
+
+def _run_measured(arguments: list[str], folder: Path) -> tuple[float, int, int]:
+    """Wall seconds, peak resident bytes and exit status of `cgpa ARGUMENTS` in its own process."""
+    peak_file = folder / "peak-kb"
     with open(folder / "stdout", "wb") as out, open(folder / "stderr", "wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        status = subprocess.run([sys.executable, "-c", _MEASURED_CLI, str(peak_file), *arguments],
+                                stdout=out, stderr=err).returncode
         seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss * 1024, process.returncode  # Linux reports KB
+    return seconds, int(peak_file.read_text()) * 1024 if peak_file.is_file() else 0, status
 
 
 def csv_bench(run: str | Path | RunDir, rows: int, seed: int = 2) -> dict:
@@ -146,16 +158,15 @@ def csv_bench(run: str | Path | RunDir, rows: int, seed: int = 2) -> dict:
         folder = Path(folder)
         source = folder / "cohort.csv"
         write_cohort_csv(source, grades, college)
-        command = [sys.executable, "-m", "cgpa_rnn", "predict", str(run), "--csv", str(source), "--out",
-                   str(folder / "scored.csv")]
-        seconds, peak, status = _run_measured(command, folder)
+        started = time.perf_counter()
+        for start in range(0, rows, ORT_BATCH):
+            predictor.predict_batch(grades[start:start + ORT_BATCH], college[start:start + ORT_BATCH])
+        alone = time.perf_counter() - started
+        seconds, peak, status = _run_measured(["predict", str(run), "--csv", str(source), "--out",
+                                               str(folder / "scored.csv")], folder)
         if status != 0:
             raise RuntimeError(f"cgpa predict --csv failed: {(folder / 'stderr').read_text()[-500:]}")
         file_bytes = source.stat().st_size
-    started = time.perf_counter()
-    for start in range(0, rows, ORT_BATCH):
-        predictor.predict_batch(grades[start:start + ORT_BATCH], college[start:start + ORT_BATCH])
-    alone = time.perf_counter() - started
     return {"rows": rows, "file_bytes": file_bytes, "seconds": seconds, "rows_per_s": rows / seconds,
             "peak_rss_bytes": peak, "onnxruntime_seconds": alone, "onnxruntime_rows_per_s": rows / alone}
 
