@@ -450,8 +450,9 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                 "semester_5th": "", "college": "115", "hindcast_last_given": False})
             return tools, answer
 
-    try:
-        tools, answer = asyncio.run(ask())
+    try:  # in a thread of its own: the browser tests' playwright keeps an event loop in this one
+        with ThreadPoolExecutor(1) as pool:
+            tools, answer = pool.submit(asyncio.run, ask()).result(timeout=120)
     finally:
         demo.close()
     assert sorted(tools) == ["predict_student", "score_cohort"]  # the session-bound endpoints are not tools
