@@ -258,6 +258,11 @@ def cmd_publish(args) -> None:
 def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
+    if importlib.util.find_spec("gradio") is None:
+        raise UserError(extra_needed("cgpa demo", "gradio", "demo"))
+    from cgpa_rnn.demo.port import check_port
+
+    check_port("127.0.0.1", args.port)  # in a second, before Gradio and torch load
     from cgpa_rnn.demo.app import main as demo_main
 
     demo_main(args.run, port=args.port, rebuild=args.rebuild)

@@ -367,3 +367,13 @@ def test_publish_out_is_checked_like_every_out(tmp_path):
     one_line_error(cgpa("publish", str(SHIPPED), "--out", str(tmp_path / "hub-link")), "is a symbolic link")
     one_line_error(cgpa("publish", str(SHIPPED), "--out", str(SHIPPED)), "is the input")
     assert (SHIPPED / "model.pt").is_file() and hub.is_dir()
+
+
+def test_demo_on_a_port_in_use_is_one_line_before_anything_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = cgpa("demo", "--port", str(taken.getsockname()[1]))
+    one_line_error(result, "another program is already listening on it")
