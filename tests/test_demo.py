@@ -176,6 +176,7 @@ def test_the_api_page_names_every_parameter_and_output(app_url):
     text = shown.getvalue()
     assert "predict(semester_1st, semester_2nd, semester_3rd, semester_4th, semester_5th, college" in text
     assert not re.search(r"\b(param|value)_\d+", text), text
+    assert "/train_own" not in text and "/predict_own" not in text  # session-bound: not for stateless callers
 
 
 @pytest.mark.parametrize("values, message", [
