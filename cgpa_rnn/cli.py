@@ -16,11 +16,8 @@ import json
 import sys
 
 from cgpa_rnn.errors import ParityError, UserError
+from cgpa_rnn.extras import extra_needed
 from cgpa_rnn.paths import check_output_file, check_output_folder
-
-# Modules that only an extra brings, and which extra: a plain `pip install` has numpy and onnxruntime.
-EXTRAS = {"torch": "train", "pandas": "train", "onnx": "train", "onnxscript": "train", "matplotlib": "train",
-          "tqdm": "train", "gradio": "demo", "gradio_client": "demo"}
 
 
 def _cohort(args):
@@ -181,15 +178,6 @@ def cmd_bench(args) -> None:
 
     print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
     _write_card(args.run)
-
-
-def extra_needed(command: str, module: str, extra: str | None = None) -> str | None:
-    """The one line for a command whose extra is not installed, or None for any other missing module."""
-    if module.split(".")[0] not in EXTRAS:
-        return None
-    extra = extra or EXTRAS[module.split(".")[0]]
-    return (f"{command} needs the [{extra}] extra ({module.split('.')[0]} is not installed); from a clone of the "
-            f"repository: pip install \".[{extra}]\"")
 
 
 def _backends(run, choice: str | None, batch: bool = False) -> dict:
