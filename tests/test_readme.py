@@ -30,9 +30,20 @@ def commands(block: str) -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+SITE_BUILD_BLOCK = fenced("sh", "Hosting")[0]  # `cgpa web ... --ort ...`, then the upload
+
+
 def test_every_snippet_is_of_a_language_the_tests_run():
     languages = re.findall(r"^```(\w*)$", README, flags=re.M)[::2]  # opening fences only
     assert set(languages) <= {"sh", "python", "js", "java"}, languages  # java: a sketch, not run here
+
+
+def test_every_shell_line_is_run_by_a_test_or_is_an_upload():
+    """The command-line, reproduce and Node blocks run below; the hosting blocks' site build runs in
+    the browser test; what remains are uploads to the Hub, which no test may make."""
+    tested = {*fenced("sh", "The command line"), *fenced("sh", "Embedding the ONNX model"), SITE_BUILD_BLOCK}
+    rest = [line for block in fenced("sh") if block not in tested for line in commands(block)]
+    assert rest and all(line.startswith(("hf upload ", "git archive ")) for line in rest), rest
 
 
 def test_the_reproduce_commands_are_the_cards():
@@ -110,11 +121,13 @@ def test_the_node_lines_run(ort_web_dist):
 
 
 @pytest.mark.browser
-def test_the_page_snippet_runs_in_the_browser(browser, ort_web_dist, static_server, tmp_path):
-    site = tmp_path / "site"
-    done = subprocess.run([str(BIN / "cgpa"), "web", str(SHIPPED), "--out", str(site), "--ort", str(ort_web_dist)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+def test_the_page_snippet_runs_in_the_browser(browser, ort_web_dist, static_server):
+    build = commands(SITE_BUILD_BLOCK)[0]
+    assert build.startswith("cgpa web model/default --out site --ort ")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(build, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr  # site/ is ignored by git; the command replaces only its own folder
+    site = ROOT / "site"
     page = browser.new_page()
     try:
         page.goto(static_server(site) + "index.html")
