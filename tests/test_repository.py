@@ -32,7 +32,7 @@ def _pins() -> tuple[set[str], list[str], list[str]]:
     requirements, and requirements.txt's pip options."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    demo = set(project["dependencies"]) | set(extras["train"]) | set(extras["demo"])
+    demo = set(project["dependencies"]) | set(extras["train"]) | set(extras["web"]) | set(extras["demo"])
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     return ({pin for pin in demo if not pin.startswith("cgpa-rnn")}, [line for line in lines if not line.startswith("-")],
