@@ -15,7 +15,7 @@ from runtime.errors import UserError
 from runtime.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the damped-trend prior and member-stacked weights
 
 
 class CheckpointError(UserError):

@@ -44,10 +44,10 @@ def check_ranges(config) -> None:
 @dataclass
 class ModelConfig:
     cell: str = option("elman", f"recurrent cell: {', '.join(CELLS)}")
-    hidden: int = option(8, "hidden units per layer and member", low=1, high=1024)
+    hidden: int = option(4, "hidden units per layer and member", low=1, high=1024)
     layers: int = option(1, "stacked recurrent layers (elman: 1)", low=1, high=8)
     dropout: float = option(0.0, "dropout between stacked layers", low=0.0, high=0.9)
-    ensemble: int = option(4, "networks averaged, each with its own seed and validation students", low=1, high=64)
+    ensemble: int = option(8, "networks averaged, each with its own seed and validation students", low=1, high=64)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -68,7 +68,7 @@ class TrainConfig:
                              flag="--epochs")
     patience: int = option(40, "epochs without a better validation loss before stopping", low=1)
     grad_clip: float = option(1.0, "gradient norm clip", low=1e-6)
-    college_dropout: float = option(0.1, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
+    college_dropout: float = option(0.3, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
     weight_average: float = option(0.9, "decay of the moving average of weights that is kept", low=0.0, high=0.999)
     validation: float = option(0.2, "share of training students each member stops early on", low=0.05, high=0.5)
     tune_weight_decay: tuple[float, ...] = option((), "weight decays to try instead, the one with the lowest "

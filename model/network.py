@@ -8,14 +8,16 @@ Per member of the ensemble, the median prediction of semester t+1 is
 
     prior:      the college's mean of semester t+1 (from the training students, plus a learnt offset)
               + phi_t x the student's exponentially smoothed deviation from their college's means
-                (the smoothing alpha and the damping phi_t learnt; 2 + S parameters)
+                (the smoothing alpha and the damping phi_t learnt: S parameters per member)
   + correction: read by a recurrent network from its hidden state after semester t.
 
-The prior is the damped-trend forecaster (model/baselines.py) written as a linear map of
-the inputs, so the network starts where that baseline is and the recurrent part only
-has to learn what it misses. The quantiles of model.config.QUANTILES (10%, 50%, 90%)
-are predicted; the median is the point prediction and the outer two make the 80%
-interval, scaled per semester after training (model/fitting.py calibrates it).
+The prior is the damped-trend baseline (model/baselines.py), computed the same way and
+started from that baseline's fit on the training students, so the network starts where
+the baseline is and the recurrent part only learns what it misses (a full linear skip,
+as this model had before, costs more parameters and did worse). The quantiles of
+model.config.QUANTILES (10%, 50%, 90%) are predicted; the median is the point
+prediction and the outer two make the 80% interval, scaled per predicted semester
+after training (model/fitting.py calibrates it).
 
 Every parameter has the ensemble member as its first dimension, so all members train
 as one model with batched matrix products (model/trainer.py relies on this).
@@ -63,7 +65,7 @@ class ElmanCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
         # Every step's input share in one product (a fused matmul in ONNX).
-        drive = torch.einsum("btf,efh->ebth", x, self.input_weight) + self.input_bias[:, None, None]
+        drive = torch.matmul(x.unsqueeze(0), self.input_weight.unsqueeze(1)) + self.input_bias[:, None, None]
         h = torch.tanh(drive[:, :, 0])
         states = [h]
         for t in range(1, x.shape[1]):  # the semester count is fixed, so export unrolls this loop
@@ -208,7 +210,7 @@ class GradeForecaster(nn.Module):
         """[E, B, S-1, HEADS] in normalised units; step t predicts semester t+1 (0-based) from 0..t."""
         steps, _, deviation, index = self.inputs(grades, college, hide_college)
         states = self.recurrent(steps[:, :-1])  # the last semester predicts nothing
-        heads = torch.einsum("ebth,ehk->ebtk", states, self.head_weight) + self.head_bias[:, None, None]
+        heads = torch.matmul(states, self.head_weight.unsqueeze(1)) + self.head_bias[:, None, None]
         alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
         level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
         prior = (self.college_mean[index][:, 1:] + self.college_offset[:, index]

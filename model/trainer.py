@@ -59,11 +59,19 @@ class AdamW:
         self.steps += 1
         beta1, beta2 = self.betas
         correction1, correction2 = 1 - beta1 ** self.steps, 1 - beta2 ** self.steps
-        for p, m, v in zip(self.parameters, self.first, self.second):
-            p.mul_(1 - self.lr * _per_member(self.weight_decay, p))
-            m.lerp_(p.grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            p.addcdiv_(m, (v / correction2).sqrt_().add_(self.eps), value=-self.lr / correction1)
+        grads = [p.grad for p in self.parameters]
+        # Decoupled weight decay, then the Adam update; _foreach_ ops: one call for all tensors.
+        if bool((self.weight_decay == self.weight_decay[0]).all()):
+            torch._foreach_mul_(self.parameters, 1 - self.lr * float(self.weight_decay[0]))
+        else:
+            for p in self.parameters:
+                p.mul_(1 - self.lr * _per_member(self.weight_decay, p))
+        torch._foreach_lerp_(self.first, grads, 1 - beta1)
+        torch._foreach_mul_(self.second, beta2)
+        torch._foreach_addcmul_(self.second, grads, grads, value=1 - beta2)
+        denominator = torch._foreach_sqrt(torch._foreach_div(self.second, correction2))
+        torch._foreach_add_(denominator, self.eps)
+        torch._foreach_addcdiv_(self.parameters, self.first, denominator, value=-self.lr / correction1)
 
 
 def clip_per_member(parameters: list[torch.Tensor], max_norm: float) -> None:
