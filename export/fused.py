@@ -12,7 +12,8 @@ once, into a handful of matrices, so that the whole ensemble runs as:
                (their hidden states side by side, a block-diagonal W); and the prior's smoothed
                level, level += gain_t (deviation_t - level), for all members at once
     select     the state, prior base and damped level of each student's last observed semester
-    Gemm       the output layers of all members; softplus on the interval gaps, scaled per semester
+    Gemm       the output layers of all members, plus phi_t x level; softplus on the interval gaps,
+               scaled per semester
     Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to 0-10
 
 It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
@@ -88,16 +89,16 @@ class FusedForecaster(nn.Module):
         hidden_weight = torch.block_diag(*w_hh)  # [E*H, E*H], h @ W
 
         alpha = torch.sigmoid(model.prior_smoothing + model.smoothing).detach().double()  # [E]
-        damping = (model.prior_damping + model.damping).detach().double().T  # [T, E]
+        damping = (model.prior_damping + model.damping).detach().double()  # [E, T]
         # Heads per member: median (state, prior base, damped level), then the two gaps before softplus.
         head = model.head_weight.detach().double()  # [E, H, 3]
         head_bias = model.head_bias.detach().double()  # [E, 3]
-        head_weight = torch.zeros(E * H + 2 * E, 3 * E, dtype=torch.float64)
+        head_weight = torch.zeros(E * H + E, 3 * E, dtype=torch.float64)
         head_offset = torch.zeros(3 * E, dtype=torch.float64)
         interval = torch.zeros(3 * E, 3, dtype=torch.float64)
         for e in range(E):
             hs = slice(e * H, (e + 1) * H)
-            head_weight[hs, e], head_weight[E * H + e, e], head_weight[E * H + E + e, e] = head[e, :, 0], 1.0, 1.0
+            head_weight[hs, e], head_weight[E * H + e, e] = head[e, :, 0], 1.0
             head_offset[e] = head_bias[e, 0]
             head_weight[hs, E + e], head_offset[E + e] = head[e, :, 1], head_bias[e, 1] + GAP_OFFSET
             head_weight[hs, 2 * E + e], head_offset[2 * E + e] = head[e, :, 2], head_bias[e, 2] + GAP_OFFSET
@@ -112,8 +113,7 @@ class FusedForecaster(nn.Module):
         for name, value in (("input_weight", weight.T), ("input_bias", bias[:, None]),
                             ("hidden_weight", hidden_weight.T), ("head_weight", head_weight.T),
                             ("head_bias", head_offset[:, None]), ("interval", interval.T), ("later", later.T),
-                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]),
-                            ("damping", damping[:, :, None]), ("scale", model.interval_scale[None, :].double()),
+                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]), ("damping", damping), ("scale", model.interval_scale[None, :].double()),
                             ("nan", torch.tensor(float("nan")))):
             self.register_buffer(name, value.float().contiguous())
 
@@ -136,21 +136,20 @@ class FusedForecaster(nn.Module):
             h = torch.tanh(torch.addmm(drive, self.hidden_weight, h))
             states.append(h)
         # The prior's smoothing gain per step: 1 at a student's first observed semester, alpha at a
-        # later observed one, 0 at a missing one (the level stays).
+        # later observed one, 0 at a missing one. The level stays put after the last observed
+        # semester, so the level after the final step is the one at each student's last semester.
         seen = observed[:T]
         first = (self.earlier @ seen == 0).float() * seen  # [T, B]
-        gain = seen.unsqueeze(1) * (self.alpha + first.unsqueeze(1) * (1 - self.alpha))  # [T, E, B]
+        gain = first.unsqueeze(1) + (seen - first).unsqueeze(1) * self.alpha  # [T, E, B]
         level = gain[0] * deviation[0]
-        levels = [level]
         for t in range(1, T):
             level = level + gain[t] * (deviation[t] - level)
-            levels.append(level)
-        damped = torch.stack(levels) * self.damping  # [T, E, B]
-        per_step = torch.cat([torch.cat(states, dim=0).reshape(T, self.hidden, batch),
-                              base.reshape(T, E, batch), damped], dim=1)
+        per_step = torch.cat([torch.cat(states, dim=0).reshape(T, self.hidden, batch), base.reshape(T, E, batch)],
+                             dim=1)
         last = torch.where(self.later @ observed == 0, observed, 0.0)[:T]  # one-hot of the last observed step
         heads = torch.addmm(self.head_bias, self.head_weight, (per_step * last.unsqueeze(1)).sum(0))
         median, gaps = heads.split([E, 2 * E], dim=0)
+        median = median + level * (self.damping @ last)  # phi of each student's last step
         # ONNX Softplus is log(1 + exp(x)) everywhere; torch switches to x above 20, where the two agree in fp32.
         gaps = torch.log1p(torch.exp(gaps)) * (self.scale @ last)
         quantiles = self.interval @ torch.cat([median, gaps], dim=0) + self.grade_mean

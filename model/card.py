@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.sources import describe_source
-from model.config import COVERAGE_KEY, INTERVAL_LEVEL
+from model.config import COVERAGE_KEY, INTERVAL_LEVEL, WIDTH_KEY
 from model.metrics import best_baseline, best_held_out_baseline
 from runtime.rundir import RunDir
 
@@ -122,7 +122,13 @@ def cross_validation(files: RunFiles) -> list[str]:
         best = evaluation["best_achievable"]
         lines.append(f"| best achievable (known noise) | {best['next']:.4f} | | {best['last']:.4f} | |")
     cell = files.config["model"]["cell"]
+    lines.append("")
     if cell in evaluation["models"]:
+        semesters = evaluation["models"][cell]["next"].get("by_semester", {})
+        if semesters:
+            lines.append(f"- the {INTERVAL_LEVEL:.0%} interval of `{cell}` per predicted semester, coverage / mean width: "
+                         + ", ".join(f"semester {s}: {m[COVERAGE_KEY]:.3f} / {m[WIDTH_KEY]:.2f}"
+                                     for s, m in semesters.items()) + ".")
         versus = evaluation.get("evidence", {}).get("versus", {}) if evaluation.get("evidence", {}).get(
             "model") == cell else {}
         for target in TARGET_LABELS:
