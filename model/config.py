@@ -64,9 +64,9 @@ class TrainConfig:
     weight_decay: float = option(0.1, "AdamW weight decay (pulls the prior back to its fitted start and the "
                                       "correction towards zero)", low=0.0, high=10.0)
     batch_size: int = option(0, "students per step; 0: the whole training set", low=0)
-    max_epochs: int = option(400, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
+    max_epochs: int = option(200, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
                              flag="--epochs")
-    patience: int = option(40, "epochs without a better validation loss before stopping", low=1)
+    patience: int = option(25, "epochs without a better validation loss before stopping", low=1)
     grad_clip: float = option(1.0, "gradient norm clip", low=1e-6)
     college_dropout: float = option(0.3, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
     weight_average: float = option(0.9, "decay of the moving average of weights that is kept", low=0.0, high=0.999)

@@ -65,7 +65,9 @@ class ElmanCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
         # Every step's input share in one product (a fused matmul in ONNX).
-        drive = torch.matmul(x.unsqueeze(0), self.input_weight.unsqueeze(1)) + self.input_bias[:, None, None]
+        E, (B, T, F), H = self.input_weight.shape[0], x.shape, self.input_weight.shape[2]
+        weight = self.input_weight.permute(1, 0, 2).reshape(F, E * H)  # all members side by side
+        drive = (x.reshape(B * T, F) @ weight).view(B, T, E, H).permute(2, 0, 1, 3) + self.input_bias[:, None, None]
         h = torch.tanh(drive[:, :, 0])
         states = [h]
         for t in range(1, x.shape[1]):  # the semester count is fixed, so export unrolls this loop
@@ -210,7 +212,9 @@ class GradeForecaster(nn.Module):
         """[E, B, S-1, HEADS] in normalised units; step t predicts semester t+1 (0-based) from 0..t."""
         steps, _, deviation, index = self.inputs(grades, college, hide_college)
         states = self.recurrent(steps[:, :-1])  # the last semester predicts nothing
-        heads = torch.matmul(states, self.head_weight.unsqueeze(1)) + self.head_bias[:, None, None]
+        E, B, T, H = states.shape
+        heads = torch.bmm(states.reshape(E, B * T, H), self.head_weight).view(E, B, T, HEADS) \
+            + self.head_bias[:, None, None]
         alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
         level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
         prior = (self.college_mean[index][:, 1:] + self.college_offset[:, index]
