@@ -23,9 +23,8 @@ import torch
 
 from model.config import TrainConfig
 
-# A validation loss counts as better only by this much (normalised pinball units, ~0.4): the
-# averaged weights drift down by hair-widths for hundreds of epochs, which would keep every
-# member of the batch training for no gain.
+# A validation loss counts as better only by this much (normalised pinball units, ~0.4): smaller
+# steps are noise on ~30 validation students, and each one would keep the whole batch training.
 MIN_IMPROVEMENT = 1e-4
 
 
