@@ -14,12 +14,17 @@ import numpy as np
 from cgpa_rnn.data.cohort import DataError
 
 
+def predictable(observed):
+    """[N, S] observed flags -> [N, S-1]: is semester t+1 a target to learn or score? It is when it
+    is observed and some earlier semester is. The one statement of the rule: `next_examples`
+    uses it on numpy arrays, the network's loss on torch tensors (both have cumsum(1) and &)."""
+    seen = observed.cumsum(1) > 0
+    return observed[:, 1:] & seen[:, :-1]
+
+
 def next_examples(grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every (student, t) with semester t observed and at least one earlier semester observed."""
-    observed = ~np.isnan(grades)
-    has_history = np.cumsum(observed, axis=1) > 0
-    valid = observed[:, 1:] & has_history[:, :-1]
-    student, target = np.nonzero(valid)
+    student, target = np.nonzero(predictable(~np.isnan(grades)))
     return student, target + 1
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from cgpa_rnn.data import Cohort, load_cohort, load_csv
 from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
-from cgpa_rnn.model.train import check_trainable, train_run
-
+from cgpa_rnn.model.metrics import best_held_out_baseline
+from cgpa_rnn.data.cohort import check_trainable
+from cgpa_rnn.model.train import train_run
 from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.table import Limits
@@ -50,9 +51,11 @@ def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: s
         report(share, what) if report else print(f"[{k + 1}/{len(steps)}] {what}", flush=True)
 
     step(0)
-    progress = (lambda share: report(TRAINING_SHARE * share, f"{steps[0][1]}: {share:.0%} of the epochs at most")
-                ) if report else True
-    metrics = train_run(cohort, config, run, progress=progress, command=command)
+    from model.trainer import ShareDone
+
+    callbacks = (ShareDone(lambda share: report(TRAINING_SHARE * share, f"{steps[0][1]}: {share:.0%} of the epochs "
+                                                                         "at most")),) if report else ()
+    metrics = train_run(cohort, config, run, progress=report is None, command=command, callbacks=callbacks)
     step(1)
     export_onnx(run)
     step(2)
@@ -133,8 +136,8 @@ def train_own_model(path: str | Path, root: Path, report: Report = lambda share,
         raise
 
 
-ERROR_COLUMNS = ["predicting", "held-out examples", "MAE, this model", "MAE, ridge", "MAE, repeat previous",
-                 f"{INTERVAL_LEVEL:.0%} interval coverage"]
+ERROR_COLUMNS = ["predicting", "held-out examples", "MAE, this model", "MAE, best baseline", "best baseline",
+                 "MAE, repeat previous", f"{INTERVAL_LEVEL:.0%} interval coverage"]
 
 
 def error_table(model: OwnModel) -> list[list]:
@@ -144,7 +147,7 @@ def error_table(model: OwnModel) -> list[list]:
         entry = model.metrics["test"].get(target)
         if not entry or not entry["model"]["n"]:
             continue
-        mine = entry["model"]
-        rows.append([title, mine["n"], round(mine["mae"], 3), round(entry["ridge"]["mae"], 3),
+        mine, best = entry["model"], best_held_out_baseline(entry)
+        rows.append([title, mine["n"], round(mine["mae"], 3), round(entry[best]["mae"], 3), best,
                      round(entry["persistence"]["mae"], 3), f"{mine[COVERAGE_KEY]:.0%}"])
     return rows

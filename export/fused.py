@@ -1,17 +1,19 @@
 """The exported form of a tanh-recurrent forecaster: the same computation in few, wide steps.
 
 onnxruntime spends its time per node, not per multiply, on a model this small. Traced as
-written, a two-member elman ensemble is about 170 nodes: per member, per step, a small
-matmul, an add, a gather... Here the trained weights are folded, once, into a handful of
-matrices, so that the whole ensemble runs as:
+written, the ensemble is a few hundred small nodes. Here the trained weights are folded,
+once, into a handful of matrices, so that the whole ensemble runs as:
 
     features = [grades (NaN -> the mean), missing flags, college one-hot]
-    Gemm       every step's recurrent drive and every step's linear autoregression,
-               normalisation, position and college embedding included (one product)
-    per step   h_t = tanh(drive_t + h_{t-1} W): one Gemm and one Tanh, both members at
-               once (their hidden states side by side, a block-diagonal W)
-    select     the state and linear term of each student's last observed semester
-    Gemm       the output layers of all members; softplus on the interval gaps
+    Gemm       every step's recurrent drive, every step's deviation from the college mean and
+               every step's prior base (college mean + offset), normalisation, position and
+               college lookup included (one product)
+    per step   h_t = tanh(drive_t + h_{t-1} W): one Gemm and one Tanh, all members at once
+               (their hidden states side by side, a block-diagonal W); and the prior's smoothed
+               level, level += gain_t (deviation_t - level), for all members at once
+    select     the state, prior base and damped level of each student's last observed semester
+    Gemm       the output layers of all members, plus phi_t x level; softplus on the interval gaps,
+               scaled per semester
     Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to 0-10
 
 It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
@@ -30,16 +32,14 @@ from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 FUSABLE_CELLS = ("elman", "rnn")
 
 
-def _recurrent_weights(member) -> tuple[torch.Tensor, ...]:
-    """A member's input weights [H, inputs] and bias [H], hidden weights [H, H], output weights [3, H]
-    and bias [3], in float64 for folding."""
-    recurrent = member.recurrent
+def _recurrent_weights(model: GradeForecaster) -> tuple[torch.Tensor, ...]:
+    """Per member: input weights [E, F, H], bias [E, H], hidden weights [E, H, H] (h @ W), float64."""
+    recurrent = model.recurrent
     if isinstance(recurrent, ElmanCell):
-        weights = (recurrent.input_dense.weight, recurrent.input_dense.bias, recurrent.hidden_dense.weight)
+        weights = (recurrent.input_weight, recurrent.input_bias, recurrent.hidden_weight)
     else:
-        core = recurrent.core
-        weights = (core.weight_ih_l0, core.bias_ih_l0 + core.bias_hh_l0, core.weight_hh_l0)
-    weights += (recurrent.output_dense.weight, recurrent.output_dense.bias)
+        weights = (recurrent.weight_ih_l0.transpose(1, 2), recurrent.bias_ih_l0 + recurrent.bias_hh_l0,
+                   recurrent.weight_hh_l0.transpose(1, 2))
     return tuple(w.detach().double() for w in weights)
 
 
@@ -48,91 +48,119 @@ class FusedForecaster(nn.Module):
 
     def __init__(self, model: GradeForecaster):
         super().__init__()
-        S, E = model.semesters, len(model.members)
-        H = model.config.hidden
+        S, E, H = model.semesters, model.members, model.config.hidden
+        T = S - 1  # steps that predict something
         V = model.college_codes.numel()
         mean, std = float(model.grade_mean), float(model.grade_std)
         self.semesters, self.hidden, self.members = S, E * H, E
         self.register_buffer("college_codes", model.college_codes.clone())
         self.register_buffer("grade_mean", model.grade_mean.clone())
+        w_in, b_in, w_hh = _recurrent_weights(model)
+        college_mean = model.college_mean.detach().double()  # [V+1, S], normalised
+        offset = model.college_offset.detach().double()  # [E, V+1, T]
 
         # Features: S grades (NaN replaced by the mean, so their normalised value is 0),
-        # S missing flags, V college one-hot columns (all zero: the unknown slot).
-        # The first product gives every step's drive [S * E*H], then every step's linear terms [S * E].
-        drives = S * E * H
-        weight = torch.zeros(2 * S + V, drives + S * E, dtype=torch.float64)
-        bias = torch.zeros(drives + S * E, dtype=torch.float64)
-        hidden_weight = torch.zeros(E * H, E * H, dtype=torch.float64)
-        head_weight = torch.zeros(E * H + E, 3 * E, dtype=torch.float64)
-        head_bias = torch.zeros(3 * E, dtype=torch.float64)
-        interval = torch.zeros(3 * E, 3, dtype=torch.float64)
-        for e, member in enumerate(model.members):
-            w_in, b_in, w_hh, w_out, b_out = _recurrent_weights(member)
-            hs = slice(e * H, (e + 1) * H)
-            colleges = member.college_embedding.weight.detach().double() @ w_in[:, 2 + S:].T  # [V+1, H]
-            ar = torch.cat([member.ar_grade * member.causal, member.ar_missing * member.causal], 1).detach().double()
-            ar_college = member.ar_college.weight.detach().double()  # [V+1, S]
-            if not member.linear_skip:
-                ar, ar_college = torch.zeros_like(ar), torch.zeros_like(ar_college)
-            for t in range(S):
+        # S missing flags, V college one-hot columns (all zero: the unknown slot 0).
+        # Output rows: T steps of drives [E*H each], then T deviations, then T x E prior bases.
+        drives = T * E * H
+        rows = drives + T + T * E
+        weight = torch.zeros(2 * S + V, rows, dtype=torch.float64)
+        bias = torch.zeros(rows, dtype=torch.float64)
+
+        def college_term(column: slice | int, table: torch.Tensor) -> None:
+            """Add table[index] (a [V+1] column: row 0 unknown) to output `column`, linear in the one-hot."""
+            weight[2 * S:, column] += table[1:] - table[0]
+            bias[column] += table[0]
+
+        for t in range(T):
+            deviation = drives + t
+            weight[t, deviation] = 1 / std
+            bias[deviation] = -mean / std
+            college_term(deviation, -college_mean[:, t])
+            for e in range(E):
                 drive = slice(t * E * H + e * H, t * E * H + (e + 1) * H)
-                linear = drives + t * E + e
-                # The grade is normalised inside: weight/std on the raw grade, -weight*mean/std in the bias.
-                weight[t, drive] = w_in[:, 0] / std
-                weight[S + t, drive] = w_in[:, 1]
-                weight[2 * S:, drive] = colleges[1:] - colleges[0]
-                bias[drive] = b_in + w_in[:, 2 + t] + colleges[0] - w_in[:, 0] * mean / std
-                weight[:S, linear] = ar[t, :S] / std
-                weight[S:2 * S, linear] = ar[t, S:]
-                weight[2 * S:, linear] = ar_college[1:, t] - ar_college[0, t]
-                bias[linear] = ar_college[0, t] - (ar[t, :S] * mean / std).sum()
-            hidden_weight[hs, hs] = w_hh.T
-            # Heads per member: median (linear term + correction), then the two gaps before softplus.
-            head_weight[hs, e], head_weight[E * H + e, e], head_bias[e] = w_out[0], 1.0, b_out[0]
-            head_weight[hs, E + e], head_bias[E + e] = w_out[1], b_out[1] + GAP_OFFSET
-            head_weight[hs, 2 * E + e], head_bias[2 * E + e] = w_out[2], b_out[2] + GAP_OFFSET
-            scale = float(member.interval_scale)
-            # Ensemble mean and de-normalisation: low, median, high from (median_e, softplus gaps).
+                # Step input [x_t, deviation_t, missing_t, position one-hot]: x_t = (grade - mean) / std.
+                weight[t, drive] = (w_in[e, 0] + w_in[e, 1]) / std
+                weight[S + t, drive] = w_in[e, 2]
+                weight[2 * S:, drive] = -torch.outer(college_mean[1:, t] - college_mean[0, t], w_in[e, 1])
+                bias[drive] = b_in[e] + w_in[e, 3 + t] - (w_in[e, 0] + w_in[e, 1]) * mean / std \
+                    - w_in[e, 1] * college_mean[0, t]
+                college_term(drives + T + t * E + e, college_mean[:, t + 1] + offset[e, :, t])
+        hidden_weight = torch.block_diag(*w_hh)  # [E*H, E*H], h @ W
+
+        alpha = torch.sigmoid(model.prior_smoothing + model.smoothing).detach().double()  # [E]
+        damping = (model.prior_damping + model.damping).detach().double()  # [E, T]
+        # Heads per member: median (state, prior base, damped level), then the two gaps before softplus.
+        head = model.head_weight.detach().double()  # [E, H, 3]
+        head_bias = model.head_bias.detach().double()  # [E, 3]
+        head_weight = torch.zeros(E * H + E, 3 * E, dtype=torch.float64)
+        head_offset = torch.zeros(3 * E, dtype=torch.float64)
+        interval = torch.zeros(3 * E, 3, dtype=torch.float64)
+        for e in range(E):
+            hs = slice(e * H, (e + 1) * H)
+            head_weight[hs, e], head_weight[E * H + e, e] = head[e, :, 0], 1.0
+            head_offset[e] = head_bias[e, 0]
+            head_weight[hs, E + e], head_offset[E + e] = head[e, :, 1], head_bias[e, 1] + GAP_OFFSET
+            head_weight[hs, 2 * E + e], head_offset[2 * E + e] = head[e, :, 2], head_bias[e, 2] + GAP_OFFSET
+            # Ensemble mean and de-normalisation: low, median, high from (median_e, scaled softplus gaps).
             interval[e, :] = std / E
-            interval[E + e, 0] = -scale * std / E
-            interval[2 * E + e, 2] = scale * std / E
+            interval[E + e, 0] = -std / E
+            interval[2 * E + e, 2] = std / E
         # A student's last observed semester t: observed at t and at no later step.
         later = torch.tril(torch.ones(S, S), diagonal=-1)  # later[j, t] = 1 for j > t
-        predictable = torch.ones(S)
-        predictable[-1] = 0.0  # the horizon's last semester has no next one
+        earlier = torch.triu(torch.ones(T, T), diagonal=1)  # earlier[s, t] = 1 for s < t
         # Stored for the feature-major layout below: weights [out, in], biases [out, 1].
         for name, value in (("input_weight", weight.T), ("input_bias", bias[:, None]),
                             ("hidden_weight", hidden_weight.T), ("head_weight", head_weight.T),
-                            ("head_bias", head_bias[:, None]), ("interval", interval.T), ("later", later.T),
-                            ("predictable", predictable[None, :]), ("nan", torch.tensor(float("nan")))):
+                            ("head_bias", head_offset[:, None]), ("interval", interval.T), ("later", later.T),
+                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]), ("damping", damping), ("scale", model.interval_scale[None, :].double()),
+                            ("nan", torch.tensor(float("nan")))):
             self.register_buffer(name, value.float().contiguous())
 
     def forward(self, grades: torch.Tensor, college: torch.Tensor):
         # Feature-major: one column per student. Every split below is then a contiguous block
         # and the choice of step a sum over the outermost axis, which is what makes batches fast.
+        T, E = self.semesters - 1, self.members
         batch = grades.shape[0]
         missing = torch.isnan(grades.T)  # [S, B]
         flags = missing.float()
+        observed = 1.0 - flags
         cleaned = torch.where(missing, self.grade_mean, grades.T)
         college_one_hot = (self.college_codes.unsqueeze(1) == college.unsqueeze(0)).float()  # [V, B]
         features = torch.cat([cleaned, flags, college_one_hot], dim=0)
-        *drives, linear = torch.addmm(self.input_bias, self.input_weight, features).split(
-            [self.hidden] * self.semesters + [self.semesters * self.members], dim=0)
+        *drives, deviation, base = torch.addmm(self.input_bias, self.input_weight, features).split(
+            [self.hidden] * T + [T, T * E], dim=0)
         h = torch.tanh(drives[0])
         states = [h]
         for drive in drives[1:]:
             h = torch.tanh(torch.addmm(drive, self.hidden_weight, h))
             states.append(h)
-        per_step = torch.cat([torch.cat(states, dim=0).reshape(self.semesters, self.hidden, batch),
-                              linear.reshape(self.semesters, self.members, batch)], dim=1)
-        observed = 1.0 - flags
-        last = torch.where(self.later @ observed == 0, observed, 0.0)  # one-hot of the last observed semester
-        heads = torch.addmm(self.head_bias, self.head_weight, (per_step * last.unsqueeze(1)).sum(0))
-        median, gaps = heads.split([self.members, 2 * self.members], dim=0)
+        # The prior's smoothing gain per step: 1 at a student's first observed semester, alpha at a
+        # later observed one, 0 at a missing one. The level stays put after the last observed
+        # semester, so the level after the final step is the one at each student's last semester.
+        seen = observed[:T]
+        first = (self.earlier @ seen == 0).float() * seen  # [T, B]
+        gain = first.unsqueeze(1) + (seen - first).unsqueeze(1) * self.alpha  # [T, E, B]
+        level = gain[0] * deviation[0]
+        for t in range(1, T):
+            level = level + gain[t] * (deviation[t] - level)
+        per_step = torch.cat([torch.cat(states, dim=0).reshape(T, self.hidden, batch), base.reshape(T, E, batch)],
+                             dim=1)
+        last = torch.where(self.later @ observed == 0, observed, 0.0)[:T]  # one-hot of the last observed step
+        chosen = per_step * last.unsqueeze(1)
+        # Added step by step: onnxruntime's ReduceSum over the outer axis is several times slower.
+        selected = chosen[0]
+        for t in range(1, T):
+            selected = selected + chosen[t]
+        heads = torch.addmm(self.head_bias, self.head_weight, selected)
+        median, gaps = heads.split([E, 2 * E], dim=0)
+        median = median + level * (self.damping @ last)  # phi of each student's last step
         # ONNX Softplus is log(1 + exp(x)) everywhere; torch switches to x above 20, where the two agree in fp32.
-        quantiles = self.interval @ torch.cat([median, torch.log1p(torch.exp(gaps))], dim=0) + self.grade_mean
+        gaps = torch.log1p(torch.exp(gaps)) * (self.scale @ last)
+        quantiles = self.interval @ torch.cat([median, gaps], dim=0) + self.grade_mean
         quantiles = quantiles.clamp(GRADE_MIN, GRADE_MAX)
-        quantiles = torch.where(self.predictable @ last > 0.5, quantiles, self.nan)
+        # Nothing to predict: no semester observed, or the last one of the horizon already is.
+        quantiles = torch.where(last.sum(0) > 0.5, quantiles, self.nan)
         return quantiles[1], quantiles[0], quantiles[2]
 
 

@@ -1,18 +1,28 @@
-"""The baselines a recurrent network has to beat.
+"""The baselines a recurrent network has to beat, each with an 80% interval.
 
 - persistence: the last observed semester;
 - student mean: the mean of the student's semesters so far;
 - ridge: one ridge regression per target semester on the earlier semesters (missing
   cells filled with the training mean, plus missing indicators) and a college one-hot,
-  its penalty chosen by leave-one-out error on the training students only.
+  its penalty chosen by leave-one-out error on the training students only;
+- damped trend: the college x semester mean plus phi_t times the student's exponentially
+  smoothed deviation from those means (alpha shared, one phi per target semester, both
+  fitted by absolute error on the training students);
+- gaussian: college x semester means, the covariance of the deviations from them, and the
+  conditional mean of the target semester given the observed earlier ones.
+
+Every baseline's interval is its point prediction plus the 10% and 90% quantiles of its
+residuals on the training students, per target semester (the same level as the network's).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from cgpa_rnn.data.sequences import next_examples
+from cgpa_rnn.model.config import QUANTILES
 
 ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+SMOOTHING = np.round(np.arange(0.05, 1.0001, 0.05), 2)  # alphas tried by the damped trend
 
 
 def _history(grades: np.ndarray, student: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -22,11 +32,35 @@ def _history(grades: np.ndarray, student: np.ndarray, target: np.ndarray) -> np.
     return rows
 
 
-class Persistence:
-    name = "persistence"
+class Baseline:
+    """fit() learns the point forecast (`_fit`), then its residual quantiles per target semester."""
 
-    def fit(self, grades, college):
+    name = "baseline"
+
+    def fit(self, grades: np.ndarray, college: np.ndarray):
+        self._fit(grades, college)
+        student, target = next_examples(grades)
+        residual = grades[student, target] - self.predict(grades, college, student, target)
+        overall = np.quantile(residual, (QUANTILES[0], QUANTILES[-1])) if len(residual) else np.zeros(2)
+        self.residual_quantiles = {int(t): np.quantile(residual[target == t], (QUANTILES[0], QUANTILES[-1]))
+                                   if (target == t).sum() >= 5 else overall for t in range(1, grades.shape[1])}
         return self
+
+    def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
+        pass
+
+    def predict(self, grades, college, student, target) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_interval(self, grades, college, student, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prediction, low, high of each (student, target) example."""
+        prediction = self.predict(grades, college, student, target)
+        offsets = np.array([self.residual_quantiles[int(t)] for t in target]).reshape(-1, 2)
+        return prediction, prediction + offsets[:, 0], prediction + offsets[:, 1]
+
+
+class Persistence(Baseline):
+    name = "persistence"
 
     def predict(self, grades, college, student, target):
         rows = _history(grades, student, target)
@@ -35,20 +69,17 @@ class Persistence:
         return rows[np.arange(len(rows)), last]
 
 
-class StudentMean:
+class StudentMean(Baseline):
     name = "student_mean"
-
-    def fit(self, grades, college):
-        return self
 
     def predict(self, grades, college, student, target):
         return np.nanmean(_history(grades, student, target), axis=1)
 
 
-class Ridge:
+class Ridge(Baseline):
     name = "ridge"
 
-    def fit(self, grades: np.ndarray, college: np.ndarray):
+    def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
         self.colleges = np.unique(college)
         # A semester nobody in the training students has is filled with 0: its missing indicator
         # (always 1) carries all there is, and nanmean of an empty column would be NaN.
@@ -60,7 +91,6 @@ class Ridge:
             rows = student[target == t]
             features = self._features(grades[rows, :t], college[rows], t)
             self.models[t] = _fit_ridge(features, grades[rows, t].astype(np.float64))
-        return self
 
     def _features(self, history: np.ndarray, college: np.ndarray, t: int) -> np.ndarray:
         missing = np.isnan(history)
@@ -99,4 +129,114 @@ def _fit_ridge(features: np.ndarray, y: np.ndarray):
     return mean, scale, weights, intercept
 
 
-BASELINES = (Persistence, StudentMean, Ridge)
+class CollegeMeans:
+    """Mean grade per college and semester on the training students. A college not seen in
+    training, or a (college, semester) nobody had, takes the semester's mean over all colleges;
+    a semester nobody had, the overall mean."""
+
+    def __init__(self, grades: np.ndarray, college: np.ndarray):
+        observed = ~np.isnan(grades)
+        overall = float(grades[observed].mean()) if observed.any() else 0.0
+        counts = observed.sum(0)
+        self.semester = np.where(counts > 0, np.nansum(grades, 0) / np.maximum(counts, 1), overall)
+        self.table = {}
+        for code in np.unique(college):
+            rows = grades[college == code]
+            n = (~np.isnan(rows)).sum(0)
+            self.table[int(code)] = np.where(n > 0, np.nansum(rows, 0) / np.maximum(n, 1), self.semester)
+
+    def of(self, college: np.ndarray) -> np.ndarray:
+        """[N, S] the expected grade of each student's college in each semester."""
+        return np.stack([self.table.get(int(c), self.semester) for c in college]) if len(college) else \
+            np.empty((0, len(self.semester)))
+
+
+def smoothed_deviation(deviation: np.ndarray, alpha: float, skip_missing: bool = True) -> np.ndarray:
+    """[N, S] -> [N, S]: after semester t, the exponentially smoothed deviation of semesters 1..t,
+    started at the first observed one. skip_missing: a missing semester leaves the level as it is;
+    else it counts as no deviation and the weights are fixed, the network's linear form
+    (model.network.smoothing_weights): level_0 = d_0, level_t = level_{t-1} + alpha (d_t - level_{t-1})."""
+    level = np.zeros(deviation.shape[0])
+    seen = np.zeros(deviation.shape[0], dtype=bool)
+    levels = np.empty_like(deviation, dtype=np.float64)
+    for t in range(deviation.shape[1]):
+        observed = ~np.isnan(deviation[:, t])
+        value = np.nan_to_num(deviation[:, t])
+        if skip_missing:
+            level = np.where(observed, np.where(seen, level + alpha * (value - level), value), level)
+        else:
+            level = value if t == 0 else level + alpha * (value - level)
+        seen |= observed
+        levels[:, t] = level
+    return levels
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+class DampedTrend(Baseline):
+    name = "damped_trend"
+
+    def __init__(self, skip_missing: bool = True):
+        self.skip_missing = skip_missing
+
+    def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
+        self.means = CollegeMeans(grades, college)
+        expected = self.means.of(college)
+        student, target = next_examples(grades)
+        residual = (grades - expected)[student, target]
+        best = None
+        for alpha in SMOOTHING:
+            level = smoothed_deviation(grades - expected, alpha, self.skip_missing)[student, target - 1]
+            phis, error = {}, 0.0
+            for t in np.unique(target):
+                pick = (target == t) & (level != 0)
+                # min over phi of sum |r - phi L| = sum |L| |r/L - phi|: a weighted median of r/L.
+                phis[int(t)] = _weighted_median(residual[pick] / level[pick], np.abs(level[pick])) \
+                    if pick.any() else 0.0
+                error += np.abs(residual[target == t] - phis[int(t)] * level[target == t]).sum()
+            if best is None or error < best[0] - 1e-9:
+                best = (error, alpha, phis)
+        _, self.alpha, self.phi = best
+
+    def predict(self, grades, college, student, target):
+        expected = self.means.of(college[student])
+        history = _history(grades, student, target)
+        level = smoothed_deviation(history - expected, self.alpha, self.skip_missing)[np.arange(len(student)),
+                                                                                             target - 1]
+        phi = np.array([self.phi.get(int(t), 0.0) for t in target])
+        return expected[np.arange(len(student)), target] + phi * level
+
+
+class Gaussian(Baseline):
+    name = "gaussian"
+
+    def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
+        self.means = CollegeMeans(grades, college)
+        deviation = grades - self.means.of(college)
+        observed = ~np.isnan(deviation)
+        filled = np.nan_to_num(deviation)
+        pairs = observed.T.astype(float) @ observed.astype(float)
+        covariance = (filled.T @ filled) / np.maximum(pairs, 1)  # pairwise-complete, around the means
+        values, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
+        # Pairwise estimates need not be positive definite; the floor keeps every solve stable.
+        self.covariance = (vectors * np.maximum(values, 1e-3 * max(values.max(), 1e-6))) @ vectors.T
+
+    def predict(self, grades, college, student, target):
+        expected = self.means.of(college[student])
+        deviation = _history(grades, student, target) - expected
+        prediction = expected[np.arange(len(student)), target].astype(np.float64)
+        observed = ~np.isnan(deviation)
+        for pattern in np.unique(np.hstack([observed, target[:, None]]), axis=0):
+            known, t = pattern[:-1].astype(bool), int(pattern[-1])
+            rows = (observed == known).all(1) & (target == t)
+            if known.any():
+                weights = np.linalg.solve(self.covariance[np.ix_(known, known)], self.covariance[known, t])
+                prediction[rows] += deviation[rows][:, known] @ weights
+        return prediction
+
+
+BASELINES = (Persistence, StudentMean, Ridge, DampedTrend, Gaussian)

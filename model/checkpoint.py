@@ -16,7 +16,7 @@ from cgpa_rnn.errors import UserError
 from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the damped-trend prior and member-stacked weights
 
 
 class CheckpointError(UserError):

@@ -44,12 +44,10 @@ def check_ranges(config) -> None:
 @dataclass
 class ModelConfig:
     cell: str = option("elman", f"recurrent cell: {', '.join(CELLS)}")
-    hidden: int = option(8, "hidden units per layer", low=1, high=1024)
+    hidden: int = option(4, "hidden units per layer and member", low=1, high=1024)
     layers: int = option(1, "stacked recurrent layers (elman: 1)", low=1, high=8)
     dropout: float = option(0.0, "dropout between stacked layers", low=0.0, high=0.9)
-    college_dim: int = option(3, "size of the college embedding", low=1, high=64)
-    ensemble: int = option(2, "networks averaged, each with its own seed", low=1, high=16)
-    linear_skip: bool = option(True, "the autoregressive path (--no-linear-skip: off, to measure what it adds)")
+    ensemble: int = option(8, "networks averaged, each with its own seed and validation students", low=1, high=64)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -63,18 +61,18 @@ class ModelConfig:
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     learning_rate: float = option(0.01, "AdamW learning rate", low=1e-6, high=1.0, flag="--lr")
-    weight_decay: float = option(0.001, "fix the weight decay instead of tuning it on validation students",
-                                 low=0.0, high=10.0)
+    weight_decay: float = option(0.1, "AdamW weight decay (pulls the prior back to its fitted start and the "
+                                      "correction towards zero)", low=0.0, high=10.0)
     batch_size: int = option(0, "students per step; 0: the whole training set", low=0)
-    max_epochs: int = option(400, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
+    max_epochs: int = option(200, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
                              flag="--epochs")
-    patience: int = option(40, "epochs without a better validation loss before stopping", low=1)
+    patience: int = option(25, "epochs without a better validation loss before stopping", low=1)
     grad_clip: float = option(1.0, "gradient norm clip", low=1e-6)
-    college_dropout: float = option(0.1, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
+    college_dropout: float = option(0.3, "share of training rows shown as 'college unknown'", low=0.0, high=0.9)
     weight_average: float = option(0.9, "decay of the moving average of weights that is kept", low=0.0, high=0.999)
     validation: float = option(0.2, "share of training students each member stops early on", low=0.05, high=0.5)
-    tune_weight_decay: tuple[float, ...] = option((0.001, 0.01, 0.1), "weight decays tried on validation students",
-                                                  low=0.0, high=10.0)
+    tune_weight_decay: tuple[float, ...] = option((), "weight decays to try instead, the one with the lowest "
+                                                      "validation loss kept (all trained at once)", low=0.0, high=10.0)
     seed: int = option(0, "seed of the split, initialisation and batches", low=0)
     max_seconds: float = option(0.0, "stop training after this many seconds, keeping each network's best epoch so "
                                      "far (runs then depend on the machine's speed); 0: no limit", low=0.0)

@@ -1,8 +1,10 @@
 """`cgpa evaluate`: repeated student-level K-fold over every cell type and the baselines.
 
-In each fold the models are trained (weight decay tuned, early stopping and interval
-calibration all on validation students inside the training fold) and then scored on
-the held-out fold's students, so every number here is out-of-sample.
+In each fold the models are trained (early stopping, any weight-decay tuning and the
+interval calibration all on validation students inside the training fold) and then
+scored on the held-out fold's students, so every number here is out-of-sample. The
+default cell is then compared with each baseline on the same predictions: the paired
+difference in MAE with a bootstrap over students (model.metrics.paired_bootstrap).
 """
 from __future__ import annotations
 
@@ -14,9 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
-from tqdm import tqdm
 
 from cgpa_rnn.data.cohort import Cohort
 from cgpa_rnn.data.sequences import TARGETS, repeated_kfold
@@ -24,9 +23,8 @@ from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.data.synthetic import best_achievable_mae
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
-from cgpa_rnn.model.metrics import best_baseline, mae_by_group, regression_metrics
+from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
 from cgpa_rnn.model.train import check_trainable, data_info
-from cgpa_rnn.model.trainer import fit, predict_all_steps
 from cgpa_rnn.rundir import RunDir
 
 
@@ -38,8 +36,8 @@ class HeldOutPredictions:
     student: np.ndarray  # cohort index
     target: np.ndarray  # semester index predicted
     prediction: np.ndarray
-    low: np.ndarray | None = None  # the interval; None for baselines
-    high: np.ndarray | None = None
+    low: np.ndarray  # the 80% interval
+    high: np.ndarray
 
 
 def concatenate(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
@@ -67,18 +65,22 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
               "chosen_weight_decay": chosen_decay}
     for (group, name, target_name), parts in collected.items():
         report[group].setdefault(name, {})[target_name] = summarise(cohort, concatenate(parts))
+    default = config.model.cell if config.model.cell in cells else cells[0]
+    report["evidence"] = evidence(cohort, collected, default, config.seed)
     if cohort.is_synthetic:
         report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
                                      for name, make in TARGETS.items()}
     report["seconds"] = round(time.perf_counter() - started, 1)
     run.write_json(RunDir.EVALUATION, report)
     run.write_text(RunDir.EVALUATION_REPORT, format_report(report))
-    plot_predictions(collected, config.model.cell, run, cohort)
+    plot_predictions(collected, default, run, cohort, best_baseline(report, "next")[0])
     return report
 
 
 def run_folds(jobs: list, progress: bool, workers: int | None) -> list:
     """Every fold's job, in `workers` processes (default: one per core), each single-threaded."""
+    from tqdm import tqdm
+
     workers = workers or os.cpu_count() or 1
     with tqdm(total=len(jobs), desc="cross-validation folds", disable=not progress) as bar:
         if workers == 1:
@@ -106,6 +108,10 @@ def collect(results: list, cells: tuple[str, ...]) -> tuple[dict, dict]:
 
 def _run_fold(job) -> tuple[dict, dict]:
     """Fit the baselines and every cell on one fold's training students; predict its test students."""
+    import torch
+
+    from cgpa_rnn.model.fitting import fit, predict_all_steps
+
     cohort, config, cells, fold_id, fold = job
     torch.set_num_threads(1)  # one process per core; tiny matrices gain nothing from threads
     grades, college = cohort.grades[fold.test], cohort.college[fold.test]
@@ -114,12 +120,12 @@ def _run_fold(job) -> tuple[dict, dict]:
     for baseline in BASELINES:
         fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
         for name, (student, target) in examples.items():
-            prediction = fitted.predict(grades, college, student, target)
+            prediction, low, high = fitted.predict_interval(grades, college, student, target)
             parts[("baselines", baseline.name, name)] = HeldOutPredictions(fold_id, fold.test[student], target,
-                                                                           prediction)
+                                                                           prediction, low, high)
     for cell in cells:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
-        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], progress=False)
+        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train])
         decay[cell] = history.weight_decay
         quantiles = predict_all_steps(model, grades, college)
         for name, (student, target) in examples.items():
@@ -137,7 +143,22 @@ def summarise(cohort: Cohort, pooled: HeldOutPredictions) -> dict:
     metrics["mae_fold_std"] = float(np.std(fold_mae, ddof=1)) if len(fold_mae) > 1 else 0.0
     metrics["by_gender"] = mae_by_group(pooled.prediction, actual, cohort.gender[pooled.student])
     metrics["by_college"] = mae_by_group(pooled.prediction, actual, cohort.college[pooled.student])
+    metrics["by_semester"] = by_semester(pooled.prediction, actual, pooled.target, pooled.low, pooled.high)
     return metrics
+
+
+def evidence(cohort: Cohort, collected: dict, cell: str, seed: int) -> dict:
+    """The default cell against every baseline, per target: paired MAE difference, bootstrap over students."""
+    result = {"model": cell, "versus": {}}
+    for (group, name, target_name), parts in collected.items():
+        if group != "baselines" or ("models", cell, target_name) not in collected:
+            continue
+        ours, theirs = concatenate(collected[("models", cell, target_name)]), concatenate(parts)
+        assert np.array_equal(ours.student, theirs.student) and np.array_equal(ours.target, theirs.target)
+        actual = cohort.grades[ours.student, ours.target].astype(np.float64)
+        result["versus"].setdefault(name, {})[target_name] = paired_bootstrap(
+            np.abs(ours.prediction - actual), np.abs(theirs.prediction - actual), ours.student, seed=seed)
+    return result
 
 
 def format_report(report: dict) -> str:
@@ -145,17 +166,16 @@ def format_report(report: dict) -> str:
     lines = [f"# Cross-validated evaluation: {title}", "",
              f"{report['folds']}-fold x {report['repeats']} repeats, student-level, seed {report['seed']}; "
              f"{report['data']['students']} students; pooled over all held-out predictions; "
-             f"± is the standard deviation of MAE across folds.", ""]
+             f"± is the standard deviation of MAE across folds. Every interval is an 80% one: models calibrate "
+             f"theirs on validation students, baselines take their training residuals' 10% and 90% quantiles.", ""]
     for target, label in (("next", "every next semester"), ("last", "the last semester from all earlier ones")):
         lines += [f"## Target `{target}`: {label}", "",
                   f"| model | MAE | RMSE | R² | {COVERAGE_KEY} | {WIDTH_KEY} |", "|---|---|---|---|---|---|"]
         for group in ("models", "baselines"):
             for name, entry in report[group].items():
                 m = entry[target]
-                coverage = f"{m[COVERAGE_KEY]:.3f}" if COVERAGE_KEY in m else ""
-                width = f"{m[WIDTH_KEY]:.3f}" if WIDTH_KEY in m else ""
                 lines.append(f"| {name} | {m['mae']:.4f} ± {m['mae_fold_std']:.4f} | {m['rmse']:.4f} | "
-                             f"{m['r2']:.3f} | {coverage} | {width} |")
+                             f"{m['r2']:.3f} | {m[COVERAGE_KEY]:.3f} | {m[WIDTH_KEY]:.3f} |")
         if "best_achievable" in report:
             lines.append(f"| best achievable (known noise) | {report['best_achievable'][target]:.4f} | | | | |")
         name, mae = best_baseline(report, target)
@@ -165,6 +185,7 @@ def format_report(report: dict) -> str:
             lines.append(f"- {cell}: {abs(change):.1%} {'below' if change <= 0 else 'above'} the best baseline "
                          f"({name}, MAE {mae:.4f})")
         lines.append("")
+    lines += format_evidence(report) + format_semesters(report)
     lines += ["## MAE by group (target `next`)", "", "| model | " + " | ".join(
         f"{k}" for k in next(iter(report["models"].values()))["next"]["by_gender"]) + " |"]
     lines.append("|---" * (1 + len(next(iter(report["models"].values()))["next"]["by_gender"])) + "|")
@@ -176,10 +197,45 @@ def format_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort) -> None:
+def format_evidence(report: dict) -> list[str]:
+    evidence = report.get("evidence")
+    if not evidence or not evidence["versus"]:
+        return []
+    first = next(iter(next(iter(evidence["versus"].values())).values()))
+    lines = [f"## `{evidence['model']}` against each baseline (paired, bootstrap over students)", "",
+             f"MAE of `{evidence['model']}` minus the baseline's on the same held-out predictions; 95% interval "
+             f"and share of {first['draws']} bootstrap draws of the {first['students']} students in which "
+             f"`{evidence['model']}` has the lower MAE.", "",
+             "| baseline | next: difference [95% interval] | next: model wins | last: difference [95% interval] "
+             "| last: model wins |", "|---|---|---|---|---|"]
+    for name, targets in evidence["versus"].items():
+        cells = []
+        for target in ("next", "last"):
+            b = targets[target]
+            cells += [f"{b['mae_difference']:+.4f} [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}]", f"{b['model_wins']:.1%}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def format_semesters(report: dict) -> list[str]:
+    """Coverage and width of the 80% interval per predicted semester (target `next`)."""
+    semesters = list(next(iter(report["models"].values()))["next"]["by_semester"])
+    lines = [f"## The interval per predicted semester (target `next`): {COVERAGE_KEY} / {WIDTH_KEY}", "",
+             "| model | " + " | ".join(f"semester {s}" for s in semesters) + " |", "|---" * (1 + len(semesters)) + "|"]
+    for group in ("models", "baselines"):
+        for name, entry in report[group].items():
+            by = entry["next"]["by_semester"]
+            lines.append(f"| {name} | " + " | ".join(f"{by[s][COVERAGE_KEY]:.3f} / {by[s][WIDTH_KEY]:.2f}"
+                                                     if s in by else "" for s in semesters) + " |")
+    return lines + [""]
+
+
+def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort, baseline: str) -> None:
+    from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
+
     figure = Figure(figsize=(5, 5))
     axis = figure.subplots()
-    for (group, name), color in ((("models", cell), "tab:blue"), (("baselines", "ridge"), "tab:orange")):
+    for (group, name), color in ((("models", cell), "tab:blue"), (("baselines", baseline), "tab:orange")):
         parts = collected.get((group, name, "next"), [])
         if not parts:
             continue

@@ -4,22 +4,35 @@ Each semester is one time step. Everything between the raw inputs and the raw ou
 lives in this module (normalisation, missing-value handling, the college lookup), so
 torch and the exported ONNX graph take the same inputs and no caller repeats it.
 
-Per member of the ensemble the prediction for semester t+1 is
+Per member of the ensemble, the median prediction of semester t+1 is
 
-    linear autoregression on semesters 1..t (+ missing flags, + a college/semester offset)
-  + a recurrent correction read from the hidden state after semester t.
+    prior:      the college's mean of semester t+1 (from the training students, plus a learnt offset)
+              + phi_t x the student's exponentially smoothed deviation from their college's means
+                (the smoothing alpha and the damping phi_t learnt: S parameters per member)
+  + correction: read by a recurrent network from its hidden state after semester t.
 
-The linear part can represent the ridge baseline exactly (LSTNet's autoregressive
-component); the recurrent part learns what a linear model cannot. The quantiles of
+The prior is the damped-trend baseline (model/baselines.py), computed the same way and
+started from that baseline's fit on the training students, so the network starts where
+the baseline is and the recurrent part only learns what it misses (a full linear skip,
+as this model had before, costs more parameters and did worse). The quantiles of
 model.config.QUANTILES (10%, 50%, 90%) are predicted; the median is the point
-prediction and the outer two make the 80% interval.
+prediction and the outer two make the 80% interval, scaled per predicted semester
+after training (model/fitting.py calibrates it).
+
+Every parameter has the ensemble member as its first dimension, so all members train
+as one model with batched matrix products (model/trainer.py relies on this).
 """
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
+from cgpa_rnn.data.sequences import predictable
 from cgpa_rnn.model.config import QUANTILES, ModelConfig
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
@@ -29,154 +42,217 @@ HEADS = len(QUANTILES)
 # about 1.3 standard deviations of grades wide on each side instead of 0.7, closer to
 # the spread it has to learn, so early training is not spent widening it.
 GAP_OFFSET = 1.0
+GATES = {"rnn": 1, "gru": 3, "lstm": 4, "elman": 1}
+STEP_FEATURES = 3  # per step: normalised grade, deviation from the college mean, missing flag (+ position)
+
+
+def _uniform(*shape: int, bound: float) -> nn.Parameter:
+    return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))  # PyTorch's own RNN initialisation
 
 
 class ElmanCell(nn.Module):
-    """A vanilla recurrent network written out as its three weight matrices.
+    """A vanilla recurrent network written out, one weight set per member:
 
-        h_t = tanh(input_dense(x_t) + hidden_dense(h_{t-1}))
-        y_t = output_dense(h_t)
+        h_t = tanh(x_t W_in + b + h_{t-1} W_hh)
     """
 
-    def __init__(self, inputs: int, hidden: int, outputs: int):
+    def __init__(self, members: int, inputs: int, hidden: int):
         super().__init__()
-        self.input_dense = nn.Linear(inputs, hidden)
-        self.hidden_dense = nn.Linear(hidden, hidden, bias=False)
-        self.output_dense = nn.Linear(hidden, outputs)
+        bound = 1 / math.sqrt(hidden)
+        self.input_weight = _uniform(members, inputs, hidden, bound=bound)
+        self.input_bias = _uniform(members, hidden, bound=bound)
+        self.hidden_weight = _uniform(members, hidden, hidden, bound=bound)
 
-    def states(self, x: torch.Tensor) -> torch.Tensor:  # [B, S, inputs] -> [B, S, hidden]
-        batch, steps, inputs = x.shape
-        # The input's share of every step in one 2-D product (a fused matmul + bias in ONNX).
-        drive = self.input_dense(x.reshape(batch * steps, inputs)).reshape(batch, steps, -1)
-        h = torch.tanh(drive[:, 0])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
+        # Every step's input share in one product (a fused matmul in ONNX).
+        E, (B, T, F), H = self.input_weight.shape[0], x.shape, self.input_weight.shape[2]
+        weight = self.input_weight.permute(1, 0, 2).reshape(F, E * H)  # all members side by side
+        drive = (x.reshape(B * T, F) @ weight).view(B, T, E, H).permute(2, 0, 1, 3) + self.input_bias[:, None, None]
+        h = torch.tanh(drive[:, :, 0])
         states = [h]
-        for t in range(1, steps):  # the semester count is fixed, so export unrolls this loop
-            h = torch.tanh(drive[:, t] + self.hidden_dense(h))
+        for t in range(1, x.shape[1]):  # the semester count is fixed, so export unrolls this loop
+            h = torch.tanh(drive[:, :, t] + torch.bmm(h, self.hidden_weight))
             states.append(h)
-        return torch.stack(states, dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, S, inputs] -> [B, S, outputs]
-        return self.output_dense(self.states(x))
+        return torch.stack(states, dim=2)
 
 
 class TorchRecurrent(nn.Module):
-    """nn.RNN / nn.LSTM / nn.GRU followed by the output dense layer."""
+    """nn.RNN / nn.GRU / nn.LSTM for the whole ensemble at once.
 
-    def __init__(self, cell: str, inputs: int, hidden: int, outputs: int, layers: int, dropout: float):
+    The members' weights are kept stacked ([E, gates*H, ...]) and assembled into one wide
+    torch module with E*H hidden units whose recurrent weights are block-diagonal: member e's
+    units see only member e's units, so it is E independent networks run by one kernel
+    (and exported as one native ONNX GRU/LSTM node)."""
+
+    def __init__(self, cell: str, members: int, inputs: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        kind = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.core = kind(inputs, hidden, num_layers=layers, batch_first=True,
-                         dropout=dropout if layers > 1 else 0.0)
-        self.output_dense = nn.Linear(hidden, outputs)
+        kind = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        self.members, self.hidden, self.gates, self.layers = members, hidden, GATES[cell], layers
+        self.template = kind(inputs, members * hidden, num_layers=layers, batch_first=True,
+                             dropout=dropout if layers > 1 else 0.0)
+        for name, _ in list(self.template.named_parameters()):
+            delattr(self.template, name)  # its weights come from the stacked parameters below
+        bound = 1 / math.sqrt(hidden)
+        rows = self.gates * hidden
+        for layer in range(layers):
+            self.register_parameter(f"weight_ih_l{layer}",
+                                    _uniform(members, rows, inputs if layer == 0 else hidden, bound=bound))
+            self.register_parameter(f"weight_hh_l{layer}", _uniform(members, rows, hidden, bound=bound))
+            self.register_parameter(f"bias_ih_l{layer}", _uniform(members, rows, bound=bound))
+            self.register_parameter(f"bias_hh_l{layer}", _uniform(members, rows, bound=bound))
+        self.register_buffer("eye", torch.eye(members), persistent=False)
 
-    def states(self, x: torch.Tensor) -> torch.Tensor:
-        return self.core(x)[0]
+    def _wide(self, weight: torch.Tensor, shared_input: bool) -> torch.Tensor:
+        """[E, G*H, K] -> the wide module's [G*E*H, K or E*H], gate-major as torch lays it out."""
+        E, G, H = self.members, self.gates, self.hidden
+        if shared_input:  # every member reads the same input features
+            return weight.view(E, G, H, -1).transpose(0, 1).reshape(G * E * H, -1)
+        return torch.einsum("eghk,ef->gehfk", weight.view(E, G, H, H), self.eye).reshape(G * E * H, E * H)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output_dense(self.states(x))
+    def wide_weights(self) -> dict[str, torch.Tensor]:
+        E, G, H = self.members, self.gates, self.hidden
+        weights = {}
+        for layer in range(self.layers):
+            weights[f"weight_ih_l{layer}"] = self._wide(getattr(self, f"weight_ih_l{layer}"), layer == 0)
+            weights[f"weight_hh_l{layer}"] = self._wide(getattr(self, f"weight_hh_l{layer}"), False)
+            for kind in ("ih", "hh"):
+                bias = getattr(self, f"bias_{kind}_l{layer}")
+                weights[f"bias_{kind}_l{layer}"] = bias.view(E, G, H).transpose(0, 1).reshape(-1)
+        return weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
+        states = functional_call(self.template, self.wide_weights(), (x,))[0]
+        return states.view(x.shape[0], x.shape[1], self.members, self.hidden).permute(2, 0, 1, 3)
 
 
-class Member(nn.Module):
-    """One network of the ensemble, working in normalised grade units."""
+def smoothed_level(deviation: torch.Tensor, observed: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Deviations [B, S] (observed [B, S]), smoothing [E] -> the level after each semester [E, B, S].
 
-    def __init__(self, config: ModelConfig, semesters: int, colleges: int):
-        super().__init__()
-        self.semesters = semesters
-        self.linear_skip = config.linear_skip
-        self.college_embedding = nn.Embedding(colleges + 1, config.college_dim)  # slot 0: unknown
-        inputs = 2 + semesters + config.college_dim  # grade, missing flag, position one-hot, college
-        if config.cell == "elman":
-            self.recurrent = ElmanCell(inputs, config.hidden, HEADS)
-        else:
-            self.recurrent = TorchRecurrent(config.cell, inputs, config.hidden, HEADS,
-                                            config.layers, config.dropout)
-        # Autoregressive skip: row t weighs semesters 1..t+1 to predict semester t+2.
-        self.ar_grade = nn.Parameter(torch.zeros(semesters, semesters))
-        self.ar_missing = nn.Parameter(torch.zeros(semesters, semesters))
-        self.ar_college = nn.Embedding(colleges + 1, semesters)
-        nn.init.zeros_(self.ar_college.weight)
-        self.register_buffer("causal", torch.tril(torch.ones(semesters, semesters)), persistent=False)
-        self.register_buffer("position", torch.eye(semesters), persistent=False)
-        # Widens or narrows the interval after training, calibrated on held-out students.
-        self.register_buffer("interval_scale", torch.tensor(1.0))
-
-    def unconstrained(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor,
-                      step: torch.Tensor | None = None) -> torch.Tensor:
-        """The outputs before the quantiles are ordered. x, missing: [B, S]; college: [B]
-        vocabulary index. Returns [B, S, 1 + HEADS]: the linear prediction, then the
-        recurrent median correction and the two interval gaps; with `step` ([B] indices)
-        only that step of each row, [B, 1 + HEADS]."""
-        batch = x.shape[0]
-        embedded = self.college_embedding(college)
-        steps = torch.cat([x.unsqueeze(-1), missing.unsqueeze(-1),
-                           self.position.unsqueeze(0).expand(batch, -1, -1),
-                           embedded.unsqueeze(1).expand(-1, self.semesters, -1)], dim=-1)
-        linear = (torch.cat([x, missing], dim=1) @ torch.cat([self.ar_grade * self.causal,
-                                                              self.ar_missing * self.causal], dim=1).T
-                  + self.ar_college(college))
-        if not self.linear_skip:
-            linear = torch.zeros_like(linear)
-        states = self.recurrent.states(steps)
-        if step is not None:  # pick the step before the output layer: less work at inference
-            states = torch.gather(states, 1, step.view(-1, 1, 1).expand(-1, 1, states.shape[-1])).squeeze(1)
-            linear = torch.gather(linear, 1, step.view(-1, 1)).squeeze(1)
-        return torch.cat([linear.unsqueeze(-1), self.recurrent.output_dense(states)], dim=-1)
-
-    def quantiles(self, outputs: torch.Tensor) -> torch.Tensor:
-        """[..., 1 + HEADS] unconstrained -> [..., HEADS] quantiles; softplus keeps low <= median <= high."""
-        median = outputs[..., 0] + outputs[..., 1]
-        return torch.stack([median - self.interval_scale * F.softplus(outputs[..., 2] + GAP_OFFSET), median,
-                            median + self.interval_scale * F.softplus(outputs[..., 3] + GAP_OFFSET)], dim=-1)
-
-    def forward(self, x: torch.Tensor, missing: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
-        """Quantiles [B, S, HEADS] in normalised units for every step."""
-        return self.quantiles(self.unconstrained(x, missing, college))
+    Exponential smoothing that starts at the first observed semester and skips missing ones,
+    level_t = level_{t-1} + alpha (d_t - level_{t-1}): the damped-trend baseline's, exactly."""
+    level = torch.zeros(alpha.shape[0], deviation.shape[0], dtype=deviation.dtype)
+    seen = torch.zeros(deviation.shape[0], dtype=torch.bool)
+    levels = []
+    for t in range(deviation.shape[1]):
+        gain = torch.where(seen, alpha[:, None], torch.ones_like(alpha)[:, None]) * observed[:, t]
+        level = level + gain * (deviation[:, t] - level)
+        seen = seen | observed[:, t]
+        levels.append(level)
+    return torch.stack(levels, dim=-1)
 
 
 class GradeForecaster(nn.Module):
-    """Ensemble of members plus the preprocessing that makes raw inputs usable."""
+    """The ensemble plus the preprocessing that makes raw inputs usable."""
 
-    def __init__(self, config: ModelConfig, semesters: int, colleges: list[int], mean: float, std: float):
+    def __init__(self, config: ModelConfig, semesters: int, colleges: list[int], mean: float, std: float,
+                 college_mean: torch.Tensor | None = None, smoothing: float = 0.5,
+                 damping: torch.Tensor | None = None):
         super().__init__()
         self.config = config
         self.semesters = semesters
+        E, S, V, H = config.ensemble, semesters, len(colleges), config.hidden
         self.register_buffer("college_codes", torch.tensor(colleges, dtype=torch.int64))
         self.register_buffer("grade_mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("grade_std", torch.tensor(std, dtype=torch.float32))
-        self.members = nn.ModuleList(Member(config, semesters, len(colleges)) for _ in range(config.ensemble))
+        # The prior's expected grade per college (row 0: unknown) and semester, normalised.
+        self.register_buffer("college_mean", torch.zeros(V + 1, S) if college_mean is None else college_mean.float())
+        # Widens or narrows the interval of each predicted semester, calibrated on held-out students.
+        self.register_buffer("interval_scale", torch.ones(S - 1))
+        self.register_buffer("position", torch.eye(S), persistent=False)
+        # The prior starts as the damped-trend baseline fitted on the training students (alpha, phi_t);
+        # each member learns offsets from it, which weight decay pulls back towards it.
+        self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 0.99)))
+        self.register_buffer("prior_damping", torch.full((S - 1,), 0.8) if damping is None else damping.float())
+        self.smoothing = nn.Parameter(torch.zeros(E))  # alpha = sigmoid(prior_smoothing + smoothing)
+        self.damping = nn.Parameter(torch.zeros(E, S - 1))  # phi_t = prior_damping[t] + damping[:, t]
+        self.college_offset = nn.Parameter(torch.zeros(E, V + 1, S - 1))
+        inputs = STEP_FEATURES + S
+        if config.cell == "elman":
+            self.recurrent = ElmanCell(E, inputs, H)
+        else:
+            self.recurrent = TorchRecurrent(config.cell, E, inputs, H, config.layers, config.dropout)
+        self.head_weight = _uniform(E, H, HEADS, bound=1 / math.sqrt(H))
+        with torch.no_grad():
+            self.head_weight[:, :, 0] = 0.0  # the correction starts at zero: the network starts as the prior
+        self.head_bias = nn.Parameter(torch.zeros(E, HEADS))
 
-    def preprocess(self, grades: torch.Tensor, college: torch.Tensor):
-        """Raw [B, S] grades with NaN and raw college codes -> normalised, missing flags, vocab index."""
+    @property
+    def members(self) -> int:
+        return self.smoothing.shape[0]
+
+    def keep_members(self, index: torch.Tensor) -> "GradeForecaster":
+        """A forecaster of only these members (every parameter's first dimension is the member)."""
+        kept = GradeForecaster(replace(self.config, ensemble=len(index)), self.semesters, self.college_codes.tolist(),
+                               float(self.grade_mean), float(self.grade_std))
+        parameters = dict(self.named_parameters())
+        kept.load_state_dict({name: value[index] if name in parameters else value
+                              for name, value in self.state_dict().items()})
+        return kept
+
+    def inputs(self, grades: torch.Tensor, college: torch.Tensor, hide_college: torch.Tensor | None = None):
+        """Raw [B, S] grades with NaN and raw college codes -> per-step features [B, S, 3 + S],
+        normalised grades [B, S], deviations from the college means [B, S], vocabulary index [B]."""
         observed = ~torch.isnan(grades)
         x = torch.where(observed, (grades - self.grade_mean) / self.grade_std, torch.zeros_like(grades))
         matches = (college.unsqueeze(1) == self.college_codes.unsqueeze(0)).long()
         # Index 1..V for a known code; 0, the shared "unknown" slot, for any other.
         index = (matches * torch.arange(1, self.college_codes.numel() + 1, device=grades.device)).sum(1)
-        return x, (~observed).float(), index
+        if hide_college is not None:  # training shows some students as "college unknown"
+            index = index.masked_fill(hide_college, 0)
+        # Unmasked (a missing semester reads minus the college mean; its flag says so) to stay a
+        # linear map of the inputs, which export/fused.py folds into one product.
+        deviation = x - self.college_mean[index]
+        missing = (~observed).float()
+        position = self.position.unsqueeze(0).expand(grades.shape[0], -1, -1)
+        steps = torch.cat([x.unsqueeze(-1), deviation.unsqueeze(-1), missing.unsqueeze(-1), position], dim=-1)
+        return steps, x, deviation, index
 
-    def _grade_points(self, member_quantiles: list[torch.Tensor]) -> torch.Tensor:
-        """The ensemble's mean quantiles, from normalised units back to grade points on the
-        grade scale (an interval reaching past 10 would promise a grade nobody can get)."""
-        quantiles = torch.stack(member_quantiles).mean(0) * self.grade_std + self.grade_mean
-        return quantiles.clamp(GRADE_MIN, GRADE_MAX)
+    def member_quantiles(self, grades: torch.Tensor, college: torch.Tensor,
+                         hide_college: torch.Tensor | None = None) -> torch.Tensor:
+        """[E, B, S-1, HEADS] in normalised units; step t predicts semester t+1 (0-based) from 0..t."""
+        steps, _, deviation, index = self.inputs(grades, college, hide_college)
+        states = self.recurrent(steps[:, :-1])  # the last semester predicts nothing
+        E, B, T, H = states.shape
+        heads = torch.bmm(states.reshape(E, B * T, H), self.head_weight).view(E, B, T, HEADS) \
+            + self.head_bias[:, None, None]
+        alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
+        level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
+        prior = (self.college_mean[index][:, 1:] + self.college_offset[:, index]
+                 + (self.prior_damping + self.damping)[:, None] * level)
+        median = prior + heads[..., 0]
+        return torch.stack([median - self.interval_scale * F.softplus(heads[..., 1] + GAP_OFFSET), median,
+                            median + self.interval_scale * F.softplus(heads[..., 2] + GAP_OFFSET)], dim=-1)
+
+    def loss(self, grades: torch.Tensor, college: torch.Tensor, weight: torch.Tensor,
+             hide_college: torch.Tensor | None = None) -> torch.Tensor:
+        """Per member [E]: the pinball loss of every predictable next semester of the students
+        `weight` [E, B] gives that member (1: learn from, 0: not its student)."""
+        quantiles = self.member_quantiles(grades, college, hide_college)
+        target = torch.nan_to_num((grades[:, 1:] - self.grade_mean) / self.grade_std)
+        error = target.unsqueeze(0).unsqueeze(-1) - quantiles
+        levels = torch.tensor(QUANTILES, dtype=quantiles.dtype)
+        pinball = torch.maximum(levels * error, (levels - 1) * error).sum(-1)  # [E, B, S-1]
+        counted = weight.unsqueeze(-1) * predictable(~torch.isnan(grades)).unsqueeze(0)
+        return (pinball * counted).sum((1, 2)) / counted.sum((1, 2)).clamp(min=1)
 
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
-        """Quantiles in grade points for every step: [B, S, HEADS], step t predicts semester t+2."""
-        inputs = self.preprocess(grades, college)
-        return self._grade_points([member(*inputs) for member in self.members])
+        """The ensemble's quantiles in grade points for every step: [B, S-1, HEADS], step t predicts
+        semester t+2 (1-based) from semesters 1..t+1; on the grade scale (an interval reaching past
+        10 would promise a grade nobody can get)."""
+        quantiles = self.member_quantiles(grades, college).mean(0) * self.grade_std + self.grade_mean
+        return quantiles.clamp(GRADE_MIN, GRADE_MAX)
 
     def forward(self, grades: torch.Tensor, college: torch.Tensor):
         """Prediction, low, high [B] for the semester after each student's last observed one.
 
         NaN where there is nothing to predict: no grade observed, or the last semester of the
         horizon already observed."""
-        inputs = self.preprocess(grades, college)
         observed = ~torch.isnan(grades)
         steps = torch.arange(1, self.semesters + 1, device=grades.device)
         last = (observed.long() * steps).amax(dim=1) - 1
         valid = (last >= 0) & (last < self.semesters - 1)
-        step = last.clamp(min=0)
-        quantiles = self._grade_points([member.quantiles(member.unconstrained(*inputs, step=step))
-                                        for member in self.members])
+        step = last.clamp(min=0, max=self.semesters - 2)
+        every = self.all_steps(grades, college)
+        quantiles = torch.gather(every, 1, step.view(-1, 1, 1).expand(-1, 1, HEADS)).squeeze(1)
         quantiles = torch.where(valid.view(-1, 1), quantiles, torch.full_like(quantiles, float("nan")))
         return quantiles[:, 1], quantiles[:, 0], quantiles[:, 2]

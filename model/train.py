@@ -11,33 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
 
-from cgpa_rnn.data.cohort import Cohort
-from cgpa_rnn.errors import DataError
+from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, split_students
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.card import write_model_card
-from cgpa_rnn.model.checkpoint import save_checkpoint
 from cgpa_rnn.model.config import TrainConfig
-from cgpa_rnn.model.metrics import regression_metrics
-from cgpa_rnn.model.network import GradeForecaster
-from cgpa_rnn.model.trainer import History, Progress, fit, predict_all_steps
+from cgpa_rnn.model.metrics import by_semester, regression_metrics
 from cgpa_rnn.rundir import RunDir
 
 TEST_SHARE = 0.15
-MIN_STUDENTS = 20  # fewer leave a held-out share and per-member validation shares of a handful
-
-
-def check_trainable(cohort: Cohort) -> None:
-    """A cohort a model can be trained and measured on, else one message saying why."""
-    if len(cohort) < MIN_STUDENTS:
-        raise DataError(f"{cohort.describe_source()}: {len(cohort)} students are too few to train and measure "
-                        f"a model; at least {MIN_STUDENTS} are needed")
-    if len(TARGETS["next"](cohort.grades)[0]) == 0:
-        raise DataError(f"{cohort.describe_source()}: no student has a grade after an earlier one, so there is "
-                        "no next semester to learn from (at least two semesters per student are needed)")
 
 
 def data_info(cohort: Cohort) -> dict:
@@ -50,8 +33,10 @@ def held_out_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def held_out_metrics(model: GradeForecaster, cohort: Cohort, train: np.ndarray, test: np.ndarray) -> dict:
+def held_out_metrics(model, cohort: Cohort, train: np.ndarray, test: np.ndarray) -> dict:
     """Metrics of the model and of every baseline (fitted on `train`) on the `test` students."""
+    from cgpa_rnn.model.fitting import predict_all_steps
+
     grades, college = cohort.grades[test], cohort.college[test]
     quantiles = predict_all_steps(model, grades, college)
     fitted = [baseline().fit(cohort.grades[train], cohort.college[train]) for baseline in BASELINES]
@@ -61,13 +46,22 @@ def held_out_metrics(model: GradeForecaster, cohort: Cohort, train: np.ndarray, 
         actual = grades[student, target]
         picked = quantiles[student, target - 1]
         entry = {"model": regression_metrics(picked[:, 1], actual, picked[:, 0], picked[:, 2])}
+        entry["model"]["by_semester"] = by_semester(picked[:, 1], actual, target, picked[:, 0], picked[:, 2])
         for baseline in fitted:
-            entry[baseline.name] = regression_metrics(baseline.predict(grades, college, student, target), actual)
+            entry[baseline.name] = regression_metrics(*_reordered(baseline.predict_interval(grades, college, student,
+                                                                                           target), actual))
         result[target_name] = entry
     return result
 
 
-def plot_history(history: History, run: RunDir, synthetic: bool) -> None:
+def _reordered(interval, actual):
+    prediction, low, high = interval
+    return prediction, actual, low, high
+
+
+def plot_history(history, run: RunDir, synthetic: bool) -> None:
+    from matplotlib.figure import Figure  # the object API: no global pyplot state, safe across threads
+
     figure = Figure(figsize=(6, 3.5))
     axis = figure.subplots()
     for k, (train, validation) in enumerate(zip(history.train, history.validation)):
@@ -83,9 +77,12 @@ def plot_history(history: History, run: RunDir, synthetic: bool) -> None:
         figure.savefig(temporary, format="png", dpi=100)
 
 
-def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: Progress = True,
-              command: str = "") -> dict:
+def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True, command: str = "",
+              callbacks: tuple = ()) -> dict:
     """Train, measure on held-out students, and write the run directory. Returns the metrics.
+
+    `progress`: a console bar; `callbacks` (model.trainer's, e.g. ShareDone for a UI) run after
+    every epoch.
 
     Everything is written into a staging directory that then replaces `out` as a whole, so
     a crash at any moment leaves the previous model's files, all of them, or the new ones."""
@@ -93,7 +90,7 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: Pr
     target = RunDir(out)
     run = target.staging()  # checks the location before any training
     try:
-        metrics = _train_into(run, cohort, config, progress, command)
+        metrics = _train_into(run, cohort, config, progress, command, callbacks)
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # the previous model stays as it was
         raise
@@ -101,11 +98,24 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: Pr
     return metrics
 
 
-def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: Progress, command: str) -> dict:
+def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool, command: str,
+                callbacks: tuple) -> dict:
+    import torch
+
+    from cgpa_rnn.model.checkpoint import save_checkpoint
+    from cgpa_rnn.model.fitting import fit
+    from cgpa_rnn.model.trainer import ConsoleBar
+
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
     train, test = held_out_split(cohort, config.seed)
+    bar = ConsoleBar(f"train {config.model.cell}") if progress else None
     started = time.perf_counter()
-    model, history = fit(config, cohort.grades[train], cohort.college[train], progress=progress)
+    try:
+        model, history = fit(config, cohort.grades[train], cohort.college[train], callbacks=(
+            *callbacks, *([bar] if bar else [])))
+    finally:
+        if bar:
+            bar.close()
     seconds = time.perf_counter() - started
     config.weight_decay = history.weight_decay
     metrics = {

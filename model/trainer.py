@@ -1,42 +1,31 @@
-"""Training: AdamW on the pinball loss of all next-semester predictions at once, early stopping.
+"""Training: every member of an ensemble at once, AdamW, a moving average of weights, early stopping.
 
-The trainer knows the model only through `Member.forward` and the loss; members of an
-ensemble are trained one after another with their own seeds, each stopped early on
-the same student-level validation split.
+The trainer knows the model only through `model.loss(*batch)`, which returns one loss per
+member ([E]), and one convention: every parameter has the member as its first dimension.
+That is enough to train all members as one model (one batched forward and backward per
+step) while keeping them independent: gradients are clipped per member, weight decay is
+per member, and each member keeps the moving average of its weights at its own best
+validation epoch; once a member has gone `patience` epochs without improving, its kept
+weights are final (frozen) and it only rides along until every member has stopped.
+
+Progress and time limits are callbacks (minGPT's trigger_callbacks): the console bar
+and the demo's progress display are two callbacks, the time budget a third.
 """
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field, replace
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm import tqdm
 
-from cgpa_rnn.data.sequences import Normalisation, split_students
-from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES, TrainConfig
-from cgpa_rnn.model.network import GradeForecaster
+from cgpa_rnn.model.config import TrainConfig
 
-
-def targets_and_mask(x: torch.Tensor, missing: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step t's target is semester t+1; it counts when observed and some semester <= t is."""
-    observed = 1.0 - missing
-    seen_before = torch.cumsum(observed, dim=1) > 0
-    target = torch.zeros_like(x)
-    target[:, :-1] = x[:, 1:]
-    mask = torch.zeros_like(x, dtype=torch.bool)
-    mask[:, :-1] = (observed[:, 1:] > 0) & seen_before[:, :-1]
-    return target, mask
-
-
-def pinball_loss(quantiles: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    levels = torch.tensor(QUANTILES, dtype=quantiles.dtype)
-    error = target.unsqueeze(-1) - quantiles
-    loss = torch.maximum(levels * error, (levels - 1) * error).sum(-1)
-    return (loss * mask).sum() / mask.sum().clamp(min=1)
+# A validation loss counts as better only by this much (normalised pinball units, ~0.4): smaller
+# steps are noise on ~30 validation students, and each one would keep the whole batch training.
+MIN_IMPROVEMENT = 1e-4
 
 
 @dataclass
@@ -51,149 +40,155 @@ class History:
     time_limited: int = 0  # members stopped by the time budget rather than by early stopping
 
 
-def build_model(config: TrainConfig, train_grades: np.ndarray, colleges: list[int]) -> GradeForecaster:
-    torch.manual_seed(config.seed)
-    norm = Normalisation.fit(train_grades)
-    return GradeForecaster(config.model, train_grades.shape[1], sorted(set(colleges)), norm.mean, norm.std)
+def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[E] -> broadcastable against a parameter [E, ...]."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-Progress = bool | Callable[[float], None]  # a console bar, or a callback given the share of training done
+class AdamW:
+    """AdamW written out (Loshchilov & Hutter), with a weight decay per member.
+
+    torch.optim.AdamW would do, but its first step imports torch._dynamo (seconds, on a
+    training that takes one or two); this is the same update in a dozen lines."""
+
+    def __init__(self, parameters: list[torch.Tensor], lr: float, weight_decay: torch.Tensor,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.parameters, self.lr, self.weight_decay, self.betas, self.eps = parameters, lr, weight_decay, betas, eps
+        self.first = [torch.zeros_like(p) for p in parameters]
+        self.second = [torch.zeros_like(p) for p in parameters]
+        self.steps = 0
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        correction1, correction2 = 1 - beta1 ** self.steps, 1 - beta2 ** self.steps
+        grads = [p.grad for p in self.parameters]
+        # Decoupled weight decay, then the Adam update; _foreach_ ops: one call for all tensors.
+        if bool((self.weight_decay == self.weight_decay[0]).all()):
+            torch._foreach_mul_(self.parameters, 1 - self.lr * float(self.weight_decay[0]))
+        else:
+            for p in self.parameters:
+                p.mul_(1 - self.lr * _per_member(self.weight_decay, p))
+        torch._foreach_lerp_(self.first, grads, 1 - beta1)
+        torch._foreach_mul_(self.second, beta2)
+        torch._foreach_addcmul_(self.second, grads, grads, value=1 - beta2)
+        denominator = torch._foreach_sqrt(torch._foreach_div(self.second, correction2))
+        torch._foreach_add_(denominator, self.eps)
+        torch._foreach_addcdiv_(self.parameters, self.first, denominator, value=-self.lr / correction1)
 
 
-class _ReportingBar:
-    """The console bar's interface, reporting the share of epochs done to a callback (a UI)."""
+def clip_per_member(parameters: list[torch.Tensor], max_norm: float) -> None:
+    """Scale each member's gradient to a norm of at most max_norm (clip_grad_norm_, per member)."""
+    squares = sum(p.grad.pow(2).reshape(p.shape[0], -1).sum(1) for p in parameters)
+    factor = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+    for p in parameters:
+        p.grad.mul_(_per_member(factor, p.grad))
 
-    def __init__(self, total: int, report: Callable[[float], None]):
-        self.total, self.done, self.report = total, 0, report
 
-    def update(self, epochs: int = 1) -> None:
-        self.done += epochs
-        self.report(self.done / self.total)
+class Trainer:
+    """Train `model` on `train_batch()` (called once per step), stop early on `validation_batch`."""
 
-    def set_postfix(self, **values) -> None:
-        pass
+    def __init__(self, config: TrainConfig, model: torch.nn.Module, train_batch: Callable[[], tuple],
+                 validation_batch: tuple, weight_decay: torch.Tensor):
+        self.config, self.model = config, model
+        self.train_batch, self.validation_batch = train_batch, validation_batch
+        self.parameters = list(model.parameters())
+        self.members = self.parameters[0].shape[0]
+        assert all(p.shape[0] == self.members for p in self.parameters), "every parameter needs a member dimension"
+        self.optimizer = AdamW(self.parameters, config.learning_rate, weight_decay)
+        self.callbacks = defaultdict(list)
+        self.epoch, self.stop = 0, False  # a callback may set stop (a time budget)
+        self.history = History()
+
+    def add_callback(self, event: str, callback: Callable[["Trainer"], None]) -> None:
+        self.callbacks[event].append(callback)
+
+    def trigger_callbacks(self, event: str) -> None:
+        for callback in self.callbacks[event]:
+            callback(self)
+
+    def run(self) -> History:
+        config = self.config
+        # Validation and the kept weights use an exponential moving average of the weights:
+        # on ~150 students single full-batch steps are noisy, the average is not.
+        averaged = copy.deepcopy(self.model)
+        averaged.eval()
+        average = list(averaged.parameters())
+        best_weights = [p.detach().clone() for p in average]
+        best_loss = torch.full((self.members,), float("inf"))
+        best_epoch = torch.zeros(self.members, dtype=torch.long)
+        train_curve, validation_curve = [], []
+        for self.epoch in range(config.max_epochs):
+            self.model.train()
+            for batch in self.train_batch():
+                losses = self.model.loss(*batch)
+                for p in self.parameters:
+                    p.grad = None
+                losses.sum().backward()  # members share no parameter: each gets its own gradient
+                clip_per_member(self.parameters, config.grad_clip)
+                self.optimizer.step()
+                with torch.no_grad():
+                    torch._foreach_lerp_(average, self.parameters, 1 - config.weight_average)
+            with torch.no_grad():
+                validation = averaged.loss(*self.validation_batch)
+            improved = validation < best_loss - MIN_IMPROVEMENT
+            if improved.any():
+                best_loss = torch.where(improved, validation, best_loss)
+                best_epoch = torch.where(improved, self.epoch, best_epoch)
+                for kept, current in zip(best_weights, average):
+                    kept.copy_(torch.where(_per_member(improved, kept), current, kept))
+            train_curve.append(losses.detach())
+            validation_curve.append(validation)
+            self.trigger_callbacks("on_epoch_end")
+            if bool(((self.epoch - best_epoch) >= config.patience).all()) or self.stop:
+                break
+        with torch.no_grad():
+            for p, kept in zip(self.parameters, best_weights):
+                p.copy_(kept)
+        self.model.eval()
+        history = self.history
+        history.train = torch.stack(train_curve, 1).tolist()
+        history.validation = torch.stack(validation_curve, 1).tolist()
+        history.best_epoch = best_epoch.tolist()
+        # Members a time budget cut short: still improving within the patience window.
+        history.time_limited = int(((self.epoch - best_epoch) < config.patience).sum()) if self.stop else 0
+        return history
+
+
+class TimeBudget:
+    """Stop after `seconds`, each member keeping its best epoch so far."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    def __call__(self, trainer: Trainer) -> None:
+        if time.monotonic() > self.deadline:
+            trainer.stop = True
+
+
+class ShareDone:
+    """Report the share of the epoch budget done to `report` (a UI's progress bar)."""
+
+    def __init__(self, report: Callable[[float], None]):
+        self.report = report
+
+    def __call__(self, trainer: Trainer) -> None:
+        self.report((trainer.epoch + 1) / trainer.config.max_epochs)
+
+
+class ConsoleBar:
+    """A tqdm bar on the console, closed by close()."""
+
+    def __init__(self, description: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=description, leave=False, unit="epoch")
+
+    def __call__(self, trainer: Trainer) -> None:
+        if self.bar.total is None:
+            self.bar.total = trainer.config.max_epochs
+        self.bar.update(1)
 
     def close(self) -> None:
-        pass
-
-
-def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: Progress = True
-        ) -> tuple[GradeForecaster, History]:
-    """Train a forecaster on the training students' (grades, college).
-
-    Each member holds out its own seeded validation share of these students for early
-    stopping and interval calibration, so across the ensemble every training student is
-    also learned from. With several weight-decay candidates, each is trained and the one
-    with the lowest validation loss is kept and written into the returned model's config:
-    tuning never sees students outside `grades`."""
-    candidates = config.tune_weight_decay or (config.weight_decay,)
-    scores, best = {}, None
-    for index, weight_decay in enumerate(candidates):
-        # The time budget is shared evenly, so every candidate is compared on equal terms.
-        trial = replace(config, weight_decay=weight_decay, tune_weight_decay=(),
-                        max_seconds=config.max_seconds / len(candidates))
-        part = (lambda share, index=index: progress((index + share) / len(candidates))) if callable(progress) \
-            else progress
-        model, history = _fit_ensemble(trial, grades, college, part)
-        scores[str(weight_decay)] = float(np.mean([curve[epoch] for curve, epoch
-                                                   in zip(history.validation, history.best_epoch)]))
-        if best is None or scores[str(weight_decay)] < best[0]:
-            best = (scores[str(weight_decay)], model, history, weight_decay)
-    _, model, history, history.weight_decay = best
-    history.tuning = scores
-    return model, history
-
-
-def _fit_ensemble(config: TrainConfig, grades: np.ndarray, college: np.ndarray, progress: Progress):
-    model = build_model(config, grades, college.tolist())
-    with torch.no_grad():
-        inputs = model.preprocess(torch.from_numpy(grades), torch.from_numpy(college))
-    target, mask = targets_and_mask(inputs[0], inputs[1])
-    history = History()
-    total = config.model.ensemble * config.max_epochs
-    bar = _ReportingBar(total, progress) if callable(progress) else tqdm(
-        total=total, disable=not progress, leave=False, desc=f"train {config.model.cell} (weight decay "
-                                                              f"{config.weight_decay:g})")
-    for k, member in enumerate(model.members):
-        seed = config.seed * 1000 + k
-        train_rows, val_rows, _ = split_students(len(grades), seed, config.validation, 0.0)
-        train_part = [t[torch.from_numpy(train_rows)] for t in (*inputs, target, mask)]
-        val_part = [t[torch.from_numpy(val_rows)] for t in (*inputs, target, mask)]
-        train_curve, val_curve, best_epoch, out_of_time = _fit_member(member, config, seed, train_part, val_part,
-                                                                      bar, k)
-        history.time_limited += out_of_time
-        _calibrate_interval(member, val_part)
-        history.train.append(train_curve)
-        history.validation.append(val_curve)
-        history.best_epoch.append(best_epoch)
-    bar.close()
-    model.eval()
-    return model, history
-
-
-def _fit_member(member, config: TrainConfig, seed: int, train, validation, bar, k: int):
-    generator = torch.Generator().manual_seed(seed)
-    deadline = time.monotonic() + config.max_seconds / config.model.ensemble if config.max_seconds else None
-    out_of_time = False
-    optimizer = torch.optim.AdamW(member.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    n = train[0].shape[0]
-    batch_size = config.batch_size or n
-    # Validation and the kept weights use an exponential moving average of the weights:
-    # on ~150 students single full-batch steps are noisy, the average is not.
-    averaged = AveragedModel(member, multi_avg_fn=get_ema_multi_avg_fn(config.weight_average), use_buffers=True)
-    best, best_state, best_epoch = float("inf"), None, 0
-    train_curve, val_curve = [], []
-    for epoch in range(config.max_epochs):
-        member.train()
-        order = torch.randperm(n, generator=generator) if batch_size < n else torch.arange(n)
-        epoch_loss = 0.0
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            x, missing, college, target, mask = (t[rows] for t in train)
-            # Some students are shown as "college unknown", so that slot learns the average college.
-            hidden = torch.rand(len(rows), generator=generator) < config.college_dropout
-            loss = pinball_loss(member(x, missing, college.masked_fill(hidden, 0)), target, mask)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(member.parameters(), config.grad_clip)
-            optimizer.step()
-            averaged.update_parameters(member)
-            epoch_loss += loss.item() * len(rows) / n
-        averaged.eval()
-        with torch.no_grad():
-            val_loss = pinball_loss(averaged(*validation[:3]), validation[3], validation[4]).item()
-        train_curve.append(epoch_loss)
-        val_curve.append(val_loss)
-        if val_loss < best - 1e-6:
-            best, best_state, best_epoch = val_loss, copy.deepcopy(averaged.module.state_dict()), epoch
-        bar.update(1)
-        bar.set_postfix(member=k, train=f"{epoch_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
-        out_of_time = deadline is not None and time.monotonic() > deadline
-        if epoch - best_epoch >= config.patience or out_of_time:
-            bar.update(config.max_epochs - epoch - 1)
-            break
-    member.load_state_dict(best_state)
-    return train_curve, val_curve, best_epoch, out_of_time
-
-
-def _calibrate_interval(member, validation) -> None:
-    """Scale the interval so that it covers INTERVAL_LEVEL (80%) of the member's held-out targets.
-
-    Quantile heads fitted on ~150 students are over-confident; this is split conformal
-    calibration with a multiplicative score (how many half-widths away the target is)."""
-    x, missing, college, target, mask = validation
-    with torch.no_grad():
-        quantiles = member(x, missing, college)[mask]
-        actual = target[mask]
-        below = (quantiles[:, 1] - actual) / (quantiles[:, 1] - quantiles[:, 0])
-        above = (actual - quantiles[:, 1]) / (quantiles[:, 2] - quantiles[:, 1])
-        score = torch.maximum(below, above)
-        n = score.numel()
-        level = min(1.0, np.ceil((n + 1) * INTERVAL_LEVEL) / n)
-        member.interval_scale.mul_(torch.quantile(score, level).clamp(min=0.1))
-
-
-def predict_all_steps(model: GradeForecaster, grades: np.ndarray, college: np.ndarray) -> np.ndarray:
-    """Quantiles [N, S, len(QUANTILES)] in grade points; [:, t] predicts semester t+2 from semesters 1..t+1."""
-    with torch.no_grad():
-        return model.all_steps(torch.from_numpy(grades), torch.from_numpy(college)).numpy()
+        self.bar.close()

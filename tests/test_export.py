@@ -39,7 +39,7 @@ def test_export_and_verify_every_cell(cell, exported_runs):
         assert NATIVE_NODES[cell] in ops
     else:
         assert not ops & {"Loop", "Scan", "RNN"}  # unrolled over the fixed semester axis
-        assert len(proto.graph.node) <= 50  # the fused form (export/fused.py)
+        assert len(proto.graph.node) <= 90  # the fused form (export/fused.py)
     metadata = {p.key: p.value for p in proto.metadata_props}
     for key in ("inputs", "outputs", "units", "semester_axis", "semesters", "colleges", "checkpoint_sha256",
                 "data_source", "data_fingerprint", "metrics", "exporter", "opset", "versions"):
@@ -57,12 +57,12 @@ def test_export_and_verify_every_cell(cell, exported_runs):
 def _two_member_models(tiny_cohort):
     from cgpa_rnn.model.checkpoint import load_checkpoint
 
-    yield load_checkpoint(ROOT / "model" / "default")[0]  # elman, ensemble of 2
-    from cgpa_rnn.model.trainer import fit
+    yield load_checkpoint(ROOT / "model" / "default")[0]  # the shipped elman ensemble
+    from cgpa_rnn.model.fitting import fit
 
     config = tiny_config("rnn", max_epochs=5)
-    config.model.ensemble, config.model.linear_skip = 2, False
-    yield fit(config, tiny_cohort.grades, tiny_cohort.college, progress=False)[0]
+    config.model.ensemble = 3
+    yield fit(config, tiny_cohort.grades, tiny_cohort.college)[0]
 
 
 def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
@@ -78,7 +78,7 @@ def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
             before = model(torch.from_numpy(grades), torch.from_numpy(college))
             after = fused(torch.from_numpy(grades), torch.from_numpy(college))
         for expected, actual in zip(before, after):
-            torch.testing.assert_close(actual, expected, rtol=0, atol=2e-6, equal_nan=True)
+            torch.testing.assert_close(actual, expected, rtol=0, atol=5e-6, equal_nan=True)
 
 
 

@@ -10,7 +10,7 @@ from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
-from cgpa_rnn.model.train import MIN_STUDENTS
+from cgpa_rnn.data.cohort import MIN_STUDENTS
 
 from cgpa_rnn.errors import UserError
 
