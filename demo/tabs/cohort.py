@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 from cgpa_rnn.demo import service
-from cgpa_rnn.demo.tabs.common import parse_bool, refused, shipped_data_button
+from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
+from cgpa_rnn.values import parse_bool
 
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN

@@ -11,21 +11,6 @@ import gradio as gr
 from cgpa_rnn.data import SHIPPED_DATA
 from cgpa_rnn.demo.retention import log
 
-try:
-    from cgpa_rnn.values import parse_bool
-except ImportError:  # TEMPORARY until cgpa_rnn/values.py has the runtime's strict parser
-    from cgpa_rnn.errors import DataError
-
-    def parse_bool(value, field: str) -> bool:
-        if isinstance(value, bool) or value is None:
-            return bool(value)
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off", ""):
-            return False
-        raise DataError(f"{field}: expected true or false, got {value!r:.40}")
-
 # The page renders error messages as (sanitised) HTML; Gradio's own client marks the page's
 # requests with this header. Programs get the plain text.
 PAGE_HEADER = ("x-gradio-user", "app")

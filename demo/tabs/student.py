@@ -9,7 +9,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 from cgpa_rnn.demo import service
-from cgpa_rnn.demo.tabs.common import named, parse_bool, refused, split_request
+from cgpa_rnn.demo.tabs.common import named, refused, split_request
+from cgpa_rnn.values import parse_bool
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.config import INTERVAL_LEVEL
