@@ -60,8 +60,8 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
     minutes = DELETE_CACHE[1] // 60
     with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster", delete_cache=DELETE_CACHE) as demo:
         synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
-                     if backends.torch.payload["data"]["synthetic"] else "")
-        cell = backends.torch.payload["config"]["model"]["cell"]
+                     if backends.torch.record.synthetic else "")
+        cell = backends.torch.record.cell
         gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}A `{cell}` recurrent network run in "
                     "**torch** and in **onnxruntime** side by side.")
         # Short tab names: all four fit a phone's width without an overflow menu.

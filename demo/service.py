@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.demo.environment import SCORED_DIR
-from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.model.card import render_model_card
 from cgpa_rnn.model.config import INTERVAL_LEVEL
 
@@ -244,7 +244,7 @@ DISPLAY_NAMES = {"semester_predicted": "semester predicted", "pred_torch": "torc
 
 def examples(backends: Backends, count: int = 4) -> list[list]:
     """A few students from the model's training data with their last semester hidden."""
-    source = backends.torch.payload["data"]["source"]
+    source = backends.torch.record.data.source
     cohort = recorded_cohort(source)
     if cohort is None:
         print(f"note: no examples: {missing_cohort_note(source)}", file=sys.stderr)

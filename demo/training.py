@@ -1,4 +1,5 @@
-"""Train, export and verify a model, for `python -m demo --rebuild` and for a visitor's own cohort.
+"""The pipeline (export/pipeline.py) as the demo runs it: `python -m demo --rebuild`, and a
+visitor's own cohort trained, exported and verified.
 
 A visitor's model is built here into a fresh directory; demo/visitors.py decides whose it is,
 when it may be trained and when it is deleted. No UI here: demo/tabs/own_model.py calls these
@@ -16,9 +17,9 @@ from pathlib import Path
 from cgpa_rnn.data import Cohort, load_cohort, load_csv
 from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
-from cgpa_rnn.model.metrics import best_held_out_baseline
 from cgpa_rnn.data.cohort import check_trainable
-from cgpa_rnn.model.train import train_run
+from cgpa_rnn.export import pipeline
+from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.table import Limits
@@ -27,52 +28,30 @@ from cgpa_rnn.table import Limits
 TRAIN_LIMITS = Limits(bytes=1024 * 1024, rows=3000, columns=40, header_chars=4000)
 MAX_SEMESTERS = 12
 TRAIN_SECONDS = 60  # the training budget; export and verification take a few seconds more
-# Shares of a progress display at each step: training, then export, verification and loading.
-TRAINING_SHARE, VERIFYING_SHARE, LOADING_SHARE = 0.85, 0.93, 0.97
+# The share of a progress display the build takes; loading both runtimes is the rest.
+BUILD_SHARE = 0.97
+OWN_MODEL_STEPS = ("train", "export", "verify")
 
 Report = Callable[[float, str], None]  # (share of the work done, what is happening) for a progress display
 
 
-def build_model(cohort: Cohort, run: str | Path, config: TrainConfig, command: str, data: str | Path | None = None,
-                report: Report | None = None) -> tuple[dict, dict]:
-    """Train into `run`, export it, verify the export against torch and write its card; returns
-    the held-out metrics and the parity report, refusing an export that does not match. `data` is the training CSV
-    when it is not the shipped one, so verification also checks the students' own prefixes.
-    Progress goes to `report`, or without it to the console."""
-    from cgpa_rnn.export.onnx_export import export_onnx
-    from cgpa_rnn.export.verify import verify
-    from cgpa_rnn.model.card import write_model_card
-
-    steps = [(0.0, f"training on {cohort.describe_source()}"), (TRAINING_SHARE, "exporting to ONNX"),
-             (VERIFYING_SHARE, "verifying ONNX against torch")]
-
-    def step(k: int) -> None:
-        share, what = steps[k]
-        report(share, what) if report else print(f"[{k + 1}/{len(steps)}] {what}", flush=True)
-
-    step(0)
-    from model.trainer import ShareDone
-
-    callbacks = (ShareDone(lambda share: report(TRAINING_SHARE * share, f"{steps[0][1]}: {share:.0%} of the epochs "
-                                                                         "at most")),) if report else ()
-    metrics = train_run(cohort, config, run, progress=report is None, command=command, callbacks=callbacks)
-    step(1)
-    export_onnx(run)
-    step(2)
-    parity = verify(run, data=data)
-    write_model_card(run)
-    if not parity["passed"]:
-        raise UserError(f"the ONNX model in {run} does not match torch (largest difference "
-                        f"{parity['max_abs_diff']:.1e}); see {RunDir.of(run) / RunDir.PARITY}")
-    return metrics, parity
-
-
 def rebuild(run: str | Path, data: str | Path | None = None) -> None:
-    """`python -m demo --rebuild`: the served model made again, printing progress as it goes."""
+    """`python -m demo --rebuild`: the served model made again with every file it held (evaluation and
+    bench included, measured as they were), printing progress as it goes. The recorded config and
+    commands are kept: they are still the way to reproduce the files."""
     from cgpa_rnn.export.verify import format_parity
 
-    _, parity = build_model(load_cohort(data), run, TrainConfig(), "python -m demo --rebuild", data)
-    print(format_parity(parity), flush=True)
+    run = RunDir.of(run)
+    try:
+        record = RunRecord.read(run)
+    except UserError:  # a damaged record is what a rebuild is for
+        record = None
+    evaluation = run.read_json(RunDir.EVALUATION) or {}
+    config = record.config if record else TrainConfig()
+    commands = {"train": record.command if record else "python -m demo --rebuild",
+                "evaluate": evaluation.get("command", "python -m demo --rebuild")}
+    built = pipeline.build(load_cohort(data), run.path, config, pipeline.steps_held(run), data, commands)
+    print(format_parity(built.parity), flush=True)
 
 
 @dataclass
@@ -82,7 +61,7 @@ class OwnModel:
     directory: Path  # everything of this model: the uploaded copy and the run directory
     backends: Backends
     name: str  # the uploaded file's name
-    metrics: dict
+    record: RunRecord
     parity: dict
     used: float = field(default_factory=time.monotonic)
 
@@ -127,10 +106,12 @@ def train_own_model(path: str | Path, root: Path, report: Report = lambda share,
         shutil.copyfile(path, data)  # Gradio deletes its upload copies on its own schedule
         run = directory / "model"
         command = f"cgpa train --data {name} --out model --max-seconds {TRAIN_SECONDS}"
-        metrics, parity = build_model(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), command, data, report)
-        RunDir(directory).write_json(RunDir.PARITY, parity_without_records(parity))
-        report(LOADING_SHARE, "loading both runtimes")
-        return OwnModel(directory, load_backends(run), name, metrics, parity)
+        built = pipeline.build(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), OWN_MODEL_STEPS, data,
+                               {"train": command}, lambda share, what: report(BUILD_SHARE * share, what))
+        RunDir(directory).write_json(RunDir.PARITY, parity_without_records(built.parity))
+        report(BUILD_SHARE, "loading both runtimes")
+        backends = load_backends(run)
+        return OwnModel(directory, backends, name, backends.torch.record, built.parity)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -144,10 +125,10 @@ def error_table(model: OwnModel) -> list[list]:
     """Held-out error of the model against the baselines, a row per target (ERROR_COLUMNS)."""
     rows = []
     for target, title in (("next", "next semester"), ("last", "final semester")):
-        entry = model.metrics["test"].get(target)
-        if not entry or not entry["model"]["n"]:
+        scores = model.record.test.get(target)
+        if not scores or not scores.model["n"]:
             continue
-        mine, best = entry["model"], best_held_out_baseline(entry)
-        rows.append([title, mine["n"], round(mine["mae"], 3), round(entry[best]["mae"], 3), best,
-                     round(entry["persistence"]["mae"], 3), f"{mine[COVERAGE_KEY]:.0%}"])
+        best = scores.best_baseline
+        rows.append([title, scores.model["n"], round(scores.mae("model"), 3), round(scores.mae(best), 3), best,
+                     round(scores.mae("persistence"), 3), f"{scores.model[COVERAGE_KEY]:.0%}"])
     return rows

@@ -30,6 +30,7 @@ from cgpa_rnn.export.vectors import write_vectors
 from cgpa_rnn.model.checkpoint import VERSION as CHECKPOINT_VERSION
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES
+from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.rundir import RunDir
 
 OPSET = 18
@@ -93,9 +94,9 @@ def model_version(payload: dict) -> int:
 
 
 def doc_string(model, payload: dict) -> str:
-    data = payload["data"]
-    cohort = "a SYNTHETIC cohort" if data["synthetic"] else f"the cohort {data['source'].get('name')}"
-    return (f"cgpa-rnn {payload['config']['model']['cell']} network trained on {cohort}: predicts a student's "
+    record = RunRecord.from_payload(payload)
+    cohort = "a SYNTHETIC cohort" if record.synthetic else f"the cohort {record.data.source.get('name')}"
+    return (f"cgpa-rnn {record.cell} network trained on {cohort}: predicts a student's "
             f"grade point average (0-10 scale) in the semester after the last observed one, with an "
             f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs: grades float32 [batch, {model.semesters}], raw grade "
             "points, semester 1 first, NaN for a semester missing or not yet taken; college int64 [batch], the raw "
@@ -132,7 +133,8 @@ def description_problems(path: str | Path) -> list[str]:
 
 
 def _metadata(model, payload: dict) -> dict[str, str]:
-    data = payload["data"]
+    record = RunRecord.from_payload(payload)
+    data = record.data
     return {
         "model_author": AUTHOR,
         "model_license": LICENSE,
@@ -142,15 +144,15 @@ def _metadata(model, payload: dict) -> dict[str, str]:
         "units": "grade points, 0-10 scale",
         "semester_axis": f"fixed at {model.semesters}; batch axis dynamic",
         "semesters": str(model.semesters),
-        "semester_names": json.dumps(data["semester_names"]),
+        "semester_names": json.dumps(data.semester_names),
         "colleges": json.dumps(model.college_codes.tolist()),
-        "cell": payload["config"]["model"]["cell"],
-        "config": json.dumps(payload["config"]),
+        "cell": record.cell,
+        "config": json.dumps(record.config.to_dict()),
         "checkpoint_sha256": payload["sha256"],
-        "data_source": json.dumps(data["source"]),
-        "data_fingerprint": data["fingerprint"],
-        "synthetic_data": str(data["synthetic"]).lower(),
-        "metrics": json.dumps(payload["metrics"]["test"]),
+        "data_source": json.dumps(data.source),
+        "data_fingerprint": data.fingerprint,
+        "synthetic_data": str(data.synthetic).lower(),
+        "metrics": json.dumps({target: scores.to_dict() for target, scores in record.test.items()}),
         "exporter": f"torch.onnx dynamo exporter, torch {torch.__version__}",
         "opset": str(OPSET),
         "versions": json.dumps({name: _version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}

@@ -1,25 +1,2 @@
-"""The predictor interface over a torch checkpoint (the reference the ONNX file must match)."""
-from __future__ import annotations
-
-from pathlib import Path
-
-import numpy as np
-import torch
-
-from cgpa_rnn.model.checkpoint import load_checkpoint
-from cgpa_rnn.predictor import Predictor
-from cgpa_rnn.rundir import RunDir
-
-
-class TorchPredictor(Predictor):
-    def __init__(self, run: str | Path | RunDir):
-        self.model, self.payload = load_checkpoint(run)
-        self.semesters = self.model.semesters
-        self.colleges = self.model.college_codes.tolist()
-        self.semester_names = self.payload["data"]["semester_names"]
-        self.training_data_sha256 = self.payload["data"]["source"].get("sha256")
-
-    def _infer(self, grades: np.ndarray, college: np.ndarray):
-        with torch.inference_mode():
-            outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
-        return tuple(output.numpy() for output in outputs)
+"""Moved to model/torch_predictor.py; this name stays only until the files that import it follow."""
+from cgpa_rnn.model.torch_predictor import TorchPredictor  # noqa: F401

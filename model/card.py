@@ -1,7 +1,7 @@
 """The model card: rendered from a run directory's JSON files, never typed by hand.
 
-Each command that writes one of those files (train, evaluate, export, verify, bench)
-re-renders MODEL_CARD.md, and the demo's About tab shows the same text. The card opens
+Each step of the pipeline (export/pipeline.py: train, evaluate, export, verify, bench)
+re-renders MODEL_CARD.md when it is done, and the demo's About tab shows the same text. The card opens
 with the Hugging Face model-card metadata block, so the run directory can be pushed
 to the Hub as it is. Each section is one function of the run's files.
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, WIDTH_KEY
-from cgpa_rnn.model.metrics import best_baseline, best_held_out_baseline
+from cgpa_rnn.model.metrics import best_baseline
+from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.rundir import RunDir
 
 SHIPPED_DATASET = "Semester Result of Technical Students (Kaggle)"
@@ -23,22 +24,24 @@ TARGET_LABELS = {"next": "every next semester from the earlier ones",
 
 @dataclass
 class RunFiles:
-    """The JSON files a card is rendered from; None where a step has not run yet."""
+    """What a card is rendered from: the run's record, and each later step's report (None where
+    that step has not run yet)."""
 
-    config: dict | None
-    metrics: dict | None
+    record: RunRecord
     evaluation: dict | None
     parity: dict | None
     bench: dict | None
 
     @classmethod
-    def read(cls, run: RunDir) -> "RunFiles":
-        return cls(*(run.read_json(name) for name in (RunDir.CONFIG, RunDir.METRICS, RunDir.EVALUATION,
-                                                      RunDir.PARITY, RunDir.BENCH)))
+    def read(cls, run: RunDir) -> "RunFiles | None":
+        record = RunRecord.read(run)
+        if record is None:
+            return None
+        return cls(record, *(run.read_json(name) for name in (RunDir.EVALUATION, RunDir.PARITY, RunDir.BENCH)))
 
     @property
     def source(self) -> dict:
-        return self.metrics["data"]["source"]
+        return self.record.data.source
 
 
 def _yaml(value) -> str:
@@ -50,7 +53,7 @@ def _dataset_name(source: dict) -> str:
 
 
 def front_matter(files: RunFiles) -> list[str]:
-    cell = files.config["model"]["cell"]
+    cell = files.record.cell
     results = []
     if files.evaluation is not None and cell in files.evaluation["models"]:
         scope = f"{files.evaluation['folds']}-fold x {files.evaluation['repeats']} student-level cross-validation"
@@ -58,14 +61,14 @@ def front_matter(files: RunFiles) -> list[str]:
             results.append((files.evaluation["models"][cell][target]["mae"], f"MAE, {label} ({scope})"))
     else:
         for target, label in TARGET_LABELS.items():
-            results.append((files.metrics["test"][target]["model"]["mae"], f"MAE, {label} (held-out students)"))
+            results.append((files.record.test[target].mae("model"), f"MAE, {label} (held-out students)"))
     lines = ["---", "license: mit", "library_name: pytorch", "tags:"]
     lines += [f"- {tag}" for tag in ("pytorch", "onnx", "rnn", cell, "tabular-regression", "education")]
     lines += ["pipeline_tag: tabular-regression", "metrics:", "- mae", "model-index:",
               f"- name: {_yaml(f'cgpa-rnn-{cell}')}", "  results:", "  - task:", "      type: tabular-regression",
               "      name: Next-semester grade point average", "    dataset:",
               f"      name: {_yaml(_dataset_name(files.source))}",
-              f"      type: {_yaml('synthetic' if files.metrics['synthetic'] else files.source['name'])}",
+              f"      type: {_yaml('synthetic' if files.record.synthetic else files.source['name'])}",
               "    metrics:"]
     for value, name in results:
         lines += ["    - type: mae", f"      value: {value:.4f}", f"      name: {_yaml(name)}"]
@@ -73,33 +76,33 @@ def front_matter(files: RunFiles) -> list[str]:
 
 
 def what_it_does(files: RunFiles) -> list[str]:
-    model = files.config["model"]
+    config = files.record.config
+    model = config.model
     return ["## What it does",
             f"Predicts a student's next-semester grade point average (0-10 scale) from the earlier semesters "
             f"and the college code, with an {INTERVAL_LEVEL:.0%} prediction interval. "
-            f"Cell: `{model['cell']}`, hidden size "
-            f"{model['hidden']} per member, {model['layers']} layer(s), ensemble of {model['ensemble']}. Each member "
+            f"Cell: `{model.cell}`, hidden size "
+            f"{model.hidden} per member, {model.layers} layer(s), ensemble of {model.ensemble}. Each member "
             "adds a recurrent correction to a damped-trend prior (the college's semester mean plus a damped, "
             "exponentially smoothed deviation of the student from it), whose few parameters it learns too; "
-            f"weight decay {files.config['weight_decay']}"
-            + (" chosen on validation students." if files.config.get("tune_weight_decay") else " (fixed).")
+            f"weight decay {config.weight_decay}"
+            + (" chosen on validation students." if config.tune_weight_decay else " (fixed).")
             + " The interval is calibrated per predicted semester on validation students.", ""]
 
 
 def how_it_was_made(files: RunFiles) -> list[str]:
-    data = files.metrics["data"]
-    split = files.metrics["split"]
-    commands = [files.metrics.get("command") or "cgpa train --out DIR"]
+    data, split = files.record.data, files.record.split
+    commands = [files.record.command or "cgpa train --out DIR"]
     if files.evaluation is not None and files.evaluation.get("command"):
         commands.append(files.evaluation["command"])
     out = commands[0].split("--out", 1)[1].split()[0] if "--out" in commands[0] else "DIR"
     commands += [f"cgpa export {out}", f"cgpa verify {out}", f"cgpa bench {out}"]
     return ["## How it was made", "From a fresh clone, after `pip install -e \".[train]\"`:", "", "```",
             *commands, "```", "",
-            f"- data: {describe_source(data['source'])}, {data['students']} students, "
-            f"fingerprint `{data['fingerprint']}`",
-            f"- held-out test split: {split['test_students']} students (seed {split['seed']}), "
-            f"trained on {split['train_students']}; training took {files.metrics['train_seconds']} s", ""]
+            f"- data: {describe_source(data.source)}, {data.students} students, "
+            f"fingerprint `{data.fingerprint}`",
+            f"- held-out test split: {split.test_students} students (seed {split.seed}), "
+            f"trained on {split.train_students}; training took {files.record.train_seconds} s", ""]
 
 
 def cross_validation(files: RunFiles) -> list[str]:
@@ -121,7 +124,7 @@ def cross_validation(files: RunFiles) -> list[str]:
     if "best_achievable" in evaluation:
         best = evaluation["best_achievable"]
         lines.append(f"| best achievable (known noise) | {best['next']:.4f} | | {best['last']:.4f} | |")
-    cell = files.config["model"]["cell"]
+    cell = files.record.cell
     lines.append("")
     if cell in evaluation["models"]:
         semesters = evaluation["models"][cell]["next"].get("by_semester", {})
@@ -153,10 +156,10 @@ def held_out(files: RunFiles) -> list[str]:
     lines = ["## Held-out test split", "",
              f"| target | model MAE | {COVERAGE_KEY} | best baseline | its MAE | persistence MAE |",
              "|---|---|---|---|---|---|"]
-    for target, entry in files.metrics["test"].items():
-        best = best_held_out_baseline(entry)
-        lines.append(f"| {target} | {entry['model']['mae']:.4f} | {entry['model'][COVERAGE_KEY]:.3f} | {best} | "
-                     f"{entry[best]['mae']:.4f} | {entry['persistence']['mae']:.4f} |")
+    for target, scores in files.record.test.items():
+        best = scores.best_baseline
+        lines.append(f"| {target} | {scores.mae('model'):.4f} | {scores.model[COVERAGE_KEY]:.3f} | {best} | "
+                     f"{scores.mae(best):.4f} | {scores.mae('persistence'):.4f} |")
     return lines + [""]
 
 
@@ -188,7 +191,7 @@ def limits(files: RunFiles) -> list[str]:
     return ["## Intended use and limits",
             "- For academic advisors to spot students who may need support, alongside their own judgement; "
             "never as the sole basis for a decision about a student.",
-            f"- Trained on {files.metrics['split']['train_students']} students of {len(files.metrics['colleges'])} "
+            f"- Trained on {files.record.split.train_students} students of {len(files.record.colleges)} "
             "colleges on a 10-point scale; other institutions, scales or horizons need retraining. A college code not "
             "seen in training uses a shared 'unknown' slot, trained on students whose college was hidden.",
             "- Gender is not an input; evaluation.md reports the error per gender group.",
@@ -202,9 +205,9 @@ SECTIONS = (what_it_does, how_it_was_made, cross_validation, held_out, parity, s
 def render_model_card(run: RunDir) -> str:
     files = RunFiles.read(run)
     title = ["# Model card: cgpa-rnn next-semester grade forecaster", ""]
-    if files.metrics is None or files.config is None:
+    if files is None:
         return "\n".join(title + ["No trained model in this directory yet (`cgpa train --out DIR`)."])
-    if files.metrics["synthetic"]:
+    if files.record.synthetic:
         title += ["**Trained on a SYNTHETIC cohort: these figures describe generated students, not real ones.**", ""]
     lines = front_matter(files) + title
     for section in SECTIONS:

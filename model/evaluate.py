@@ -24,8 +24,11 @@ from cgpa_rnn.data.synthetic import best_achievable_mae
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
-from cgpa_rnn.model.train import check_trainable, data_info
+from cgpa_rnn.model.record import DataInfo
+from cgpa_rnn.data.cohort import check_trainable
 from cgpa_rnn.rundir import RunDir
+
+FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
 
 
 @dataclass
@@ -49,7 +52,7 @@ def concatenate(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
     return HeldOutPredictions(folds, *(joined(n) for n in ("student", "target", "prediction", "low", "high")))
 
 
-def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 5, repeats: int = 3,
+def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = FOLDS, repeats: int = REPEATS,
              cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None,
              command: str = "") -> dict:
     """Cross-validate and write evaluation.json, evaluation.md and the predicted-vs-actual plot."""
@@ -60,7 +63,7 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
     results = run_folds([(cohort, config, cells, fold_id, fold) for fold_id, fold in splits], progress, workers)
     collected, chosen_decay = collect(results, cells)
-    report = {"command": command, "data": data_info(cohort), "synthetic": cohort.is_synthetic, "folds": folds,
+    report = {"command": command, "data": DataInfo.of(cohort).to_dict(), "synthetic": cohort.is_synthetic, "folds": folds,
               "repeats": repeats, "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
               "chosen_weight_decay": chosen_decay}
     for (group, name, target_name), parts in collected.items():

@@ -1,13 +1,14 @@
 """`cgpa train`: one seeded training from a cohort to a run directory.
 
-The run directory (cgpa_rnn.rundir.RunDir) holds the checkpoint, the config, the
-metrics, the training curve and a model card. Metrics are measured on a held-out share of the
+The run directory (cgpa_rnn.rundir.RunDir) gets the checkpoint, the config, the metrics and
+the training curve; the model card is rendered by the pipeline (export/pipeline.py). Metrics are measured on a held-out share of the
 students that neither training nor early stopping saw.
 """
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,12 @@ import numpy as np
 from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, split_students
 from cgpa_rnn.model.baselines import BASELINES
-from cgpa_rnn.model.card import write_model_card
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.metrics import by_semester, regression_metrics
+from cgpa_rnn.model.record import DataInfo
 from cgpa_rnn.rundir import RunDir
 
 TEST_SHARE = 0.15
-
-
-def data_info(cohort: Cohort) -> dict:
-    return {"source": cohort.source, "fingerprint": cohort.fingerprint(), "synthetic": cohort.is_synthetic,
-            "students": len(cohort), "semester_names": cohort.semester_names}
 
 
 def held_out_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,11 +74,11 @@ def plot_history(history, run: RunDir, synthetic: bool) -> None:
 
 
 def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True, command: str = "",
-              callbacks: tuple = ()) -> dict:
+              callbacks: tuple = (), finish: Callable[[RunDir], object] | None = None) -> dict:
     """Train, measure on held-out students, and write the run directory. Returns the metrics.
 
     `progress`: a console bar; `callbacks` (model.trainer's, e.g. ShareDone for a UI) run after
-    every epoch.
+    every epoch; `finish` adds files to the staged directory (the pipeline's model card).
 
     Everything is written into a staging directory that then replaces `out` as a whole, so
     a crash at any moment leaves the previous model's files, all of them, or the new ones."""
@@ -91,6 +87,8 @@ def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bo
     run = target.staging()  # checks the location before any training
     try:
         metrics = _train_into(run, cohort, config, progress, command, callbacks)
+        if finish:
+            finish(run)
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # the previous model stays as it was
         raise
@@ -121,7 +119,7 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
     metrics = {
         "command": command,
         "synthetic": cohort.is_synthetic,
-        "data": data_info(cohort),
+        "data": DataInfo.of(cohort).to_dict(),
         "split": {"seed": config.seed, "test_share": TEST_SHARE, "train_students": len(train),
                   "test_students": len(test)},
         "test": held_out_metrics(model, cohort, train, test),
@@ -134,6 +132,5 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
     run.write_json(RunDir.CONFIG, config.to_dict())
     plot_history(history, run, cohort.is_synthetic)
     run.write_json(RunDir.METRICS, metrics)
-    save_checkpoint(run, model, config, {"data": data_info(cohort), "metrics": metrics})
-    write_model_card(run)
+    save_checkpoint(run, model, config, {"data": metrics["data"], "metrics": metrics})
     return metrics

@@ -47,15 +47,14 @@ def tiny_cohort():
 @pytest.fixture(scope="session")
 def exported_runs(tmp_path_factory, tiny_cohort) -> dict[str, Path]:
     """One trained, exported run directory per cell type, built once per test session."""
-    from cgpa_rnn.export.onnx_export import export_onnx
+    from cgpa_rnn.export import pipeline
     from cgpa_rnn.model.config import CELLS
-    from cgpa_rnn.model.train import train_run
 
     runs = {}
     for cell in CELLS:
         run = tmp_path_factory.mktemp(f"run-{cell}")
-        train_run(tiny_cohort, tiny_config(cell), run, progress=False)
-        export_onnx(run)
+        pipeline.train(tiny_cohort, tiny_config(cell), run, console=False)
+        pipeline.export(run)
         runs[cell] = run
     return runs
 

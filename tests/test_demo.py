@@ -217,8 +217,11 @@ def test_dozens_of_clients_at_once_are_all_answered(app_url):
     print(f"48 simultaneous /predict calls answered in {seconds:.2f} s")
 
 
-def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
+def test_rebuild_trains_exports_and_verifies_then_keeps_every_file_the_run_holds(tmp_path, capsys):
+    from cgpa_rnn.data import load_csv
     from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+    from cgpa_rnn.export import pipeline
+    from cgpa_rnn.model.config import TrainConfig
 
     data = tmp_path / "cohort.csv"
     generate_frame(SyntheticSpec(students=120, seed=4)).to_csv(data, index=False)
@@ -229,6 +232,22 @@ def test_rebuild_trains_exports_and_verifies(tmp_path, capsys):
     backends = service.load_backends(run)  # fresh and servable
     assert service.predict_student(backends, ["7", "7"], "115").abs_diff <= 1e-5
     assert (run / "MODEL_CARD.md").is_file()
+
+    # A run that was also cross-validated and benchmarked comes back with those files, measured as before.
+    pipeline.evaluate(load_csv(data), TrainConfig(), run, folds=2, repeats=1, cells=("elman",),
+                      command="cgpa evaluate --folds 2 --repeats 1 --cells elman --out rebuilt", console=False)
+    pipeline.bench(run, calls=20, batch=16)
+    before = sorted(p.name for p in run.iterdir())
+    training.rebuild(run, data)
+    printed = capsys.readouterr().out
+    assert "[2/5] cross-validating" in printed and "[5/5] benchmarking" in printed
+    assert sorted(p.name for p in run.iterdir()) == before
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert (evaluation["folds"], evaluation["repeats"], list(evaluation["models"])) == (2, 1, ["elman"])
+    assert evaluation["command"] == "cgpa evaluate --folds 2 --repeats 1 --cells elman --out rebuilt"
+    assert json.loads((run / "bench.json").read_text())["calls"] == 20
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "## Cross-validated accuracy (2-fold x 1" in card and "## Speed and size" in card
 
 
 def test_a_synthetic_model_is_labelled_in_the_app(exported_runs):

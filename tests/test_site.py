@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SHIPPED, cgpa
 
-from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.predictor import OnnxPredictor
 
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run

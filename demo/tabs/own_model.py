@@ -38,19 +38,19 @@ def predict_own(models: OwnModels, grades_csv: str, college_code: str, session: 
 
 
 def trained_text(model: training.OwnModel) -> str:
-    data, split = model.metrics["data"], model.metrics["split"]
-    lines = [(f"**Your model is ready**: the `{model.backends.torch.payload['config']['model']['cell']}` network, "
-              f"trained on {service.plural(split['train_students'], 'student')} of {html.escape(model.name)} "
-              f"({data['students']:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
-              f"{', '.join(map(str, model.backends.colleges))}); {service.plural(split['test_students'], 'student')} "
+    record = model.record
+    lines = [(f"**Your model is ready**: the `{record.cell}` network, "
+              f"trained on {service.plural(record.split.train_students, 'student')} of {html.escape(model.name)} "
+              f"({record.data.students:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
+              f"{', '.join(map(str, model.backends.colleges))}); {service.plural(record.split.test_students, 'student')} "
               "were held out to measure it, below."),
              (f"Both runtimes agree: the largest |torch - onnxruntime| over "
               f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
               f"(tolerance {PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in "
               "any ONNX runtime.")]
-    if model.metrics.get("time_limited_networks"):
+    if record.time_limited_networks:
         lines.append(f"Training reached the {training.TRAIN_SECONDS} s limit before early stopping for "
-                     f"{service.plural(model.metrics['time_limited_networks'], 'network')}; each kept its best epoch "
+                     f"{service.plural(record.time_limited_networks, 'network')}; each kept its best epoch "
                      "so far.")
     return "\n\n".join(lines)
 

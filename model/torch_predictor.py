@@ -1,0 +1,28 @@
+"""The predictor interface over a torch checkpoint: the reference the ONNX file must match, and
+the demo's torch side."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.model.record import RunRecord
+from cgpa_rnn.predictor import Predictor
+from cgpa_rnn.rundir import RunDir
+
+
+class TorchPredictor(Predictor):
+    def __init__(self, run: str | Path | RunDir):
+        self.model, self.payload = load_checkpoint(run)
+        self.record = RunRecord.from_payload(self.payload)
+        self.semesters = self.model.semesters
+        self.colleges = self.model.college_codes.tolist()
+        self.semester_names = self.record.data.semester_names
+        self.training_data_sha256 = self.record.data.source.get("sha256")
+
+    def _infer(self, grades: np.ndarray, college: np.ndarray):
+        with torch.inference_mode():
+            outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
+        return tuple(output.numpy() for output in outputs)
