@@ -147,15 +147,16 @@ class _Scorer:
         ok, seen, code, semester, actual = self._questions(block, cell_starts, cell_ends)
         fast = np.flatnonzero(simple)[ok]
         slow = np.flatnonzero(~blank & ~np.isin(np.arange(len(starts)), fast))
-        scored = self._fast_lines(block, starts[fast], ends[fast], seen, code, semester, actual,
-                                  split=bool(len(slow))) if len(fast) else []
+        text, line_ends = (self._fast_lines(block, starts[fast], ends[fast], seen, code, semester, actual)
+                           if len(fast) else (b"", np.zeros(1, dtype=np.int64)))
         if not len(slow):
-            return b"".join(scored)
-        out = np.empty(len(starts), dtype=object)
-        out[:] = b""
-        out[fast] = scored
-        out[slow] = self._reference_lines(data, starts[slow], ends[slow], lines[slow])
-        return b"".join(out.tolist())
+            return text
+        # The reference's lines go between the fast lines that come before and after them.
+        cuts = line_ends[np.searchsorted(fast, slow)].tolist() + [len(text)]
+        parts = [text[:cuts[0]]]
+        for k, reference in enumerate(self._reference_lines(data, starts[slow], ends[slow], lines[slow])):
+            parts += [reference, text[cuts[k]:cuts[k + 1]]]
+        return b"".join(parts)
 
     def _split(self, block, starts, ends):
         """Which records need nothing but splitting at commas (no quote, CR or NUL, no whitespace at a
@@ -201,8 +202,9 @@ class _Scorer:
         seen[rows[hindcast], last[hindcast]] = np.nan
         return ok, seen, code, np.where(hindcast, last + 1, last + 2), actual
 
-    def _fast_lines(self, block, starts, ends, seen, code, semester, actual, split: bool) -> list[bytes]:
-        """The output lines of records on the fast path: all in one bytes, or one each with `split`."""
+    def _fast_lines(self, block, starts, ends, seen, code, semester, actual) -> tuple[bytes, np.ndarray]:
+        """The output lines of records on the fast path, as one bytes, and the offsets [0, end of line 1,
+        ..., end of the last line] in it."""
         # float64 as the reference path computes: differences of float32 outputs are exact there
         outputs = {name: [np.asarray(o, dtype=np.float64) for o in backend.predict_batch(seen, code)]
                    for name, backend in self.backends.items()}
@@ -223,11 +225,7 @@ class _Scorer:
         pieces.append(np.tile(np.frombuffer(b",\r\n", dtype=np.uint8), (len(seen), 1)))  # the error column is empty
         matrix = np.concatenate(pieces, axis=1)
         kept = matrix != 0
-        text = matrix[kept].tobytes()
-        if split:
-            bounds = np.concatenate([[0], np.cumsum(kept.sum(1))]).tolist()
-            return [text[a:b] for a, b in zip(bounds, bounds[1:])]
-        return [text]
+        return matrix[kept].tobytes(), np.concatenate([[0], np.cumsum(kept.sum(1))])
 
     def _reference_lines(self, data, starts, ends, lines) -> list[bytes]:
         """Records off the fast path, parsed by the csv module and scored row by row."""
