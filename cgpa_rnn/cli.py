@@ -16,7 +16,7 @@ import json
 import sys
 
 from cgpa_rnn.errors import ParityError, UserError
-from cgpa_rnn.extras import extra_needed
+from cgpa_rnn.extras import extra_needed, require
 from cgpa_rnn.paths import check_output_file, check_output_folder
 
 
@@ -73,6 +73,7 @@ def _config_line(config) -> str:
 
 
 def cmd_train(args) -> None:
+    require("cgpa train", "train")
     from cgpa_rnn.data import check_trainable
     from cgpa_rnn.model.config import COVERAGE_KEY
     from cgpa_rnn.model.train import train_run
@@ -92,6 +93,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    require("cgpa evaluate", "train")
     from cgpa_rnn.model.card import write_model_card
     from cgpa_rnn.model.config import CELLS
     from cgpa_rnn.model.evaluate import evaluate, format_report
@@ -113,6 +115,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_export(args) -> None:
+    require("cgpa export", "train")
     from cgpa_rnn.export.onnx_export import export_onnx
 
     path = export_onnx(args.run)
@@ -150,6 +153,7 @@ def _write_card(run) -> None:
 
 
 def cmd_verify(args) -> int:
+    require("cgpa verify", "train")
     from cgpa_rnn.export.verify import format_parity, verify
 
     try:
@@ -163,6 +167,7 @@ def cmd_verify(args) -> int:
 
 def cmd_bench(args) -> None:
     if args.demo:
+        require("cgpa bench --demo", "demo")
         from cgpa_rnn.demo.bench import demo_bench, format_demo_bench
 
         print(format_demo_bench(demo_bench(args.run)))
@@ -174,6 +179,7 @@ def cmd_bench(args) -> None:
             raise UserError(f"--csv {args.csv}: expected a number of rows, at least 1")
         print(format_csv_bench(csv_bench(args.run, args.csv)))
         return
+    require("cgpa bench", "train")
     from cgpa_rnn.export.bench import bench, format_bench
 
     print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
@@ -189,11 +195,9 @@ def _backends(run, choice: str | None, batch: bool = False) -> dict:
         choice = "both" if not batch and importlib.util.find_spec("torch") is not None else "onnx"
     backends = {}
     if choice in ("torch", "both"):
-        try:
-            from cgpa_rnn.export.torch_predictor import TorchPredictor
-        except ModuleNotFoundError as error:
-            raise UserError(f"{extra_needed('--backend torch', error.name or 'torch') or error} "
-                            "(or use --backend onnx)") from None
+        require("--backend torch", "train")
+        from cgpa_rnn.export.torch_predictor import TorchPredictor
+
         backends["torch"] = TorchPredictor(run)
     if choice in ("onnx", "both"):
         backends["onnx"] = check_fresh(run)
@@ -246,8 +250,7 @@ def cmd_publish(args) -> None:
 def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
-    if importlib.util.find_spec("gradio") is None:
-        raise UserError(extra_needed("cgpa demo", "gradio", "demo"))
+    require("cgpa demo", "demo")
     from cgpa_rnn.demo.port import check_port
 
     check_port("127.0.0.1", args.port)  # in a second, before Gradio and torch load
