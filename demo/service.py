@@ -18,6 +18,7 @@ from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.demo.environment import SCORED_DIR
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.model.card import render_model_card
+from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.config import INTERVAL_LEVEL
 
 from cgpa_rnn.errors import UserError
@@ -99,7 +100,7 @@ class StudentResult:
     cumulative_average: float  # of the semesters before the predicted one and the prediction
 
 
-def field_errors(backends: Backends, grades: list, college, hide_last: bool = False) -> list[str | None]:
+def field_errors(backends: Backends, grades: list, college, hindcast_last_given: bool = False) -> list[str | None]:
     """One message (or None) per grade field, then one for the college field."""
     messages: list[str | None] = []
     for t, value in enumerate(grades):
@@ -115,7 +116,7 @@ def field_errors(backends: Backends, grades: list, college, hide_last: bool = Fa
         messages.append(str(error))
     if not any(messages):
         try:
-            backends.onnx.question(grades, college, hide_last)
+            backends.onnx.question(grades, college, hindcast_last_given)
         except PredictionError as error:  # a whole-sequence problem: shown at the first grade field
             messages[0] = str(error)
     return messages
@@ -127,11 +128,11 @@ def _timed(backend, question: Question) -> tuple[tuple, float]:
     return tuple(float(o[0]) for o in outputs), (time.perf_counter() - started) * 1e6
 
 
-def predict_student(backends: Backends, grades: list, college, hide_last: bool = False) -> StudentResult:
+def predict_student(backends: Backends, grades: list, college, hindcast_last_given: bool = False) -> StudentResult:
     """Validate once, run each backend once; raises PredictionError with the field's message.
-    With the final semester given, or `hide_last`, the last grade given is predicted from the
+    With the final semester given, or `hindcast_last_given`, the last grade given is predicted from the
     earlier ones (a hindcast)."""
-    question = backends.onnx.question(grades, college, hide_last)
+    question = backends.onnx.question(grades, college, hindcast_last_given)
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
     before = question.row[:question.semester - 1]
@@ -140,6 +141,31 @@ def predict_student(backends: Backends, grades: list, college, hide_last: bool =
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
                          question.college, float((known.sum() + prediction) / (known.size + 1)))
+
+
+def inside_interval(low, actual, high):
+    """Whether the actual grade lies in the interval [low, high] (numbers or arrays)."""
+    return (low <= actual) & (actual <= high)
+
+
+def student_answer(backends: Backends, result: StudentResult) -> str:
+    """One student's answer in words (Markdown): the forecast, the hindcast's error, the runtimes' agreement."""
+    name = backends.semester_names[result.semester - 1]
+    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
+              f"{result.low:.2f} to {result.high:.2f}).")]
+    if result.actual is not None:
+        inside = "inside" if inside_interval(result.low, result.actual, result.high) else "outside"
+        lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
+                     f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
+    agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
+                 else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
+    lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
+                 f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
+                 "onnxruntime.")
+    lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
+    if not result.known_college:
+        lines.append("The college was not seen in training: it uses the shared 'unknown' slot.")
+    return "\n\n".join(lines)
 
 
 def result_record(backends: Backends, result: StudentResult) -> dict:
@@ -162,13 +188,14 @@ def warm_up(backends: Backends) -> None:
 
 
 def at_risk_threshold(value) -> float:
-    """The at-risk threshold from its field: a grade point in 0-10."""
+    """The at-risk threshold from its field: a grade point on the grade scale."""
     try:
         threshold = float(value)
     except (TypeError, ValueError):
         threshold = float("nan")
     if not GRADE_MIN <= threshold <= GRADE_MAX:
-        raise UserError(f"at risk below: expected a grade point between 0 and 10, got {preview(value)}")
+        raise UserError(f"at risk below: expected a grade point between {GRADE_MIN:g} and {GRADE_MAX:g}, "
+                        f"got {preview(value)}")
     return threshold
 
 
@@ -187,15 +214,15 @@ def delete_old_scored_files(keep_seconds: float) -> int:
     return deleted
 
 
-def score_upload(backends: Backends, path: str | Path, threshold, hide_last: bool = False
+def score_upload(backends: Backends, path: str | Path, threshold, hindcast_last_given: bool = False
                  ) -> tuple[ScoredTable, Path, str]:
     """Score an uploaded CSV with both backends: the table, a downloadable CSV and a summary.
-    Students with a known final semester (every student's last one with `hide_last`) are
+    Students with a known final semester (every student's last one with `hindcast_last_given`) are
     scored by hindcast. Messages name the upload by its file name, never by where the server
     keeps it."""
     threshold = at_risk_threshold(threshold)
     name = Path(path).name
-    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hide_last)
+    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hindcast_last_given)
     out = _scored_file(name)
     write_scored_csv(scored, out)
     ok = scored.ok
@@ -220,7 +247,7 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
     if not rows.any():
         return None
     actual, predicted = scored.actual[rows], scored.served[rows]
-    inside = (scored.low[rows] <= actual) & (actual <= scored.high[rows])
+    inside = inside_interval(scored.low[rows], actual, scored.high[rows])
     return pd.DataFrame({"actual": actual.round(3), "predicted": predicted.round(3),
                          "interval": np.where(inside, f"inside {INTERVAL_LEVEL:.0%} interval", "outside")})
 

