@@ -20,7 +20,7 @@ import numpy as np
 
 from cgpa_rnn.data.cohort import Cohort, cohort_from_table
 from cgpa_rnn.table import table_from_rows
-from cgpa_rnn.values import semester_name
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, semester_name
 
 # Measured on the real file (pandas describe/corr per semester, groupby college).
 REAL_MEANS = (7.039, 6.943, 6.622, 7.028, 7.433)
@@ -71,7 +71,7 @@ def generate_frame(spec: SyntheticSpec):
     college = rng.choice(codes, size=spec.students, p=shares)
     chol = np.linalg.cholesky(spec.covariance())
     means = np.stack([spec.mean(c) for c in college])
-    grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, 0.0, 10.0)
+    grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, GRADE_MIN, GRADE_MAX)
     grades = np.round(grades, 2)
     if spec.semesters >= 3:
         dropped = rng.random(spec.students) < spec.dropout_rate

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgpa_rnn.demo.port import free_port
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.predictor import check_fresh
 
@@ -51,12 +52,6 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Visitor:
@@ -203,7 +198,7 @@ def hostile_bench(port: int, pid: int, values: list) -> dict:
 def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bool = True) -> dict:
     model = check_fresh(run)  # refuse a stale model before starting anything
     values = STUDENT[:model.semesters] + [""] * (model.semesters - len(STUDENT)) + [str(model.colleges[0]), False]
-    port = _free_port()
+    port = free_port()
     server = _start_server(Path(run).resolve(), port)
     try:
         one = Visitor(port, values)

@@ -7,6 +7,13 @@ import socket
 from cgpa_rnn.errors import UserError
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the system picks it), for a server started next."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def check_port(host: str, port: int) -> None:
     """Raise a one-line UserError when host:port cannot be listened on now."""
     with socket.socket() as probe:

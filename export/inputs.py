@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgpa_rnn.data.cohort import Cohort
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 PARITY_SAMPLES = 10_000  # random students besides the training prefixes
 
@@ -22,7 +23,7 @@ def prefixes(grades: np.ndarray) -> np.ndarray:
 def random_students(count: int, semesters: int, colleges: list[int], seed: int = 0):
     """Random histories of every length 1..S, ~15% gaps, a fifth of them at unseen colleges."""
     rng = np.random.default_rng(seed)
-    grades = np.round(rng.uniform(0, 10, (count, semesters)), 2).astype(np.float32)
+    grades = np.round(rng.uniform(GRADE_MIN, GRADE_MAX, (count, semesters)), 2).astype(np.float32)
     length = rng.integers(1, semesters + 1, count)
     grades[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
     grades[rng.random((count, semesters)) < 0.15] = np.nan

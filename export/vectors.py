@@ -19,6 +19,7 @@ import torch
 
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FILE = "vectors.json"
 TOLERANCE = 1e-5  # absolute, grade points: the parity tolerance of `cgpa verify`
@@ -55,7 +56,7 @@ def named_cases(semesters: int, colleges: list[int]) -> list[tuple[str, str, lis
          [FAR_CODE]),
         ("all_zero", "the bottom of the scale", [_history(semesters, [0.0] * (semesters - 1))], [last]),
         ("all_ten", "the top of the scale", [_history(semesters, [10.0] * (semesters - 1))], [last]),
-        ("zero_then_ten", "the largest jump the scale allows", [_history(semesters, [0.0, 10.0])], [last]),
+        ("zero_then_ten", "the largest jump the scale allows", [_history(semesters, [GRADE_MIN, GRADE_MAX])], [last]),
         ("nothing_observed", "no grade at all: every output is NaN", [[NAN] * semesters], [first]),
         ("horizon_complete", "the last semester of the horizon is known: nothing left, every output NaN",
          [typical[:semesters]], [first]),

@@ -23,10 +23,12 @@ from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.data.synthetic import best_achievable_mae
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
+from cgpa_rnn.model.figures import save_figure
 from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
 from cgpa_rnn.model.record import DataInfo
 from cgpa_rnn.data.cohort import check_trainable
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
 
@@ -245,7 +247,7 @@ def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort, ba
         pooled = concatenate(parts)
         axis.scatter(cohort.grades[pooled.student, pooled.target], pooled.prediction, s=6, alpha=0.4, color=color,
                      label=name)
-    axis.plot([0, 10], [0, 10], color="grey", linewidth=1)
+    axis.plot([GRADE_MIN, GRADE_MAX], [GRADE_MIN, GRADE_MAX], color="grey", linewidth=1)
     low, high = np.nanmin(cohort.grades) - 0.5, np.nanmax(cohort.grades) + 0.5
     axis.set_xlim(low, high)
     axis.set_ylim(low, high)
@@ -253,6 +255,4 @@ def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort, ba
     axis.set_ylabel("predicted grade (held-out folds)")
     axis.set_title(("SYNTHETIC cohort: " if cohort.is_synthetic else "") + "predicted vs actual")
     axis.legend()
-    figure.tight_layout()
-    with run.atomic(RunDir.PREDICTED_VS_ACTUAL) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+    save_figure(figure, run, RunDir.PREDICTED_VS_ACTUAL)

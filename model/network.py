@@ -70,7 +70,7 @@ class ElmanCell(nn.Module):
         drive = (x.reshape(B * T, F) @ weight).view(B, T, E, H).permute(2, 0, 1, 3) + self.input_bias[:, None, None]
         h = torch.tanh(drive[:, :, 0])
         states = [h]
-        for t in range(1, x.shape[1]):  # the semester count is fixed, so export unrolls this loop
+        for t in range(1, x.shape[1]):  # the reference form; export/fused.py exports the same sums, members folded
             h = torch.tanh(drive[:, :, t] + torch.bmm(h, self.hidden_weight))
             states.append(h)
         return torch.stack(states, dim=2)

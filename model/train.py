@@ -17,6 +17,7 @@ from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, split_students
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import TrainConfig
+from cgpa_rnn.model.figures import save_figure
 from cgpa_rnn.model.metrics import by_semester, regression_metrics
 from cgpa_rnn.model.record import DataInfo
 from cgpa_rnn.rundir import RunDir
@@ -68,9 +69,7 @@ def plot_history(history, run: RunDir, synthetic: bool) -> None:
     axis.set_ylabel("pinball loss (normalised)")
     axis.set_title(("SYNTHETIC cohort: " if synthetic else "") + "training curve (dotted: epoch kept)")
     axis.legend()
-    figure.tight_layout()
-    with run.atomic(RunDir.TRAINING_CURVE) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+    save_figure(figure, run, RunDir.TRAINING_CURVE)
 
 
 def train_run(cohort: Cohort, config: TrainConfig, out: str | Path, progress: bool = True, command: str = "",
