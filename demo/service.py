@@ -30,6 +30,7 @@ from cgpa_rnn.predictor import (
     parse_college,
     parse_grade,
 )
+from cgpa_rnn.rules import cumulative_average, inside_interval
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.scoring import (
     ADDED_COLUMNS,
@@ -135,17 +136,11 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
     question = backends.onnx.question(grades, college, hindcast_last_given)
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
-    before = question.row[:question.semester - 1]
-    known = before[~np.isnan(before)]
+    with_prediction = np.append(question.row[:question.semester - 1], prediction)
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
-                         question.college, float((known.sum() + prediction) / (known.size + 1)))
-
-
-def inside_interval(low, actual, high):
-    """Whether the actual grade lies in the interval [low, high] (numbers or arrays)."""
-    return (low <= actual) & (actual <= high)
+                         question.college, cumulative_average(with_prediction))
 
 
 def student_answer(backends: Backends, result: StudentResult) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from cgpa_rnn.data.sequences import next_examples
 from cgpa_rnn.model.config import QUANTILES
+from cgpa_rnn.rules import last_observed
 
 ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 SMOOTHING = np.round(np.arange(0.05, 1.0001, 0.05), 2)  # alphas tried by the damped trend
@@ -64,9 +65,7 @@ class Persistence(Baseline):
 
     def predict(self, grades, college, student, target):
         rows = _history(grades, student, target)
-        observed = ~np.isnan(rows)
-        last = rows.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
-        return rows[np.arange(len(rows)), last]
+        return rows[np.arange(len(rows)), last_observed(~np.isnan(rows))]
 
 
 class StudentMean(Baseline):

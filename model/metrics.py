@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgpa_rnn.model.config import COVERAGE_KEY, WIDTH_KEY
+from cgpa_rnn.rules import inside_interval
 
 BOOTSTRAP_DRAWS = 4000
 
@@ -28,7 +29,7 @@ def interval_metrics(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> d
     """Share of actual grades inside the interval and its mean width."""
     if not len(actual):
         return {COVERAGE_KEY: float("nan"), WIDTH_KEY: float("nan")}
-    return {COVERAGE_KEY: float(((actual >= low) & (actual <= high)).mean()), WIDTH_KEY: float((high - low).mean())}
+    return {COVERAGE_KEY: float(inside_interval(low, actual, high).mean()), WIDTH_KEY: float((high - low).mean())}
 
 
 def by_semester(prediction, actual, target, low=None, high=None) -> dict:

@@ -125,6 +125,13 @@ class TorchRecurrent(nn.Module):
         return states.view(x.shape[0], x.shape[1], self.members, self.hidden).permute(2, 0, 1, 3)
 
 
+
+def last_observed(observed: torch.Tensor) -> torch.Tensor:
+    """[B, S] observed flags -> [B]: each student's last observed semester, -1 for none. The torch
+    form of cgpa_rnn.rules.last_observed (tests/test_model.py ties the two), inside the graph."""
+    steps = torch.arange(1, observed.shape[1] + 1, device=observed.device)
+    return (observed.long() * steps).amax(dim=1) - 1
+
 def smoothed_level(deviation: torch.Tensor, observed: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Deviations [B, S] (observed [B, S]), smoothing [E] -> the level after each semester [E, B, S].
 
@@ -247,9 +254,7 @@ class GradeForecaster(nn.Module):
 
         NaN where there is nothing to predict: no grade observed, or the last semester of the
         horizon already observed."""
-        observed = ~torch.isnan(grades)
-        steps = torch.arange(1, self.semesters + 1, device=grades.device)
-        last = (observed.long() * steps).amax(dim=1) - 1
+        last = last_observed(~torch.isnan(grades))
         valid = (last >= 0) & (last < self.semesters - 1)
         step = last.clamp(min=0, max=self.semesters - 2)
         every = self.all_steps(grades, college)

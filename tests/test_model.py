@@ -79,7 +79,7 @@ def test_the_prior_smooths_like_the_damped_trend_baseline():
 
 
 def test_the_predictable_rule_is_one_rule_for_numpy_and_torch(tiny_cohort):
-    from data.sequences import next_examples, predictable
+    from cgpa_rnn.data.sequences import next_examples, predictable
 
     grades = tiny_cohort.grades.copy()
     grades[::3, 0] = np.nan
@@ -88,6 +88,19 @@ def test_the_predictable_rule_is_one_rule_for_numpy_and_torch(tiny_cohort):
     student, target = next_examples(grades)
     mask = predictable(~torch.isnan(torch.from_numpy(grades)))
     assert sorted(zip(student.tolist(), (target - 1).tolist())) == sorted(map(tuple, mask.nonzero().tolist()))
+
+
+def test_the_last_observed_semester_is_one_rule_for_numpy_and_torch():
+    from cgpa_rnn.model.network import last_observed as last_observed_torch
+    from cgpa_rnn.rules import last_observed
+
+    rng = np.random.default_rng(5)
+    grades = np.round(rng.uniform(0, 10, (500, 6)), 2)
+    grades[rng.random(grades.shape) < 0.4] = np.nan
+    grades[:20] = np.nan  # no grade at all: -1
+    expected = [max((t for t in range(6) if not np.isnan(row[t])), default=-1) for row in grades]
+    assert last_observed(~np.isnan(grades)).tolist() == expected
+    assert last_observed_torch(~torch.isnan(torch.from_numpy(grades))).tolist() == expected
 
 
 def test_unknown_cell_lists_the_valid_ones():
