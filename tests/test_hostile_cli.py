@@ -394,3 +394,9 @@ def test_demo_on_a_port_in_use_is_one_line_before_anything_loads():
         taken.listen()
         result = cgpa("demo", "--port", str(taken.getsockname()[1]))
     one_line_error(result, "another program is already listening on it")
+
+
+def test_verify_refuses_a_model_whose_metadata_disagrees_with_its_graph(run_copy):
+    _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", semesters="7")
+    one_line_error(cgpa("verify", str(run_copy), "--samples", "50"),
+                   "metadata 'semesters' is 7 but the graph's grades input has 5 columns")
