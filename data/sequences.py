@@ -6,8 +6,8 @@ later semesters can leak into a test fold through their earlier ones.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Normalisation:
     std: float
 
     @classmethod
-    def fit(cls, grades: np.ndarray) -> "Normalisation":
+    def fit(cls, grades: np.ndarray) -> Normalisation:
         values = grades[~np.isnan(grades)]
         return cls(float(values.mean()), float(max(values.std(), 1e-3)))
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
+
 from cgpa_rnn.data import SHIPPED_DATA
 from cgpa_rnn.demo import environment, service, training
 from cgpa_rnn.demo.middleware import (
@@ -23,8 +25,6 @@ from cgpa_rnn.demo.port import check_port
 from cgpa_rnn.demo.retention import Janitor, log
 from cgpa_rnn.demo.tabs import about, cohort, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
-from starlette.middleware import Middleware
-
 from cgpa_rnn.errors import UserError
 
 # A request is CPU work (a cohort, a prediction): running more at once than there are cores

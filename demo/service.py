@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.demo.environment import SCORED_DIR
-from cgpa_rnn.model.torch_predictor import TorchPredictor
-from cgpa_rnn.model.card import render_model_card
-from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
-from cgpa_rnn.model.config import INTERVAL_LEVEL
-
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
+from cgpa_rnn.model.card import render_model_card
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import (
     OnnxPredictor,
     PredictionError,

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgpa_rnn.data import Cohort, load_cohort, load_csv
-from cgpa_rnn.demo.service import Backends, load_backends
-from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.data.cohort import check_trainable
-from cgpa_rnn.export import pipeline
-from cgpa_rnn.model.record import RunRecord
+from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.errors import DataError, UserError
+from cgpa_rnn.export import pipeline
+from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, TrainConfig
+from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.table import Limits
 

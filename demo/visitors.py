@@ -19,7 +19,6 @@ from pathlib import Path
 from cgpa_rnn.demo import training
 from cgpa_rnn.demo.environment import SESSIONS_DIR
 from cgpa_rnn.demo.training import OwnModel, Report
-
 from cgpa_rnn.errors import UserError
 
 IDLE_SECONDS = 3600  # a session that never said goodbye (an API client) loses its model after this

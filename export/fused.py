@@ -113,7 +113,8 @@ class FusedForecaster(nn.Module):
         for name, value in (("input_weight", weight.T), ("input_bias", bias[:, None]),
                             ("hidden_weight", hidden_weight.T), ("head_weight", head_weight.T),
                             ("head_bias", head_offset[:, None]), ("interval", interval.T), ("later", later.T),
-                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]), ("damping", damping), ("scale", model.interval_scale[None, :].double()),
+                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]), ("damping", damping),
+                            ("scale", model.interval_scale[None, :].double()),
                             ("nan", torch.tensor(float("nan")))):
             self.register_buffer(name, value.float().contiguous())
 

@@ -33,7 +33,7 @@ class RunFiles:
     bench: dict | None
 
     @classmethod
-    def read(cls, run: RunDir) -> "RunFiles | None":
+    def read(cls, run: RunDir) -> RunFiles | None:
         record = RunRecord.read(run)
         if record is None:
             return None
@@ -129,7 +129,8 @@ def cross_validation(files: RunFiles) -> list[str]:
     if cell in evaluation["models"]:
         semesters = evaluation["models"][cell]["next"].get("by_semester", {})
         if semesters:
-            lines.append(f"- the {INTERVAL_LEVEL:.0%} interval of `{cell}` per predicted semester, coverage / mean width: "
+            lines.append(f"- the {INTERVAL_LEVEL:.0%} interval of `{cell}` per predicted semester, "
+                         "coverage / mean width: "
                          + ", ".join(f"semester {s}: {m[COVERAGE_KEY]:.3f} / {m[WIDTH_KEY]:.2f}"
                                      for s, m in semesters.items()) + ".")
         versus = evaluation.get("evidence", {}).get("versus", {}) if evaluation.get("evidence", {}).get(

@@ -5,14 +5,14 @@ torch.save and loaded with weights_only=True, so loading never runs pickled code
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
+from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
-from cgpa_rnn.errors import UserError
 from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
@@ -34,7 +34,7 @@ def save_checkpoint(run: RunDir, model: GradeForecaster, config: TrainConfig, in
         "normalisation": {"mean": float(model.grade_mean), "std": float(model.grade_std)},
         "state_dict": model.state_dict(),
         "torch_version": str(torch.__version__),
-        "trained_on": datetime.now(timezone.utc).strftime("%Y-%m-%d"),  # the ONNX file's model_version
+        "trained_on": datetime.now(UTC).strftime("%Y-%m-%d"),  # the ONNX file's model_version
         **info,
     }
     with run.atomic(RunDir.CHECKPOINT) as temporary:

@@ -81,7 +81,7 @@ class TrainConfig:
         check_ranges(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
         values["tune_weight_decay"] = tuple(values.get("tune_weight_decay", ()))
         return cls(model=ModelConfig(**values.pop("model", {})), **values)

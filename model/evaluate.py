@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgpa_rnn.data.cohort import Cohort
+from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, repeated_kfold
 from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.data.synthetic import best_achievable_mae
@@ -26,7 +26,6 @@ from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from cgpa_rnn.model.figures import save_figure
 from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
 from cgpa_rnn.model.record import DataInfo
-from cgpa_rnn.data.cohort import check_trainable
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
@@ -65,7 +64,8 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
     results = run_folds([(cohort, config, cells, fold_id, fold) for fold_id, fold in splits], progress, workers)
     collected, chosen_decay = collect(results, cells)
-    report = {"command": command, "data": DataInfo.of(cohort).to_dict(), "synthetic": cohort.is_synthetic, "folds": folds,
+    report = {"command": command, "data": DataInfo.of(cohort).to_dict(), "synthetic": cohort.is_synthetic,
+              "folds": folds,
               "repeats": repeats, "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
               "chosen_weight_decay": chosen_decay}
     for (group, name, target_name), parts in collected.items():
@@ -217,7 +217,8 @@ def format_evidence(report: dict) -> list[str]:
         cells = []
         for target in ("next", "last"):
             b = targets[target]
-            cells += [f"{b['mae_difference']:+.4f} [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}]", f"{b['model_wins']:.1%}"]
+            cells += [f"{b['mae_difference']:+.4f} [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}]",
+                      f"{b['model_wins']:.1%}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -9,8 +9,8 @@ Nothing here looks at students outside `grades`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import torch

@@ -187,7 +187,7 @@ class GradeForecaster(nn.Module):
     def members(self) -> int:
         return self.smoothing.shape[0]
 
-    def keep_members(self, index: torch.Tensor) -> "GradeForecaster":
+    def keep_members(self, index: torch.Tensor) -> GradeForecaster:
         """A forecaster of only these members (every parameter's first dimension is the member)."""
         kept = GradeForecaster(replace(self.config, ensemble=len(index)), self.semesters, self.college_codes.tolist(),
                                float(self.grade_mean), float(self.grade_std))

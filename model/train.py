@@ -1,7 +1,8 @@
 """`cgpa train`: one seeded training from a cohort to a run directory.
 
 The run directory (cgpa_rnn.rundir.RunDir) gets the checkpoint, the config, the metrics and
-the training curve; the model card is rendered by the pipeline (export/pipeline.py). Metrics are measured on a held-out share of the
+the training curve; the model card is rendered by the pipeline (export/pipeline.py). Metrics
+are measured on a held-out share of the
 students that neither training nor early stopping saw.
 """
 from __future__ import annotations

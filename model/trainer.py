@@ -16,8 +16,8 @@ from __future__ import annotations
 import copy
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -101,7 +101,7 @@ class Trainer:
         self.epoch, self.stop = 0, False  # a callback may set stop (a time budget)
         self.history = History()
 
-    def add_callback(self, event: str, callback: Callable[["Trainer"], None]) -> None:
+    def add_callback(self, event: str, callback: Callable[[Trainer], None]) -> None:
         self.callbacks[event].append(callback)
 
     def trigger_callbacks(self, event: str) -> None:

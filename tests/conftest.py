@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from cgpa_rnn.demo.port import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -11,12 +11,12 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
-from cgpa_rnn.demo import environment, service, training
-from cgpa_rnn.demo.tabs.cohort import AT_RISK_BELOW
 from conftest import SHIPPED, cgpa
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 
+from cgpa_rnn.demo import environment, service, training
+from cgpa_rnn.demo.tabs.cohort import AT_RISK_BELOW
 from cgpa_rnn.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
@@ -40,7 +40,8 @@ def test_predict_student_runs_both_backends(backends):
     assert result.semester == 5 and result.abs_diff < 1e-5
     assert result.low <= result.onnx_prediction <= result.high
     assert result.torch_latency_us > 0 and result.onnx_latency_us > 0
-    assert result.actual is None and result.cumulative_average == pytest.approx((7.1 + 6.8 + 7.3 + result.onnx_prediction) / 4, abs=1e-5)
+    assert result.actual is None
+    assert result.cumulative_average == pytest.approx((7.1 + 6.8 + 7.3 + result.onnx_prediction) / 4, abs=1e-5)
 
 
 def test_a_student_with_the_final_semester_is_a_hindcast(backends):
@@ -106,7 +107,8 @@ def test_the_data_sets_complete_students_are_scored_by_hindcast(backends, tmp_pa
     assert 0.1 < mae < 0.8 and mae == pytest.approx(np.mean(np.abs(scored.actual - scored.served)), abs=0.005)
     frame = service.hindcast_frame(scored)
     assert len(frame) == 50 and set(frame["interval"]) <= {"inside 80% interval", "outside"}
-    result = cgpa("predict", str(SHIPPED), "--backend", "torch", "--csv", str(complete), "--out", str(tmp_path / "o.csv"))
+    result = cgpa("predict", str(SHIPPED), "--backend", "torch", "--csv", str(complete),
+                  "--out", str(tmp_path / "o.csv"))
     assert result.returncode == 0 and "scored 50 of 50 rows" in result.stdout, result.stderr
     assert f"mean absolute error {mae:.2f}" in result.stdout
 
@@ -157,7 +159,8 @@ def test_api_predict_both_backends(app_url):
     assert asked["grades"] == [pytest.approx(7.1), pytest.approx(6.8), None, pytest.approx(7.3), None]
     assert asked["semester"] == 5 and asked["low"] < asked["prediction"] < asked["high"]  # what the chart draws
     _, _, _, text_4th, asked_4th = client.predict("7.1", "6.8", "", "7.3", "", "115", True, api_name="/predict")
-    assert asked_4th["grades"][3] is None and "4th semester" in text_4th and "actual 4th semester was **7.30**" in text_4th
+    assert asked_4th["grades"][3] is None and "4th semester" in text_4th
+    assert "actual 4th semester was **7.30**" in text_4th
     assert "80% interval 6.89 to 8.11" in text and "Both runtimes agree" in text and " ms in torch" in text
     record = client.predict(semester_1st="8.11", semester_2nd="7.68", semester_3rd="7.11", semester_4th="7.43",
                             semester_5th="8.18", college="999", api_name="/predict_json")
@@ -453,10 +456,11 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
     import ast
     import asyncio
 
-    from cgpa_rnn.demo.app import build_demo, launch
     from conftest import free_port
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
+
+    from cgpa_rnn.demo.app import build_demo, launch
 
     demo = build_demo(SHIPPED)
     port = free_port()

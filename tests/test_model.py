@@ -13,15 +13,15 @@ import yaml
 from conftest import SHIPPED, cgpa, tiny_config
 
 from cgpa_rnn.data import load_csv
-from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cgpa_rnn.model.evaluate import evaluate
 from cgpa_rnn.model.config import CELLS, ModelConfig
+from cgpa_rnn.model.evaluate import evaluate
+from cgpa_rnn.model.fitting import fit
 from cgpa_rnn.model.network import ElmanCell, GradeForecaster, TorchRecurrent, smoothed_level
 from cgpa_rnn.model.train import held_out_metrics, held_out_split, train_run
-from cgpa_rnn.model.fitting import fit
+from cgpa_rnn.rundir import RunDir
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -74,7 +74,8 @@ def test_the_prior_smooths_like_the_damped_trend_baseline():
     deviation[rng.random((50, 5)) < 0.3] = np.nan
     expected = smoothed_deviation(deviation, 0.3)
     observed = torch.from_numpy(~np.isnan(deviation))
-    level = smoothed_level(torch.from_numpy(np.nan_to_num(deviation)), observed, torch.tensor([0.3], dtype=torch.float64))
+    level = smoothed_level(torch.from_numpy(np.nan_to_num(deviation)), observed,
+                           torch.tensor([0.3], dtype=torch.float64))
     np.testing.assert_allclose(level[0].numpy(), expected, atol=1e-12)
 
 
@@ -129,7 +130,8 @@ def test_training_is_deterministic(tiny_cohort, tmp_path):
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
     assert first["test"] == second["test"]
-    assert {"model.pt", "config.json", "metrics.json", "training_curve.png"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    written = {p.name for p in (tmp_path / "a").iterdir()}
+    assert {"model.pt", "config.json", "metrics.json", "training_curve.png"} <= written
 
 
 def test_a_crash_while_saving_leaves_the_previous_model(run_copy, monkeypatch):
@@ -328,7 +330,8 @@ def test_training_refuses_bad_locations_and_cohorts_before_it_starts(tmp_path):
         result = cgpa("train", "--synthetic", "40", "--epochs", "1", "--out", str(out))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert (tmp_path / "notes" / "thesis.docx").exists()
-    for options, message in ((["--synthetic", "5"], "5 students are too few"), (["--epochs", "0"], "max-epochs: 0 is out"),
+    for options, message in ((["--synthetic", "5"], "5 students are too few"),
+                             (["--epochs", "0"], "max-epochs: 0 is out"),
                              (["--ensemble", "0"], "ensemble: 0 is out of range"), (["--lr", "-1"], "learning-rate")):
         result = cgpa("train", *options, "--out", str(tmp_path / "run"))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gradio as gr
+
 from cgpa_rnn.demo import service
 
 

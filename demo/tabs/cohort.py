@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
+
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.errors import UserError
@@ -87,5 +88,6 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
     page_score.__name__ = "score_cohort"  # the MCP tool's name
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
-        page_score, [upload, threshold, hindcast_last_given], outputs, validator=validate, api_name="predict_batch").success(
+        page_score, [upload, threshold, hindcast_last_given], outputs, validator=validate,
+        api_name="predict_batch").success(
         chart_shown, chart, chart, queue=False, api_visibility="private")

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import gradio as gr
+
 from cgpa_rnn.data import SHIPPED_DATA
 from cgpa_rnn.demo.retention import log
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+
+from cgpa_rnn.data.cohort import MIN_STUDENTS
 from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
-from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
-from cgpa_rnn.data.cohort import MIN_STUDENTS
-
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 
 
 def train(models: OwnModels, cohort_csv: str | None, session: str, report: training.Report,
@@ -42,7 +42,8 @@ def trained_text(model: training.OwnModel) -> str:
     lines = [(f"**Your model is ready**: the `{record.cell}` network, "
               f"trained on {service.plural(record.split.train_students, 'student')} of {html.escape(model.name)} "
               f"({record.data.students:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
-              f"{', '.join(map(str, model.backends.colleges))}); {service.plural(record.split.test_students, 'student')} "
+              f"{', '.join(map(str, model.backends.colleges))}); "
+              f"{service.plural(record.split.test_students, 'student')} "
               "were held out to measure it, below."),
              (f"Both runtimes agree: the largest |torch - onnxruntime| over "
               f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
@@ -64,7 +65,8 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
         "serves it below in both runtimes **to this page only**; the shipped model stays as it is for everyone "
         "else.\n\n"
         f"Limits: at most {limits.bytes // 1024} KB, {limits.rows:,} students, {training.MAX_SEMESTERS} semesters "
-        f"and {limits.columns} columns; at least {MIN_STUDENTS} students; training stops after {training.TRAIN_SECONDS} "
+        f"and {limits.columns} columns; at least {MIN_STUDENTS} students; training stops after "
+        f"{training.TRAIN_SECONDS} "
         f"seconds. One training runs at a time and {visitors.WAITING_TRAININGS} may wait (one per page); when the "
         "line is full you are asked to try again later. Your file and your model are deleted when you close this "
         f"page, even while the training runs (or after {visitors.IDLE_SECONDS // 60} idle minutes); Gradio deletes "

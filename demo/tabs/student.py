@@ -8,14 +8,14 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import named, refused, split_request
-from cgpa_rnn.values import parse_bool
+from cgpa_rnn.errors import UserError
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.model.config import INTERVAL_LEVEL
-
-from cgpa_rnn.errors import UserError
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.values import parse_bool
 
 HERE = Path(__file__).resolve().parent.parent
 BROWSER_JS, CHART_JS = HERE / "browser.js", HERE / "chart.js"
