@@ -75,28 +75,29 @@ def _config_line(config) -> str:
 def cmd_train(args) -> None:
     require("cgpa train", "train")
     from cgpa_rnn.data import check_trainable
+    from cgpa_rnn.export import pipeline
     from cgpa_rnn.model.config import COVERAGE_KEY
-    from cgpa_rnn.model.train import train_run
+    from cgpa_rnn.model.record import RunRecord
 
     check_output_folder(args.out)
     config = _train_config(args)
     cohort = _cohort(args)
     check_trainable(cohort)
     print(f"training on {cohort.describe_source()}: {_config_line(config)} (in full: {args.out}/config.json)")
-    metrics = train_run(cohort, config, args.out, progress=not args.quiet, command=_command_line())
-    for target, entry in metrics["test"].items():
-        print(f"held-out {target:>4}: model MAE {entry['model']['mae']:.4f} "
-              f"({COVERAGE_KEY} {entry['model'][COVERAGE_KEY]:.2f}), ridge {entry['ridge']['mae']:.4f}, "
-              f"persistence {entry['persistence']['mae']:.4f}")
-    print(f"chosen weight decay {metrics['tuning']['chosen_weight_decay']}; "
-          f"trained in {metrics['train_seconds']} s; wrote {args.out}")
+    pipeline.train(cohort, config, args.out, _command_line(), console=not args.quiet)
+    record = RunRecord.read(args.out)
+    for target, scores in record.test.items():
+        print(f"held-out {target:>4}: model MAE {scores.mae('model'):.4f} "
+              f"({COVERAGE_KEY} {scores.model[COVERAGE_KEY]:.2f}), ridge {scores.mae('ridge'):.4f}, "
+              f"persistence {scores.mae('persistence'):.4f}")
+    print(f"chosen weight decay {record.chosen_weight_decay}; trained in {record.train_seconds} s; wrote {args.out}")
 
 
 def cmd_evaluate(args) -> None:
     require("cgpa evaluate", "train")
-    from cgpa_rnn.model.card import write_model_card
+    from cgpa_rnn.export import pipeline
     from cgpa_rnn.model.config import CELLS
-    from cgpa_rnn.model.evaluate import evaluate, format_report
+    from cgpa_rnn.model.evaluate import format_report
 
     cells = tuple(c.strip() for c in args.cells.split(",")) if args.cells else CELLS
     unknown = sorted(set(cells) - set(CELLS))
@@ -108,32 +109,23 @@ def cmd_evaluate(args) -> None:
     config = _train_config(args)
     cohort = _cohort(args)
     check_trainable(cohort)
-    report = evaluate(cohort, config, args.out, args.folds, args.repeats, cells=cells,
-                      progress=not args.quiet, command=_command_line())
+    given = {name: getattr(args, name) for name in ("folds", "repeats") if hasattr(args, name)}
+    report = pipeline.evaluate(cohort, config, args.out, cells=cells, command=_command_line(),
+                               console=not args.quiet, **given)
     print(format_report(report))
-    write_model_card(args.out)
 
 
 def cmd_export(args) -> None:
     require("cgpa export", "train")
-    from cgpa_rnn.export.onnx_export import export_onnx
+    from cgpa_rnn.export import pipeline
 
-    path = export_onnx(args.run)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KB)")
-    if args.quantize:
-        _quantize(args.run)
-    _write_card(args.run)
+    exported = pipeline.export(args.run, quantize=args.quantize)
+    print(f"wrote {exported.onnx} ({exported.onnx.stat().st_size / 1024:.1f} KB)")
+    if exported.quantization is not None:
+        _print_quantization(exported.quantization)
 
 
-def _quantize(run) -> None:
-    from cgpa_rnn.data import recorded_cohort
-    from cgpa_rnn.data.inputs import parity_inputs
-    from cgpa_rnn.export.onnx_export import quantize
-    from cgpa_rnn.export.torch_predictor import TorchPredictor
-
-    reference = TorchPredictor(run)
-    cohort = recorded_cohort(reference.payload["data"]["source"])
-    report = quantize(run, parity_inputs(cohort, reference.semesters, reference.colleges))
+def _print_quantization(report: dict) -> None:
     if report["written"]:
         print(f"wrote int8 model: {report['int8_bytes'] / 1024:.1f} KB vs fp32 {report['fp32_bytes'] / 1024:.1f} KB; "
               f"prediction change vs fp32 max {report['max_abs_change']:.4f}, mean {report['mean_abs_change']:.4f} "
@@ -146,22 +138,16 @@ def _quantize(run) -> None:
         print(f"onnxruntime has no int8 kernel for {', '.join(report['float_recurrent_ops'])}: those nodes stay fp32")
 
 
-def _write_card(run) -> None:
-    from cgpa_rnn.model.card import write_model_card
-
-    write_model_card(run)
-
-
 def cmd_verify(args) -> int:
     require("cgpa verify", "train")
-    from cgpa_rnn.export.verify import format_parity, verify
+    from cgpa_rnn.export import pipeline
+    from cgpa_rnn.export.verify import format_parity
 
     try:
-        report = verify(args.run, samples=args.samples, data=args.data)
+        report = pipeline.verify(args.run, samples=args.samples, data=args.data)
     except ParityError as failed:
         report = failed.report
     print(format_parity(report))
-    _write_card(args.run)
     return 0 if report["passed"] else 1
 
 
@@ -180,10 +166,11 @@ def cmd_bench(args) -> None:
         print(format_csv_bench(csv_bench(args.run, args.csv)))
         return
     require("cgpa bench", "train")
-    from cgpa_rnn.export.bench import bench, format_bench
+    from cgpa_rnn.export import pipeline
+    from cgpa_rnn.export.bench import format_bench
 
-    print(format_bench(bench(args.run, calls=args.calls, batch=args.batch)))
-    _write_card(args.run)
+    given = {name: getattr(args, name) for name in ("calls", "batch") if hasattr(args, name)}
+    print(format_bench(pipeline.bench(args.run, **given)))
 
 
 def _backends(run, choice: str | None, batch: bool = False) -> dict:
@@ -196,7 +183,7 @@ def _backends(run, choice: str | None, batch: bool = False) -> dict:
     backends = {}
     if choice in ("torch", "both"):
         require("--backend torch", "train")
-        from cgpa_rnn.export.torch_predictor import TorchPredictor
+        from cgpa_rnn.model.torch_predictor import TorchPredictor
 
         backends["torch"] = TorchPredictor(run)
     if choice in ("onnx", "both"):
@@ -212,7 +199,7 @@ def cmd_predict(args) -> int:
             raise UserError("--csv needs --out FILE for the scored rows")
         check_output_file(args.out, (args.csv,), "the scored CSV")
         result = stream_scored_csv(args.csv, args.out, _backends(args.run, args.backend, batch=True),
-                                   hide_last=args.hindcast)
+                                   hindcast_last_given=args.hindcast)
         print(f"scored {result.scored} of {result.rows} rows into {args.out}; {result.rows - result.scored} with "
               "an error")
         if result.hindcast:
@@ -276,7 +263,7 @@ def _add_config_arguments(parser) -> None:
     from cgpa_rnn.model.config import CELLS
 
     group = parser.add_argument_group("model and training (defaults: model/config.py)")
-    for owner, spec in _config_fields():
+    for _owner, spec in _config_fields():
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
         flags = [f"--{spec.name.replace('_', '-')}"] + ([spec.metadata["flag"]] if spec.metadata.get("flag") else [])
         options = {"dest": spec.name, "default": argparse.SUPPRESS, "help": f"{spec.metadata['help']} (default: "
@@ -311,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="repeated student-level cross-validation")
     _add_data_arguments(evaluate)
     _add_config_arguments(evaluate)
-    evaluate.add_argument("--folds", type=int, default=5)
-    evaluate.add_argument("--repeats", type=int, default=3)
+    evaluate.add_argument("--folds", type=int, default=argparse.SUPPRESS,
+                          help="folds of the student-level cross-validation (default: model/evaluate.py's FOLDS)")
+    evaluate.add_argument("--repeats", type=int, default=argparse.SUPPRESS,
+                          help="repeats with a fresh shuffle (default: model/evaluate.py's REPEATS)")
     evaluate.add_argument("--cells", help="comma-separated subset of the cells (default: all)")
     evaluate.add_argument("--out", required=True)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -330,8 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="torch vs onnxruntime latency, throughput and size")
     bench.add_argument("run")
-    bench.add_argument("--calls", type=int, default=3000)
-    bench.add_argument("--batch", type=int, default=4096)
+    bench.add_argument("--calls", type=int, default=argparse.SUPPRESS,
+                       help="batch-1 calls timed per runtime (default: export/bench.py's)")
+    bench.add_argument("--batch", type=int, default=argparse.SUPPRESS,
+                       help="rows per call for throughput (default: export/bench.py's)")
     bench.add_argument("--demo", action="store_true", help="measure the Gradio demo over HTTP instead")
     bench.add_argument("--csv", type=int, metavar="ROWS", help="measure `cgpa predict --csv` on ROWS generated "
                                                                 "students instead (rows/s, peak memory)")

@@ -2,7 +2,7 @@
 
 `Predictor` validates a student's raw grades and college code, runs the backend and
 forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime;
-`cgpa_rnn.export.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
+`cgpa_rnn.model.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
 `cgpa predict` use both through this interface.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
+from cgpa_rnn.rules import cumulative_average, last_observed
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import college_code, grade_value
 
@@ -100,25 +101,25 @@ class Predictor(ABC):
                                   f"{self.semesters} semesters, so there is nothing left to forecast")
         return row, code
 
-    def question(self, grades, college, hide_last: bool = False) -> Question:
+    def question(self, grades, college, hindcast_last_given: bool = False) -> Question:
         """What to predict from a form's values, validated once: the semester after the last one
-        given. When the final semester is given too, or `hide_last` asks for it, the last semester
+        given. When the final semester is given too, or `hindcast_last_given` asks for it, the last semester
         given is predicted from the earlier ones instead (a hindcast: how close would the model
         have been?)."""
         row, code = self._parse(grades, college)
-        observed = np.flatnonzero(~np.isnan(row))
-        last = int(observed[-1])
-        if last < self.semesters - 1 and not hide_last:
+        observed = ~np.isnan(row)
+        last = int(last_observed(observed[None, :])[0])
+        if last < self.semesters - 1 and not hindcast_last_given:
             return Question(row, code, last + 2, None)
-        if observed.size == 1:
+        if observed.sum() == 1:
             raise PredictionError(f"grades: only semester {last + 1} is given; a hindcast needs earlier semesters to "
                                   "predict it from")
         earlier = row.copy()
         earlier[last] = np.nan
         return Question(earlier, code, last + 1, float(row[last]))
 
-    def predict(self, grades, college, hide_last: bool = False) -> Prediction:
-        question = self.question(grades, college, hide_last)
+    def predict(self, grades, college, hindcast_last_given: bool = False) -> Prediction:
+        question = self.question(grades, college, hindcast_last_given)
         prediction, low, high = self._infer(question.row[None, :], np.array([question.college], dtype=np.int64))
         return Prediction(question.semester, float(prediction[0]), float(low[0]), float(high[0]), question.actual)
 
@@ -136,8 +137,7 @@ class Predictor(ABC):
             row[step.semester - 1] = step.prediction
             if step.semester == self.semesters:
                 break
-        known = row[~np.isnan(row)]
-        return Forecast(steps, [float(v) for v in row], float(known.mean()))
+        return Forecast(steps, [float(v) for v in row], cumulative_average(row))
 
     def is_known_college(self, college) -> bool:
         return parse_college(college) in self.colleges

@@ -71,7 +71,7 @@ class RunDir:
              TRAINING_CURVE, PREDICTED_VS_ACTUAL)
 
     @classmethod
-    def of(cls, location: "str | Path | RunDir") -> "RunDir":
+    def of(cls, location: str | Path | RunDir) -> RunDir:
         return location if isinstance(location, RunDir) else cls(location)
 
     def __str__(self) -> str:
@@ -118,7 +118,7 @@ class RunDir:
     # A new training replaces the whole directory: all its files then describe one model,
     # whatever moment a crash comes at (the old files, or the new ones, never a mix).
 
-    def staging(self) -> "RunDir":
+    def staging(self) -> RunDir:
         """An empty directory beside this one to write a new model into (see `replace_with`)."""
         self._check_replaceable()
         for stale in self.path.parent.glob(f".{self.path.name}.new-*"):
@@ -142,10 +142,11 @@ class RunDir:
                              and not p.name.startswith("."))
             if foreign:
                 more = ", ..." if len(foreign) > 3 else ""
-                raise UserError(f"--out {self.path}: holds files that are not a run's ({', '.join(foreign[:3])}{more}); "
+                raise UserError(f"--out {self.path}: holds files that are not a run's "
+                                f"({', '.join(foreign[:3])}{more}); "
                                 "give a new or empty folder, or a run directory")
 
-    def replace_with(self, staged: "RunDir") -> None:
+    def replace_with(self, staged: RunDir) -> None:
         """Make `staged` this run directory in one step where the system allows it."""
         if not self.path.exists():
             os.rename(staged.path, self.path)

@@ -4,7 +4,7 @@ A row that cannot be scored (a bad grade, no grade, a bad college code) gets its
 in the `error` column; it never stops the other rows. Semester columns are placed by their
 number, so a file with only `2nd,3rd` is read as semesters 2 and 3. A student whose final
 semester is known is scored by hindcast: that semester is predicted from the earlier ones
-and compared with the known grade (`actual`, `abs_error`); `hide_last` does the same for
+and compared with the known grade (`actual`, `abs_error`); `hindcast_last_given` does the same for
 every student's last known semester. Used by the demo's cohort tab; `cgpa predict --csv`
 streams files of any length through cgpa_rnn.streaming, which gives its rows this module's
 meaning and sends every row it cannot score on its fast path through `score_table`.
@@ -20,9 +20,10 @@ import numpy as np
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL
 from cgpa_rnn.predictor import PredictionError, Predictor
+from cgpa_rnn.rules import inside_interval, last_observed
 from cgpa_rnn.rundir import atomic_path
 from cgpa_rnn.table import Limits, Table, read_table
-from cgpa_rnn.values import Header, preview_columns, read_header
+from cgpa_rnn.values import Header, preview_columns, read_header, require_college
 
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
                  "error")
@@ -87,7 +88,7 @@ class HindcastSummary:
     interval_level: float = DEFAULT_INTERVAL_LEVEL
 
     @classmethod
-    def of(cls, scored: ScoredTable) -> "HindcastSummary | None":
+    def of(cls, scored: ScoredTable) -> HindcastSummary | None:
         tally = HindcastTally()
         tally.add(scored.served, scored.low, scored.high, scored.actual, scored.seen)
         return tally.summary(scored.training_file, scored.interval_level)
@@ -112,12 +113,11 @@ class HindcastTally:
         if not rows.any():
             return
         actual, seen = actual[rows], seen[rows]
-        observed = ~np.isnan(seen)  # every hindcast row has an earlier grade
-        previous = seen[np.arange(len(seen)), seen.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)]
+        previous = seen[np.arange(len(seen)), last_observed(~np.isnan(seen))]  # every hindcast row has one
         self.students += int(rows.sum())
         self.error += float(np.abs(served[rows] - actual).sum())
         self.persistence_error += float(np.abs(previous - actual).sum())
-        self.inside += int(((low[rows] <= actual) & (actual <= high[rows])).sum())
+        self.inside += int(inside_interval(low[rows], actual, high[rows]).sum())
 
     def summary(self, in_sample: bool, interval_level: float) -> HindcastSummary | None:
         if not self.students:
@@ -133,12 +133,11 @@ def scoring_header(columns: list[str], where: str, semesters: int) -> Header:
     if unknown:
         raise DataError(f"{where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
                         f"(it knows semesters 1-{semesters})")
-    if header.college is None:
-        raise DataError(f"{where}: no 'College Code' column in the header {preview_columns(columns)}")
+    require_college(header, columns, where)
     return header
 
 
-def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = False) -> ScoredTable:
+def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_given: bool = False) -> ScoredTable:
     """`backends` maps 'torch'/'onnx' to predictors of the same model."""
     reference = next(iter(backends.values()))
     header = scoring_header(table.columns, table.where, reference.semesters)
@@ -155,7 +154,7 @@ def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = 
         for column, number in zip(header.semesters, header.numbers):
             values[number - 1] = record[column]
         try:
-            question = reference.question(values, record[header.college], hide_last)
+            question = reference.question(values, record[header.college], hindcast_last_given)
         except PredictionError as error:
             errors[i] = f"line {line}: {error}"
             continue
@@ -172,9 +171,9 @@ def score_table(table: Table, backends: dict[str, Predictor], hide_last: bool = 
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
-              name: str | None = None, hide_last: bool = False) -> ScoredTable:
+              name: str | None = None, hindcast_last_given: bool = False) -> ScoredTable:
     table = read_table(path, limits, name)
-    scored = score_table(table, backends, hide_last)
+    scored = score_table(table, backends, hindcast_last_given)
     scored.training_file = table.sha256 == next(iter(backends.values())).training_data_sha256
     return scored
 

@@ -21,9 +21,17 @@ import numpy as np
 
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.predictor import Predictor
+from cgpa_rnn.rules import last_observed
 from cgpa_rnn.rundir import atomic_path
-from cgpa_rnn.scoring import (ADDED_COLUMNS, HindcastSummary, HindcastTally, csv_cells, score_table,
-                              scoring_header, spreadsheet_safe)
+from cgpa_rnn.scoring import (
+    ADDED_COLUMNS,
+    HindcastSummary,
+    HindcastTally,
+    csv_cells,
+    score_table,
+    scoring_header,
+    spreadsheet_safe,
+)
 from cgpa_rnn.table import Limits, Table
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, WHITESPACE
 
@@ -132,8 +140,9 @@ def _numbers(block: np.ndarray, starts: np.ndarray, ends: np.ndarray):
 class _Scorer:
     """One file's header, model and running totals; `block` turns records into output bytes."""
 
-    def __init__(self, columns: list[str], where: str, backends: dict[str, Predictor], hide_last: bool):
-        self.columns, self.where, self.backends, self.hide_last = columns, where, backends, hide_last
+    def __init__(self, columns: list[str], where: str, backends: dict[str, Predictor], hindcast_last_given: bool):
+        self.columns, self.where, self.backends = columns, where, backends
+        self.hindcast_last_given = hindcast_last_given
         self.reference = next(iter(backends.values()))
         self.served = backends.get("onnx", self.reference)
         self.header = scoring_header(columns, where, self.reference.semesters)
@@ -193,8 +202,8 @@ class _Scorer:
             seen[:, semester] = np.where(number, value, np.nan)
         code, number, _ = _numbers(block, cell_starts[:, self.college], cell_ends[:, self.college])
         observed = ~np.isnan(seen)
-        last = seen.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
-        hindcast = (last == seen.shape[1] - 1) | self.hide_last  # the last grade given is predicted
+        last = last_observed(observed)
+        hindcast = (last == seen.shape[1] - 1) | self.hindcast_last_given  # the last grade given is predicted
         ok &= number & (code == np.floor(code)) & observed.any(1) & ~(hindcast & (observed.sum(1) == 1))
         seen, code, last, hindcast = seen[ok], code[ok].astype(np.int64), last[ok], hindcast[ok]
         rows = np.arange(len(seen))
@@ -250,7 +259,7 @@ class _Scorer:
         out = [b""] * len(starts)
         if not rows:
             return out
-        scored = score_table(Table(self.columns, rows, row_lines, self.where), self.backends, self.hide_last)
+        scored = score_table(Table(self.columns, rows, row_lines, self.where), self.backends, self.hindcast_last_given)
         self.tally.add(scored.served, scored.low, scored.high, scored.actual, scored.seen)
         self.rows, self.scored = self.rows + len(rows), self.scored + int(scored.ok.sum())
         text = io.StringIO()
@@ -323,7 +332,8 @@ def _header(data: bytes, block: np.ndarray, starts, ends, where: str, limits: Li
     return [c.strip(WHITESPACE) for c in header]
 
 
-def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Predictor], hide_last: bool = False,
+def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Predictor],
+                      hindcast_last_given: bool = False,
                       block_bytes: int = BLOCK_BYTES, name: str | None = None) -> StreamResult:
     """Score the CSV at `path` into `out` (written atomically), block by block."""
     path, where = Path(path), name or str(path)
@@ -335,7 +345,7 @@ def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Pre
             for data, block, starts, ends, lines in _records(source, where, block_bytes, digest):
                 if scorer is None:
                     columns = _header(data, block, starts, ends, where, Limits())
-                    scorer = _Scorer(columns, where, backends, hide_last)
+                    scorer = _Scorer(columns, where, backends, hindcast_last_given)
                     text = io.StringIO()
                     csv.writer(text).writerow([spreadsheet_safe(c) for c in columns + list(ADDED_COLUMNS)])
                     sink.write(text.getvalue().encode("utf-8"))

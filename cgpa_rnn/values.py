@@ -146,6 +146,12 @@ def _one(columns: list[str], names: tuple[str, ...], what: str, where: str) -> s
     return found[0] if found else None
 
 
+def require_college(header: Header, columns: list[str], where: str) -> None:
+    """A file to train on or to score needs its college column."""
+    if header.college is None:
+        raise DataError(f"{where}: no 'College Code' column in the header {preview_columns(columns)}")
+
+
 def read_header(columns: list[str], where: str, semesters: list[str] | None = None,
                 limit: int = SEMESTER_LIMIT) -> Header:
     """Find the columns of a header; `semesters` names the semester columns 1..N explicitly.

@@ -16,9 +16,18 @@ import numpy as np
 
 from cgpa_rnn.data.sources import csv_source, describe_source
 from cgpa_rnn.errors import DataError
+from cgpa_rnn.rules import last_observed
 from cgpa_rnn.table import Limits, Table, read_table
-from cgpa_rnn.values import (Header, college_code, grade_value, preview, preview_columns, read_header,
-                            semester_name)
+from cgpa_rnn.values import (
+    Header,
+    college_code,
+    grade_value,
+    preview,
+    preview_columns,
+    read_header,
+    require_college,
+    semester_name,
+)
 
 GENDERS = ("female", "male", "unknown")
 # Fewer leave a held-out share and per-member validation shares of a handful; every share needs
@@ -71,7 +80,7 @@ class Cohort:
     def students_with_gaps(self) -> list[str]:
         """Students with a blank semester before their last observed one."""
         observed = ~np.isnan(self.grades)
-        last = np.where(observed.any(1), self.semesters - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
+        last = last_observed(observed)
         before_last = np.arange(self.semesters)[None, :] < last[:, None]
         return [k for k, gap in zip(self.keys, (before_last & ~observed).any(1)) if gap]
 
@@ -125,8 +134,7 @@ def _gender(table: Table, header: Header, line: int, record: dict) -> str:
 def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = None) -> Cohort:
     """Parse a table (one row per student) into a Cohort; semester n lands in column n-1."""
     header = read_header(table.columns, table.where, semesters, table.limits.semesters)
-    if header.college is None:
-        raise DataError(f"{table.where}: no 'College Code' column in the header {preview_columns(table.columns)}")
+    require_college(header, table.columns, table.where)
     if not header.rolls:
         raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header "
                         f"{preview_columns(table.columns)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgpa_rnn.data.inputs import random_students
+from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.predictor import OnnxPredictor, check_fresh
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.streaming import format_numbers
@@ -65,7 +65,7 @@ def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, second
     """Measure, refusing an ONNX file that no longer matches the checkpoint (as serving does)."""
     import torch
 
-    from cgpa_rnn.export.torch_predictor import TorchPredictor
+    from cgpa_rnn.model.torch_predictor import TorchPredictor
 
     run = RunDir.of(run)
     torch.set_num_threads(1)

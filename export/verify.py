@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
-from cgpa_rnn.data.inputs import PARITY_SAMPLES, parity_inputs
 from cgpa_rnn.errors import ParityError
-from cgpa_rnn.export.torch_predictor import TorchPredictor
+from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
+from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.rundir import RunDir
 
@@ -55,7 +55,7 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     run, samples = RunDir.of(run), PARITY_SAMPLES if samples is None else samples
     torch_backend = TorchPredictor(run)
     onnx_backend = OnnxPredictor(run / RunDir.ONNX)
-    source = torch_backend.payload["data"]["source"]
+    source = torch_backend.record.data.source
     cohort = recorded_cohort(source, (data,) if data else ())
     has_data = cohort is not None
     grades, college = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples)

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgpa_rnn.data import DataError, load_csv
-from cgpa_rnn.rundir import file_sha256
 from cgpa_rnn.data.cohort import summary
 from cgpa_rnn.data.sequences import Normalisation, last_examples, next_examples, repeated_kfold, split_students
 from cgpa_rnn.data.synthetic import SyntheticSpec, best_achievable_mae, generate_frame, oracle, synthetic_cohort
+from cgpa_rnn.rundir import file_sha256
 
 HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
 

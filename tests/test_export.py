@@ -14,14 +14,14 @@ import pytest
 from conftest import ROOT, cgpa, tiny_config
 
 from cgpa_rnn.export.bench import bench
+from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.export.onnx_export import quantize
-from cgpa_rnn.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
-from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.export.torch_predictor import TorchPredictor
-from cgpa_rnn.data.inputs import random_students
 from cgpa_rnn.export.verify import verify
 from cgpa_rnn.model.config import CELLS
+from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.model.train import train_run
+from cgpa_rnn.predictor import OnnxPredictor, PredictionError, StaleModelError, check_fresh
+from cgpa_rnn.rundir import RunDir
 
 NATIVE_NODES = {"gru": "GRU", "lstm": "LSTM"}
 

@@ -241,9 +241,8 @@ print(sorted(m for m in sys.modules if m.startswith(("cgpa_rnn.model", "cgpa_rnn
 
 
 def test_verify_fails_a_model_whose_metadata_disagrees_with_its_checkpoint(run_copy):
-    from cgpa_rnn.export.verify import verify
-
     from cgpa_rnn.errors import ParityError
+    from cgpa_rnn.export.verify import verify
 
     _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", colleges="[1, 2, 3]")
     result = cgpa("verify", str(run_copy), "--samples", "100")
@@ -304,16 +303,16 @@ def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
     source = tmp_path / "messy.csv"
     source.write_bytes(MESSY.encode("utf-8"))
     backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
-    write_scored_csv(score_csv(source, backends, hide_last=hindcast), tmp_path / "reference.csv")
-    reference = score_csv(source, backends, hide_last=hindcast)
+    write_scored_csv(score_csv(source, backends, hindcast_last_given=hindcast), tmp_path / "reference.csv")
+    reference = score_csv(source, backends, hindcast_last_given=hindcast)
     result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, hindcast, block_bytes=block)
     assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
-    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == (18, 9 if hindcast else 11)
+    expected = (18, 9 if hindcast else 11)
+    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == expected
 
 
 def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
-    from cgpa_rnn.data.inputs import random_students
-
+    from cgpa_rnn.export.inputs import random_students
     from cgpa_rnn.streaming import stream_scored_csv
 
     grades, college = random_students(3000, 5, [115, 116, 165, 241], seed=5)

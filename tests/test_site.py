@@ -201,7 +201,7 @@ def _reference_verdict(status: str, scored: str | None, path, hindcast_all: bool
     from cgpa_rnn.scoring import score_csv, write_scored_csv
 
     try:
-        reference = score_csv(path, {"onnx": check_fresh(SHIPPED)}, name=path.name, hide_last=hindcast_all)
+        reference = score_csv(path, {"onnx": check_fresh(SHIPPED)}, name=path.name, hindcast_last_given=hindcast_all)
     except DataError as error:
         same = scored is None and status == str(error)
         return "the page agrees with scoring.score_csv" if same else f"score_csv says: {error}"
