@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 
 import gradio
+import tomllib
 import yaml
 from conftest import ROOT
 
