@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 
 import gradio
-import tomllib
 import yaml
 from conftest import ROOT
 
@@ -35,7 +35,8 @@ def _pins() -> tuple[set[str], list[str], list[str]]:
     demo = set(project["dependencies"]) | set(extras["train"]) | set(extras["web"]) | set(extras["demo"])
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    return ({pin for pin in demo if not pin.startswith("cgpa-rnn")}, [line for line in lines if not line.startswith("-")],
+    return ({pin for pin in demo if not pin.startswith("cgpa-rnn")},
+            [line for line in lines if not line.startswith("-")],
             [line for line in lines if line.startswith("-")])
 
 
