@@ -57,16 +57,22 @@ class BodyLimit:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        sent = False
+        await _forward(self.app, scope, receive, send, body)
 
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+async def _forward(app, scope, receive, send, body: bytes):
+    """Hand the request on to `app` with the body already read, as one message; later
+    messages (a disconnect) come from the client as usual."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    await app(scope, replay, send)
 
 
 def endpoint_parameters(demo) -> dict:
@@ -111,16 +117,7 @@ class ValueCount:
         problem = self._problem(scope["path"], body)
         if problem:
             return await _answer(send, 400, problem)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await _forward(self.app, scope, receive, send, body)
 
     def _problem(self, path: str, body: bytes) -> str | None:
         try:
