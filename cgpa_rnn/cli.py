@@ -238,12 +238,14 @@ def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
     require("cgpa demo", "demo")
+    if args.mcp:
+        require("cgpa demo --mcp", "mcp")
     from cgpa_rnn.demo.port import check_port
 
-    check_port("127.0.0.1", args.port)  # in a second, before Gradio and torch load
+    check_port(args.host, args.port)  # in a second, before Gradio and torch load
     from cgpa_rnn.demo.app import main as demo_main
 
-    demo_main(args.run, port=args.port, rebuild=args.rebuild)
+    demo_main(args.run, port=args.port, rebuild=args.rebuild, host=args.host, mcp=args.mcp or None)
 
 
 def _add_data_arguments(parser) -> None:
@@ -360,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("run", nargs="?", help="run directory (default: the shipped model)")
     demo.add_argument("--port", type=int, default=7860)
     demo.add_argument("--rebuild", action="store_true", help="train, export and verify first")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    demo.add_argument("--mcp", action="store_true",
+                      help="also serve the public endpoints as MCP tools at /gradio_api/mcp/ (the [mcp] extra)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

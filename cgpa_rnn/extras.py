@@ -13,8 +13,9 @@ from cgpa_rnn.errors import UserError
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # both extras bring torch; its default wheels bring CUDA
 # Modules that only an extra brings, and which extra brings them.
 EXTRAS = {"torch": "train", "pandas": "train", "onnx": "train", "onnxscript": "train", "matplotlib": "train",
-          "tqdm": "train", "gradio": "demo", "gradio_client": "demo"}
-EXTRA_INCLUDES = {"train": ("train",), "demo": ("train", "demo")}  # [demo] brings [train] too
+          "tqdm": "train", "gradio": "demo", "gradio_client": "demo", "mcp": "mcp"}
+# Each extra brings the ones before it.
+EXTRA_INCLUDES = {"train": ("train",), "demo": ("train", "demo"), "mcp": ("train", "demo", "mcp")}
 
 
 def extra_needed(command: str, module: str, extra: str | None = None) -> str | None:

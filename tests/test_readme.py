@@ -3,6 +3,7 @@ repository, the Python snippets against the shipped model (and the demo), the No
 and the page's JavaScript in Chromium. The model card's reproduce commands are the README's."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -65,7 +66,11 @@ def _serve_demo(line: str, cwd: Path, env: dict) -> None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as answer:
                     assert answer.status == 200
-                    return
+                if "--mcp" in line:  # the tools an agent lists: the stateless endpoints, described
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=30) as answer:
+                        tools = {tool["name"]: tool for tool in json.load(answer)}
+                    assert {"predict_student", "score_cohort"} <= set(tools) and tools["predict_student"]["description"]
+                return
             except OSError:
                 time.sleep(1)
         pytest.fail(f"{line!r} did not answer within 180 s")
