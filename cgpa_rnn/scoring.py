@@ -96,8 +96,9 @@ class HindcastSummary:
     def text(self) -> str:
         caveat = (" These students are the model's own training data, so this is in-sample: expect larger "
                   "errors on a new cohort (the model card gives the cross-validated error)." if self.in_sample else "")
-        return (f"Hindcast of {self.students} students (a known semester predicted from the earlier ones): "
-                f"mean absolute error {self.mae:.2f} grade points (repeating the previous semester: "
+        students = f"{self.students} student{'' if self.students == 1 else 's'}"
+        return (f"Hindcast of {students} (a known semester predicted from the earlier ones): mean"
+                f" absolute error {self.mae:.2f} grade points (repeating the previous semester: "
                 f"{self.persistence_mae:.2f}); the {self.interval_level:.0%} interval held {self.coverage:.0%} of the "
                 f"actual grades.{caveat}")
 

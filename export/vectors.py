@@ -122,3 +122,14 @@ def check_vectors(run: str | Path | RunDir, infer) -> list[str]:
             if nan_differs.any() or difference.max(initial=0.0) > tolerance:
                 failures.append(f"{case['name']}: {key} expected {case['outputs'][key]}, got {actual.tolist()}")
     return failures
+
+
+def vector_problems(run: str | Path | RunDir, infer, checkpoint_sha256: str) -> list[str]:
+    """What `cgpa verify` finds wrong with run/vectors.json: missing, written for another
+    checkpoint, or a case that `infer` does not reproduce (empty when all is well)."""
+    run = RunDir.of(run)
+    if not (run / FILE).is_file():
+        return [f"{run / FILE} is missing; run `cgpa export {run}`"]
+    if json.loads((run / FILE).read_text()).get("checkpoint_sha256") != checkpoint_sha256:
+        return [f"{run / FILE} was written for another checkpoint; run `cgpa export {run}`"]
+    return [f"{FILE}: {line}" for line in check_vectors(run, infer)]

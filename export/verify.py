@@ -16,6 +16,8 @@ import numpy as np
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.errors import ParityError
 from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
+from cgpa_rnn.export.onnx_export import description_problems
+from cgpa_rnn.export.vectors import vector_problems
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.rundir import RunDir
@@ -75,14 +77,18 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     report["checkpoint_sha256"] = checkpoint_sha
     report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
     report["fresh"] = checkpoint_sha == onnx_backend.checkpoint_sha256
-    report["metadata_mismatches"] = metadata_mismatches(torch_backend, onnx_backend)
+    # The file's self-description and its conformance vectors are part of what an embedder is given.
+    report["metadata_mismatches"] = (metadata_mismatches(torch_backend, onnx_backend)
+                                     + description_problems(run / RunDir.ONNX))
+    report["vector_problems"] = vector_problems(run, onnx_backend.predict_batch, checkpoint_sha)
     report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE
-                            and not report["metadata_mismatches"])
+                            and not report["metadata_mismatches"] and not report["vector_problems"])
     run.write_json(RunDir.PARITY, report)
     if not report["passed"]:
         raise ParityError(f"{run / RunDir.ONNX} does not reproduce {run / RunDir.CHECKPOINT} (max difference "
                           f"{report['max_abs_diff']:.1e}{', stale' if not report['fresh'] else ''}"
-                          f"{', metadata disagrees' if report['metadata_mismatches'] else ''}); see "
+                          f"{', metadata disagrees' if report['metadata_mismatches'] else ''}"
+                          f"{', vectors disagree' if report['vector_problems'] else ''}); see "
                           f"{run / RunDir.PARITY}", report)
     return report
 
@@ -97,6 +103,8 @@ def format_parity(report: dict) -> str:
                      f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
     for mismatch in report.get("metadata_mismatches", ()):
         lines.append(f"METADATA: {mismatch}")
+    for problem in report.get("vector_problems", ()):
+        lines.append(f"VECTORS: {problem}")
     if not report["fresh"]:
         lines.append(f"STALE: model.onnx was exported from checkpoint {report['onnx_checkpoint_sha256'][:12]}, "
                      f"model.pt is {report['checkpoint_sha256'][:12]}; run `cgpa export` again")

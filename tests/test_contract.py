@@ -103,3 +103,21 @@ def test_the_hub_folder_never_replaces_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(UserError, match="not a folder this command wrote"):
         publish(SHIPPED, tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+
+
+def test_verify_fails_a_file_whose_vectors_or_description_are_wrong(run_copy):
+    import onnx
+    from conftest import cgpa
+
+    document = json.loads((run_copy / "vectors.json").read_text())
+    document["cases"][0]["outputs"]["prediction"][0] += 0.5  # an expectation the file does not meet
+    (run_copy / "vectors.json").write_text(json.dumps(document))
+    proto = onnx.load(run_copy / "model.onnx")
+    proto.doc_string = ""
+    onnx.save_model(proto, run_copy / "model.onnx")
+    done = cgpa("verify", str(run_copy), "--samples", "50")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"VECTORS: vectors.json: {document['cases'][0]['name']}: prediction" in done.stdout
+    assert "METADATA: doc_string is not set" in done.stdout and "FAILED" in done.stdout
+    (run_copy / "vectors.json").unlink()
+    assert "vectors.json is missing" in cgpa("verify", str(run_copy), "--samples", "50").stdout

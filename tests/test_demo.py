@@ -201,7 +201,7 @@ def test_api_predict_batch(app_url, tmp_path):
     client = Client(app_url, verbose=False)
     summary, chart, table, download = client.predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
-    assert len(frame) == 4 and "3 of 4 students scored" in summary and "Hindcast of 1 students" in summary
+    assert len(frame) == 4 and "3 of 4 students scored" in summary and "Hindcast of 1 student " in summary
     assert frame["error"][1].startswith("line 3: semester 2") and frame["actual"][3] == 8
     assert chart["data"] and pd.read_csv(download).shape[0] == 4  # plain values, not update dicts
     summary, chart, _, _ = client.predict(handle_file(str(path)), AT_RISK_BELOW, True, api_name="/predict_batch")

@@ -211,7 +211,7 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     out = tmp_path / "scored.csv"
     result = cgpa("predict", str(exported_runs["elman"]), "--csv", str(source), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "scored 3 of 4 rows" in result.stdout and "Hindcast of 1 students" in result.stdout
+    assert "scored 3 of 4 rows" in result.stdout and "Hindcast of 1 student " in result.stdout
     scored = pd.read_csv(out, dtype={"error": str}, keep_default_na=False)
     assert list(scored.columns[-9:]) == ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high",
                                          "actual", "abs_error", "error"]

@@ -341,7 +341,7 @@
       coverage: covered / rows.length, inSample, points };
     const caveat = inSample ? " These students are the model's own training data, so this is in-sample: expect " +
       "larger errors on a new cohort (the model card gives the cross-validated error)." : "";
-    summary.text = `Hindcast of ${summary.students} students (a known semester predicted from the earlier ones): ` +
+    summary.text = `Hindcast of ${summary.students} student${summary.students === 1 ? "" : "s"} (a known semester predicted from the earlier ones): ` +
       `mean absolute error ${formatFixed(summary.mae, 2)} grade points (repeating the previous semester: ` +
       `${formatFixed(summary.persistenceMae, 2)}); the ${intervalLevel} interval held ${formatPercent(summary.coverage)} ` +
       `of the actual grades.${caveat}`;
