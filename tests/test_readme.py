@@ -93,7 +93,7 @@ def test_the_command_line_block_runs_as_written(tmp_path):
         assert done.returncode == 0, f"{line!r} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert (work / "scored.csv").is_file() and (work / "site" / "index.html").is_file()
     assert (work / "hub-model" / "model.onnx").is_file()
-    ignored = subprocess.run(["git", "check-ignore", "runs", "site", "hub-model", "scored.csv", "scored-last.csv"],
+    ignored = subprocess.run(["git", "check-ignore", "runs/", "site/", "hub-model/", "scored.csv", "scored-last.csv"],
                              cwd=ROOT, capture_output=True, text=True)
     assert len(ignored.stdout.split()) == 5, "what the README's commands write is not in .gitignore"
 
