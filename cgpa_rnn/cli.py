@@ -87,10 +87,10 @@ def cmd_train(args) -> None:
     pipeline.train(cohort, config, args.out, _command_line(), console=not args.quiet)
     record = RunRecord.read(args.out)
     for target, scores in record.test.items():
-        print(f"held-out {target:>4}: model MAE {scores.mae('model'):.4f} "
-              f"({COVERAGE_KEY} {scores.model[COVERAGE_KEY]:.2f}), ridge {scores.mae('ridge'):.4f}, "
-              f"persistence {scores.mae('persistence'):.4f}")
-    print(f"chosen weight decay {record.chosen_weight_decay}; trained in {record.train_seconds} s; wrote {args.out}")
+        best = scores.best_baseline
+        print(f"held-out {target:>4}: model MAE {scores.mae('model'):.4f} ({COVERAGE_KEY} "
+              f"{scores.model[COVERAGE_KEY]:.2f}), best baseline {best} {scores.mae(best):.4f}")
+    print(f"weight decay {record.chosen_weight_decay}; trained in {record.train_seconds} s; wrote {args.out}")
 
 
 def cmd_evaluate(args) -> None:
@@ -221,9 +221,10 @@ def cmd_web(args) -> None:
     from cgpa_rnn.export.site import build_site
 
     index = build_site(args.run, args.out, args.ort, args.force)  # checks --out with cgpa_rnn.paths.check_site_folder
-    files = "index.html, cgpa.js, model.onnx" + (", ort/" if (index.parent / "ort").is_dir() else "")
-    print(f"wrote {index.parent}/ ({files}); "
-          f"serve it with any static server, e.g. python -m http.server -d {index.parent}")
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in index.parent.iterdir()
+                   if not p.name.startswith(".") and not p.name.endswith((".br", ".gz")))
+    print(f"wrote {index.parent}/ ({', '.join(names)}; .br and .gz copies beside them for hosts that serve "
+          f"precompressed files); serve it with any static server, e.g. python -m http.server -d {index.parent}")
 
 
 def cmd_publish(args) -> None:
