@@ -136,8 +136,10 @@ class SlowTraining:
 
     def __init__(self):
         self.release, self.started, self.cancelled = threading.Event(), threading.Event(), threading.Event()
+        self.calls, self.active = 0, 0
 
     def __call__(self, path, root, report):
+        self.calls, self.active = self.calls + 1, self.active + 1
         self.started.set()
         try:
             while not self.release.wait(0.05):
@@ -145,7 +147,16 @@ class SlowTraining:
         except visitors.TrainingCancelled:
             self.cancelled.set()
             raise
+        finally:
+            self.active -= 1
         raise UserError("released")
+
+    def drained(self, calls: int, seconds: float = 60) -> bool:
+        """Released, wait until `calls` trainings have come through it and none is left running."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (self.calls < calls or self.active):
+            time.sleep(0.05)
+        return self.calls >= calls and not self.active
 
 
 def test_training_waits_in_its_own_short_line_and_predictions_stay_answered(app_url, own_csv, monkeypatch, tmp_path):
@@ -171,13 +182,17 @@ def test_training_waits_in_its_own_short_line_and_predictions_stay_answered(app_
             assert "2 of 2 students scored" in summary
     finally:
         slow.release.set()
-    slow = SlowTraining()  # the line is empty again: one session asks twice
+    # The waiting trainings come through the released stand-in one by one; only then is the line
+    # empty, so that the next training to start is certainly this session's.
+    assert slow.drained(1 + visitors.WAITING_TRAININGS)
+    slow = SlowTraining()  # one session asks twice
     monkeypatch.setattr(training, "train_own_model", slow)
     try:
         mine = client.submit(handle_file(str(own_csv)), api_name="/train_own")
         assert slow.started.wait(30)
-        with pytest.raises(Exception, match=visitors.ALREADY_QUEUED.split(";")[0]):
-            client.predict(handle_file(str(own_csv)), api_name="/train_own")
+        second = client.submit(handle_file(str(own_csv)), api_name="/train_own")
+        with pytest.raises(AppError, match=visitors.ALREADY_QUEUED.split(";")[0]):
+            second.result(timeout=60)  # refused at once; a timeout here would mean it was let in to wait
     finally:
         slow.release.set()
     with pytest.raises(Exception, match="released"):
