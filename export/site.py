@@ -86,12 +86,10 @@ def _about(predictor, base: str) -> list[list[str]]:
              ["known colleges", (f"{', '.join(map(str, predictor.colleges))}; any other code uses a shared "
                                  "'unknown' slot")],
              ["interval", f"{predictor.interval_level:.0%} prediction interval (low, high)"]]
-    try:
-        held_out = json.loads(meta.get("metrics", "{}"))["next"]["model"]
+    held_out = _held_out_next(meta)
+    if held_out is not None:  # metrics are for people; a file without them still runs
         about.append(["held-out error", (f"mean absolute error {held_out['mae']:.3f} grade points on "
                                          f"{held_out['n']} held-out predictions")])
-    except (KeyError, TypeError, ValueError):
-        pass  # metrics are for people; a file without them still runs
     about += [["license", meta.get("model_license", "not stated")],
               ["checkpoint", predictor.checkpoint_sha256[:16]],
               ["runtime", f"onnxruntime-web {ORT_WEB_VERSION} from {base}"],
@@ -184,3 +182,12 @@ def build_site(run: str | Path | RunDir, out: str | Path, ort: str | Path | None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return out / "index.html"
+
+
+def _held_out_next(meta: dict) -> dict | None:
+    """The model's held-out scores on the `next` target from the file's metrics, or None."""
+    try:
+        scores = json.loads(meta.get("metrics", "{}"))["next"]["model"]
+        return scores if {"mae", "n"} <= set(scores) else None
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -16,6 +16,8 @@ residuals on the training students, per target semester (the same level as the n
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from cgpa_rnn.data.sequences import next_examples
@@ -33,7 +35,7 @@ def _history(grades: np.ndarray, student: np.ndarray, target: np.ndarray) -> np.
     return rows
 
 
-class Baseline:
+class Baseline(ABC):
     """fit() learns the point forecast (`_fit`), then its residual quantiles per target semester."""
 
     name = "baseline"
@@ -48,10 +50,12 @@ class Baseline:
         return self
 
     def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
-        pass
+        """Learn the point forecast's parameters; rules with none to learn (persistence) keep this."""
+        return None
 
+    @abstractmethod
     def predict(self, grades, college, student, target) -> np.ndarray:
-        raise NotImplementedError
+        """The point forecast of each (student, target semester) example."""
 
     def predict_interval(self, grades, college, student, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prediction, low, high of each (student, target) example."""
