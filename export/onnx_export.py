@@ -76,7 +76,7 @@ def export_onnx(run: str | Path | RunDir) -> Path:
     onnx.checker.check_model(proto, full_check=True)
     with run.atomic(RunDir.ONNX) as temporary:
         onnx.save_model(proto, temporary)
-    write_vectors(run)
+    write_vectors(run, (model, payload))
     return run / RunDir.ONNX
 
 

@@ -37,7 +37,6 @@ ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/
 ORT_SCRIPT = "ort.wasm.min.js"
 ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")  # the wasm backend
 PAGE_FILES = ("index.html", "rules.js", "chart.js", "cgpa.js")
-VECTORS = "vectors.json"
 TEMPLATES = Path(__file__).resolve().parent / "web"
 COMPRESSED = (".html", ".js", ".mjs", ".wasm", ".onnx", ".json")
 SPACE_TITLE = "cgpa-rnn grade forecast"
@@ -142,8 +141,8 @@ def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) ->
     for name in PAGE_FILES[1:]:
         shutil.copyfile(TEMPLATES / name, folder / name)
     shutil.copyfile(run / RunDir.ONNX, folder / RunDir.ONNX)
-    if (run / VECTORS).is_file():
-        shutil.copyfile(run / VECTORS, folder / VECTORS)
+    if (run / RunDir.VECTORS).is_file():
+        shutil.copyfile(run / RunDir.VECTORS, folder / RunDir.VECTORS)
     (folder / "README.md").write_text(_space_readme(predictor), encoding="utf-8")
     if dist is not None:
         (folder / "ort").mkdir()

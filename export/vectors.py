@@ -21,8 +21,7 @@ from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
-FILE = "vectors.json"
-TOLERANCE = 1e-5  # absolute, grade points: the parity tolerance of `cgpa verify`
+TOLERANCE = 1e-5  # fp32, absolute, in grade points: `cgpa verify`'s parity and every vector
 NAN = float("nan")
 FAR_CODE = 2**62  # an int64 no college has: runtimes that narrow int64 to int32 get this wrong
 
@@ -72,10 +71,11 @@ def _json_number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def write_vectors(run: str | Path | RunDir) -> Path:
-    """Compute the torch checkpoint's outputs for every named case; write run/vectors.json atomically."""
+def write_vectors(run: str | Path | RunDir, checkpoint: tuple | None = None) -> Path:
+    """Compute the torch checkpoint's outputs for every named case; write run/vectors.json atomically.
+    `checkpoint`: the (model, payload) already loaded from the run, if the caller has them."""
     run = RunDir.of(run)
-    model, payload = load_checkpoint(run)
+    model, payload = checkpoint or load_checkpoint(run)
     cases = []
     for name, description, rows, codes in named_cases(model.semesters, model.college_codes.tolist()):
         grades = np.asarray(rows, dtype=np.float32)
@@ -99,15 +99,18 @@ def write_vectors(run: str | Path | RunDir) -> Path:
         "tolerance": {"absolute": TOLERANCE},
         "cases": cases,
     }
-    with run.atomic(FILE) as temporary:
+    with run.atomic(RunDir.VECTORS) as temporary:
         Path(temporary).write_text(json.dumps(document, indent=1) + "\n")
-    return run / FILE
+    return run / RunDir.VECTORS
 
 
 def check_vectors(run: str | Path | RunDir, infer) -> list[str]:
     """Every case of run/vectors.json through `infer(grades, college) -> (prediction, low, high)`;
     returns one line per case that disagrees (empty when all agree)."""
-    document = json.loads((RunDir.of(run) / FILE).read_text())
+    return _check_cases(RunDir.of(run).read_json(RunDir.VECTORS), infer)
+
+
+def _check_cases(document: dict, infer) -> list[str]:
     tolerance = document["tolerance"]["absolute"]
     failures = []
     for case in document["cases"]:
@@ -128,8 +131,9 @@ def vector_problems(run: str | Path | RunDir, infer, checkpoint_sha256: str) -> 
     """What `cgpa verify` finds wrong with run/vectors.json: missing, written for another
     checkpoint, or a case that `infer` does not reproduce (empty when all is well)."""
     run = RunDir.of(run)
-    if not (run / FILE).is_file():
-        return [f"{run / FILE} is missing; run `cgpa export {run}`"]
-    if json.loads((run / FILE).read_text()).get("checkpoint_sha256") != checkpoint_sha256:
-        return [f"{run / FILE} was written for another checkpoint; run `cgpa export {run}`"]
-    return [f"{FILE}: {line}" for line in check_vectors(run, infer)]
+    document = run.read_json(RunDir.VECTORS)
+    if document is None:
+        return [f"{run / RunDir.VECTORS} is missing; run `cgpa export {run}`"]
+    if document.get("checkpoint_sha256") != checkpoint_sha256:
+        return [f"{run / RunDir.VECTORS} was written for another checkpoint; run `cgpa export {run}`"]
+    return [f"{RunDir.VECTORS}: {line}" for line in _check_cases(document, infer)]

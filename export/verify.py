@@ -17,12 +17,11 @@ from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.errors import ParityError
 from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
 from cgpa_rnn.export.onnx_export import description_problems
-from cgpa_rnn.export.vectors import vector_problems
+from cgpa_rnn.export.vectors import TOLERANCE, vector_problems  # one tolerance: parity and vectors
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.rundir import RunDir
 
-TOLERANCE = 1e-5  # fp32: absolute, in grade points
 OUTPUTS = ("prediction", "low", "high")
 SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
 

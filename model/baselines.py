@@ -154,21 +154,17 @@ class CollegeMeans:
             np.empty((0, len(self.semester)))
 
 
-def smoothed_deviation(deviation: np.ndarray, alpha: float, skip_missing: bool = True) -> np.ndarray:
+def smoothed_deviation(deviation: np.ndarray, alpha: float) -> np.ndarray:
     """[N, S] -> [N, S]: after semester t, the exponentially smoothed deviation of semesters 1..t,
-    started at the first observed one. skip_missing: a missing semester leaves the level as it is;
-    else it counts as no deviation and the weights are fixed, the network's linear form
-    (model.network.smoothing_weights): level_0 = d_0, level_t = level_{t-1} + alpha (d_t - level_{t-1})."""
+    started at the first observed one; a missing semester leaves the level as it is (the same
+    rule as the network's model.network.smoothed_level)."""
     level = np.zeros(deviation.shape[0])
     seen = np.zeros(deviation.shape[0], dtype=bool)
     levels = np.empty_like(deviation, dtype=np.float64)
     for t in range(deviation.shape[1]):
         observed = ~np.isnan(deviation[:, t])
         value = np.nan_to_num(deviation[:, t])
-        if skip_missing:
-            level = np.where(observed, np.where(seen, level + alpha * (value - level), value), level)
-        else:
-            level = value if t == 0 else level + alpha * (value - level)
+        level = np.where(observed, np.where(seen, level + alpha * (value - level), value), level)
         seen |= observed
         levels[:, t] = level
     return levels
@@ -183,9 +179,6 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 class DampedTrend(Baseline):
     name = "damped_trend"
 
-    def __init__(self, skip_missing: bool = True):
-        self.skip_missing = skip_missing
-
     def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
         self.means = CollegeMeans(grades, college)
         expected = self.means.of(college)
@@ -193,7 +186,7 @@ class DampedTrend(Baseline):
         residual = (grades - expected)[student, target]
         best = None
         for alpha in SMOOTHING:
-            level = smoothed_deviation(grades - expected, alpha, self.skip_missing)[student, target - 1]
+            level = smoothed_deviation(grades - expected, alpha)[student, target - 1]
             phis, error = {}, 0.0
             for t in np.unique(target):
                 pick = (target == t) & (level != 0)
@@ -208,8 +201,7 @@ class DampedTrend(Baseline):
     def predict(self, grades, college, student, target):
         expected = self.means.of(college[student])
         history = _history(grades, student, target)
-        level = smoothed_deviation(history - expected, self.alpha, self.skip_missing)[np.arange(len(student)),
-                                                                                             target - 1]
+        level = smoothed_deviation(history - expected, self.alpha)[np.arange(len(student)), target - 1]
         phi = np.array([self.phi.get(int(t), 0.0) for t in target])
         return expected[np.arange(len(student)), target] + phi * level
 

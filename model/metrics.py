@@ -47,14 +47,13 @@ def by_semester(prediction, actual, target, low=None, high=None) -> dict:
 def best_baseline(report: dict, target: str) -> tuple[str, float]:
     """The baseline with the lowest MAE on `target` in a report's "baselines" (an evaluation, or a
     held-out entry of metrics.json without the "model" key), and that MAE."""
-    baselines = report["baselines"]
-    name = min(baselines, key=lambda b: baselines[b][target]["mae"])
-    return name, baselines[name][target]["mae"]
+    name = best_baseline_name({b: scores[target] for b, scores in report["baselines"].items()})
+    return name, report["baselines"][name][target]["mae"]
 
 
-def best_held_out_baseline(entry: dict) -> str:
-    """In one target's held-out metrics ({"model": ..., baseline name: ...}), the best baseline's name."""
-    return min((name for name in entry if name != "model"), key=lambda name: entry[name]["mae"])
+def best_baseline_name(baselines: dict) -> str:
+    """Of baselines' metrics by name ({name: {"mae": ...}}), the name with the lowest MAE."""
+    return min(baselines, key=lambda name: baselines[name]["mae"])
 
 
 def mae_by_group(prediction: np.ndarray, actual: np.ndarray, groups: np.ndarray) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from cgpa_rnn.data.cohort import Cohort
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.config import TrainConfig
-from cgpa_rnn.model.metrics import best_held_out_baseline
+from cgpa_rnn.model.metrics import best_baseline_name
 from cgpa_rnn.rundir import RunDir
 
 
@@ -60,7 +60,7 @@ class TargetScores:
 
     @property
     def best_baseline(self) -> str:
-        return best_held_out_baseline(self.baselines)
+        return best_baseline_name(self.baselines)
 
     def to_dict(self) -> dict:
         return {"model": self.model, **self.baselines}

@@ -67,7 +67,7 @@ def test_a_batched_torch_cell_is_its_members_run_one_by_one(cell):
 
 
 def test_the_prior_smooths_like_the_damped_trend_baseline():
-    from model.baselines import smoothed_deviation
+    from cgpa_rnn.model.baselines import smoothed_deviation
 
     rng = np.random.default_rng(0)
     deviation = rng.normal(size=(50, 5))
@@ -356,7 +356,7 @@ def test_a_semester_nobody_has_is_trained_around_from_the_cli(tmp_path):
 
 
 def test_paired_bootstrap_says_who_wins_and_how_sure():
-    from model.metrics import paired_bootstrap
+    from cgpa_rnn.model.metrics import paired_bootstrap
 
     rng = np.random.default_rng(0)
     student = np.repeat(np.arange(60), 3)  # three examples per student, drawn together
@@ -373,7 +373,7 @@ def test_paired_bootstrap_says_who_wins_and_how_sure():
 @pytest.mark.parametrize("name", ["damped_trend", "gaussian"])
 def test_the_new_baselines_recover_a_student_level_offset(name):
     """Grades = college x semester mean + a constant per-student offset: both baselines must find it."""
-    from model.baselines import DampedTrend, Gaussian
+    from cgpa_rnn.model.baselines import DampedTrend, Gaussian
 
     rng = np.random.default_rng(1)
     college = rng.choice([115, 116], size=120)
