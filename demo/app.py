@@ -21,7 +21,6 @@ from cgpa_rnn.demo.middleware import (
     ValueCount,
     endpoint_parameters,
 )
-from cgpa_rnn.demo.port import check_port
 from cgpa_rnn.demo.retention import Janitor, log
 from cgpa_rnn.demo.tabs import about, cohort, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
@@ -103,7 +102,6 @@ def main(run: str | Path | None = None, port: int = 7860, rebuild: bool = False,
          mcp: bool | None = None) -> None:
     """`cgpa demo` / `python -m demo`: serve a run, refusing one that cannot be served."""
     run = Path(run) if run else service.DEFAULT_RUN
-    check_port(host, port)
     if rebuild:
         training.rebuild(run)
     backends = service.load_backends(run)  # a UserError here is one line from the CLI

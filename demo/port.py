@@ -2,6 +2,7 @@
 (Gradio takes ~20 s to find out, then quotes its own advice)."""
 from __future__ import annotations
 
+import errno
 import socket
 
 from cgpa_rnn.errors import UserError
@@ -21,7 +22,7 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as error:
-            taken = error.errno == 98  # EADDRINUSE
+            taken = error.errno == errno.EADDRINUSE
             raise UserError(f"--port {port}: " + ("another program is already listening on it; pick another port"
                                                   if taken else f"cannot listen on {host}:{port} "
                                                   f"({error.strerror or error})")) from None

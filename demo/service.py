@@ -20,7 +20,6 @@ from cgpa_rnn.demo.environment import SCORED_DIR
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.card import render_model_card
-from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import (
     OnnxPredictor,
@@ -65,6 +64,10 @@ class Backends:
     @property
     def semester_names(self) -> list[str]:
         return self.onnx.semester_names
+
+    @property
+    def interval_level(self) -> float:
+        return self.onnx.interval_level  # what the served file says, not this code's training default
 
     @property
     def colleges(self) -> list[int]:
@@ -146,7 +149,7 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
 def student_answer(backends: Backends, result: StudentResult) -> str:
     """One student's answer in words (Markdown): the forecast, the hindcast's error, the runtimes' agreement."""
     name = backends.semester_names[result.semester - 1]
-    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({INTERVAL_LEVEL:.0%} interval "
+    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({backends.interval_level:.0%} interval "
               f"{result.low:.2f} to {result.high:.2f}).")]
     if result.actual is not None:
         inside = "inside" if inside_interval(result.low, result.actual, result.high) else "outside"
@@ -167,7 +170,7 @@ def result_record(backends: Backends, result: StudentResult) -> dict:
     """A prediction for programs (the JSON endpoint): plain numbers, no formatting."""
     return {"semester": result.semester, "semester_name": backends.semester_names[result.semester - 1],
             "prediction": result.onnx_prediction, "low": result.low, "high": result.high,
-            "interval_level": INTERVAL_LEVEL, "hindcast_actual": result.actual,
+            "interval_level": backends.interval_level, "hindcast_actual": result.actual,
             "backends": {"torch": {"prediction": result.torch_prediction, "latency_us": result.torch_latency_us},
                          "onnxruntime": {"prediction": result.onnx_prediction,
                                          "latency_us": result.onnx_latency_us}},
@@ -244,7 +247,7 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
     actual, predicted = scored.actual[rows], scored.served[rows]
     inside = inside_interval(scored.low[rows], actual, scored.high[rows])
     return pd.DataFrame({"actual": actual.round(3), "predicted": predicted.round(3),
-                         "interval": np.where(inside, f"inside {INTERVAL_LEVEL:.0%} interval", "outside")})
+                         "interval": np.where(inside, f"inside {scored.interval_level:.0%} interval", "outside")})
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:

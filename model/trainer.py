@@ -87,7 +87,8 @@ def clip_per_member(parameters: list[torch.Tensor], max_norm: float) -> None:
 
 
 class Trainer:
-    """Train `model` on `train_batch()` (called once per step), stop early on `validation_batch`."""
+    """Train `model` on `train_batch()` (called once per epoch; it yields the steps' batches) and
+    stop early on `validation_batch`."""
 
     def __init__(self, config: TrainConfig, model: torch.nn.Module, train_batch: Callable[[], tuple],
                  validation_batch: tuple, weight_decay: torch.Tensor):

@@ -11,9 +11,8 @@ import numpy as np
 
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import named, refused, split_request
-from cgpa_rnn.errors import UserError
+from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.export.site import ORT_CDN
-from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import parse_bool
 
@@ -42,7 +41,7 @@ def question_record(backends: service.Backends, result: service.StudentResult) -
     same question, its chart draws the answer."""
     return {"grades": [None if np.isnan(g) else g for g in result.grades], "college": result.college,
             "semester": result.semester, "names": backends.semester_names, "prediction": result.onnx_prediction,
-            "low": result.low, "high": result.high, "actual": result.actual, "level": f"{INTERVAL_LEVEL:.0%}"}
+            "low": result.low, "high": result.high, "actual": result.actual, "level": f"{backends.interval_level:.0%}"}
 
 
 def side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:
@@ -70,8 +69,12 @@ def predict_json(backends: service.Backends, values: tuple, request: gr.Request 
 def validate(backends: service.Backends, values: tuple) -> list:
     """One verdict per field, shown at the field before the prediction runs."""
     *grades, code, hindcast_last_given = values
-    messages = service.field_errors(backends, grades, code, bool(hindcast_last_given))
-    return [gr.validate(message is None, message or "") for message in messages] + [gr.validate(True, "")]
+    try:  # read as the handler reads it: the string "false" is no hindcast
+        hindcast, flag_message = parse_bool(hindcast_last_given, HINDCAST_FLAG), None
+    except DataError as error:
+        hindcast, flag_message = False, str(error)
+    messages = service.field_errors(backends, grades, code, hindcast)
+    return [gr.validate(message is None, message or "") for message in [*messages, flag_message]]
 
 
 def browser_runtime(backends: service.Backends) -> str:
@@ -141,7 +144,7 @@ def tool_description(backends: service.Backends) -> str:
     semesters = "\n".join(
         f"    semester_{name}: grade point of the {name} semester on the 0-10 scale, as text (\"7.1\"); blank (\"\") "
         "when missing or not yet taken" for name in backends.semester_names)
-    return f"""One student's next-semester grade point average (0-10), with its {INTERVAL_LEVEL:.0%} prediction
+    return f"""One student's next-semester grade point average (0-10), with its {backends.interval_level:.0%} prediction
 interval, from the same recurrent network in torch and in onnxruntime.
 
 The semester after the last one given is predicted. With the final semester given (or
