@@ -80,7 +80,7 @@ def college_code(value) -> int:
     if number is None:
         raise ValueError(f"expected an integer college code (like 115), got {preview('' if value is None else value)}")
     if not number.is_integer() or not 0 <= number < 2 ** 53:
-        raise ValueError(f"expected a non-negative integer college code, got {preview(value)}")
+        raise ValueError(f"expected a non-negative integer college code below 2**53, got {preview(value)}")
     return int(number)
 
 

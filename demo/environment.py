@@ -14,8 +14,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import stat
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from cgpa_rnn.rundir import process_alive
@@ -37,6 +40,10 @@ for _folder in (GRADIO_DIR, SCORED_DIR, SESSIONS_DIR):
 # its own down: two servers never share a cache.
 os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_DIR)
 atexit.register(shutil.rmtree, SERVER_DIR, ignore_errors=True)
+# `kill`, systemd, Docker and a Space stop a server with SIGTERM, which by default ends the
+# process without running atexit: turn it into a normal exit so the folder goes too.
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _stopped_server_folder(path: Path) -> bool:

@@ -492,3 +492,34 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                                                       api_name="/predict_json")
     assert not answer.isError and record["prediction"] == expected["prediction"]
     assert (record["low"], record["high"], record["semester"]) == (expected["low"], expected["high"], 5)
+
+
+@pytest.mark.slow
+def test_a_server_stopped_by_sigterm_deletes_its_folder():
+    """kill, systemd, Docker and a Space stop a server with SIGTERM: its files must go with it."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+
+    from cgpa_rnn.demo.port import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        folders = list(Path(tempfile.gettempdir()).glob(f"{environment.SERVER_PREFIX}{server.pid}-*"))
+        assert len(folders) == 1, "the server made no folder of its own"
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+    assert not folders[0].exists()

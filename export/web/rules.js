@@ -109,7 +109,7 @@
       throw new DataError(`expected an integer college code (like 115), got ${preview(value ?? "")}`);
     }
     if (!Number.isInteger(number) || !(number >= 0 && number < 2 ** 53)) {
-      throw new DataError(`expected a non-negative integer college code, got ${preview(value)}`);
+      throw new DataError(`expected a non-negative integer college code below 2**53, got ${preview(value)}`);
     }
     return number === 0 ? 0 : number; // -0 is 0
   }
