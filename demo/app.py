@@ -40,6 +40,8 @@ CSS = """
 #cohort-table th span, #train-errors th span { word-break: normal !important; overflow-wrap: normal !important; }
 .model-card table { display: block; overflow-x: auto; }
 .model-card th, .model-card td { white-space: nowrap; }
+/* A phone fits two grade fields a row: four left no room for a field's message ("expected a grade..."). */
+@media (max-width: 480px) { #grade-row .form > * { min-width: calc(50% - 8px) !important; } }
 """
 
 

@@ -90,7 +90,7 @@ def build(backends: service.Backends) -> None:
                 f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
                 f"give all of them: it then predicts the {names[-1]} from the earlier ones; or tick the box to "
                 "predict the last grade you gave from the ones before it.")
-    with gr.Row():
+    with gr.Row(elem_id="grade-row"):
         grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1, min_width=80)
                        for t, name in enumerate(names)]
     with gr.Row():
