@@ -109,7 +109,7 @@ def cmd_evaluate(args) -> None:
     config = _train_config(args)
     cohort = _cohort(args)
     check_trainable(cohort)
-    given = {name: getattr(args, name) for name in ("folds", "repeats") if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in ("folds", "repeats", "seeds") if hasattr(args, name)}
     report = pipeline.evaluate(cohort, config, args.out, cells=cells, command=_command_line(),
                                console=not args.quiet, **given)
     print(format_report(report))
@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="folds of the student-level cross-validation (default: model/evaluate.py's FOLDS)")
     evaluate.add_argument("--repeats", type=int, default=argparse.SUPPRESS,
                           help="repeats with a fresh shuffle (default: model/evaluate.py's REPEATS)")
+    evaluate.add_argument("--seeds", type=int, default=argparse.SUPPRESS,
+                          help="seeds the default cell is trained with on every fold, to show the noise of "
+                               "training (default: model/evaluate.py's SEEDS)")
     evaluate.add_argument("--cells", help="comma-separated subset of the cells (default: all)")
     evaluate.add_argument("--out", required=True)
     evaluate.set_defaults(handler=cmd_evaluate)

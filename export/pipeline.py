@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cgpa_rnn.data.cohort import Cohort
 from cgpa_rnn.model.config import CELLS, TrainConfig
-from cgpa_rnn.model.evaluate import FOLDS, REPEATS
+from cgpa_rnn.model.evaluate import FOLDS, REPEATS, SEEDS
 from cgpa_rnn.rundir import RunDir
 
 Progress = Callable[[float, str], None]  # (share of the whole build done, what is happening)
@@ -51,11 +51,12 @@ def train(cohort: Cohort, config: TrainConfig, run: str | Path, command: str = "
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, run: str | Path, folds: int = FOLDS, repeats: int = REPEATS,
-             cells: tuple[str, ...] = CELLS, command: str = "", console: bool = True) -> dict:
+             cells: tuple[str, ...] = CELLS, command: str = "", console: bool = True, seeds: int = SEEDS) -> dict:
     """Repeated student-level cross-validation of every cell and baseline, written beside the model."""
     from cgpa_rnn.model.evaluate import evaluate as cross_validate
 
-    report = cross_validate(cohort, config, run, folds, repeats, cells=cells, progress=console, command=command)
+    report = cross_validate(cohort, config, run, folds, repeats, cells=cells, progress=console, command=command,
+                            seeds=seeds)
     card(run)
     return report
 
@@ -151,7 +152,8 @@ def build(cohort: Cohort, run: str | Path, config: TrainConfig, steps: Sequence[
         elif step == "evaluate":
             built.evaluation = evaluate(cohort, config, run, evaluated.get("folds", FOLDS),
                                         evaluated.get("repeats", REPEATS), tuple(evaluated.get("models", CELLS)),
-                                        commands.get("evaluate", ""), console=report is None)
+                                        commands.get("evaluate", ""), console=report is None,
+                                        seeds=evaluated.get("seeds", SEEDS))
         elif step == "export":
             export(run)
         elif step == "verify":

@@ -149,8 +149,19 @@ def cross_validation(files: RunFiles) -> list[str]:
                          f"{b['students']} students); the model has the lower MAE in {b['model_wins']:.0%} of "
                          f"{b['draws']} draws.")
             lines.append(line)
+        lines += seed_spread(evaluation, cell)
     return lines + ["", "; ".join(f"`{t}`: {label}" for t, label in TARGET_LABELS.items())
                     + ". Full tables: evaluation.md.", ""]
+
+
+def seed_spread(evaluation: dict, cell: str) -> list[str]:
+    spread = evaluation.get("seed_spread")
+    if not spread or spread["model"] != cell or len(spread["targets"]["next"]["mae"]) < 2:
+        return []
+    ranges = ", ".join(f"`{target}` {min(entry['mae']):.4f} to {max(entry['mae']):.4f}"
+                       for target, entry in spread["targets"].items())
+    return [f"- retrained with {len(spread['targets']['next']['mae'])} seeds on the same folds, `{cell}`'s MAE "
+            f"ranges over {ranges}: a difference no larger than that is the noise of training."]
 
 
 def held_out(files: RunFiles) -> list[str]:

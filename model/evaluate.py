@@ -5,6 +5,9 @@ interval calibration all on validation students inside the training fold) and th
 scored on the held-out fold's students, so every number here is out-of-sample. The
 default cell is then compared with each baseline on the same predictions: the paired
 difference in MAE with a bootstrap over students (model.metrics.paired_bootstrap).
+The default cell is also retrained on the same folds with other seeds (its initialisation
+and its members' validation students), so the report shows how much of a difference is
+the noise of training itself.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, repeated_kfold
 from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.data.synthetic import best_achievable_mae
+from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from cgpa_rnn.model.figures import save_figure
@@ -30,6 +34,7 @@ from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
+SEEDS = 3  # the default cell trained with this many seeds on every fold
 
 
 @dataclass
@@ -55,23 +60,31 @@ def concatenate(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = FOLDS, repeats: int = REPEATS,
              cells: tuple[str, ...] = CELLS, progress: bool = True, workers: int | None = None,
-             command: str = "") -> dict:
+             command: str = "", seeds: int = SEEDS) -> dict:
     """Cross-validate and write evaluation.json, evaluation.md and the predicted-vs-actual plot."""
+    for name, value in (("repeats", repeats), ("seeds", seeds)):
+        if value < 1:
+            raise UserError(f"--{name}: {value} is out of range; expected at least 1")
     check_trainable(cohort)
     run = RunDir(out)
     run.check_writable()  # before the folds run, not after
     started = time.perf_counter()
+    default = config.model.cell if config.model.cell in cells else cells[0]
     splits = list(enumerate(repeated_kfold(len(cohort), folds, repeats, config.seed)))
-    results = run_folds([(cohort, config, cells, fold_id, fold) for fold_id, fold in splits], progress, workers)
+    # Seed k of the default cell trains fold f with seed config.seed + k * len(splits) + f: no two runs share one.
+    jobs = [(cohort, config, cells, fold_id, fold, 0) for fold_id, fold in splits]
+    jobs += [(cohort, replace(config, seed=config.seed + k * len(splits)), (default,), fold_id, fold, k)
+             for k in range(1, seeds) for fold_id, fold in splits]
+    results = run_folds(jobs, progress, workers)
     collected, chosen_decay = collect(results, cells)
+    seed_parts = {key: collected.pop(key) for key in list(collected) if key[0] == "seeds"}
     report = {"command": command, "data": DataInfo.of(cohort).to_dict(), "synthetic": cohort.is_synthetic,
-              "folds": folds,
-              "repeats": repeats, "seed": config.seed, "config": config.to_dict(), "models": {}, "baselines": {},
-              "chosen_weight_decay": chosen_decay}
+              "folds": folds, "repeats": repeats, "seed": config.seed, "seeds": seeds, "config": config.to_dict(),
+              "models": {}, "baselines": {}, "chosen_weight_decay": chosen_decay}
     for (group, name, target_name), parts in collected.items():
         report[group].setdefault(name, {})[target_name] = summarise(cohort, concatenate(parts))
-    default = config.model.cell if config.model.cell in cells else cells[0]
     report["evidence"] = evidence(cohort, collected, default, config.seed)
+    report["seed_spread"] = seed_spread(cohort, collected, seed_parts, default)
     if cohort.is_synthetic:
         report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
                                      for name, make in TARGETS.items()}
@@ -87,7 +100,7 @@ def run_folds(jobs: list, progress: bool, workers: int | None) -> list:
     from tqdm import tqdm
 
     workers = workers or os.cpu_count() or 1
-    with tqdm(total=len(jobs), desc="cross-validation folds", disable=not progress) as bar:
+    with tqdm(total=len(jobs), desc="cross-validation trainings", disable=not progress) as bar:
         if workers == 1:
             return [_fold_done(_run_fold(job), bar) for job in jobs]
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -112,17 +125,18 @@ def collect(results: list, cells: tuple[str, ...]) -> tuple[dict, dict]:
 
 
 def _run_fold(job) -> tuple[dict, dict]:
-    """Fit the baselines and every cell on one fold's training students; predict its test students."""
+    """Fit the baselines and every cell on one fold's training students; predict its test students.
+    Seed k > 0 is a retraining of the default cell alone, filed under ("seeds", "cell/k", target)."""
     import torch
 
     from cgpa_rnn.model.fitting import fit, predict_all_steps
 
-    cohort, config, cells, fold_id, fold = job
+    cohort, config, cells, fold_id, fold, k = job
     torch.set_num_threads(1)  # one process per core; tiny matrices gain nothing from threads
     grades, college = cohort.grades[fold.test], cohort.college[fold.test]
     examples = {name: make(grades) for name, make in TARGETS.items()}
     parts, decay = {}, {}
-    for baseline in BASELINES:
+    for baseline in BASELINES if k == 0 else ():
         fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
         for name, (student, target) in examples.items():
             prediction, low, high = fitted.predict_interval(grades, college, student, target)
@@ -131,11 +145,13 @@ def _run_fold(job) -> tuple[dict, dict]:
     for cell in cells:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
         model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train])
-        decay[cell] = history.weight_decay
+        if k == 0:
+            decay[cell] = history.weight_decay
         quantiles = predict_all_steps(model, grades, college)
         for name, (student, target) in examples.items():
             picked = quantiles[student, target - 1]
-            parts[("models", cell, name)] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1],
+            key = ("models", cell, name) if k == 0 else ("seeds", f"{cell}/{k}", name)
+            parts[key] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1],
                                                                picked[:, 0], picked[:, 2])
     return parts, decay
 
@@ -166,6 +182,22 @@ def evidence(cohort: Cohort, collected: dict, cell: str, seed: int) -> dict:
     return result
 
 
+def seed_spread(cohort: Cohort, collected: dict, seed_parts: dict, cell: str) -> dict:
+    """Per target: the default cell's MAE with each training seed (the reported one first) on the same
+    held-out predictions, and the best baseline's MAE beside them."""
+    spread = {}
+    for target_name in TARGETS:
+        runs = [collected[("models", cell, target_name)]]
+        runs += [parts for (_, _, name), parts in seed_parts.items() if name == target_name]  # in seed order
+        maes = []
+        for parts in runs:
+            pooled = concatenate(parts)
+            actual = cohort.grades[pooled.student, pooled.target].astype(np.float64)  # as summarise reads it
+            maes.append(float(np.abs(pooled.prediction - actual).mean()))
+        spread[target_name] = {"mae": maes, "range": max(maes) - min(maes)}
+    return {"model": cell, "targets": spread}
+
+
 def format_report(report: dict) -> str:
     title = describe_source(report["data"]["source"])
     lines = [f"# Cross-validated evaluation: {title}", "",
@@ -190,7 +222,7 @@ def format_report(report: dict) -> str:
             lines.append(f"- {cell}: {abs(change):.1%} {'below' if change <= 0 else 'above'} the best baseline "
                          f"({name}, MAE {mae:.4f})")
         lines.append("")
-    lines += format_evidence(report) + format_semesters(report)
+    lines += format_evidence(report) + format_seed_spread(report) + format_semesters(report)
     lines += ["## MAE by group (target `next`)", "", "| model | " + " | ".join(
         f"{k}" for k in next(iter(report["models"].values()))["next"]["by_gender"]) + " |"]
     lines.append("|---" * (1 + len(next(iter(report["models"].values()))["next"]["by_gender"])) + "|")
@@ -220,6 +252,25 @@ def format_evidence(report: dict) -> list[str]:
             cells += [f"{b['mae_difference']:+.4f} [{b['ci95'][0]:+.4f}, {b['ci95'][1]:+.4f}]",
                       f"{b['model_wins']:.1%}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def format_seed_spread(report: dict) -> list[str]:
+    spread = report.get("seed_spread")
+    if not spread or len(next(iter(spread["targets"].values()))["mae"]) < 2:
+        return []
+    cell, targets = spread["model"], spread["targets"]
+    seeds = len(next(iter(targets.values()))["mae"])
+    lines = [f"## `{cell}` retrained with {seeds} seeds (the noise of training)", "",
+             f"The same folds and held-out students; only the seed of `{cell}` differs (its initialisation and its "
+             "members' validation students). The first seed's predictions are the ones reported above. A "
+             "difference between models no larger than this range is training noise, not evidence.", "",
+             "| target | " + " | ".join(f"seed {k + 1}" for k in range(seeds)) + " | range | best baseline |",
+             "|---" * (seeds + 3) + "|"]
+    for target, entry in targets.items():
+        name, mae = best_baseline(report, target)
+        lines.append(f"| {target} | " + " | ".join(f"{m:.4f}" for m in entry["mae"])
+                     + f" | {entry['range']:.4f} | {name} {mae:.4f} |")
     return lines + [""]
 
 

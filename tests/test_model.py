@@ -171,7 +171,7 @@ def test_evaluate_writes_honest_reports(tmp_path):
 
     cohort = synthetic_cohort(students=80, seed=5)
     report = evaluate(cohort, tiny_config("elman"), tmp_path, folds=2, repeats=1, cells=("elman", "gru"),
-                      progress=False)
+                      progress=False, seeds=2)
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["synthetic"] is True and "best_achievable" in saved
     for group, names in (("models", ("elman", "gru")),
@@ -189,6 +189,13 @@ def test_evaluate_writes_honest_reports(tmp_path):
     gap = saved["models"]["elman"]["next"]["mae"] - saved["baselines"]["ridge"]["next"]["mae"]
     assert evidence["versus"]["ridge"]["next"]["mae_difference"] == pytest.approx(gap, abs=1e-9)
     assert "bootstrap" in (tmp_path / "evaluation.md").read_text()
+    # The default retrained with a second seed on the same folds: the first seed is the one reported.
+    for target in ("next", "last"):
+        maes = saved["seed_spread"]["targets"][target]["mae"]
+        assert len(maes) == 2 and maes[0] == pytest.approx(saved["models"]["elman"][target]["mae"], abs=1e-12)
+        assert maes[1] != maes[0] and saved["seed_spread"]["targets"][target]["range"] == pytest.approx(
+            abs(maes[1] - maes[0]))
+    assert "`elman` retrained with 2 seeds" in (tmp_path / "evaluation.md").read_text()
     assert saved["best_achievable"]["next"] < report["baselines"]["persistence"]["next"]["mae"]
     assert "SYNTHETIC" in (tmp_path / "evaluation.md").read_text()
     assert (tmp_path / "predicted_vs_actual.png").stat().st_size > 1000
@@ -339,6 +346,9 @@ def test_training_refuses_bad_locations_and_cohorts_before_it_starts(tmp_path):
     single.write_text("1st,2nd,College Code,Roll\n" + "".join(f"7,,115,{i}\n" for i in range(30)))
     result = cgpa("evaluate", "--data", str(single), "--out", str(tmp_path / "eval"))
     assert result.returncode == 2 and "no next semester to learn from" in result.stderr
+    for option in ("--seeds", "--repeats"):
+        result = cgpa("evaluate", "--synthetic", "40", option, "0", "--out", str(tmp_path / "eval"))
+        assert result.returncode == 2 and f"{option}: 0 is out of range" in result.stderr, result.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "eval").exists()
 
 
