@@ -204,6 +204,10 @@ def cmd_predict(args) -> int:
               "an error")
         if result.hindcast:
             print(result.hindcast.text())
+        if not result.scored:  # a script must not take a file of refusals for predictions
+            print(f"error: no row of {args.csv} could be scored; each row's reason is in the error column of "
+                  f"{args.out}", file=sys.stderr)
+            return 1
         return 0
     if args.grades is None or args.college is None:
         raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")

@@ -228,6 +228,11 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     assert scored["Roll"][3] == "'=HYPERLINK(1)"  # never read as a spreadsheet formula
     missing = cgpa("predict", str(exported_runs["elman"]), "--csv", str(tmp_path / "none.csv"), "--out", str(out))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    nothing = tmp_path / "nothing-scorable.csv"
+    nothing.write_text("1st,2nd,College Code\n,,115\nabc,,116\n")
+    refused = cgpa("predict", str(exported_runs["elman"]), "--csv", str(nothing), "--out", str(out))
+    assert refused.returncode == 1 and "no row of" in refused.stderr and "scored 0 of 2 rows" in refused.stdout
+    assert pd.read_csv(out)["error"].str.startswith(("line 2: ", "line 3: ")).all()  # the reasons are kept
 
 
 def test_csv_semester_columns_are_placed_by_number_not_position(exported_runs, tmp_path):
