@@ -5,6 +5,7 @@ cohort) and demo.visitors (a visitor's own model).
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,21 @@ from cgpa_rnn.errors import UserError
 # trainings never wait in it (demo/visitors.py keeps their own short line).
 CONCURRENCY = os.cpu_count() or 2
 QUEUE_SIZE = 64
+# The queue tells waiting visitors their place on a timer (seconds) instead of after every job:
+# after each job Gradio would send every waiting visitor a message (40 at once: ~800 messages,
+# each waking its stream), for answers that come within milliseconds anyway.
+STATUS_UPDATE_SECONDS = 1
+# After every event Gradio rebuilds a pandas summary of the last 10,000 events for a monitoring
+# dashboard this demo never turns on: 0.6 ms per call on a fresh server, 5 ms once 10,000 are kept.
+# Recomputed never, and one event kept (the settings are read when the queue is made).
+UNUSED_MONITORING = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2 ** 62), "GRADIO_ANALYTICS_MAX_EVENTS": "1"}
+# Gradio keeps each session's page state (every component's settings and last value: the grades asked,
+# the scored table) in memory until this many newer sessions have come. The pages do not need it between
+# calls (no gr.State; a visitor's model is kept by demo/visitors.py): a session whose state went has it
+# rebuilt on its next call. ~120 KB a session, walked by each full pass of the garbage collector:
+# Gradio's default, 10,000 sessions, holds 1.2 GB and makes that pass 1.9 s; 200 (over three times the
+# queue) hold 24 MB.
+SESSIONS_KEPT = 200
 # Gradio deletes uploads and its copies of results: checked every 5 minutes, older than 15.
 DELETE_CACHE = (300, 900)
 MAX_FILE_SIZE = f"{service.UPLOAD_LIMITS.bytes // 1024}kb"  # Gradio refuses larger uploads before they land
@@ -90,9 +106,16 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     models = getattr(demo, "own_models", None)
     if models is not None:
         demo.janitor = Janitor(models).start()
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    for name, value in UNUSED_MONITORING.items():
+        os.environ.setdefault(name, value)  # whoever runs the server may still set them
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_SECONDS)
+    # What was loaded so far (torch, Gradio, the models: ~330,000 objects) lives as long as the server.
+    # Frozen, it is left out of the collector's full passes, which otherwise walk it all whenever enough
+    # new objects pile up (a burst of new sessions does): a 170 ms pause of every request.
+    gc.collect()
+    gc.freeze()
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,
-                       max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS,
+                       max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
                            Middleware(BodyLimit), Middleware(ClosedRoutes),
                            Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)]},

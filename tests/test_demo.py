@@ -183,6 +183,17 @@ def test_the_api_page_names_every_parameter_and_output(app_url):
     assert "/train_own" not in text and "/predict_own" not in text  # session-bound: not for stateless callers
 
 
+def test_the_page_endpoint_reads_values_as_sent_like_the_json_endpoint(app_url):
+    # Gradio converts no field of /predict (demo.tabs.common.AS_SENT): numbers sent as numbers and
+    # null for a blank reach the same readers as text does, as with /predict_json.
+    client = Client(app_url, verbose=False)
+    as_text = client.predict("7.1", "6.8", "", "7.3", "", "115", False, api_name="/predict")
+    as_numbers = client.predict(7.1, 6.8, None, 7.3, None, 115, False, api_name="/predict")
+    assert as_numbers[:3] == as_text[:3] and as_numbers[4] == as_text[4]
+    with pytest.raises(ValidationError, match="semester 1: expected a grade point"):
+        client.predict(True, "6.8", "", "", "", "115", api_name="/predict")  # a boolean is no grade
+
+
 @pytest.mark.parametrize("values, message", [
     (("7.1", "abc", "", "", "", "115"), "semester 2: expected a grade point"),
     (("7.1", "", "", "", "", "x"), "college: expected an integer"),
@@ -492,6 +503,31 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                                                       api_name="/predict_json")
     assert not answer.isError and record["prediction"] == expected["prediction"]
     assert (record["low"], record["high"], record["semester"]) == (expected["low"], expected["high"], 5)
+
+
+def test_the_grades_asked_leave_the_servers_memory_after_the_newest_sessions():
+    """Gradio keeps each session's last values (the grades asked) in memory: for the newest
+    SESSIONS_KEPT sessions only, not its default 10,000."""
+    from conftest import free_port
+
+    from cgpa_rnn.demo.app import SESSIONS_KEPT, build_demo, launch
+    from cgpa_rnn.demo.bench import Visitor
+
+    demo = build_demo(SHIPPED)
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        first = Visitor(port, ["7.13", "6.81", "", "7.3", "", "115", False])
+        first.predict()
+        session = json.loads(first.body)["session_hash"]
+        kept = [c["props"].get("value") for c in demo.state_holder.session_data[session].components if "props" in c]
+        assert "7.13" in kept  # what is kept, until...
+        for _ in range(SESSIONS_KEPT):
+            Visitor(port, ["7", "", "", "", "", "115", False]).predict()
+        assert session not in demo.state_holder.session_data and len(demo.state_holder.session_data) == SESSIONS_KEPT
+        assert first.predict() > 0  # the session goes on: its page state is built again
+    finally:
+        demo.close()
 
 
 @pytest.mark.slow

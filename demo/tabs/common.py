@@ -16,6 +16,12 @@ from cgpa_rnn.demo.retention import log
 # requests with this header. Programs get the plain text.
 PAGE_HEADER = ("x-gradio-user", "app")
 _QUOTED_OR_NUMBER = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(?:[.,]\d+)*")
+# For events whose fields are all text boxes, a dropdown, a checkbox, Markdown or JSON: the handler
+# takes the values as sent and its return values go out as they are, as with gr.api endpoints
+# (/predict_json). Gradio's own conversion of such fields is str() or nothing, each in a hop to a
+# worker thread per field and per call (twelve for a prediction, its validator seven more): a third
+# of a prediction's server CPU. Our readers (cgpa_rnn.values) take text and numbers alike.
+AS_SENT = {"preprocess": False, "postprocess": False}
 
 
 def from_page(request: gr.Request | None) -> bool:

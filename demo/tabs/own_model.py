@@ -8,7 +8,7 @@ import gradio as gr
 
 from cgpa_rnn.data.cohort import MIN_STUDENTS
 from cgpa_rnn.demo import service, training, visitors
-from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
+from cgpa_rnn.demo.tabs.common import AS_SENT, refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
@@ -112,7 +112,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
         concurrency_id="train").success(
         lambda: gr.Dataframe(visible=True), None, errors, queue=False, api_visibility="private")
     predict_button.click(page_predict_own, [grades, college], [*answers, details], api_name="predict_own",
-                         api_visibility="undocumented")
+                         api_visibility="undocumented", **AS_SENT)
 
     def page_closed(request: gr.Request):  # its model, its upload and its training (waiting or running) go
         models.discard(request.session_hash)

@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 
 from cgpa_rnn.demo import service
-from cgpa_rnn.demo.tabs.common import named, refused, split_request
+from cgpa_rnn.demo.tabs.common import AS_SENT, named, refused, split_request
 from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.rundir import RunDir
@@ -128,7 +128,7 @@ def build(backends: service.Backends) -> None:
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
         named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
-        validator=lambda *values: validate(backends, values), api_name="predict").success(
+        validator=lambda *values: validate(backends, values), api_name="predict", **AS_SENT).success(
         None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
         None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
     gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG), api_name="predict_json")
