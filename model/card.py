@@ -161,7 +161,7 @@ def seed_spread(evaluation: dict, cell: str) -> list[str]:
     ranges = ", ".join(f"`{target}` {min(entry['mae']):.4f} to {max(entry['mae']):.4f}"
                        for target, entry in spread["targets"].items())
     return [f"- retrained with {len(spread['targets']['next']['mae'])} seeds on the same folds, `{cell}`'s MAE "
-            f"ranges over {ranges}: a difference no larger than that is the noise of training."]
+            f"ranges over {ranges}: a difference no larger than that is the noise of training, not evidence."]
 
 
 def held_out(files: RunFiles) -> list[str]:

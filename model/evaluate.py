@@ -264,7 +264,8 @@ def format_seed_spread(report: dict) -> list[str]:
     lines = [f"## `{cell}` retrained with {seeds} seeds (the noise of training)", "",
              f"The same folds and held-out students; only the seed of `{cell}` differs (its initialisation and its "
              "members' validation students). The first seed's predictions are the ones reported above. A "
-             "difference between models no larger than this range is training noise, not evidence.", "",
+             "difference between models no larger than this range is training noise, not evidence (a few seeds "
+             "show the least of that noise, not all of it).", "",
              "| target | " + " | ".join(f"seed {k + 1}" for k in range(seeds)) + " | range | best baseline |",
              "|---" * (seeds + 3) + "|"]
     for target, entry in targets.items():
