@@ -5,6 +5,7 @@ cohort) and demo.visitors (a visitor's own model).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -83,7 +84,7 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
                     "**torch** and in **onnxruntime** side by side.")
         # Short tab names: all four fit a phone's width without an overflow menu.
         with gr.Tab("Student"):
-            student.build(backends)
+            student.build(backends, demo)
         with gr.Tab("Cohort"):
             cohort.build(backends, minutes)
         with gr.Tab("Your model"):
@@ -94,12 +95,33 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
     return demo
 
 
+def marked_tools_only(demo: gr.Blocks):
+    """The server's lifespan: before the first request, Gradio's MCP server (when on) keeps as
+    tools only the endpoints whose functions are marked gr.mcp.tool(). Gradio makes every public
+    endpoint a tool, and no switch keeps a public one out (its maintainers: hide it from the API
+    page, gradio-app/gradio#11463); /predict stays public for clients but answers with the page's
+    texts. Gradio's tool list skips a function marked as something else, but its schema
+    (/gradio_api/mcp/schema, read by the API page's MCP view and by Hugging Face) and its tool
+    calls do not: out of its table of tools, an endpoint is in none of them."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        server = demo.mcp_server_obj
+        if server is not None:
+            tools = {f"/{fn.api_name}" for fn in demo.fns.values() if getattr(fn.fn, "_mcp_type", None) == "tool"}
+            server.tool_to_endpoint = {name: endpoint for name, endpoint in server.tool_to_endpoint.items()
+                                       if endpoint in tools}
+        yield
+
+    return lifespan
+
+
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, mcp: bool | None = None,
            **options):
     """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
     values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT / GRADIO_MCP_SERVER, as a Space
-    sets them. With `mcp`, the public endpoints are also MCP tools (/gradio_api/mcp/; needs the
-    [mcp] extra)."""
+    sets them. With `mcp`, the public endpoints marked gr.mcp.tool() are also MCP tools
+    (/gradio_api/mcp/; needs the [mcp] extra)."""
     removed = environment.sweep_stopped_servers()
     if removed:
         log(f"removed {len(removed)} folder(s) left by demo servers that stopped")
@@ -119,7 +141,8 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
                        max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
                            Middleware(BodyLimit), Middleware(ClosedRoutes),
-                           Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)]},
+                           Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)],
+                           "lifespan": marked_tools_only(demo)},
                        allowed_paths=[str(SHIPPED_DATA)],  # the shipped-data button's file, wherever it lives
                        **options)
 

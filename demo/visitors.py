@@ -27,6 +27,8 @@ WAITING_TRAININGS = 3  # trainings that may wait behind the running one; more ar
 QUEUE_FULL = "the training queue is full, try again in a few minutes"
 ALREADY_QUEUED = "a training of yours is already running or waiting; this one was not started"
 PAGE_CLOSED = "the page was closed, so its training was stopped and its files deleted"
+STILL_TRAINING = "your model is still training: try again when it is done"
+WAITING_IN_LINE = "your training is waiting in line ({ahead} ahead of it): try again when your model is done"
 
 
 class TrainingCancelled(UserError):
@@ -110,10 +112,15 @@ class OwnModels:
         self._raise_if_closed(session)
 
     def get(self, session: str) -> OwnModel:
+        """The session's model; while a training of the session waits or runs, its place in the
+        line instead: the page shows that training, no longer a model it would replace."""
         with self._lock:
+            place = self._line.index(session) if session in self._line else None
             model = self._models.get(session)
-            if model is not None:
+            if place is None and model is not None:
                 model.used = time.monotonic()
+        if place is not None:
+            raise UserError(WAITING_IN_LINE.format(ahead=place) if place else STILL_TRAINING)
         if model is None:
             raise UserError("no model of yours is loaded: train one on your cohort first (models are removed when "
                             f"the page is closed or after {IDLE_SECONDS // 60} idle minutes)")

@@ -1,10 +1,13 @@
 """The demo as a person uses it: headless Chromium (Debian's package) driven by playwright."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import ROOT
 
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run
+VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture()
@@ -22,6 +25,7 @@ def test_enter_grades_and_read_both_predictions(browser, app_url):
     page.goto(app_url)
     for semester, grade in enumerate(["7.1", "6.8", "", "7.3"], start=1):
         page.locator(f"#grade-{semester} textarea, #grade-{semester} input").first.fill(grade)
+    page.wait_for_function("document.querySelector('#college input').value === '115'", timeout=15_000)  # preset
     page.locator("#predict").click()
     page.get_by_text("80% interval").first.wait_for(timeout=30_000)  # the whole answer has arrived
     torch_value = float(page.locator("#pred-torch textarea, #pred-torch input").first.input_value())
@@ -160,6 +164,21 @@ def test_the_about_tab_shows_the_model_card(browser, app_url):
     page.screenshot(path=str(SCREENSHOTS / "about.png"), full_page=True)
 
 
+def _files_in_sight(page, box: str) -> list[str]:
+    """The names of the files a file box shows without scrolling inside it: each file's row lies
+    within the box and is what the browser draws at its centre (neither clipped nor covered)."""
+    return page.evaluate("""(selector) => {
+        const box = document.querySelector(selector);
+        box.scrollIntoView({block: "start"});  // the page scrolls; the box's own content does not
+        const frame = box.getBoundingClientRect();
+        return [...box.querySelectorAll("tr")].filter((row) => {
+            const r = row.getBoundingClientRect();
+            const drawn = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+            return r.height > 0 && r.top >= frame.top && r.bottom <= frame.bottom && row.contains(drawn);
+        }).map((row) => row.querySelector("td").textContent.replace(/\\s/g, ""));
+    }""", box)
+
+
 @pytest.mark.browser
 def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_leave(browser, app_url, tmp_path):
     import time
@@ -181,8 +200,17 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     page.screenshot(path=str(SCREENSHOTS / "train-progress.png"), full_page=True)
     page.get_by_text("Your model is ready").first.wait_for(timeout=120_000)
     assert page.locator("#train-errors").get_by_text("next semester").count() == 1
-    listed = page.locator("#train-downloads").inner_text().replace("\n", "")  # names are drawn in parts
-    assert all(name in listed for name in ("model.onnx", "parity.json", "MODEL_CARD.md"))
+    offered = ["model.onnx", "parity.json", "MODEL_CARD.md"]
+    for size, viewport in VIEWPORTS.items():  # every file in sight in its box, at both sizes
+        page.set_viewport_size(viewport)
+        assert _files_in_sight(page, "#train-downloads") == offered, size
+        page.screenshot(path=str(SCREENSHOTS / f"{size}-your-model-ready.png"), full_page=True)
+    for name in offered:  # and each one downloads
+        row = page.locator("#train-downloads tr").filter(has_text=name.split(".")[0])
+        with page.expect_download() as download:
+            row.locator("a").first.click()
+        assert download.value.suggested_filename == name and Path(download.value.path()).stat().st_size > 0
+    page.set_viewport_size({"width": 1280, "height": 1500})
     (created,) = set(SESSIONS_DIR.glob("*/*")) - before
     page.locator("#own-grades input, #own-grades textarea").first.fill("7.2, 6.9, , 7.4")
     page.locator("#own-college input, #own-college textarea").first.fill("115")
@@ -197,9 +225,6 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     while created.exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not created.exists()
-
-
-VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
 def _tab(page, name: str, width: int):

@@ -3,6 +3,7 @@ gradio_client, including many clients at once."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -181,6 +182,18 @@ def test_the_api_page_names_every_parameter_and_output(app_url):
     assert "predict(semester_1st, semester_2nd, semester_3rd, semester_4th, semester_5th, college" in text
     assert not re.search(r"\b(param|value)_\d+", text), text
     assert "/train_own" not in text and "/predict_own" not in text  # session-bound: not for stateless callers
+
+
+@pytest.mark.parametrize("api", ["/predict", "/predict_json"])
+def test_the_api_page_says_a_prediction_needs_the_college(app_url, api):
+    client = Client(app_url, verbose=False)
+    parameters = {p["parameter_name"]: p for p in client.view_api(print_info=False, return_format="dict")[
+        "named_endpoints"][api]["parameters"]}
+    assert parameters["college"]["parameter_has_default"] is False  # "(required)" on the API page and view_api()
+    assert parameters["hindcast_last_given"]["parameter_has_default"] is True  # the flag keeps its default
+    with pytest.raises(TypeError, match="required argument: college"):  # not answered for a college never given
+        client.predict(semester_1st="7.1", semester_2nd="6.8", semester_3rd="", semester_4th="7.3", semester_5th="",
+                       api_name=api)
 
 
 def test_the_page_endpoint_reads_values_as_sent_like_the_json_endpoint(app_url):
@@ -463,9 +476,57 @@ def test_refused_input_is_logged_by_file_and_reason_without_its_values(app_url, 
     assert "Traceback" not in log and "4711" not in log and "13.75" not in log and "9.87" not in log
 
 
+class HeldTraining:
+    """Stands in for training in the app of this test session: each training holds its place in
+    the line (reporting progress) until released, then fails cheaply."""
+
+    def __init__(self):
+        self.release, self.started = threading.Event(), threading.Event()
+
+    def __call__(self, path, root, report):
+        self.started.set()
+        while not self.release.wait(0.05):
+            report(0.1, "training")
+        raise UserError("released")
+
+
+def _waiting_in_line(job) -> bool:
+    """Whether a /train_own job reports that it waits for the trainings ahead of it."""
+    return any("waiting for the trainings ahead" in (unit.desc or "") for unit in job.status().progress_data or [])
+
+
+def test_asking_your_model_while_it_trains_says_it_is_training(app_url, monkeypatch, tmp_path):
+    held = HeldTraining()
+    monkeypatch.setattr(training, "train_own_model", held)
+    upload = tmp_path / "our-class.csv"
+    upload.write_text(COHORT_CSV)  # never read: the stand-in trains on nothing
+    running, waiting = Client(app_url, verbose=False), Client(app_url, verbose=False)  # two pages (sessions)
+    try:
+        first = running.submit(handle_file(str(upload)), api_name="/train_own")
+        assert held.started.wait(60)  # the first page's training runs
+        second = waiting.submit(handle_file(str(upload)), api_name="/train_own")
+        deadline = time.monotonic() + 60
+        while not _waiting_in_line(second) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _waiting_in_line(second)
+        with pytest.raises(AppError, match="your model is still training: try again when it is done"):
+            running.predict("7,6.5,,7", "115", api_name="/predict_own")
+        with pytest.raises(AppError, match=r"your training is waiting in line \(1 ahead of it\): try again when "
+                                           "your model is done"):
+            waiting.predict("7,6.5,,7", "115", api_name="/predict_own")
+    finally:
+        held.release.set()
+    for job in (first, second):
+        with pytest.raises(AppError, match="released"):
+            job.result(timeout=60)
+    with pytest.raises(AppError, match="no model of yours is loaded"):  # once the line is left, as before
+        running.predict("7,6.5,,7", "115", api_name="/predict_own")
+
+
 def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
     import ast
     import asyncio
+    import urllib.request
 
     from conftest import free_port
     from mcp import ClientSession
@@ -482,17 +543,24 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                     ClientSession(read, write) as session):
             await session.initialize()
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-            answer = await session.call_tool("predict_student", {
-                "semester_1st": "7.1", "semester_2nd": "6.8", "semester_3rd": "", "semester_4th": "7.3",
-                "semester_5th": "", "college": "115", "hindcast_last_given": False})
-            return tools, answer
+            values = {"semester_1st": "7.1", "semester_2nd": "6.8", "semester_3rd": "", "semester_4th": "7.3",
+                      "semester_5th": "", "college": "115", "hindcast_last_given": False}
+            answer = await session.call_tool("predict_student", values)
+            page_endpoint = await session.call_tool("page_predict", values)
+            return tools, answer, page_endpoint
 
     try:  # in a thread of its own: the browser tests' playwright keeps an event loop in this one
         with ThreadPoolExecutor(1) as pool:
-            tools, answer = pool.submit(asyncio.run, ask()).result(timeout=120)
+            tools, answer, page_endpoint = pool.submit(asyncio.run, ask()).result(timeout=120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=30) as listed:
+            schema = {tool["name"]: tool for tool in json.load(listed)}  # what the API page's MCP view shows
     finally:
         demo.close()
     assert sorted(tools) == ["predict_student", "score_cohort"]  # the session-bound endpoints are not tools
+    assert sorted(schema) == sorted(tools)  # nor is the page's own endpoint (/predict) in either
+    assert page_endpoint.isError and "Unknown tool" in page_endpoint.content[0].text  # nor callable as one
+    for tool_schema in (schema["predict_student"]["inputSchema"], tools["predict_student"].inputSchema):
+        assert "college" in tool_schema.get("required", [])  # a prediction needs it
     described = tools["predict_student"]
     assert "0-10 scale" in described.inputSchema["properties"]["semester_1st"]["description"]
     assert "blank" in described.inputSchema["properties"]["semester_3rd"]["description"]

@@ -70,6 +70,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
     download = gr.File(label="download the scored CSV", elem_id="cohort-download", height=120)
 
+    @gr.mcp.tool()
     def page_score(cohort_csv, at_risk_below, hindcast_last_given, request: gr.Request):
         """Score a cohort CSV: every student's next-semester grade point average (0-10) with its
         interval, from torch and onnxruntime, and a hindcast of each known final semester.

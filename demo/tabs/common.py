@@ -38,16 +38,22 @@ def refused(error: Exception, request: gr.Request | None, upload: str | Path | N
     return gr.Error(html.escape(message, quote=False) if from_page(request) else message, print_exception=False)
 
 
-def named(fn, names: list[str], returns=None, flag: str | None = None):
+def named(fn, names: list[str], returns=None, flag: str | None = None, required: tuple[str, ...] = ()):
     """Give a handler taking *values one named parameter per field (text, then an optional
     yes/no `flag` last), for the API page, clients and MCP tools, and a last one for Gradio's
-    request, which Gradio passes among the values (see `split_request`)."""
-    kinds = {n: (str, "") for n in names} | ({flag: (bool, False)} if flag else {})
+    request, which Gradio passes among the values (see `split_request`). A text field may be
+    left out (blank) unless it is `required`: the API page and MCP tools then say so, and
+    gradio_client refuses a call without it."""
+    kinds = ({n: (str, inspect.Parameter.empty if n in required else "") for n in names}
+             | ({flag: (bool, False)} if flag else {}))
     fields = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
               for n, (kind, default) in kinds.items()]
     request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                 annotation=gr.Request)
-    fn.__signature__ = inspect.Signature(fields + [request], return_annotation=returns or inspect.Signature.empty)
+    # Not validated: Python would refuse a required field after optional ones (the college after the
+    # semesters), but only Gradio reads this signature, to describe the endpoint; the handler takes *values.
+    fn.__signature__ = inspect.Signature(fields + [request], return_annotation=returns or inspect.Signature.empty,
+                                         __validate_parameters__=False)
     fn.__annotations__ = ({n: kind for n, (kind, _) in kinds.items()} | {"request": gr.Request}
                           | ({"return": returns} if returns else {}))
     return fn

@@ -79,8 +79,10 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     summary = gr.Markdown(label="summary", elem_id="train-summary")
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
                           elem_id="train-errors", visible=False, wrap=True)
+    # No height: with files in it, Gradio's height is the box's maximum, and 140 pixels showed two of
+    # the three files (the third only by scrolling inside the box, which nothing on a phone shows).
     downloads = gr.File(label="model.onnx, its parity report and model card", file_count="multiple",
-                        elem_id="train-downloads", height=140)
+                        elem_id="train-downloads")
     gr.Markdown("### Try your model")
     with gr.Row():
         grades = gr.Textbox(label="grades, comma-separated (blank for missing)", placeholder="7.1, 6.8, , 7.3",

@@ -84,7 +84,7 @@ def browser_runtime(backends: service.Backends) -> str:
     return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
 
 
-def build(backends: service.Backends) -> None:
+def build(backends: service.Backends, demo: gr.Blocks) -> None:
     names = backends.semester_names
     gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
                 f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
@@ -94,9 +94,8 @@ def build(backends: service.Backends) -> None:
         grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1, min_width=80)
                        for t, name in enumerate(names)]
     with gr.Row():
-        college = gr.Dropdown([str(c) for c in backends.colleges], value=str(backends.colleges[0]),
-                              allow_custom_value=True, label="college (pick one, or type any code)",
-                              elem_id="college")
+        college = gr.Dropdown([str(c) for c in backends.colleges], value=None, allow_custom_value=True,
+                              label="college (pick one, or type any code)", elem_id="college")
         hindcast_last_given = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
                                 elem_id="hide-last-grade")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
@@ -109,15 +108,16 @@ def build(backends: service.Backends) -> None:
     chart = gr.HTML(elem_id="plot")  # drawn by the browser from the answer (demo/chart.js)
     question = gr.JSON(label="question_and_answer", visible=False)
     outputs = [torch_out, onnx_out, diff_out, details, question]
+    # The page starts on the first known college, chosen in the browser: a field's initial value on the
+    # server is also its API default, and /predict would answer a caller who never gave a college.
+    demo.load(None, None, college, js=f"() => {json.dumps(str(backends.colleges[0]))}", api_visibility="private")
 
+    # The page's endpoint returns the page's texts: public for clients, but not an MCP tool
+    # (agents get /predict_json's record; demo.app keeps only functions marked gr.mcp.tool()).
     def page_predict(*values):
         return predict(backends, *split_request(values))
 
-    # The page's endpoint returns the page's texts: public for clients, but not an MCP tool
-    # (agents get /predict_json's record). Gradio's MCP server lists an endpoint as a tool
-    # unless its function's _mcp_type (set by gr.mcp.tool/resource/prompt) says otherwise.
-    page_predict._mcp_type = "page"
-
+    @gr.mcp.tool()
     def api_predict_json(*values) -> dict:
         return predict_json(backends, *split_request(values))
 
@@ -127,11 +127,12 @@ def build(backends: service.Backends) -> None:
     inputs = [*grade_boxes, college, hindcast_last_given]
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
-        named(page_predict, parameters[:-1], flag=HINDCAST_FLAG), inputs, outputs,
+        named(page_predict, parameters[:-1], flag=HINDCAST_FLAG, required=("college",)), inputs, outputs,
         validator=lambda *values: validate(backends, values), api_name="predict", **AS_SENT).success(
         None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
         None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
-    gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG), api_name="predict_json")
+    gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG, required=("college",)),
+           api_name="predict_json")
     examples = service.examples(backends)
     if examples:
         gr.Examples(examples, [*grade_boxes, college],
