@@ -151,8 +151,8 @@ def _run_fold(job) -> tuple[dict, dict]:
         for name, (student, target) in examples.items():
             picked = quantiles[student, target - 1]
             key = ("models", cell, name) if k == 0 else ("seeds", f"{cell}/{k}", name)
-            parts[key] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1],
-                                                               picked[:, 0], picked[:, 2])
+            parts[key] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1], picked[:, 0],
+                                            picked[:, 2])
     return parts, decay
 
 
@@ -184,7 +184,7 @@ def evidence(cohort: Cohort, collected: dict, cell: str, seed: int) -> dict:
 
 def seed_spread(cohort: Cohort, collected: dict, seed_parts: dict, cell: str) -> dict:
     """Per target: the default cell's MAE with each training seed (the reported one first) on the same
-    held-out predictions, and the best baseline's MAE beside them."""
+    held-out students, and the range of those MAEs."""
     spread = {}
     for target_name in TARGETS:
         runs = [collected[("models", cell, target_name)]]
