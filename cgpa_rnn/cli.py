@@ -103,12 +103,9 @@ def cmd_evaluate(args) -> None:
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         raise UserError(f"--cells: unknown cell(s) {', '.join(unknown)}; valid cells: {', '.join(CELLS)}")
-    from cgpa_rnn.data import check_trainable
-
     check_output_folder(args.out)
     config = _train_config(args)
-    cohort = _cohort(args)
-    check_trainable(cohort)
+    cohort = _cohort(args)  # pipeline.evaluate checks it can be trained on before any fold runs
     given = {name: getattr(args, name) for name in ("folds", "repeats", "seeds") if hasattr(args, name)}
     report = pipeline.evaluate(cohort, config, args.out, cells=cells, command=_command_line(),
                                console=not args.quiet, **given)

@@ -30,6 +30,11 @@ ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "l
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def served(by_backend: dict):
+    """Of values per backend (predictors, outputs), those of the runtime that serves: onnx when present."""
+    return by_backend.get("onnx", next(iter(by_backend.values())))
+
+
 @dataclass
 class ScoredTable:
     table: Table
@@ -50,7 +55,7 @@ class ScoredTable:
     @property
     def served(self) -> np.ndarray:
         """The prediction of the runtime that serves: onnx when present."""
-        return self.predictions.get("onnx", next(iter(self.predictions.values())))
+        return served(self.predictions)
 
     @property
     def abs_diff(self) -> np.ndarray:
@@ -109,14 +114,14 @@ class HindcastTally:
     def __init__(self):
         self.students, self.error, self.persistence_error, self.inside = 0, 0.0, 0.0, 0
 
-    def add(self, served, low, high, actual, seen) -> None:
+    def add(self, prediction, low, high, actual, seen) -> None:
         rows = ~np.isnan(actual)
         if not rows.any():
             return
         actual, seen = actual[rows], seen[rows]
         previous = seen[np.arange(len(seen)), last_observed(~np.isnan(seen))]  # every hindcast row has one
         self.students += int(rows.sum())
-        self.error += float(np.abs(served[rows] - actual).sum())
+        self.error += float(np.abs(prediction[rows] - actual).sum())
         self.persistence_error += float(np.abs(previous - actual).sum())
         self.inside += int(inside_interval(low[rows], actual, high[rows]).sum())
 
@@ -166,9 +171,9 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
     if ok.any():  # a file where no row can be scored still gets every row's reason
         for name, backend in backends.items():
             outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
-    served = outputs.get("onnx", next(iter(outputs.values())))
+    interval = served(outputs)
     return ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
-                       served[1], served[2], errors, interval_level=backends.get("onnx", reference).interval_level)
+                       interval[1], interval[2], errors, interval_level=served(backends).interval_level)
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),

@@ -30,10 +30,11 @@ from cgpa_rnn.scoring import (
     csv_cells,
     score_table,
     scoring_header,
+    served,
     spreadsheet_safe,
 )
-from cgpa_rnn.table import Limits, Table
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, WHITESPACE
+from cgpa_rnn.table import Limits, Table, header_columns, row_cells
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 BLOCK_BYTES = 2 << 20  # ~50k records: what a block costs (~200 MB of arrays at its peak) stays bounded
 MAX_RECORD_BYTES = 1 << 20  # a record longer than this is an unclosed quote, not a student
@@ -144,7 +145,7 @@ class _Scorer:
         self.columns, self.where, self.backends = columns, where, backends
         self.hindcast_last_given = hindcast_last_given
         self.reference = next(iter(backends.values()))
-        self.served = backends.get("onnx", self.reference)
+        self.served = served(backends)
         self.header = scoring_header(columns, where, self.reference.semesters)
         self.college = columns.index(self.header.college)
         self.grade_columns = [(columns.index(c), n - 1) for c, n in zip(self.header.semesters, self.header.numbers)]
@@ -217,14 +218,14 @@ class _Scorer:
         # float64 as the reference path computes: differences of float32 outputs are exact there
         outputs = {name: [np.asarray(o, dtype=np.float64) for o in backend.predict_batch(seen, code)]
                    for name, backend in self.backends.items()}
-        served = outputs.get("onnx", next(iter(outputs.values())))
-        self.tally.add(served[0], served[1], served[2], actual, seen)
+        prediction, low, high = served(outputs)
+        self.tally.add(prediction, low, high, actual, seen)
         self.rows, self.scored = self.rows + len(seen), self.scored + len(seen)
         missing = np.full(len(seen), np.nan)
         torch, onnx = outputs.get("torch", (missing,))[0], outputs.get("onnx", (missing,))[0]
         difference = np.abs(torch - onnx) if len(outputs) == 2 else missing
         added = [semester.astype("S")] + [format_numbers(v) for v in (
-            torch, onnx, difference, served[1], served[2], actual, np.abs(actual - served[0]))]
+            torch, onnx, difference, low, high, actual, np.abs(actual - prediction))]
         # Each output line is laid out in a byte matrix (NUL-padded pieces), then the NULs dropped:
         # the input has none, so what is left is exactly the lines, with no Python loop per row.
         comma = np.full((len(seen), 1), 44, dtype=np.uint8)
@@ -248,14 +249,11 @@ class _Scorer:
                 raise DataError(f"{self.where}, line {line + reader.line_num - 1}: not a readable CSV ({error})") \
                     from None
             for cells in parsed:
-                if not any(c.strip(WHITESPACE) for c in cells):
-                    continue
-                if len(cells) > len(self.columns):
-                    raise DataError(f"{self.where}, line {line}: {len(cells)} cells but the header has "
-                                    f"{len(self.columns)} columns")
-                rows.append([c.strip(WHITESPACE) for c in cells] + [""] * (len(self.columns) - len(cells)))
-                row_lines.append(line)
-                owner.append(k)
+                row = row_cells(cells, len(self.columns), self.where, line)
+                if row is not None:
+                    rows.append(row)
+                    row_lines.append(line)
+                    owner.append(k)
         out = [b""] * len(starts)
         if not rows:
             return out
@@ -315,7 +313,8 @@ def _records(source, where: str, block_bytes: int, digest):
             return
 
 
-def _header(data: bytes, block: np.ndarray, starts, ends, where: str, limits: Limits) -> list[str]:
+def _header(data: bytes, starts, ends, where: str) -> list[str]:
+    limits = Limits()
     if not data.strip():
         raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
     if ends[0] - starts[0] > limits.header_chars:
@@ -325,35 +324,27 @@ def _header(data: bytes, block: np.ndarray, starts, ends, where: str, limits: Li
                                  strict=True), [])
     except csv.Error as error:
         raise DataError(f"{where}, line 1: not a readable CSV ({error})") from None
-    if not header:
-        raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
-    if len(header) > limits.columns:
-        raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
-    return [c.strip(WHITESPACE) for c in header]
+    return header_columns(header, where, limits)
 
 
 def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Predictor],
-                      hindcast_last_given: bool = False,
-                      block_bytes: int = BLOCK_BYTES, name: str | None = None) -> StreamResult:
+                      hindcast_last_given: bool = False, block_bytes: int = BLOCK_BYTES) -> StreamResult:
     """Score the CSV at `path` into `out` (written atomically), block by block."""
-    path, where = Path(path), name or str(path)
+    path, where = Path(path), str(path)
     if not path.is_file():
         raise DataError(f"{where}: no such file (expected a CSV of semester results)")
     digest, scorer = hashlib.sha256(), None
     with open(path, "rb") as source, atomic_path(out) as temporary, open(temporary, "wb") as sink:
-        try:
-            for data, block, starts, ends, lines in _records(source, where, block_bytes, digest):
-                if scorer is None:
-                    columns = _header(data, block, starts, ends, where, Limits())
-                    scorer = _Scorer(columns, where, backends, hindcast_last_given)
-                    text = io.StringIO()
-                    csv.writer(text).writerow([spreadsheet_safe(c) for c in columns + list(ADDED_COLUMNS)])
-                    sink.write(text.getvalue().encode("utf-8"))
-                    starts, ends, lines = starts[1:], ends[1:], lines[1:]
-                if len(starts):
-                    sink.write(scorer.block(data, block, starts, ends, lines))
-        except csv.Error as error:
-            raise DataError(f"{where}: not a readable CSV ({error})") from None
+        for data, block, starts, ends, lines in _records(source, where, block_bytes, digest):
+            if scorer is None:
+                columns = _header(data, starts, ends, where)
+                scorer = _Scorer(columns, where, backends, hindcast_last_given)
+                text = io.StringIO()
+                csv.writer(text).writerow([spreadsheet_safe(c) for c in columns + list(ADDED_COLUMNS)])
+                sink.write(text.getvalue().encode("utf-8"))
+                starts, ends, lines = starts[1:], ends[1:], lines[1:]
+            if len(starts):
+                sink.write(scorer.block(data, block, starts, ends, lines))
         if scorer is None:
             raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
         if scorer.rows == 0:

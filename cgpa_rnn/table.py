@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgpa_rnn.errors import DataError
-from cgpa_rnn.values import SEMESTER_LIMIT, WHITESPACE, preview
+from cgpa_rnn.values import WHITESPACE, preview
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class Limits:
     rows: int | None = None
     columns: int = 1000
     header_chars: int = 20_000
-    semesters: int = SEMESTER_LIMIT  # semester numbers a header may name (checked before any row is read)
 
 
 @dataclass
@@ -34,7 +33,6 @@ class Table:
     lines: list[int]  # the file line each row starts on (the header is line 1)
     where: str  # how messages name the table: a file name, "upload", ...
     sha256: str = ""
-    limits: Limits = Limits()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -50,6 +48,24 @@ def table_from_rows(columns: list[str], rows: list[list[str]], where: str) -> Ta
                  list(range(2, len(rows) + 2)), where)
 
 
+def header_columns(header: list[str] | None, where: str, limits: Limits) -> list[str]:
+    """The stripped column names of a parsed header row (None or empty: an empty file)."""
+    if not header:
+        raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
+    if len(header) > limits.columns:
+        raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
+    return [c.strip(WHITESPACE) for c in header]
+
+
+def row_cells(cells: list[str], columns: int, where: str, line: int) -> list[str] | None:
+    """A parsed row's stripped cells, padded to the header's width; None for a blank row."""
+    if not any(c.strip(WHITESPACE) for c in cells):
+        return None
+    if len(cells) > columns:
+        raise DataError(f"{where}, line {line}: {len(cells)} cells but the header has {columns} columns")
+    return [c.strip(WHITESPACE) for c in cells] + [""] * (columns - len(cells))
+
+
 def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
     """Rows are read one at a time and the limits checked as they are reached, so an
     oversized input costs what the limit allows, not what it holds."""
@@ -59,27 +75,20 @@ def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
                         f"(it starts {preview(text)})")
     reader = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
     try:
-        header = next(reader, None)
-        if not header:
-            raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
-        if len(header) > limits.columns:
-            raise DataError(f"{where}: {len(header):,} columns is over the {limits.columns}-column limit")
-        columns = [c.strip(WHITESPACE) for c in header]
+        columns = header_columns(next(reader, None), where, limits)
         rows, lines = [], []
         start = reader.line_num + 1
         for cells in reader:
-            if any(c.strip(WHITESPACE) for c in cells):
-                if len(cells) > len(columns):
-                    raise DataError(f"{where}, line {start}: {len(cells)} cells but the header has {len(columns)} "
-                                    "columns")
+            row = row_cells(cells, len(columns), where, start)
+            if row is not None:
                 if limits.rows is not None and len(rows) == limits.rows:
                     raise DataError(f"{where}: more than {limits.rows:,} student rows is over the limit")
-                rows.append([c.strip(WHITESPACE) for c in cells] + [""] * (len(columns) - len(cells)))
+                rows.append(row)
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as error:
         raise DataError(f"{where}, line {reader.line_num}: not a readable CSV ({error})") from None
-    return Table(columns, rows, lines, where, limits=limits)
+    return Table(columns, rows, lines, where)
 
 
 def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = None) -> Table:

@@ -152,11 +152,10 @@ def require_college(header: Header, columns: list[str], where: str) -> None:
         raise DataError(f"{where}: no 'College Code' column in the header {preview_columns(columns)}")
 
 
-def read_header(columns: list[str], where: str, semesters: list[str] | None = None,
-                limit: int = SEMESTER_LIMIT) -> Header:
+def read_header(columns: list[str], where: str, semesters: list[str] | None = None) -> Header:
     """Find the columns of a header; `semesters` names the semester columns 1..N explicitly.
 
-    Semester numbers are checked against 1..`limit` here, before any row is read, so a header
+    Semester numbers are checked against 1..SEMESTER_LIMIT here, before any row is read, so a header
     naming semester 99999999999 costs nothing."""
     if semesters:
         missing = [s for s in semesters if s not in columns]
@@ -170,9 +169,9 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
         if number < 1:
             raise DataError(f"{where}: column {preview(column, 24)} names semester 0; semesters are numbered from 1 "
                             "(1st, sem1, ...)")
-        if number > limit:
-            raise DataError(f"{where}: column {preview(column, 24)} names a semester past the limit of {limit} "
-                            f"(semesters 1-{limit} are read)")
+        if number > SEMESTER_LIMIT:
+            raise DataError(f"{where}: column {preview(column, 24)} names a semester past the limit of "
+                            f"{SEMESTER_LIMIT} (semesters 1-{SEMESTER_LIMIT} are read)")
     if not numbered:
         raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; "
                         "expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")

@@ -133,7 +133,7 @@ def _gender(table: Table, header: Header, line: int, record: dict) -> str:
 
 def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = None) -> Cohort:
     """Parse a table (one row per student) into a Cohort; semester n lands in column n-1."""
-    header = read_header(table.columns, table.where, semesters, table.limits.semesters)
+    header = read_header(table.columns, table.where, semesters)
     require_college(header, table.columns, table.where)
     if not header.rolls:
         raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header "

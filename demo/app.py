@@ -62,8 +62,7 @@ CSS = """
 """
 
 
-def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
-               models: OwnModels | None = None) -> gr.Blocks:
+def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.Blocks:
     """The app for a run directory (or for backends already loaded); a page that says what is
     wrong when the model cannot be served."""
     try:
@@ -88,7 +87,7 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN,
         with gr.Tab("Cohort"):
             cohort.build(backends, minutes)
         with gr.Tab("Your model"):
-            demo.own_models = models or OwnModels()
+            demo.own_models = OwnModels()
             own_model.build(demo.own_models, demo, minutes)
         with gr.Tab("About"):
             about.build(backends)

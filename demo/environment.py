@@ -25,9 +25,6 @@ from cgpa_rnn.rundir import process_alive
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Gradio recomputes its monitoring summary (a pandas frame of up to 10,000 past events) after
-# every event by default: 7 ms per click on a long-running server. Nothing here reads it often.
-os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
 
 SERVER_PREFIX = "cgpa-demo-"
 SERVER_DIR = Path(tempfile.mkdtemp(prefix=f"{SERVER_PREFIX}{os.getpid()}-"))

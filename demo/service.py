@@ -39,7 +39,7 @@ from cgpa_rnn.scoring import (
     write_scored_csv,
 )
 from cgpa_rnn.table import Limits
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, preview, read_header
+from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, grade_value, preview, read_header
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.
@@ -188,8 +188,8 @@ def warm_up(backends: Backends) -> None:
 def at_risk_threshold(value) -> float:
     """The at-risk threshold from its field: a grade point on the grade scale."""
     try:
-        threshold = float(value)
-    except (TypeError, ValueError):
+        threshold = grade_value(value)  # the one number rule of the CLI, the demo and the page
+    except ValueError:
         threshold = float("nan")
     if not GRADE_MIN <= threshold <= GRADE_MAX:
         raise UserError(f"at risk below: expected a grade point between {GRADE_MIN:g} and {GRADE_MAX:g}, "

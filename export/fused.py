@@ -82,9 +82,8 @@ class FusedForecaster(nn.Module):
                 # Step input [x_t, deviation_t, missing_t, position one-hot]: x_t = (grade - mean) / std.
                 weight[t, drive] = (w_in[e, 0] + w_in[e, 1]) / std
                 weight[S + t, drive] = w_in[e, 2]
-                weight[2 * S:, drive] = -torch.outer(college_mean[1:, t] - college_mean[0, t], w_in[e, 1])
-                bias[drive] = b_in[e] + w_in[e, 3 + t] - (w_in[e, 0] + w_in[e, 1]) * mean / std \
-                    - w_in[e, 1] * college_mean[0, t]
+                bias[drive] = b_in[e] + w_in[e, 3 + t] - (w_in[e, 0] + w_in[e, 1]) * mean / std
+                college_term(drive, -torch.outer(college_mean[:, t], w_in[e, 1]))  # deviation_t's college mean
                 college_term(drives + T + t * E + e, college_mean[:, t + 1] + offset[e, :, t])
         hidden_weight = torch.block_diag(*w_hh)  # [E*H, E*H], h @ W
 

@@ -72,7 +72,7 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
         candidate = [np.concatenate([o[k] for o in outputs]) for k in range(3)]
         _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report, batch)
     report["max_abs_diff"] = max(e["max_abs_diff"] for e in report["outputs"].values())
-    checkpoint_sha = run.sha256(RunDir.CHECKPOINT)
+    checkpoint_sha = torch_backend.payload["sha256"]  # hashed when the checkpoint was loaded
     report["checkpoint_sha256"] = checkpoint_sha
     report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
     report["fresh"] = checkpoint_sha == onnx_backend.checkpoint_sha256

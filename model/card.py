@@ -119,7 +119,7 @@ def cross_validation(files: RunFiles) -> list[str]:
             for target in TARGET_LABELS:
                 m = entry[target]
                 cells += [f"{m['mae']:.4f} ± {m['mae_fold_std']:.4f}",
-                          f"{m[COVERAGE_KEY]:.3f}" if COVERAGE_KEY in m else ""]
+                          f"{m[COVERAGE_KEY]:.3f}"]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "best_achievable" in evaluation:
         best = evaluation["best_achievable"]

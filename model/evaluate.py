@@ -51,11 +51,9 @@ class HeldOutPredictions:
 
 def concatenate(parts: list[HeldOutPredictions]) -> HeldOutPredictions:
     """All folds' predictions as one record; `fold` is then the fold of each row."""
-    def joined(name):
-        values = [getattr(p, name) for p in parts]
-        return None if values[0] is None else np.concatenate(values)
     folds = np.concatenate([np.full(len(p.student), p.fold) for p in parts])
-    return HeldOutPredictions(folds, *(joined(n) for n in ("student", "target", "prediction", "low", "high")))
+    return HeldOutPredictions(folds, *(np.concatenate([getattr(p, name) for p in parts])
+                                       for name in ("student", "target", "prediction", "low", "high")))
 
 
 def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = FOLDS, repeats: int = REPEATS,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.predictor import Predictor
 from cgpa_rnn.rundir import RunDir
@@ -21,6 +22,7 @@ class TorchPredictor(Predictor):
         self.colleges = self.model.college_codes.tolist()
         self.semester_names = self.record.data.semester_names
         self.training_data_sha256 = self.record.data.source.get("sha256")
+        self.interval_level = INTERVAL_LEVEL  # the checkpoint's own quantiles, not an old ONNX file's fallback
 
     def _infer(self, grades: np.ndarray, college: np.ndarray):
         with torch.inference_mode():

@@ -46,15 +46,10 @@ def held_out_metrics(model, cohort: Cohort, train: np.ndarray, test: np.ndarray)
         entry = {"model": regression_metrics(picked[:, 1], actual, picked[:, 0], picked[:, 2])}
         entry["model"]["by_semester"] = by_semester(picked[:, 1], actual, target, picked[:, 0], picked[:, 2])
         for baseline in fitted:
-            entry[baseline.name] = regression_metrics(*_reordered(baseline.predict_interval(grades, college, student,
-                                                                                           target), actual))
+            prediction, low, high = baseline.predict_interval(grades, college, student, target)
+            entry[baseline.name] = regression_metrics(prediction, actual, low, high)
         result[target_name] = entry
     return result
-
-
-def _reordered(interval, actual):
-    prediction, low, high = interval
-    return prediction, actual, low, high
 
 
 def plot_history(history, run: RunDir, synthetic: bool) -> None:

@@ -117,14 +117,12 @@
 
   // A cohort: read, scored and drawn here; the scored CSV is offered as a local download.
   let download = null;
-  $("cohort-file").addEventListener("change", async () => {
+  const rescore = async () => {
     const file = $("cohort-file").files[0];
     if (file) await scoreFile(file);
-  });
-  $("hindcast-all").addEventListener("change", async () => {
-    const file = $("cohort-file").files[0];
-    if (file) await scoreFile(file);
-  });
+  };
+  $("cohort-file").addEventListener("change", rescore);
+  $("hindcast-all").addEventListener("change", rescore);
   $("download").addEventListener("click", () => {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([download.text], { type: "text/csv" }));
