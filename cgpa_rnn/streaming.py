@@ -33,7 +33,7 @@ from cgpa_rnn.scoring import (
     served,
     spreadsheet_safe,
 )
-from cgpa_rnn.table import Limits, Table, header_columns, row_cells
+from cgpa_rnn.table import Limits, Table, check_input_file, header_columns, row_cells
 from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 BLOCK_BYTES = 2 << 20  # ~50k records: what a block costs (~200 MB of arrays at its peak) stays bounded
@@ -331,8 +331,7 @@ def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Pre
                       hindcast_last_given: bool = False, block_bytes: int = BLOCK_BYTES) -> StreamResult:
     """Score the CSV at `path` into `out` (written atomically), block by block."""
     path, where = Path(path), str(path)
-    if not path.is_file():
-        raise DataError(f"{where}: no such file (expected a CSV of semester results)")
+    check_input_file(path, where)
     digest, scorer = hashlib.sha256(), None
     with open(path, "rb") as source, atomic_path(out) as temporary, open(temporary, "wb") as sink:
         for data, block, starts, ends, lines in _records(source, where, block_bytes, digest):

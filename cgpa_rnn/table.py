@@ -48,6 +48,16 @@ def table_from_rows(columns: list[str], rows: list[list[str]], where: str) -> Ta
                  list(range(2, len(rows) + 2)), where)
 
 
+def check_input_file(path: Path, where: str) -> None:
+    """Refuse what is not a regular file, saying what it is instead."""
+    if path.is_file():
+        return
+    if not path.exists():
+        raise DataError(f"{where}: no such file (expected a CSV of semester results)")
+    kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device)"
+    raise DataError(f"{where}: {kind}; expected a CSV file of semester results")
+
+
 def header_columns(header: list[str] | None, where: str, limits: Limits) -> list[str]:
     """The stripped column names of a parsed header row (None or empty: an empty file)."""
     if not header:
@@ -95,8 +105,7 @@ def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = N
     """A CSV file; its SHA-256 is kept as the data's fingerprint. Messages call it `name`
     (default: the path), so a server can name an upload without showing where it keeps it."""
     path, where = Path(path), name or str(path)
-    if not path.is_file():
-        raise DataError(f"{where}: no such file (expected a CSV of semester results)")
+    check_input_file(path, where)
     size = path.stat().st_size
     if limits.bytes is not None and size > limits.bytes:
         raise DataError(f"{where}: {size / 1024:,.0f} KB is over the {limits.bytes // 1024:,} KB limit")

@@ -226,8 +226,9 @@ def score_upload(backends: Backends, path: str | Path, threshold, hindcast_last_
     ok = scored.ok
     at_risk = ok & (scored.served < threshold)
     summary = (f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
-               f"an error. **{int(at_risk.sum())} at risk** (predicted below {threshold:g}). "
-               f"Largest torch/onnx difference: {np.nanmax(scored.abs_diff) if ok.any() else 0:.2g}.")
+               f"an error. **{int(at_risk.sum())} at risk** (predicted below {threshold:g}).")
+    if ok.any():  # with nothing scored there is no difference to report
+        summary += f" Largest torch/onnx difference: {np.nanmax(scored.abs_diff):.2g}."
     hindcast = HindcastSummary.of(scored)
     if hindcast:
         summary += "\n\n" + hindcast.text()

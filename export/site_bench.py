@@ -12,9 +12,11 @@ the network throttled to a typical connection. Needs playwright and Debian's chr
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import mimetypes
 import shutil
 import statistics
+import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -138,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="cold visits per row (median)")
     parser.add_argument("--mbps", type=float, default=20.0, help="the throttled connection's speed")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("playwright") is None or shutil.which("chromium") is None:
+        sys.exit('error: the site benchmark needs playwright (pip install ".[test]") and Debian\'s chromium '
+                 "(apt-get install chromium)")
     print(format_site_bench(site_bench(args.site, args.runs, args.mbps)))
 
 

@@ -228,6 +228,8 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     assert scored["Roll"][3] == "'=HYPERLINK(1)"  # never read as a spreadsheet formula
     missing = cgpa("predict", str(exported_runs["elman"]), "--csv", str(tmp_path / "none.csv"), "--out", str(out))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    folder = cgpa("predict", str(exported_runs["elman"]), "--csv", str(tmp_path), "--out", str(out))
+    assert folder.returncode == 2 and "a folder; expected a CSV file" in folder.stderr, folder.stderr
     nothing = tmp_path / "nothing-scorable.csv"
     nothing.write_text("1st,2nd,College Code\n,,115\nabc,,116\n")
     refused = cgpa("predict", str(exported_runs["elman"]), "--csv", str(nothing), "--out", str(out))

@@ -33,8 +33,11 @@ def refused(error: Exception, request: gr.Request | None, upload: str | Path | N
     logged in one line with the upload's name and the reason, its quoted values and numbers
     masked: a message may quote a grade or a roll number, the log must not."""
     message = str(error)
-    reason = _QUOTED_OR_NUMBER.sub("#", message)
-    log(f"refused {Path(upload).name if upload else 'a request'}: {reason}")
+    name = Path(upload).name if upload else None
+    # The reason names the upload itself, as the caller sees it; the log line names it once, unmasked.
+    unnamed = message[len(name):].lstrip(":, ") if name and message.startswith(name) else message
+    reason = _QUOTED_OR_NUMBER.sub("#", unnamed)
+    log(f"refused {name or 'a request'}: {reason}")
     return gr.Error(html.escape(message, quote=False) if from_page(request) else message, print_exception=False)
 
 
