@@ -174,7 +174,7 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
                             f"{SEMESTER_LIMIT} (semesters 1-{SEMESTER_LIMIT} are read)")
     if not numbered:
         raise DataError(f"{where}: no semester columns found in the header {preview_columns(columns)}; "
-                        "expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)")
+                        "expected columns named like 1st, 2nd, ... or sem1, sem2, ...")
     for (number, column), (next_number, next_column) in zip(numbered, numbered[1:]):
         if number == next_number:
             raise DataError(f"{where}: columns {preview(column, 24)} and {preview(next_column, 24)} are both "

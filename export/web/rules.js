@@ -147,7 +147,7 @@
       }
     }
     if (!numbered.length) {
-      throw new DataError(`${where}: no semester columns found in the header ${previewColumns(columns)}; expected columns named like 1st, 2nd, ... or sem1, sem2, ... (or pass --semesters)`);
+      throw new DataError(`${where}: no semester columns found in the header ${previewColumns(columns)}; expected columns named like 1st, 2nd, ... or sem1, sem2, ...`);
     }
     for (let k = 1; k < numbered.length; k++) {
       if (numbered[k - 1][0] === numbered[k][0]) {
