@@ -21,13 +21,22 @@ from cgpa_rnn.paths import check_output_file, check_output_folder
 
 
 def _cohort(args):
-    from cgpa_rnn.data import load_cohort
+    from cgpa_rnn.data import CohortFormat, load_cohort
+    from cgpa_rnn.encoding import Scale
+    from cgpa_rnn.table import LongLayout
+    from cgpa_rnn.values import AUTO_GROUP
 
     if args.synthetic is not None:
-        print(f"--synthetic: using the SYNTHETIC cohort (seed {args.synthetic_seed}, "
+        print(f"--synthetic: using the SYNTHETIC {args.synthetic_kind} cohort (seed {args.synthetic_seed}, "
               f"{args.synthetic} generated students, not real ones)", file=sys.stderr)
-    semesters = [s.strip() for s in args.semesters.split(",")] if args.semesters else None
-    return load_cohort(args.data, semesters, args.synthetic, args.synthetic_seed)
+        if args.semesters or args.scale or args.group or args.long:
+            raise UserError("--semesters, --scale, --group and --long describe a --data file; the synthetic cohort "
+                            "states its own")
+    semesters = tuple(s.strip() for s in args.semesters.split(",")) if args.semesters else None
+    group = AUTO_GROUP if args.group is None else None if args.group.strip().lower() == "none" else args.group
+    form = CohortFormat(semesters, Scale.parse(args.scale) if args.scale else Scale(), group,
+                        LongLayout.parse(args.long) if args.long else None)
+    return load_cohort(args.data, form, args.synthetic, args.synthetic_seed, args.synthetic_kind)
 
 
 def _command_line() -> str:
@@ -189,14 +198,28 @@ def _backends(run, choice: str | None, batch: bool = False) -> dict:
 
 
 def cmd_predict(args) -> int:
+    from cgpa_rnn.scoring import served
+
     if args.csv:
-        from cgpa_rnn.streaming import stream_scored_csv
+        from cgpa_rnn.streaming import StreamResult, stream_scored_csv
 
         if not args.out:
             raise UserError("--csv needs --out FILE for the scored rows")
         check_output_file(args.out, (args.csv,), "the scored CSV")
-        result = stream_scored_csv(args.csv, args.out, _backends(args.run, args.backend, batch=True),
-                                   hindcast_last_given=args.hindcast)
+        backends = _backends(args.run, args.backend, batch=True)
+        if args.long:  # widened whole, so not streamed
+            from cgpa_rnn.scoring import HindcastSummary, score_csv, write_scored_csv
+            from cgpa_rnn.table import LongLayout
+
+            scored = score_csv(args.csv, backends, hindcast_last_given=args.hindcast, long=LongLayout.parse(args.long))
+            write_scored_csv(scored, args.out)
+            scored.training_file = False
+            result = StreamResult(len(scored.ok), int(scored.ok.sum()), HindcastSummary.of(scored),
+                                  scored.warning(served(backends)))
+        else:
+            result = stream_scored_csv(args.csv, args.out, backends, hindcast_last_given=args.hindcast)
+        if result.warning:
+            print(result.warning, file=sys.stderr)
         print(f"scored {result.scored} of {result.rows} rows into {args.out}; {result.rows - result.scored} with "
               "an error")
         if result.hindcast:
@@ -206,14 +229,20 @@ def cmd_predict(args) -> int:
                   f"{args.out}", file=sys.stderr)
             return 1
         return 0
-    if args.grades is None or args.college is None:
+    if args.grades is None:
         raise UserError("give --grades \"7.1,6.8,,7.3\" and --college CODE, or --csv IN --out OUT")
     backends = _backends(args.run, args.backend)
+    column = served(backends).groups.column
+    if args.college is None and column is not None:
+        raise UserError(f"give the student's {column} with --college (the model's group column)")
     for name, backend in backends.items():
         result = backend.predict(args.grades, args.college, args.hindcast)
-        note = "" if backend.is_known_college(args.college) else " (college not seen in training)"
+        warning = backend.unfamiliar(backend.question(args.grades, args.college).row)
+        if warning and name == next(iter(backends)):
+            print(warning, file=sys.stderr)
+        note = "" if backend.is_known_college(args.college) else f" ({backend.groups.column} not seen in training)"
         hindcast = "" if result.actual is None else f"; hindcast, actual {result.actual:.2f}"
-        print(f"{name}: semester {result.semester}: {result.prediction:.3f} "
+        print(f"{name}: {backend.semester_label(result.semester - 1)}: {result.prediction:.3f} "
               f"({backend.interval_level:.0%} interval {result.low:.2f}-{result.high:.2f}){hindcast}{note}")
     return 0
 
@@ -251,7 +280,7 @@ def cmd_demo(args) -> None:
 
 
 def _add_data_arguments(parser) -> None:
-    from cgpa_rnn.data.synthetic import SyntheticSpec
+    from cgpa_rnn.data.synthetic import KINDS, SyntheticSpec
 
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", help="results CSV (default: the real data set shipped in data/)")
@@ -259,7 +288,18 @@ def _add_data_arguments(parser) -> None:
                         help=f"use N generated students instead (default N: {SyntheticSpec.students}), "
                              "labelled SYNTHETIC everywhere")
     parser.add_argument("--synthetic-seed", type=int, default=SyntheticSpec.seed)
-    parser.add_argument("--semesters", help="comma-separated semester column names, in order")
+    parser.add_argument("--synthetic-kind", choices=KINDS, default=SyntheticSpec.kind,
+                        help="calibrated: like the shipped data (0-10); sticky: integer grades on 0-20 that repeat, "
+                             "three periods, two schools with text codes")
+    parser.add_argument("--semesters", help="the semester columns in order, comma-separated (G1,G2,G3); default: "
+                                            "columns named by number (1st, sem2, Semester 3)")
+    parser.add_argument("--scale", metavar="LOW-HIGH",
+                        help="the cohort's grade scale (default 0-10): 0-4, 0-20, 0-100...")
+    parser.add_argument("--group", metavar="COLUMN", help="the group column (a college, a school; text or integer "
+                                                         "codes); default: a 'College Code' column if there is one; "
+                                                         "none: no group")
+    parser.add_argument("--long", metavar="STUDENT,TERM,GRADE",
+                        help="the file has one row per student and term, in these three columns")
 
 
 def _add_config_arguments(parser) -> None:
@@ -340,8 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--backend", choices=("torch", "onnx", "both"),
                          help="default: both where torch is installed, else onnx")
     predict.add_argument("--grades", help='comma-separated, blank for missing: "7.1,6.8,,7.3"')
-    predict.add_argument("--college", help="college code")
+    predict.add_argument("--college", help="the student's group: a college code, or a text label like GP (the "
+                                           "model's group column; not needed by a model without one)")
     predict.add_argument("--csv", help="a CSV in the data format")
+    predict.add_argument("--long", metavar="STUDENT,TERM,GRADE",
+                         help="the --csv file has one row per student and term, in these three columns")
     predict.add_argument("--out", help="where to write the scored CSV")
     predict.add_argument("--hindcast", action="store_true",
                          help="predict each student's last known semester from the earlier ones and compare (students "

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.values import SEMESTER_LIMIT
 
@@ -35,6 +36,9 @@ class ModelMetadata:
     checkpoint_sha256: str
     training_data_sha256: str | None  # None for a synthetic cohort
     interval_level: float  # 0.8: the (low, high) outputs hold 80% of outcomes
+    scale: Scale = DEFAULT_SCALE
+    groups: Groups = Groups("College Code", ())
+    training_grades: tuple[float, float] | None = None  # mean and spread of the training students' grades
 
 
 def _json(raw: dict, key: str, where: str):
@@ -88,7 +92,30 @@ def read_metadata(raw: dict[str, str], grades_shape: list, where: str) -> ModelM
     data_sha256 = source.get("sha256") if isinstance(source, dict) else ""
     if not isinstance(source, dict) or not (data_sha256 is None or _SHA256.fullmatch(str(data_sha256))):
         raise _bad(where, "data_source", "a JSON object with the training data's sha256")
-    return ModelMetadata(semesters, names, colleges, checkpoint, data_sha256, _interval_level(raw, where))
+    return ModelMetadata(semesters, names, colleges, checkpoint, data_sha256, _interval_level(raw, where),
+                         *_cohort_terms(raw, colleges, where))
+
+
+def _cohort_terms(raw: dict[str, str], colleges: list[int], where: str) -> tuple[Scale, Groups, tuple | None]:
+    """The scale, the group column with its labels, and the training grades' mean and spread. Files
+    exported before these keys existed were all 0-10 with integer college codes."""
+    try:
+        scale = Scale.parse(raw.get("scale", "0-10"))
+    except UserError:
+        raise _bad(where, "scale", "LOW-HIGH like 0-10") from None
+    column = _json(raw, "group_column", where) if "group_column" in raw else "College Code"
+    labels = _json(raw, "group_labels", where) if "group_labels" in raw else None
+    codes = colleges if labels is None else list(range(1, len(labels) + 1) if isinstance(labels, list) else [])
+    try:  # text labels have the codes 1..V in their order
+        groups = Groups.from_json({"column": column, "codes": codes, "labels": labels})
+    except ValueError as error:
+        raise _bad(where, "group_column/group_labels", f"a column name and a list of short labels ({error})") from None
+    training = _json(raw, "training_grades", where) if "training_grades" in raw else None
+    if training is not None:
+        if not (isinstance(training, dict) and all(isinstance(training.get(k), (int, float)) for k in ("mean", "std"))):
+            raise _bad(where, "training_grades", "a JSON object with the mean and std of the training grades")
+        training = (float(training["mean"]), float(training["std"]))
+    return scale, groups, training
 
 
 def _interval_level(raw: dict[str, str], where: str) -> float:

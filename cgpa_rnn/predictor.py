@@ -7,17 +7,21 @@ forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxrun
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
 from cgpa_rnn.rules import cumulative_average, last_observed
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.values import college_code, grade_value
+from cgpa_rnn.values import COLLEGE_NAMES, grade_value
+
+UNFAMILIAR_SDS = 2.0  # grades whose mean is further than this from the training mean (in its spreads) get a warning
 
 
 class PredictionError(UserError):
@@ -52,28 +56,43 @@ class Forecast:
     cumulative_average: float  # mean of the known and forecast semesters (equal credits assumed)
 
 
-def parse_grade(value, field: str) -> float:
-    """A grade from a form, a CSV cell or a number: NaN for blank, else a float in 0-10."""
+def parse_grade(value, field: str, scale: Scale = DEFAULT_SCALE) -> float:
+    """A grade from a form, a CSV cell or a number: NaN for blank, else a float on the scale."""
     try:
-        return grade_value(value)
+        return grade_value(value, scale)
     except ValueError as error:
         raise PredictionError(f"{field}: {error}") from None
-
-
-def parse_college(value) -> int:
-    try:
-        return college_code(value)
-    except ValueError as error:
-        raise PredictionError(f"college: {error}") from None
 
 
 class Predictor(ABC):
     """Backend-independent validation, prediction and forecasting."""
 
     semesters: int
-    colleges: list[int]
+    semester_names: list[str]
+    colleges: list[int]  # the group codes seen in training
     training_data_sha256: str | None  # of the CSV the model was trained on; None for a synthetic cohort
     interval_level: float = DEFAULT_INTERVAL_LEVEL  # share of outcomes (low, high) is made to hold
+    scale: Scale = DEFAULT_SCALE
+    groups: Groups = Groups("College Code", ())
+    training_grades: tuple[float, float] | None = None  # mean and spread of the training students' grades
+
+    def semester_name(self, t: int) -> str:
+        """Semester t (0-based) as its column names it: "G3", "5th semester"."""
+        name = self.semester_names[t]
+        return f"{name}{' semester' if re.fullmatch(r'[0-9]+(st|nd|rd|th)', name) else ''}"
+
+    def semester_label(self, t: int) -> str:
+        """How every field and answer names semester t: its name and the scale, "G3 (0-20)"."""
+        return f"{self.semester_name(t)} ({self.scale})"
+
+    def parse_college(self, value) -> int:
+        """The graph's group code of a form field or cell (any value for a model without a group column)."""
+        try:
+            return self.groups.code(value)
+        except ValueError as error:
+            column = self.groups.column or "college"
+            field = "college" if column.lower() in COLLEGE_NAMES else column
+            raise PredictionError(f"{field}: {error}") from None
 
     @abstractmethod
     def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,17 +106,17 @@ class Predictor(ABC):
             raise PredictionError(f"grades: the model knows {self.semesters} semesters, got {len(grades)} values")
         row = np.full(self.semesters, np.nan, dtype=np.float32)
         for t, value in enumerate(grades):
-            row[t] = parse_grade(value, f"semester {t + 1}")
+            row[t] = parse_grade(value, self.semester_label(t), self.scale)
         if np.isnan(row).all():
             raise PredictionError("grades: no grade given; enter at least one semester")
-        return row, parse_college(college)
+        return row, self.parse_college(college)
 
     def validate(self, grades, college) -> tuple[np.ndarray, int]:
         """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code,
         refusing a row with nothing left to forecast."""
         row, code = self._parse(grades, college)
         if not np.isnan(row[-1]):
-            raise PredictionError(f"grades: semester {self.semesters} is already known and the model was trained on "
+            raise PredictionError(f"grades: {self.semester_name(self.semesters - 1)} is already known and the model was trained on "
                                   f"{self.semesters} semesters, so there is nothing left to forecast")
         return row, code
 
@@ -112,8 +131,8 @@ class Predictor(ABC):
         if last < self.semesters - 1 and not hindcast_last_given:
             return Question(row, code, last + 2, None)
         if observed.sum() == 1:
-            raise PredictionError(f"grades: only semester {last + 1} is given; a hindcast needs earlier semesters to "
-                                  "predict it from")
+            raise PredictionError(f"grades: only {self.semester_name(last)} is given; a hindcast needs earlier "
+                                  "semesters to predict it from")
         earlier = row.copy()
         earlier[last] = np.nan
         return Question(earlier, code, last + 1, float(row[last]))
@@ -139,8 +158,31 @@ class Predictor(ABC):
                 break
         return Forecast(steps, [float(v) for v in row], cumulative_average(row))
 
+    def unfamiliar(self, grades) -> str | None:
+        """A warning, before any number, when grades are unlike the ones the model learnt from: their
+        mean more than UNFAMILIAR_SDS training spreads from the training students' mean (a 4-point
+        cohort scored by a 10-point model, a class far below or above the training cohort). None
+        when they are alike, or the model file does not say what it learnt from."""
+        values = np.asarray(grades, dtype=np.float64).ravel()
+        values = values[~np.isnan(values)]
+        return self.unfamiliar_mean(float(values.mean())) if values.size else None
+
+    def unfamiliar_mean(self, average: float) -> str | None:
+        """Predictor.unfamiliar for grades whose mean is `average` (a streamed file's running mean)."""
+        if self.training_grades is None:
+            return None
+        mean, spread = self.training_grades
+        distance = (average - mean) / spread
+        if abs(distance) <= UNFAMILIAR_SDS:
+            return None
+        return (f"Warning: these grades average {average:.2f}, {abs(distance):.1f} standard deviations "
+                f"{'below' if distance < 0 else 'above'} the students this model was trained on ({mean:.2f} ± "
+                f"{spread:.2f} on its {self.scale} scale). Its forecasts here are extrapolation, not evidence: "
+                "check the scale, or train a model on your own cohort (`cgpa train --data FILE --scale LOW-HIGH`, "
+                "or the demo's \"Your model\" tab).")
+
     def is_known_college(self, college) -> bool:
-        return parse_college(college) in self.colleges
+        return self.parse_college(college) in self.colleges
 
 
 class OnnxPredictor(Predictor):
@@ -173,6 +215,7 @@ class OnnxPredictor(Predictor):
         self.semesters, self.semester_names = described.semesters, described.semester_names
         self.colleges, self.checkpoint_sha256 = described.colleges, described.checkpoint_sha256
         self.training_data_sha256, self.interval_level = described.training_data_sha256, described.interval_level
+        self.scale, self.groups, self.training_grades = described.scale, described.groups, described.training_grades
 
     def _infer(self, grades, college):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})

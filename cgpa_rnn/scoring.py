@@ -22,8 +22,18 @@ from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL
 from cgpa_rnn.predictor import PredictionError, Predictor
 from cgpa_rnn.rules import inside_interval, last_observed
 from cgpa_rnn.rundir import atomic_path
-from cgpa_rnn.table import Limits, Table, read_table
-from cgpa_rnn.values import Header, preview_columns, read_header, require_college
+from cgpa_rnn.table import Limits, LongLayout, Table, read_table, widen
+from cgpa_rnn.values import (
+    AUTO_GROUP,
+    COLLEGE_NAMES,
+    WHITESPACE,
+    Header,
+    find_group_column,
+    preview_columns,
+    read_header,
+    require_college,
+    semester_number,
+)
 
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
                  "error")
@@ -47,6 +57,11 @@ class ScoredTable:
     errors: list[str]
     training_file: bool = False  # the file is the one the model was trained on: its hindcasts are in-sample
     interval_level: float = DEFAULT_INTERVAL_LEVEL  # of the runtime that serves
+    header: Header | None = None  # which of the table's columns the model read
+
+    def warning(self, model: Predictor) -> str | None:
+        """Predictor.unfamiliar over the grades of the rows scored."""
+        return model.unfamiliar(self.seen[self.ok]) if self.ok.any() else None
 
     @property
     def ok(self) -> np.ndarray:
@@ -132,21 +147,36 @@ class HindcastTally:
                                self.inside / self.students, in_sample, interval_level)
 
 
-def scoring_header(columns: list[str], where: str, semesters: int) -> Header:
-    """The header of a file to score with a model of `semesters` semesters."""
-    header = read_header(columns, where)
+def scoring_header(columns: list[str], where: str, model: Predictor) -> Header:
+    """The header of a file to score with `model`. Its semester columns are found by the model's own
+    semester names when the model was trained on named columns (G1, G2, G3; Fall 2024, ...), else by the
+    semester number in their names; its group column is the model's."""
+    names, semesters = model.semester_names, model.semesters
+    column = model.groups.column
+    group = None if column is None else AUTO_GROUP if column.lower() in COLLEGE_NAMES else column
+    numbered_names = all(semester_number(n) == k + 1 for k, n in enumerate(names))
+    named = [n for n in names if n in {c.strip(WHITESPACE) for c in columns}]
+    if numbered_names or not named:
+        header = read_header(columns, where, group=None)
+    else:
+        header = read_header(columns, where, named, group=None)
+        header = Header(header.semesters, [names.index(c) + 1 for c in header.semesters], None, header.rolls,
+                        header.gender)
     unknown = [c for c, n in zip(header.semesters, header.numbers) if n > semesters]
     if unknown:
         raise DataError(f"{where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
-                        f"(it knows semesters 1-{semesters})")
-    require_college(header, columns, where)
+                        f"(it knows semesters 1-{semesters}: {', '.join(names)})")
+    header = Header(header.semesters, header.numbers, find_group_column(columns, group, where), header.rolls,
+                    header.gender)
+    if column is not None:
+        require_college(header, columns, where, column)
     return header
 
 
 def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_given: bool = False) -> ScoredTable:
     """`backends` maps 'torch'/'onnx' to predictors of the same model."""
     reference = next(iter(backends.values()))
-    header = scoring_header(table.columns, table.where, reference.semesters)
+    header = scoring_header(table.columns, table.where, reference)
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
     count = len(table)
@@ -160,7 +190,8 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
         for column, number in zip(header.semesters, header.numbers):
             values[number - 1] = record[column]
         try:
-            question = reference.question(values, record[header.college], hindcast_last_given)
+            question = reference.question(values, record[header.college] if header.college else "",
+                                          hindcast_last_given)
         except PredictionError as error:
             errors[i] = f"line {line}: {error}"
             continue
@@ -173,12 +204,21 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
             outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
     interval = served(outputs)
     return ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
-                       interval[1], interval[2], errors, interval_level=served(backends).interval_level)
+                       interval[1], interval[2], errors, interval_level=served(backends).interval_level,
+                       header=header)
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
-              name: str | None = None, hindcast_last_given: bool = False) -> ScoredTable:
+              name: str | None = None, hindcast_last_given: bool = False, long: LongLayout | None = None
+              ) -> ScoredTable:
+    """A cohort file scored whole; `long`: one row per student and term, widened first (terms in the
+    model's semester order when they carry its names)."""
     table = read_table(path, limits, name)
+    if long is not None:
+        column = table.columns.index(long.term) if long.term in table.columns else None
+        present = {row[column] for row in table.rows} if column is not None else set()
+        terms = [t for t in next(iter(backends.values())).semester_names if t in present]
+        table, _ = widen(table, long, terms if present and set(terms) == present else None)
     scored = score_table(table, backends, hindcast_last_given)
     scored.training_file = table.sha256 == next(iter(backends.values())).training_data_sha256
     return scored

@@ -33,8 +33,7 @@ from cgpa_rnn.scoring import (
     served,
     spreadsheet_safe,
 )
-from cgpa_rnn.table import Limits, Table, check_input_file, header_columns, row_cells
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
+from cgpa_rnn.table import Limits, Table, check_input_file, detect_delimiter, header_columns, row_cells
 
 BLOCK_BYTES = 2 << 20  # ~50k records: what a block costs (~200 MB of arrays at its peak) stays bounded
 MAX_RECORD_BYTES = 1 << 20  # a record longer than this is an unclosed quote, not a student
@@ -48,6 +47,7 @@ class StreamResult:
     rows: int  # student rows written (blank rows are left out, as the table reader does)
     scored: int  # of which scored without an error
     hindcast: HindcastSummary | None
+    warning: str | None = None  # the grades are unlike the model's training cohort (Predictor.unfamiliar)
 
 
 def _layouts() -> dict[int, np.ndarray]:
@@ -141,18 +141,33 @@ def _numbers(block: np.ndarray, starts: np.ndarray, ends: np.ndarray):
 class _Scorer:
     """One file's header, model and running totals; `block` turns records into output bytes."""
 
-    def __init__(self, columns: list[str], where: str, backends: dict[str, Predictor], hindcast_last_given: bool):
+    def __init__(self, columns: list[str], where: str, backends: dict[str, Predictor], hindcast_last_given: bool,
+                 delimiter: str = ","):
         self.columns, self.where, self.backends = columns, where, backends
-        self.hindcast_last_given = hindcast_last_given
+        self.hindcast_last_given, self.delimiter = hindcast_last_given, delimiter
         self.reference = next(iter(backends.values()))
         self.served = served(backends)
-        self.header = scoring_header(columns, where, self.reference.semesters)
-        self.college = columns.index(self.header.college)
+        self.header = scoring_header(columns, where, self.reference)
+        # The fast path reads comma-separated files with integer group codes; every other file (semicolons,
+        # text codes, no group column) is scored record by record by the reference path.
+        self.fast = delimiter == "," and self.header.college is not None and not self.reference.groups.text
+        self.college = columns.index(self.header.college) if self.header.college else None
         self.grade_columns = [(columns.index(c), n - 1) for c, n in zip(self.header.semesters, self.header.numbers)]
         self.tally, self.rows, self.scored = HindcastTally(), 0, 0
+        self.grade_sum, self.grade_count = 0.0, 0  # of the grades scored rows gave: Predictor.unfamiliar's rule
+
+    def _count_grades(self, seen: np.ndarray) -> None:
+        observed = ~np.isnan(seen)
+        self.grade_sum += float(seen[observed].sum(dtype=np.float64))
+        self.grade_count += int(observed.sum())
+
+    def warning(self) -> str | None:
+        return self.reference.unfamiliar_mean(self.grade_sum / self.grade_count) if self.grade_count else None
 
     def block(self, data: bytes, block: np.ndarray, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> bytes:
         """The output lines of a block's records, in their order (blank rows left out)."""
+        if not self.fast:
+            return b"".join(self._reference_lines(data, starts, ends, lines))
         simple, blank, cell_starts, cell_ends = self._split(block, starts, ends)
         ok, seen, code, semester, actual = self._questions(block, cell_starts, cell_ends)
         fast = np.flatnonzero(simple)[ok]
@@ -199,7 +214,7 @@ class _Scorer:
         ok = np.ones(len(cell_starts), dtype=bool)
         for column, semester in self.grade_columns:
             value, number, empty = _numbers(block, cell_starts[:, column], cell_ends[:, column])
-            ok &= empty | (number & (value >= GRADE_MIN) & (value <= GRADE_MAX))
+            ok &= empty | (number & (value >= self.reference.scale.low) & (value <= self.reference.scale.high))
             seen[:, semester] = np.where(number, value, np.nan)
         code, number, _ = _numbers(block, cell_starts[:, self.college], cell_ends[:, self.college])
         observed = ~np.isnan(seen)
@@ -220,6 +235,7 @@ class _Scorer:
                    for name, backend in self.backends.items()}
         prediction, low, high = served(outputs)
         self.tally.add(prediction, low, high, actual, seen)
+        self._count_grades(seen)
         self.rows, self.scored = self.rows + len(seen), self.scored + len(seen)
         missing = np.full(len(seen), np.nan)
         torch, onnx = outputs.get("torch", (missing,))[0], outputs.get("onnx", (missing,))[0]
@@ -241,15 +257,15 @@ class _Scorer:
         """Records off the fast path, parsed by the csv module and scored row by row."""
         rows, row_lines, owner = [], [], []
         for k, (start, end, line) in enumerate(zip(starts.tolist(), ends.tolist(), lines.tolist())):
-            reader = csv.reader(io.StringIO(data[start:end].decode("utf-8"), newline=""), skipinitialspace=True,
-                                strict=True)
+            reader = csv.reader(io.StringIO(data[start:end].decode("utf-8"), newline=""), delimiter=self.delimiter,
+                                skipinitialspace=True, strict=True)
             try:
                 parsed = list(reader)
             except csv.Error as error:  # named by the line the reader stopped at, as the table reader does
                 raise DataError(f"{self.where}, line {line + reader.line_num - 1}: not a readable CSV ({error})") \
                     from None
             for cells in parsed:
-                row = row_cells(cells, len(self.columns), self.where, line)
+                row = row_cells(cells, len(self.columns), self.where, line, self.delimiter)
                 if row is not None:
                     rows.append(row)
                     row_lines.append(line)
@@ -259,6 +275,7 @@ class _Scorer:
             return out
         scored = score_table(Table(self.columns, rows, row_lines, self.where), self.backends, self.hindcast_last_given)
         self.tally.add(scored.served, scored.low, scored.high, scored.actual, scored.seen)
+        self._count_grades(scored.seen[scored.ok])
         self.rows, self.scored = self.rows + len(rows), self.scored + int(scored.ok.sum())
         text = io.StringIO()
         writer = csv.writer(text)
@@ -313,18 +330,20 @@ def _records(source, where: str, block_bytes: int, digest):
             return
 
 
-def _header(data: bytes, starts, ends, where: str) -> list[str]:
+def _header(data: bytes, starts, ends, where: str) -> tuple[list[str], str]:
+    """The header's columns and the file's separator."""
     limits = Limits()
     if not data.strip():
         raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
     if ends[0] - starts[0] > limits.header_chars:
         raise DataError(f"{where}: the header line is longer than {limits.header_chars:,} characters")
+    line = data[starts[0]:ends[0]].decode("utf-8")
+    delimiter = detect_delimiter(line)
     try:
-        header = next(csv.reader(io.StringIO(data[starts[0]:ends[0]].decode("utf-8")), skipinitialspace=True,
-                                 strict=True), [])
+        header = next(csv.reader(io.StringIO(line), delimiter=delimiter, skipinitialspace=True, strict=True), [])
     except csv.Error as error:
         raise DataError(f"{where}, line 1: not a readable CSV ({error})") from None
-    return header_columns(header, where, limits)
+    return header_columns(header, where, limits), delimiter
 
 
 def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Predictor],
@@ -336,8 +355,8 @@ def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Pre
     with open(path, "rb") as source, atomic_path(out) as temporary, open(temporary, "wb") as sink:
         for data, block, starts, ends, lines in _records(source, where, block_bytes, digest):
             if scorer is None:
-                columns = _header(data, starts, ends, where)
-                scorer = _Scorer(columns, where, backends, hindcast_last_given)
+                columns, delimiter = _header(data, starts, ends, where)
+                scorer = _Scorer(columns, where, backends, hindcast_last_given, delimiter)
                 text = io.StringIO()
                 csv.writer(text).writerow([spreadsheet_safe(c) for c in columns + list(ADDED_COLUMNS)])
                 sink.write(text.getvalue().encode("utf-8"))
@@ -349,4 +368,5 @@ def stream_scored_csv(path: str | Path, out: str | Path, backends: dict[str, Pre
         if scorer.rows == 0:
             raise DataError(f"{where}: the file has a header but no student rows")
     in_sample = digest.hexdigest() == scorer.reference.training_data_sha256
-    return StreamResult(scorer.rows, scorer.scored, scorer.tally.summary(in_sample, scorer.served.interval_level))
+    return StreamResult(scorer.rows, scorer.scored, scorer.tally.summary(in_sample, scorer.served.interval_level),
+                        scorer.warning())

@@ -3,12 +3,19 @@
 The one reader of the results format: the training cohort and batch scoring both start
 here, so a file means the same to both. Every problem is a DataError naming the file
 and line.
+
+Registrars and spreadsheets write more than one dialect, so the separator is detected from
+the header line: comma, semicolon or tab, whichever occurs most outside quotes (a comma on a
+tie). Quoted values are unquoted. In a semicolon-separated file a number with a decimal
+comma (`12,5`) is read as `12.5`, as the spreadsheets that write such files mean it. The
+static page (export/web/rules.js) applies the same rules; shared fixtures keep them equal.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,22 @@ class Limits:
     header_chars: int = 20_000
 
 
+DELIMITERS = (",", ";", "\t")
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The separator that occurs most often outside quotes in the header line (comma on a tie)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in header_line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    return max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+
+
 @dataclass
 class Table:
     columns: list[str]
@@ -33,6 +56,7 @@ class Table:
     lines: list[int]  # the file line each row starts on (the header is line 1)
     where: str  # how messages name the table: a file name, "upload", ...
     sha256: str = ""
+    delimiter: str = ","
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -67,13 +91,16 @@ def header_columns(header: list[str] | None, where: str, limits: Limits) -> list
     return [c.strip(WHITESPACE) for c in header]
 
 
-def row_cells(cells: list[str], columns: int, where: str, line: int) -> list[str] | None:
+def row_cells(cells: list[str], columns: int, where: str, line: int, delimiter: str = ",") -> list[str] | None:
     """A parsed row's stripped cells, padded to the header's width; None for a blank row."""
     if not any(c.strip(WHITESPACE) for c in cells):
         return None
     if len(cells) > columns:
         raise DataError(f"{where}, line {line}: {len(cells)} cells but the header has {columns} columns")
-    return [c.strip(WHITESPACE) for c in cells] + [""] * (columns - len(cells))
+    stripped = [c.strip(WHITESPACE) for c in cells]
+    if delimiter == ";":
+        stripped = [c.replace(",", ".") if _DECIMAL_COMMA.fullmatch(c) else c for c in stripped]
+    return stripped + [""] * (columns - len(cells))
 
 
 def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
@@ -83,13 +110,14 @@ def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
     if newline < 0 and len(text) > limits.header_chars:
         raise DataError(f"{where}: the header line is longer than {limits.header_chars:,} characters "
                         f"(it starts {preview(text)})")
-    reader = csv.reader(io.StringIO(text), skipinitialspace=True, strict=True)
+    delimiter = detect_delimiter(text[:newline] if newline >= 0 else text)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True, strict=True)
     try:
         columns = header_columns(next(reader, None), where, limits)
         rows, lines = [], []
         start = reader.line_num + 1
         for cells in reader:
-            row = row_cells(cells, len(columns), where, start)
+            row = row_cells(cells, len(columns), where, start, delimiter)
             if row is not None:
                 if limits.rows is not None and len(rows) == limits.rows:
                     raise DataError(f"{where}: more than {limits.rows:,} student rows is over the limit")
@@ -98,7 +126,7 @@ def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
             start = reader.line_num + 1
     except csv.Error as error:
         raise DataError(f"{where}, line {reader.line_num}: not a readable CSV ({error})") from None
-    return Table(columns, rows, lines, where)
+    return Table(columns, rows, lines, where, delimiter=delimiter)
 
 
 def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = None) -> Table:
@@ -121,3 +149,68 @@ def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = N
     table = parse_table(text, where, limits)
     table.sha256 = hashlib.sha256(raw).hexdigest()
     return table
+
+
+@dataclass(frozen=True)
+class LongLayout:
+    """A file with one row per student and term (`--long STUDENT,TERM,GRADE`): the three column names."""
+
+    student: str
+    term: str
+    grade: str
+
+    @classmethod
+    def parse(cls, text: str, option: str = "--long") -> LongLayout:
+        names = [n.strip(WHITESPACE) for n in str(text).split(",")]
+        if len(names) != 3 or not all(names) or len(set(names)) != 3:
+            raise DataError(f"{option}: expected three different column names STUDENT,TERM,GRADE, got "
+                            f"{preview(text)}")
+        return cls(*names)
+
+
+def widen(table: Table, layout: LongLayout, terms: list[str] | None = None) -> tuple[Table, list[str]]:
+    """One row per student and term -> one row per student with a column per term, and the terms
+    in order. Columns: the student column, the other columns (each must hold one value per
+    student), then the terms: in `terms` order when given, else by the semester number in their
+    names when every term has one, else in the order they first appear in the file."""
+    from cgpa_rnn.values import semester_number
+
+    where = table.where
+    missing = [n for n in (layout.student, layout.term, layout.grade) if n not in table.columns]
+    if missing:
+        raise DataError(f"{where}: --long names column(s) {', '.join(map(preview, missing))} that are not in the "
+                        f"header {table.columns[:8]}")
+    others = [c for c in table.columns if c not in (layout.student, layout.term, layout.grade)]
+    students: dict[str, dict] = {}
+    order: list[str] = []
+    for line, record in table.records():
+        student, term = record[layout.student], record[layout.term]
+        if not student or not term:
+            raise DataError(f"{where}, line {line}: a blank {preview(layout.student if not student else layout.term)}; "
+                            "every row of a long file names its student and term")
+        entry = students.setdefault(student, {"line": line, "grades": {}, "lines": {},
+                                              "others": {c: record[c] for c in others}})
+        if term in entry["grades"]:
+            raise DataError(f"{where}, line {line}: student {preview(student)} has term {preview(term)} twice "
+                            f"(first on line {entry['lines'][term]}); keep one row per student and term")
+        for column in others:
+            if record[column] != entry["others"][column]:
+                raise DataError(f"{where}, line {line}: student {preview(student)} has {preview(column)} "
+                                f"{preview(record[column])} here but {preview(entry['others'][column])} on line "
+                                f"{entry['line']}; a long file's other columns hold one value per student")
+        entry["grades"][term], entry["lines"][term] = record[layout.grade], line
+        if term not in order:
+            order.append(term)
+    if terms:
+        unknown = sorted(set(order) - set(terms))
+        if unknown:
+            raise DataError(f"{where}: term(s) {', '.join(map(preview, unknown[:5]))} are not among --semesters "
+                            f"{', '.join(terms)}")
+        order = list(terms)
+    elif all(semester_number(t) is not None for t in order):
+        order.sort(key=semester_number)
+    columns = [layout.student, *others, *order]
+    rows = [[name, *(entry["others"][c] for c in others), *(entry["grades"].get(t, "") for t in order)]
+            for name, entry in students.items()]
+    return Table(columns, rows, [entry["line"] for entry in students.values()], where, table.sha256,
+                 table.delimiter), order

@@ -1,9 +1,10 @@
 r"""Cell values and header columns of the results format, read the same way everywhere.
 
 Training data, batch scoring, form fields and the API all go through these functions:
-a grade is a number in 0-10 or blank, a college code a non-negative integer, and a
-semester column is recognised by the semester number in its name ("1st", "sem2",
-"Semester 3"), never by its position in the file.
+a grade is a number on the cohort's scale (cgpa_rnn.encoding.Scale) or blank, a group
+code an integer or a text label (cgpa_rnn.encoding.Groups), and a semester column is
+recognised by the semester number in its name ("1st", "sem2", "Semester 3") or named
+explicitly (`--semesters G1,G2,G3`), never by its position in the file.
 
 Numbers are ASCII decimal notation and nothing else, the same rule in the CLI, the demo
 and the static page (which mirrors it in JavaScript). After removing surrounding ASCII
@@ -14,7 +15,8 @@ whitespace (space, tab, CR, LF), a number matches
 so `7`, `7.25`, `.5`, `7.` are numbers and `1e1`, `inf`, `0x10`, `1_0`, `٣` (a non-ASCII
 digit) and `７` are not. A grade cell is missing when it is empty or one of `nan`, `na`,
 `n/a` in any case (BLANK_CELLS); a college code is a number with no fractional part
-(`115` or `115.0`).
+(`115` or `115.0`). In a semicolon-separated file a decimal comma (`12,5`) is a decimal
+point; cgpa_rnn.table rewrites it when it reads the cell.
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.errors import DataError
 
-GRADE_MIN, GRADE_MAX = 0.0, 10.0
 BLANK_CELLS = ("", "nan", "na", "n/a")
 WHITESPACE = " \t\r\n"  # what is trimmed around a cell or a field, in every runtime
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")  # used with fullmatch: the rule above
@@ -35,7 +37,8 @@ SEMESTER_LIMIT = 20  # semester numbers a header may name: 1..SEMESTER_LIMIT
 _SEMESTER_PATTERNS = (re.compile(r"^([0-9]+)(st|nd|rd|th)$", re.I),
                       re.compile(r"^s(?:em(?:ester)?)?[ _-]*([0-9]+)$", re.I))
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
-COLLEGE_NAMES = ("college code", "college", "college_code")
+COLLEGE_NAMES = ("college code", "college", "college_code")  # the group column found without --group
+AUTO_GROUP = "auto"  # read_header's default: a college column if the header has one, else no group
 ROLL_NAMES = ("roll", "roll no.", "roll no", "roll_no", "roll number")
 GENDER_NAMES = ("gender", "sex")
 
@@ -60,27 +63,28 @@ def _number(value) -> float | None:
     return float(text) if DECIMAL.fullmatch(text) else None
 
 
-def grade_value(value) -> float:
-    """A grade from a CSV cell, a form field or a number: NaN when blank, else 0-10.
+def grade_value(value, scale: Scale = DEFAULT_SCALE) -> float:
+    """A grade from a CSV cell, a form field or a number: NaN when blank, else a number on `scale`.
 
     Raises ValueError with what was expected; callers add where the value came from."""
     if value is None or (isinstance(value, str) and value.strip(WHITESPACE).lower() in BLANK_CELLS):
         return float("nan")
     number = _number(value)
     if number is None or math.isinf(number):
-        raise ValueError(f"expected a grade point between 0 and 10 (like 7.25) or blank, got {preview(value)}")
-    if not GRADE_MIN <= number <= GRADE_MAX and not math.isnan(number):
-        raise ValueError(f"grade {number:g} is outside 0-10")
+        raise ValueError(f"expected a grade point on the {scale} scale (like {scale.high * 0.7:g}) or blank, "
+                         f"got {preview(value)}")
+    if not scale.contains(number) and not math.isnan(number):
+        raise ValueError(f"grade {number:g} is outside {scale}, the scale in use ({scale.fitting(number)})")
     return number
 
 
-def college_code(value) -> int:
-    """A college code: a non-negative integer, also when written as 115.0."""
+def integer_code(value, what: str = "college code") -> int:
+    """An integer group code: a non-negative integer, also when written as 115.0."""
     number = None if value is None else _number(value)
     if number is None:
-        raise ValueError(f"expected an integer college code (like 115), got {preview('' if value is None else value)}")
+        raise ValueError(f"expected an integer {what} (like 115), got {preview('' if value is None else value)}")
     if not number.is_integer() or not 0 <= number < 2 ** 53:
-        raise ValueError(f"expected a non-negative integer college code below 2**53, got {preview(value)}")
+        raise ValueError(f"expected a non-negative integer {what} below 2**53, got {preview(value)}")
     return int(number)
 
 
@@ -129,7 +133,7 @@ class Header:
 
     semesters: list[str]
     numbers: list[int]
-    college: str | None
+    college: str | None  # the group column (a college, a school...), None when there is none
     rolls: list[str]
     gender: str | None
 
@@ -146,14 +150,28 @@ def _one(columns: list[str], names: tuple[str, ...], what: str, where: str) -> s
     return found[0] if found else None
 
 
-def require_college(header: Header, columns: list[str], where: str) -> None:
-    """A file to train on or to score needs its college column."""
+def require_college(header: Header, columns: list[str], where: str, name: str = "College Code") -> None:
+    """A file to score with a model that has a group column needs that column."""
     if header.college is None:
-        raise DataError(f"{where}: no 'College Code' column in the header {preview_columns(columns)}")
+        raise DataError(f"{where}: no {name!r} column in the header {preview_columns(columns)} (the model's "
+                        f"group column)")
 
 
-def read_header(columns: list[str], where: str, semesters: list[str] | None = None) -> Header:
-    """Find the columns of a header; `semesters` names the semester columns 1..N explicitly.
+def find_group_column(columns: list[str], group: str | None, where: str) -> str | None:
+    if group is None:
+        return None
+    if group == AUTO_GROUP:
+        return _one(columns, COLLEGE_NAMES, "college", where)
+    found = _named(columns, (group.strip(WHITESPACE).lower(),))
+    if not found:
+        raise DataError(f"{where}: no group column {preview(group, 24)} in the header {preview_columns(columns)}")
+    return found[0]
+
+
+def read_header(columns: list[str], where: str, semesters: list[str] | None = None,
+                group: str | None = AUTO_GROUP) -> Header:
+    """Find the columns of a header; `semesters` names the semester columns 1..N explicitly; `group`
+    names the group column (AUTO_GROUP: a college column if there is one; None: no group).
 
     Semester numbers are checked against 1..SEMESTER_LIMIT here, before any row is read, so a header
     naming semester 99999999999 costs nothing."""
@@ -179,5 +197,5 @@ def read_header(columns: list[str], where: str, semesters: list[str] | None = No
         if number == next_number:
             raise DataError(f"{where}: columns {preview(column, 24)} and {preview(next_column, 24)} are both "
                             f"semester {number}")
-    college, gender = _one(columns, COLLEGE_NAMES, "college", where), _one(columns, GENDER_NAMES, "gender", where)
+    college, gender = find_group_column(columns, group, where), _one(columns, GENDER_NAMES, "gender", where)
     return Header([c for _, c in numbered], [n for n, _ in numbered], college, _named(columns, ROLL_NAMES), gender)

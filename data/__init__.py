@@ -3,18 +3,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cgpa_rnn.data.cohort import Cohort, DataError, check_trainable, load_csv
+from cgpa_rnn.data.cohort import Cohort, CohortFormat, DataError, check_trainable, load_csv
 from cgpa_rnn.data.sources import SHIPPED_DATA, describe_source
 from cgpa_rnn.data.synthetic import SyntheticSpec, synthetic_cohort
+from cgpa_rnn.encoding import Scale
 from cgpa_rnn.rundir import file_sha256
+from cgpa_rnn.table import LongLayout
 
 
-def load_cohort(path: str | Path | None = None, semesters: list[str] | None = None,
-                synthetic_students: int | None = None, seed: int = SyntheticSpec.seed) -> Cohort:
+def load_cohort(path: str | Path | None = None, form: CohortFormat = CohortFormat(),
+                synthetic_students: int | None = None, seed: int = SyntheticSpec.seed,
+                synthetic_kind: str = SyntheticSpec.kind) -> Cohort:
     """The CSV at path; the synthetic cohort when asked for by size; else the shipped real data."""
     if synthetic_students is not None:
-        return synthetic_cohort(students=synthetic_students, seed=seed)
-    return load_csv(SHIPPED_DATA if path is None else path, semesters)
+        return synthetic_cohort(students=synthetic_students, seed=seed, kind=synthetic_kind)
+    cohort = load_csv(SHIPPED_DATA if path is None else path, form)
+    if form != CohortFormat():
+        cohort.source["format"] = form.to_json()  # read the same way again by recorded_cohort
+    return cohort
+
+
+def _recorded_format(source: dict) -> CohortFormat:
+    recorded = source.get("format") or {}
+    long = recorded.get("long")
+    return CohortFormat(tuple(recorded["semesters"]) if recorded.get("semesters") else None,
+                        Scale.parse(recorded.get("scale", "0-10")), recorded.get("group", "auto"),
+                        LongLayout(*long) if long else None)
 
 
 def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Cohort | None:
@@ -24,11 +38,12 @@ def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Co
     user's own CSV is taken from `candidates` (e.g. a --data option) when its
     fingerprint matches; nothing is looked up in the current directory."""
     if source["kind"] == "synthetic":
-        return synthetic_cohort(source["students"], source["seed"], source["semesters"])
+        return synthetic_cohort(source["students"], source["seed"], source["semesters"],
+                                source.get("cohort", SyntheticSpec.kind))
     paths = ([SHIPPED_DATA] if source.get("shipped") else []) + [Path(p) for p in candidates]
     for path in paths:
         if path.is_file() and file_sha256(path) == source["sha256"]:  # the same bytes parse the same
-            return load_csv(path)
+            return load_cohort(path, _recorded_format(source))
     return None
 
 
@@ -37,5 +52,5 @@ def missing_cohort_note(source: dict) -> str:
             "(pass it with --data to use it); going on without it")
 
 
-__all__ = ["SHIPPED_DATA", "Cohort", "SyntheticSpec", "DataError", "check_trainable", "load_csv", "load_cohort",
-           "recorded_cohort", "synthetic_cohort"]
+__all__ = ["SHIPPED_DATA", "Cohort", "CohortFormat", "SyntheticSpec", "DataError", "check_trainable", "load_csv",
+           "load_cohort", "recorded_cohort", "synthetic_cohort"]

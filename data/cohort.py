@@ -1,10 +1,12 @@
-"""A cohort of students and their semester grades, read from the wide results CSV.
+"""A cohort of students and their semester grades, read from a results CSV.
 
-The CSV has one row per student and one column per semester. Real files are messy
-(data/README.md describes the shipped one): the roll number sits in one of several
-columns, roll numbers repeat across colleges, gender has several spellings, grades can
-be blank anywhere. Every cohort, real or synthetic, goes through `cohort_from_table`,
-and its CSV through cgpa_rnn.table, the same reader batch scoring uses.
+The CSV has one row per student and one column per semester (or, with `--long`, one row
+per student and term, widened first). Real files are messy (data/README.md describes the
+shipped one): the roll number sits in one of several columns, roll numbers repeat across
+colleges, gender has several spellings, grades can be blank anywhere. Another
+institution's file has its own scale, group column and semester names: CohortFormat says
+which, and nothing here assumes the shipped file's. Every cohort, real or synthetic, goes
+through `cohort_from_table`, and its CSV through cgpa_rnn.table, the reader batch scoring uses.
 """
 from __future__ import annotations
 
@@ -15,17 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from cgpa_rnn.data.sources import csv_source, describe_source
+from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale, groups_of
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.rules import last_observed
-from cgpa_rnn.table import Limits, Table, read_table
+from cgpa_rnn.table import Limits, LongLayout, Table, read_table, widen
 from cgpa_rnn.values import (
+    AUTO_GROUP,
+    WHITESPACE,
     Header,
-    college_code,
     grade_value,
     preview,
-    preview_columns,
     read_header,
-    require_college,
     semester_name,
 )
 
@@ -43,17 +45,34 @@ class SkippedRow:
     reason: str
 
 
+@dataclass(frozen=True)
+class CohortFormat:
+    """How to read a cohort file (`--semesters`, `--scale`, `--group`, `--long`)."""
+
+    semesters: tuple[str, ...] | None = None  # the semester columns in order; None: found by their numbers
+    scale: Scale = DEFAULT_SCALE
+    group: str | None = AUTO_GROUP  # the group column; AUTO_GROUP: a college column if any; None: no group
+    long: LongLayout | None = None  # one row per student and term
+
+    def to_json(self) -> dict:
+        return {"semesters": None if self.semesters is None else list(self.semesters), "scale": str(self.scale),
+                "group": self.group, "long": None if self.long is None else
+                [self.long.student, self.long.term, self.long.grade]}
+
+
 @dataclass
 class Cohort:
     """Students of one data source. grades[i, t] is student i's semester t+1, NaN if missing."""
 
-    keys: list[str]  # "college/roll", unique
-    college: np.ndarray  # int64 [N]
+    keys: list[str]  # "group/roll" (or "line N" in a file without IDs), unique
+    college: np.ndarray  # int64 [N]: each student's group code (groups.codes)
     gender: np.ndarray  # object [N], one of GENDERS
     grades: np.ndarray  # float32 [N, S]
     semester_names: list[str]
     source: dict  # data.sources.csv_source(...) or {"kind": "synthetic", "seed", ...}
     skipped: list[SkippedRow] = field(default_factory=list)
+    scale: Scale = DEFAULT_SCALE
+    groups: Groups = Groups("College Code", ())
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -85,12 +104,12 @@ class Cohort:
         return [k for k, gap in zip(self.keys, (before_last & ~observed).any(1)) if gap]
 
 
-def load_csv(path: str | Path, semesters: list[str] | None = None, limits: Limits = Limits(),
+def load_csv(path: str | Path, form: CohortFormat = CohortFormat(), limits: Limits = Limits(),
              name: str | None = None) -> Cohort:
     """Read a results CSV; every problem is a DataError naming the file (as `name`, default its
     path), line and column."""
     table = read_table(path, limits, name)
-    return cohort_from_table(table, csv_source(name or path, table.sha256), semesters)
+    return cohort_from_table(table, csv_source(name or path, table.sha256), form)
 
 
 def _clean_roll(value: str) -> str:
@@ -102,25 +121,37 @@ def _clean_roll(value: str) -> str:
     return str(int(number)) if number.is_integer() else value
 
 
-def _student_key(table: Table, header: Header, line: int, record: dict) -> tuple[int, str]:
-    try:
-        college = college_code(record[header.college])
-    except ValueError as error:
-        raise DataError(f"{table.where}, line {line}, column '{header.college}': {error}") from None
+def _student_key(table: Table, header: Header, line: int, record: dict) -> str:
+    """The group and the roll number; a file without any ID column names its students by line."""
+    if not header.rolls:
+        return f"line {line}"
     rolls = [_clean_roll(record[c]) for c in header.rolls if record[c]]
     if not rolls:
-        raise DataError(f"{table.where}, line {line}: no roll number in {header.rolls}")
-    return college, f"{college}/{rolls[0]}"
+        raise DataError(f"{table.where}, line {line}: no student ID in {header.rolls}")
+    group = _clean_roll(record[header.college]) if header.college else ""
+    return f"{group}/{rolls[0]}" if group else rolls[0]
 
 
-def _grades(table: Table, header: Header, line: int, record: dict) -> list[float]:
+def _grades(table: Table, header: Header, line: int, record: dict, scale: Scale) -> list[float]:
     grades = [float("nan")] * max(header.numbers)
     for column, number in zip(header.semesters, header.numbers):
         try:
-            grades[number - 1] = grade_value(record[column])
+            grades[number - 1] = grade_value(record[column], scale)
         except ValueError as error:
-            raise DataError(f"{table.where}, line {line}, column '{column}': {error}") from None
+            raise DataError(f"{table.where}, line {line}, column '{column}': {error} (--scale sets the "
+                            f"cohort's scale)") from None
     return grades
+
+
+def _group_codes(table: Table, header: Header, lines: list[int], cells: list[str]) -> tuple[Groups, list[int]]:
+    for line, cell in zip(lines, cells):
+        if header.college and not cell.strip(WHITESPACE):
+            raise DataError(f"{table.where}, line {line}, column '{header.college}': blank; every student needs a "
+                            f"{header.college}")
+    try:
+        return groups_of(header.college, cells)
+    except ValueError as error:
+        raise DataError(f"{table.where}, column '{header.college}': {error}") from None
 
 
 def _gender(table: Table, header: Header, line: int, record: dict) -> str:
@@ -131,36 +162,40 @@ def _gender(table: Table, header: Header, line: int, record: dict) -> str:
     return _GENDER_SPELLINGS[spelling]
 
 
-def cohort_from_table(table: Table, source: dict, semesters: list[str] | None = None) -> Cohort:
-    """Parse a table (one row per student) into a Cohort; semester n lands in column n-1."""
-    header = read_header(table.columns, table.where, semesters)
-    require_college(header, table.columns, table.where)
-    if not header.rolls:
-        raise DataError(f"{table.where}: no roll-number column ('Roll' or 'Roll no.') in the header "
-                        f"{preview_columns(table.columns)}")
+def cohort_from_table(table: Table, source: dict, form: CohortFormat = CohortFormat()) -> Cohort:
+    """Parse a table into a Cohort; semester n lands in column n-1."""
+    semesters = list(form.semesters) if form.semesters else None
+    if form.long is not None:
+        table, semesters = widen(table, form.long, semesters)
+    header = read_header(table.columns, table.where, semesters, form.group)
+    if form.long is not None:
+        header = Header(header.semesters, header.numbers, header.college, [form.long.student], header.gender)
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
-    keys, colleges, genders, rows, skipped, seen = [], [], [], [], [], {}
+    keys, lines, group_cells, genders, rows, skipped, seen = [], [], [], [], [], [], {}
     for line, record in table.records():
-        college, key = _student_key(table, header, line, record)
+        key = _student_key(table, header, line, record)
         if key in seen:
-            raise DataError(f"{table.where}, line {line}: student {key} (college/roll) appears twice, "
-                            f"first on line {seen[key]}")
+            what = " (college/roll)" if header.college and header.rolls else ""
+            raise DataError(f"{table.where}, line {line}: student {key}{what} appears twice, first on line "
+                            f"{seen[key]}")
         seen[key] = line
-        grades = _grades(table, header, line, record)
+        grades = _grades(table, header, line, record, form.scale)
         if all(np.isnan(grades)):
             skipped.append(SkippedRow(line, key, "no grade in any semester"))
             continue
         genders.append(_gender(table, header, line, record))
         keys.append(key)
-        colleges.append(college)
+        lines.append(line)
+        group_cells.append(record[header.college] if header.college else "")
         rows.append(grades)
     if not rows:
         raise DataError(f"{table.where}: no student has any grade")
+    groups, codes = _group_codes(table, header, lines, group_cells)
     names = dict(zip(header.numbers, header.semesters))
     semester_names = [names.get(n, semester_name(n)) for n in range(1, max(header.numbers) + 1)]
-    return Cohort(keys, np.array(colleges, dtype=np.int64), np.array(genders, dtype=object),
-                  np.array(rows, dtype=np.float32), semester_names, source, skipped)
+    return Cohort(keys, np.array(codes, dtype=np.int64), np.array(genders, dtype=object),
+                  np.array(rows, dtype=np.float32), semester_names, source, skipped, form.scale, groups)
 
 
 def check_trainable(cohort: Cohort, min_students: int = MIN_STUDENTS) -> None:
@@ -183,7 +218,8 @@ def check_trainable(cohort: Cohort, min_students: int = MIN_STUDENTS) -> None:
 def summary(cohort: Cohort) -> dict:
     """What `cgpa data` prints: counts, colleges, genders, per-semester statistics, source."""
     observed = ~np.isnan(cohort.grades)
-    colleges, counts = np.unique(cohort.college, return_counts=True)
+    codes, counts = np.unique(cohort.college, return_counts=True)
+    names = dict(zip(cohort.groups.codes, cohort.groups.names()))
     per_semester = {}
     for t, name in enumerate(cohort.semester_names):
         column = cohort.grades[observed[:, t], t]
@@ -196,7 +232,9 @@ def summary(cohort: Cohort) -> dict:
         "observed_cells": int(observed.sum()),
         "missing_cells": int((~observed).sum()),
         "students_with_gaps": len(cohort.students_with_gaps()),
-        "colleges": {str(c): int(n) for c, n in zip(colleges, counts)},
+        "scale": str(cohort.scale),
+        "group_column": cohort.groups.column,
+        "colleges": {names.get(int(c), str(c)): int(n) for c, n in zip(codes, counts)},
         "genders": {g: int((cohort.gender == g).sum()) for g in GENDERS},
         "per_semester": per_semester,
         "skipped_rows": [{"line": s.line, "student": s.student, "reason": s.reason} for s in cohort.skipped],
@@ -212,7 +250,9 @@ def format_summary(info: dict) -> str:
     lines += [f"students: {info['students']}   semesters: {info['semesters']} ({', '.join(info['semester_columns'])})",
               f"cells: {info['observed_cells']} observed, {info['missing_cells']} missing; "
               f"{info['students_with_gaps']} students with a gap before their last grade",
-              "colleges: " + ", ".join(f"{c}: {n}" for c, n in info["colleges"].items()),
+              f"scale: {info['scale']}",
+              (f"groups ({info['group_column']}): " + ", ".join(f"{c}: {n}" for c, n in info["colleges"].items())
+               if info["group_column"] else "groups: none (no group column)"),
               "gender: " + ", ".join(f"{g}: {n}" for g, n in info["genders"].items()),
               "semester   observed   mean    std"]
     for name, stats in info["per_semester"].items():

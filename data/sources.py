@@ -31,6 +31,7 @@ def source_name(source: dict) -> str:
 
 def describe_source(source: dict) -> str:
     if source["kind"] == "synthetic":
-        return f"SYNTHETIC cohort (seed {source['seed']}, {source['students']} generated students)"
+        kind = f" {source['cohort']}" if "cohort" in source else ""
+        return f"SYNTHETIC{kind} cohort (seed {source['seed']}, {source['students']} generated students)"
     shipped = ", the data set shipped in data/" if source.get("shipped") else ""
     return f"{source_name(source)} (sha256 {source['sha256'][:12]}{shipped})"

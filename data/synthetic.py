@@ -11,6 +11,13 @@ sqrt(2/pi) times the conditional standard deviation (`best_achievable_mae`).
 The generator writes the same messy strings a real export has (roll in one of two
 columns, four gender spellings, blank cells), and the cohort is parsed by the same
 `cohort_from_table` a CSV goes through.
+
+A second kind, `sticky`, is another school system's cohort: three grading periods on a
+0-20 scale of integer grades that mostly stay where they were (a student's next grade
+repeats the last one more often than not, otherwise moves a point or two towards their
+own level), a few zeros where a student did not sit the exam, two schools with text codes
+("GP", "MS"). On such a cohort repeating the last grade is a strong forecaster, the case
+the network's prior must contain.
 """
 from __future__ import annotations
 
@@ -18,9 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cgpa_rnn.data.cohort import Cohort, cohort_from_table
+from cgpa_rnn.data.cohort import Cohort, CohortFormat, cohort_from_table
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
+from cgpa_rnn.errors import UserError
 from cgpa_rnn.table import table_from_rows
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, semester_name
+from cgpa_rnn.values import semester_name
+
+KINDS = ("calibrated", "sticky")
+STICKY_SCALE = Scale(0, 20)
+STICKY_SCHOOLS = (("GP", 0.75, 0.5), ("MS", 0.25, -0.8))  # code, share, offset of the school's level
+STICKY_REPEAT = 0.45  # chance that a period's grade repeats the last one exactly
+STICKY_ABSENT = 0.03  # chance per later period that a student did not sit the exam (a 0)
 
 # Measured on the real file (pandas describe/corr per semester, groupby college).
 REAL_MEANS = (7.039, 6.943, 6.622, 7.028, 7.433)
@@ -45,6 +60,21 @@ class SyntheticSpec:
     semesters: int = 5
     dropout_rate: float = 0.03  # share of students whose last semesters are blank
     gap_rate: float = 0.02  # share of students with one blank semester in the middle
+    kind: str = "calibrated"  # or "sticky": see the module's docstring
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise UserError(f"unknown synthetic cohort {self.kind!r}; valid: {', '.join(KINDS)}")
+
+    @property
+    def scale(self) -> Scale:
+        return STICKY_SCALE if self.kind == "sticky" else DEFAULT_SCALE
+
+    def reading(self) -> CohortFormat:
+        """How its table is read: the sticky kind names its periods G1.. and its schools in `school`."""
+        if self.kind == "sticky":
+            return CohortFormat(tuple(f"G{t + 1}" for t in range(self.semesters)), STICKY_SCALE, "school")
+        return CohortFormat()
 
     def _extend(self, values) -> np.ndarray:
         # Horizons longer than the real five semesters repeat the last semester's statistics.
@@ -62,7 +92,10 @@ class SyntheticSpec:
 
 
 def generate_frame(spec: SyntheticSpec):
-    """Raw strings in the real CSV's schema, as a pandas DataFrame (pandas: the training extra)."""
+    """Raw strings in the real CSV's schema (or the sticky kind's), as a pandas DataFrame (pandas:
+    the training extra)."""
+    if spec.kind == "sticky":
+        return _sticky_frame(spec)
     import pandas as pd
 
     rng = np.random.default_rng(spec.seed)
@@ -71,7 +104,8 @@ def generate_frame(spec: SyntheticSpec):
     college = rng.choice(codes, size=spec.students, p=shares)
     chol = np.linalg.cholesky(spec.covariance())
     means = np.stack([spec.mean(c) for c in college])
-    grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, GRADE_MIN, GRADE_MAX)
+    grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, spec.scale.low,
+                     spec.scale.high)
     grades = np.round(grades, 2)
     if spec.semesters >= 3:
         dropped = rng.random(spec.students) < spec.dropout_rate
@@ -99,18 +133,45 @@ def generate_frame(spec: SyntheticSpec):
     return frame
 
 
+def _sticky_frame(spec: SyntheticSpec):
+    import pandas as pd
+
+    rng = np.random.default_rng(spec.seed)
+    codes, shares, offsets = zip(*STICKY_SCHOOLS)
+    school = rng.choice(len(codes), size=spec.students, p=np.array(shares))
+    level = 11.0 + np.array(offsets)[school] + 3.0 * rng.standard_normal(spec.students)
+    grades = np.empty((spec.students, spec.semesters))
+    grades[:, 0] = np.round(level + 1.5 * rng.standard_normal(spec.students))
+    for t in range(1, spec.semesters):
+        previous = grades[:, t - 1]
+        moved = np.round(0.7 * previous + 0.3 * level + 0.3 + 1.1 * rng.standard_normal(spec.students))
+        grades[:, t] = np.where(rng.random(spec.students) < STICKY_REPEAT, previous, moved)
+        grades[:, t] = np.where(rng.random(spec.students) < STICKY_ABSENT, 0.0, grades[:, t])
+    grades = np.clip(grades, STICKY_SCALE.low, STICKY_SCALE.high).astype(int)
+    frame = pd.DataFrame({"school": np.array(codes)[school],
+                          "sex": rng.choice(["F", "M"], size=spec.students),
+                          "absences": rng.poisson(4, size=spec.students).astype(str)})
+    for t in range(spec.semesters):
+        frame[f"G{t + 1}"] = grades[:, t].astype(str)
+    return frame
+
+
 def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = SyntheticSpec.seed,
-                     semesters: int = SyntheticSpec.semesters) -> Cohort:
-    spec = SyntheticSpec(students=students, seed=seed, semesters=semesters)
+                     semesters: int | None = None, kind: str = SyntheticSpec.kind) -> Cohort:
+    """The seeded synthetic cohort of this kind (semesters: 5 for `calibrated`, 3 for `sticky` by default)."""
+    semesters = semesters or (3 if kind == "sticky" else SyntheticSpec.semesters)
+    spec = SyntheticSpec(students=students, seed=seed, semesters=semesters, kind=kind)
     source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
+    if kind != SyntheticSpec.kind:
+        source["cohort"] = kind
     frame = generate_frame(spec)
     table = table_from_rows(list(frame.columns), frame.to_numpy().tolist(), f"synthetic cohort (seed {seed})")
-    return cohort_from_table(table, source)
+    return cohort_from_table(table, source, spec.reading())
 
 
 def spec_of(cohort: Cohort) -> SyntheticSpec:
-    if not cohort.is_synthetic:
-        raise ValueError("the best achievable error is only known for a synthetic cohort")
+    if not cohort.is_synthetic or cohort.source.get("cohort", SyntheticSpec.kind) != SyntheticSpec.kind:
+        raise ValueError("the best achievable error is only known for the calibrated synthetic cohort")
     source = cohort.source
     return SyntheticSpec(students=source["students"], seed=source["seed"], semesters=source["semesters"])
 

@@ -26,7 +26,6 @@ from cgpa_rnn.predictor import (
     PredictionError,
     Question,
     check_fresh,
-    parse_college,
     parse_grade,
 )
 from cgpa_rnn.rules import cumulative_average, inside_interval
@@ -39,7 +38,7 @@ from cgpa_rnn.scoring import (
     write_scored_csv,
 )
 from cgpa_rnn.table import Limits
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, grade_value, preview, read_header
+from cgpa_rnn.values import grade_value, preview
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.
@@ -73,6 +72,18 @@ class Backends:
     def colleges(self) -> list[int]:
         return self.onnx.colleges
 
+    @property
+    def scale(self):
+        return self.onnx.scale
+
+    @property
+    def groups(self):
+        return self.onnx.groups
+
+    def college_choices(self) -> list[str]:
+        """The known groups as people write them (codes or text labels)."""
+        return self.groups.names() if self.groups.text else [str(c) for c in self.colleges]
+
 
 def load_backends(run: str | Path | RunDir = DEFAULT_RUN) -> Backends:
     """Both backends of a run, refusing a missing model or an ONNX file that is stale."""
@@ -102,6 +113,7 @@ class StudentResult:
     grades: list[float]  # what the model saw, NaN for missing
     college: int
     cumulative_average: float  # of the semesters before the predicted one and the prediction
+    warning: str | None = None  # the grades are unlike the model's training cohort (Predictor.unfamiliar)
 
 
 def field_errors(backends: Backends, grades: list, college, hindcast_last_given: bool = False) -> list[str | None]:
@@ -109,12 +121,12 @@ def field_errors(backends: Backends, grades: list, college, hindcast_last_given:
     messages: list[str | None] = []
     for t, value in enumerate(grades):
         try:
-            parse_grade(value, f"semester {t + 1}")
+            parse_grade(value, backends.onnx.semester_label(t), backends.scale)
             messages.append(None)
         except PredictionError as error:
             messages.append(str(error))
     try:
-        parse_college(college)
+        backends.onnx.parse_college(college)
         messages.append(None)
     except PredictionError as error:
         messages.append(str(error))
@@ -143,17 +155,19 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
-                         question.college, cumulative_average(with_prediction))
+                         question.college, cumulative_average(with_prediction),
+                         backends.onnx.unfamiliar(np.append(question.row, question.actual or np.nan)))
 
 
 def student_answer(backends: Backends, result: StudentResult) -> str:
     """One student's answer in words (Markdown): the forecast, the hindcast's error, the runtimes' agreement."""
-    name = backends.semester_names[result.semester - 1]
-    lines = [(f"**{name} semester: {result.onnx_prediction:.2f}** ({backends.interval_level:.0%} interval "
-              f"{result.low:.2f} to {result.high:.2f}).")]
+    name = backends.onnx.semester_label(result.semester - 1)
+    lines = [f"**{result.warning}**"] if result.warning else []
+    lines.append(f"**{name}: {result.onnx_prediction:.2f}** ({backends.interval_level:.0%} interval "
+                 f"{result.low:.2f} to {result.high:.2f}).")
     if result.actual is not None:
         inside = "inside" if inside_interval(result.low, result.actual, result.high) else "outside"
-        lines.append(f"Hindcast: the actual {name} semester was **{result.actual:.2f}**, so the model would have "
+        lines.append(f"Hindcast: the actual {name} was **{result.actual:.2f}**, so the model would have "
                      f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
     agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
                  else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
@@ -161,8 +175,8 @@ def student_answer(backends: Backends, result: StudentResult) -> str:
                  f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
                  "onnxruntime.")
     lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
-    if not result.known_college:
-        lines.append("The college was not seen in training: it uses the shared 'unknown' slot.")
+    if not result.known_college and backends.groups.column is not None:
+        lines.append(f"This {backends.groups.column} was not seen in training: it uses the shared 'unknown' slot.")
     return "\n\n".join(lines)
 
 
@@ -175,24 +189,30 @@ def result_record(backends: Backends, result: StudentResult) -> dict:
                          "onnxruntime": {"prediction": result.onnx_prediction,
                                          "latency_us": result.onnx_latency_us}},
             "abs_diff": result.abs_diff, "known_college": result.known_college,
-            "cumulative_average": result.cumulative_average}
+            "cumulative_average": result.cumulative_average, "scale": str(backends.scale),
+            "warning": result.warning}
 
 
 def warm_up(backends: Backends) -> None:
     """One prediction per runtime at start, so the first visitor sees the steady latency."""
     observed = ["7"] * (backends.semesters - 1)
     for _ in range(3):
-        predict_student(backends, observed, backends.colleges[0])
+        predict_student(backends, observed, backends.college_choices()[0])
 
 
-def at_risk_threshold(value) -> float:
-    """The at-risk threshold from its field: a grade point on the grade scale."""
+def default_at_risk(scale) -> float:
+    """The at-risk line a model's scale suggests: 60% of the way up (6 on 0-10, 12 on 0-20, 2.4 on 0-4)."""
+    return round(scale.low + 0.6 * (scale.high - scale.low), 2)
+
+
+def at_risk_threshold(value, scale) -> float:
+    """The at-risk threshold from its field: a grade point on the model's scale."""
     try:
-        threshold = grade_value(value)  # the one number rule of the CLI, the demo and the page
+        threshold = grade_value(value, scale)  # the one number rule of the CLI, the demo and the page
     except ValueError:
         threshold = float("nan")
-    if not GRADE_MIN <= threshold <= GRADE_MAX:
-        raise UserError(f"at risk below: expected a grade point between {GRADE_MIN:g} and {GRADE_MAX:g}, "
+    if not scale.contains(threshold):
+        raise UserError(f"at risk below: expected a grade point between {scale.low:g} and {scale.high:g}, "
                         f"got {preview(value)}")
     return threshold
 
@@ -218,14 +238,16 @@ def score_upload(backends: Backends, path: str | Path, threshold, hindcast_last_
     Students with a known final semester (every student's last one with `hindcast_last_given`) are
     scored by hindcast. Messages name the upload by its file name, never by where the server
     keeps it."""
-    threshold = at_risk_threshold(threshold)
+    threshold = at_risk_threshold(threshold, backends.scale)
     name = Path(path).name
     scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hindcast_last_given)
     out = _scored_file(name)
     write_scored_csv(scored, out)
     ok = scored.ok
     at_risk = ok & (scored.served < threshold)
-    summary = (f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
+    warning = scored.warning(backends.onnx)
+    summary = (f"**{warning}**\n\n" if warning else "") + (
+               f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
                f"an error. **{int(at_risk.sum())} at risk** (predicted below {threshold:g}).")
     if ok.any():  # with nothing scored there is no difference to report
         summary += f" Largest torch/onnx difference: {np.nanmax(scored.abs_diff):.2g}."
@@ -255,8 +277,8 @@ def display_table(scored: ScoredTable) -> pd.DataFrame:
     """The scored rows for the screen: grades, college, the backends side by side, the reason
     (columns named for reading, DISPLAY_NAMES; the downloaded file keeps the file's names)."""
     table = pd.DataFrame(scored.rows(), columns=scored.columns())
-    header = read_header(scored.table.columns, scored.table.where)
-    table = table[header.semesters + [header.college] + list(ADDED_COLUMNS)]
+    header = scored.header
+    table = table[header.semesters + ([header.college] if header.college else []) + list(ADDED_COLUMNS)]
     for column in ("pred_torch", "pred_onnx", "low", "high", "actual", "abs_error"):
         table[column] = table[column].astype(float).round(3)
     table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")
@@ -282,7 +304,8 @@ def examples(backends: Backends, count: int = 4) -> list[list]:
             continue
         hidden = len(rows) < count - 1  # the last example keeps its final semester: a hindcast
         shown = ["" if np.isnan(g) else f"{g:.2f}" for g in grades[:-1]] + ["" if hidden else f"{grades[-1]:.2f}"]
-        rows.append(shown + [str(int(cohort.college[i]))])
+        names = dict(zip(cohort.groups.codes, cohort.groups.names()))
+        rows.append(shown + [names.get(int(cohort.college[i]), str(int(cohort.college[i])))])
         if len(rows) == count:
             break
     return rows

@@ -76,7 +76,8 @@ def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, second
     if run.exists(RunDir.INT8):
         int8_backend, int8_load = _timed(lambda: OnnxPredictor(run / RunDir.INT8, threads=1))
         backends["onnx_int8"] = (int8_backend, int8_load, run / RunDir.INT8)
-    grades, college = random_students(batch, torch_backend.semesters, torch_backend.colleges, seed=1)
+    grades, college = random_students(batch, torch_backend.semesters, torch_backend.colleges, seed=1,
+                                      scale=torch_backend.scale)
     report = {"threads": 1, "batch": batch, "calls": calls}
     for name, (backend, load_seconds, path) in backends.items():
         latency_us(backend, grades, college, 200)  # warm-up
@@ -153,7 +154,7 @@ def csv_bench(run: str | Path | RunDir, rows: int, seed: int = 2) -> dict:
     """`cgpa predict --csv` on `rows` generated students, and onnxruntime alone on the same rows."""
     run = RunDir.of(run)
     predictor = check_fresh(run, threads=1)
-    grades, college = random_students(rows, predictor.semesters, predictor.colleges, seed=seed)
+    grades, college = random_students(rows, predictor.semesters, predictor.colleges, seed=seed, scale=predictor.scale)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         source = folder / "cohort.csv"

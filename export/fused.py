@@ -14,7 +14,7 @@ once, into a handful of matrices, so that the whole ensemble runs as:
     select     the state, prior base and damped level of each student's last observed semester
     Gemm       the output layers of all members, plus phi_t x level; softplus on the interval gaps,
                scaled per semester
-    Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to 0-10
+    Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to the scale
 
 It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
 `TorchRecurrent`'s GRU and LSTM export as native ONNX nodes instead. `fused_forecaster`
@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from cgpa_rnn.model.network import GAP_OFFSET, ElmanCell, GradeForecaster
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FUSABLE_CELLS = ("elman", "rnn")
 
@@ -52,12 +51,13 @@ class FusedForecaster(nn.Module):
         T = S - 1  # steps that predict something
         V = model.college_codes.numel()
         mean, std = float(model.grade_mean), float(model.grade_std)
-        self.semesters, self.hidden, self.members = S, E * H, E
+        self.semesters, self.hidden, self.members, self.grade_scale = S, E * H, E, model.scale
         self.register_buffer("college_codes", model.college_codes.clone())
         self.register_buffer("grade_mean", model.grade_mean.clone())
         w_in, b_in, w_hh = _recurrent_weights(model)
         college_mean = model.college_mean.detach().double()  # [V+1, S], normalised
         offset = model.college_offset.detach().double()  # [E, V+1, T]
+        shift = model.prior_shift.detach().double()  # [V+1, T]
 
         # Features: S grades (NaN replaced by the mean, so their normalised value is 0),
         # S missing flags, V college one-hot columns (all zero: the unknown slot 0).
@@ -84,7 +84,7 @@ class FusedForecaster(nn.Module):
                 weight[S + t, drive] = w_in[e, 2]
                 bias[drive] = b_in[e] + w_in[e, 3 + t] - (w_in[e, 0] + w_in[e, 1]) * mean / std
                 college_term(drive, -torch.outer(college_mean[:, t], w_in[e, 1]))  # deviation_t's college mean
-                college_term(drives + T + t * E + e, college_mean[:, t + 1] + offset[e, :, t])
+                college_term(drives + T + t * E + e, college_mean[:, t + 1] + offset[e, :, t] + shift[:, t])
         hidden_weight = torch.block_diag(*w_hh)  # [E*H, E*H], h @ W
 
         alpha = torch.sigmoid(model.prior_smoothing + model.smoothing).detach().double()  # [E]
@@ -158,7 +158,7 @@ class FusedForecaster(nn.Module):
         # ONNX Softplus is log(1 + exp(x)) everywhere; torch switches to x above 20, where the two agree in fp32.
         gaps = torch.log1p(torch.exp(gaps)) * (self.scale @ last)
         quantiles = self.interval @ torch.cat([median, gaps], dim=0) + self.grade_mean
-        quantiles = quantiles.clamp(GRADE_MIN, GRADE_MAX)
+        quantiles = quantiles.clamp(self.grade_scale.low, self.grade_scale.high)
         # Nothing to predict: no semester observed, or the last one of the horizon already is.
         quantiles = torch.where(last.sum(0) > 0.5, quantiles, self.nan)
         return quantiles[1], quantiles[0], quantiles[2]

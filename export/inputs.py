@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cgpa_rnn.data.cohort import Cohort
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 
 PARITY_SAMPLES = 10_000  # random students besides the training prefixes
 
@@ -20,10 +20,10 @@ def prefixes(grades: np.ndarray) -> np.ndarray:
     return rows
 
 
-def random_students(count: int, semesters: int, colleges: list[int], seed: int = 0):
-    """Random histories of every length 1..S, ~15% gaps, a fifth of them at unseen colleges."""
+def random_students(count: int, semesters: int, colleges: list[int], seed: int = 0, scale: Scale = DEFAULT_SCALE):
+    """Random histories on the scale, of every length 1..S, ~15% gaps, a fifth of them at unseen colleges."""
     rng = np.random.default_rng(seed)
-    grades = np.round(rng.uniform(GRADE_MIN, GRADE_MAX, (count, semesters)), 2).astype(np.float32)
+    grades = np.round(rng.uniform(scale.low, scale.high, (count, semesters)), 2).astype(np.float32)
     length = rng.integers(1, semesters + 1, count)
     grades[np.arange(semesters)[None, :] >= length[:, None]] = np.nan
     grades[rng.random((count, semesters)) < 0.15] = np.nan
@@ -33,9 +33,10 @@ def random_students(count: int, semesters: int, colleges: list[int], seed: int =
     return grades, college
 
 
-def parity_inputs(cohort: Cohort | None, semesters: int, colleges: list[int], samples: int = PARITY_SAMPLES):
+def parity_inputs(cohort: Cohort | None, semesters: int, colleges: list[int], samples: int = PARITY_SAMPLES,
+                  scale: Scale = DEFAULT_SCALE):
     """Every prefix of the training students (when at hand), then random students."""
-    parts = [random_students(samples, semesters, colleges)]
+    parts = [random_students(samples, semesters, colleges, scale=scale)]
     if cohort is not None:
         parts.insert(0, (prefixes(cohort.grades), np.repeat(cohort.college, cohort.semesters)))
     grades = np.concatenate([p[0] for p in parts]).astype(np.float32)

@@ -39,9 +39,23 @@ OPSET = 18
 DOMAIN = "cgpa-rnn"
 AUTHOR = "the cgpa-rnn authors"
 LICENSE = "MIT"
-INPUT_DOC = ("grades: float32 [batch, semesters], raw grade points on the 0-10 scale, semester 1 first, "
-             "NaN for a semester that is missing or not yet taken (pad short histories with NaN); "
-             "college: int64 [batch], the raw college code (an unseen code uses a shared 'unknown' embedding)")
+
+
+def input_doc(scale, groups) -> str:
+    """What the two inputs mean for this model: its scale and how its group codes are written."""
+    if groups.column is None:
+        group = "college: int64 [batch], always 0 (this model has no group column)"
+    elif groups.text:
+        group = (f"college: int64 [batch], the code of the student's {groups.column}: 1 + its position in the "
+                 "metadata's group_labels list (-1 or any other code: a shared 'unknown' embedding)")
+    else:
+        group = (f"college: int64 [batch], the raw {groups.column} code (an unseen code uses a shared 'unknown' "
+                 "embedding)")
+    return (f"grades: float32 [batch, semesters], raw grade points on the {scale} scale, semester 1 first, "
+            f"NaN for a semester that is missing or not yet taken (pad short histories with NaN); {group}")
+
+
+
 OUTPUT_DOC = ("prediction, low, high: float32 [batch], grade points of the semester after the last observed one: "
               f"the median and the {QUANTILES[0]:.0%}-{QUANTILES[-1]:.0%} quantiles ({INTERVAL_LEVEL:.0%} interval); "
               "NaN when there is nothing to predict (no grade observed, or the last semester of the horizon "
@@ -97,10 +111,9 @@ def doc_string(model, payload: dict) -> str:
     record = RunRecord.from_payload(payload)
     cohort = "a SYNTHETIC cohort" if record.synthetic else f"the cohort {record.data.source.get('name')}"
     return (f"cgpa-rnn {record.cell} network trained on {cohort}: predicts a student's "
-            f"grade point average (0-10 scale) in the semester after the last observed one, with an "
-            f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs: grades float32 [batch, {model.semesters}], raw grade "
-            "points, semester 1 first, NaN for a semester missing or not yet taken; college int64 [batch], the raw "
-            "college code (codes not seen in training share an 'unknown' embedding). Outputs: prediction, low, "
+            f"grade point average ({record.data.scale} scale) in the semester after the last observed one, with an "
+            f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs ({model.semesters} semesters): "
+            f"{input_doc(record.data.scale, record.data.groups)}. Outputs: prediction, low, "
             f"high float32 [batch] (median, {QUANTILES[0]:.0%} and {QUANTILES[-1]:.0%} quantiles), NaN where there "
             "is nothing to predict. No preprocessing is needed outside the graph; vectors.json beside the file "
             "holds cases to check an integration with.")
@@ -139,9 +152,14 @@ def _metadata(model, payload: dict) -> dict[str, str]:
         "model_author": AUTHOR,
         "model_license": LICENSE,
         "interval_level": str(INTERVAL_LEVEL),
-        "inputs": INPUT_DOC,
+        "inputs": input_doc(data.scale, data.groups),
         "outputs": OUTPUT_DOC,
-        "units": "grade points, 0-10 scale",
+        "units": f"grade points, {data.scale} scale",
+        "scale": str(data.scale),
+        "group_column": json.dumps(data.groups.column),
+        "group_labels": json.dumps(None if data.groups.labels is None else list(data.groups.labels)),
+        "training_grades": json.dumps({"mean": round(float(model.grade_mean), 6),
+                                       "std": round(float(model.grade_std), 6)}),
         "semester_axis": f"fixed at {model.semesters}; batch axis dynamic",
         "semesters": str(model.semesters),
         "semester_names": json.dumps(data.semester_names),

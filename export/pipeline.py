@@ -85,7 +85,7 @@ def _quantize(run: str | Path) -> dict:
 
     reference = TorchPredictor(run)
     cohort = recorded_cohort(reference.record.data.source)
-    return quantize(run, parity_inputs(cohort, reference.semesters, reference.colleges))
+    return quantize(run, parity_inputs(cohort, reference.semesters, reference.colleges, scale=reference.scale))
 
 
 def verify(run: str | Path, samples: int | None = None, data: str | Path | None = None) -> dict:

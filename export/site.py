@@ -131,6 +131,8 @@ def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) ->
     config = {"model": RunDir.ONNX, "wasmPaths": base, "ortScript": base + ORT_SCRIPT, "ortVersion": ORT_WEB_VERSION,
               "selfHosted": dist is not None, "semesters": predictor.semesters,
               "semesterNames": predictor.semester_names, "colleges": predictor.colleges,
+              "semesterLabels": [predictor.semester_label(t) for t in range(predictor.semesters)],
+              "scale": predictor.scale.to_json(),
               "intervalLevel": f"{predictor.interval_level:.0%}", "dataSha256": predictor.training_data_sha256,
               "about": _about(predictor, base)}
     page = (TEMPLATES / "index.html").read_text(encoding="utf-8")

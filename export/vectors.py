@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 TOLERANCE = 1e-5  # fp32, absolute, in grade points: `cgpa verify`'s parity and every vector
 NAN = float("nan")
@@ -31,11 +31,14 @@ def _history(semesters: int, known: list[float]) -> list[float]:
     return (known + [NAN] * semesters)[:semesters]
 
 
-def named_cases(semesters: int, colleges: list[int]) -> list[tuple[str, str, list[list[float]], list[int]]]:
-    """(name, description, grades rows, college codes) for a model of this horizon and colleges."""
+def named_cases(semesters: int, colleges: list[int], scale: Scale = DEFAULT_SCALE
+                ) -> list[tuple[str, str, list[list[float]], list[int]]]:
+    """(name, description, grades rows, college codes) for a model of this horizon, colleges and scale."""
     first, last = colleges[0], colleges[-1]
     unknown = max(colleges) + 1
-    typical = [7.1, 6.8, 7.3, 7.6, 7.0, 7.2, 6.9, 7.4, 7.5, 7.1, 6.7, 7.8][:semesters]
+    low, high = scale.low, scale.high
+    typical = [round(low + (high - low) * g / 10, 2)  # the same places on any scale as 7.1, 6.8, ... on 0-10
+               for g in (7.1, 6.8, 7.3, 7.6, 7.0, 7.2, 6.9, 7.4, 7.5, 7.1, 6.7, 7.8)][:semesters]
     cases = [(f"history_of_{n}", f"semesters 1-{n} known, predict semester {n + 1}",
               [_history(semesters, typical[:n])], [first]) for n in range(1, semesters)]
     if semesters >= 3:
@@ -53,9 +56,9 @@ def named_cases(semesters: int, colleges: list[int]) -> list[tuple[str, str, lis
         ("negative_college", "a negative int64 code is unknown too", [_history(semesters, typical[:2])], [-1]),
         ("far_int64_college", f"college {FAR_CODE}: needs the full int64 range", [_history(semesters, typical[:2])],
          [FAR_CODE]),
-        ("all_zero", "the bottom of the scale", [_history(semesters, [0.0] * (semesters - 1))], [last]),
-        ("all_ten", "the top of the scale", [_history(semesters, [10.0] * (semesters - 1))], [last]),
-        ("zero_then_ten", "the largest jump the scale allows", [_history(semesters, [GRADE_MIN, GRADE_MAX])], [last]),
+        ("all_zero", "the bottom of the scale", [_history(semesters, [low] * (semesters - 1))], [last]),
+        ("all_ten", "the top of the scale", [_history(semesters, [high] * (semesters - 1))], [last]),
+        ("zero_then_ten", "the largest jump the scale allows", [_history(semesters, [low, high])], [last]),
         ("nothing_observed", "no grade at all: every output is NaN", [[NAN] * semesters], [first]),
         ("horizon_complete", "the last semester of the horizon is known: nothing left, every output NaN",
          [typical[:semesters]], [first]),
@@ -77,7 +80,7 @@ def write_vectors(run: str | Path | RunDir, checkpoint: tuple | None = None) -> 
     run = RunDir.of(run)
     model, payload = checkpoint or load_checkpoint(run)
     cases = []
-    for name, description, rows, codes in named_cases(model.semesters, model.college_codes.tolist()):
+    for name, description, rows, codes in named_cases(model.semesters, model.college_codes.tolist(), model.scale):
         grades = np.asarray(rows, dtype=np.float32)
         college = np.asarray(codes, dtype=np.int64)
         with torch.inference_mode():

@@ -59,7 +59,8 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     source = torch_backend.record.data.source
     cohort = recorded_cohort(source, (data,) if data else ())
     has_data = cohort is not None
-    grades, college = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples)
+    grades, college = parity_inputs(cohort, torch_backend.semesters, torch_backend.colleges, samples,
+                                    torch_backend.scale)
     reference = torch_backend.predict_batch(grades, college)
     report = {"tolerance": TOLERANCE, "samples": int(len(grades)), "training_prefixes_included": has_data,
               "training_data": None if has_data else missing_cohort_note(source),

@@ -6,8 +6,10 @@
   cells filled with the training mean, plus missing indicators) and a college one-hot,
   its penalty chosen by leave-one-out error on the training students only;
 - damped trend: the college x semester mean plus phi_t times the student's exponentially
-  smoothed deviation from those means (alpha shared, one phi per target semester, both
-  fitted by absolute error on the training students);
+  smoothed deviation from those means, plus a shift per college and target semester (alpha
+  shared, one phi per target semester, all fitted by absolute error on the training
+  students). With alpha = phi = 1 it is persistence with each college's typical (median)
+  drift, so on cohorts of sticky grades it can become the persistence forecast exactly;
 - gaussian: college x semester means, the covariance of the deviations from them, and the
   conditional mean of the target semester given the observed earlier ones.
 
@@ -176,6 +178,25 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
+def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, college: np.ndarray
+                       ) -> tuple[float, dict[int, float], float, float]:
+    """phi and a shift per college minimising sum |residual - shift[college] - phi level|; also the
+    pooled shift (for a college not seen) and the sum. Alternating exact steps: for fixed shifts the
+    best phi is a weighted median of (r - shift) / L (sum |L| |(r - shift)/L - phi|), for a fixed phi
+    each shift a median; a few rounds settle, on integer-grade cohorts too."""
+    phi, moving = 0.0, level != 0
+    shift = np.zeros(len(residual))
+    codes = np.unique(college)
+    for _ in range(4):
+        if moving.any():
+            phi = _weighted_median((residual[moving] - shift[moving]) / level[moving], np.abs(level[moving]))
+        remainder = residual - phi * level
+        shifts = {int(c): float(np.median(remainder[college == c])) for c in codes}
+        shift = np.array([shifts[int(c)] for c in college])
+    pooled = float(np.median(residual - phi * level))
+    return phi, shifts, pooled, float(np.abs(residual - shift - phi * level).sum())
+
+
 class DampedTrend(Baseline):
     name = "damped_trend"
 
@@ -187,23 +208,29 @@ class DampedTrend(Baseline):
         best = None
         for alpha in SMOOTHING:
             level = smoothed_deviation(grades - expected, alpha)[student, target - 1]
-            phis, error = {}, 0.0
+            phis, shifts, error = {}, {}, 0.0
             for t in np.unique(target):
-                pick = (target == t) & (level != 0)
-                # min over phi of sum |r - phi L| = sum |L| |r/L - phi|: a weighted median of r/L.
-                phis[int(t)] = _weighted_median(residual[pick] / level[pick], np.abs(level[pick])) \
-                    if pick.any() else 0.0
-                error += np.abs(residual[target == t] - phis[int(t)] * level[target == t]).sum()
+                pick = target == t
+                phis[int(t)], by_college, pooled, part = _fit_phi_and_shift(residual[pick], level[pick],
+                                                                            college[student[pick]])
+                shifts[int(t)] = (by_college, pooled)
+                error += part
             if best is None or error < best[0] - 1e-9:
-                best = (error, alpha, phis)
-        _, self.alpha, self.phi = best
+                best = (error, alpha, phis, shifts)
+        _, self.alpha, self.phi, self.shifts = best
+
+    def shift(self, college: int, t: int) -> float:
+        """The fitted shift of target semester t at this college (the pooled one for a college not seen)."""
+        by_college, pooled = self.shifts.get(int(t), ({}, 0.0))
+        return by_college.get(int(college), pooled)
 
     def predict(self, grades, college, student, target):
         expected = self.means.of(college[student])
         history = _history(grades, student, target)
         level = smoothed_deviation(history - expected, self.alpha)[np.arange(len(student)), target - 1]
         phi = np.array([self.phi.get(int(t), 0.0) for t in target])
-        return expected[np.arange(len(student)), target] + phi * level
+        shift = np.array([self.shift(c, t) for c, t in zip(college[student], target)])
+        return expected[np.arange(len(student)), target] + shift + phi * level
 
 
 class Gaussian(Baseline):

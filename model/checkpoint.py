@@ -10,13 +10,14 @@ from pathlib import Path
 
 import torch
 
+from cgpa_rnn.encoding import Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
 from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
-VERSION = 2  # 2: the damped-trend prior and member-stacked weights
+VERSION = 3  # 2: the damped-trend prior and member-stacked weights; 3: the cohort's scale and group codes
 
 
 class CheckpointError(UserError):
@@ -32,6 +33,7 @@ def save_checkpoint(run: RunDir, model: GradeForecaster, config: TrainConfig, in
         "semesters": model.semesters,
         "colleges": model.college_codes.tolist(),
         "normalisation": {"mean": float(model.grade_mean), "std": float(model.grade_std)},
+        "scale": model.scale.to_json(),
         "state_dict": model.state_dict(),
         "torch_version": str(torch.__version__),
         "trained_on": datetime.now(UTC).strftime("%Y-%m-%d"),  # the ONNX file's model_version
@@ -61,7 +63,8 @@ def load_checkpoint(location: str | Path | RunDir) -> tuple[GradeForecaster, dic
     try:
         config = TrainConfig.from_dict(payload["config"])
         norm = payload["normalisation"]
-        model = GradeForecaster(config.model, payload["semesters"], payload["colleges"], norm["mean"], norm["std"])
+        model = GradeForecaster(config.model, payload["semesters"], payload["colleges"], norm["mean"], norm["std"],
+                                scale=Scale.from_json(payload["scale"]))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: the checkpoint does not match this code's model ({error})") from None

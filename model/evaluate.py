@@ -31,7 +31,6 @@ from cgpa_rnn.model.figures import save_figure
 from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
 from cgpa_rnn.model.record import DataInfo
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
 SEEDS = 3  # the default cell trained with this many seeds on every fold
@@ -83,7 +82,7 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
         report[group].setdefault(name, {})[target_name] = summarise(cohort, concatenate(parts))
     report["evidence"] = evidence(cohort, collected, default, config.seed)
     report["seed_spread"] = seed_spread(cohort, collected, seed_parts, default)
-    if cohort.is_synthetic:
+    if cohort.is_synthetic and "cohort" not in cohort.source:  # known only for the calibrated kind
         report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
                                      for name, make in TARGETS.items()}
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -142,7 +141,7 @@ def _run_fold(job) -> tuple[dict, dict]:
                                                                            prediction, low, high)
     for cell in cells:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
-        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train])
+        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], scale=cohort.scale)
         if k == 0:
             decay[cell] = history.weight_decay
         quantiles = predict_all_steps(model, grades, college)
@@ -298,7 +297,7 @@ def plot_predictions(collected: dict, cell: str, run: RunDir, cohort: Cohort, ba
         pooled = concatenate(parts)
         axis.scatter(cohort.grades[pooled.student, pooled.target], pooled.prediction, s=6, alpha=0.4, color=color,
                      label=name)
-    axis.plot([GRADE_MIN, GRADE_MAX], [GRADE_MIN, GRADE_MAX], color="grey", linewidth=1)
+    axis.plot([cohort.scale.low, cohort.scale.high], [cohort.scale.low, cohort.scale.high], color="grey", linewidth=1)
     low, high = np.nanmin(cohort.grades) - 0.5, np.nanmax(cohort.grades) + 0.5
     axis.set_xlim(low, high)
     axis.set_ylim(low, high)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cgpa_rnn.data.sequences import Normalisation, predictable, split_students
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.baselines import DampedTrend
 from cgpa_rnn.model.config import INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
@@ -24,8 +25,8 @@ from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
 Callback = Callable[[Trainer], None]
 
 
-def build_model(config: TrainConfig, grades: np.ndarray, college: np.ndarray, members: int | None = None
-                ) -> GradeForecaster:
+def build_model(config: TrainConfig, grades: np.ndarray, college: np.ndarray, members: int | None = None,
+                scale: Scale = DEFAULT_SCALE) -> GradeForecaster:
     """An untrained forecaster whose normalisation and prior means come from these students."""
     torch.manual_seed(config.seed)
     norm = Normalisation.fit(grades)
@@ -34,9 +35,11 @@ def build_model(config: TrainConfig, grades: np.ndarray, college: np.ndarray, me
     means = prior.means
     table = np.stack([means.semester] + [means.table[c] for c in codes])  # row 0: a college not seen
     damping = torch.tensor([prior.phi.get(t, 0.0) for t in range(1, grades.shape[1])])
+    shift = torch.tensor([[prior.shift(c, t) / norm.std for t in range(1, grades.shape[1])]
+                          for c in [-1] + codes])  # row 0: a college not seen (the pooled shift)
     model_config = replace(config.model, ensemble=members or config.model.ensemble)
     return GradeForecaster(model_config, grades.shape[1], codes, norm.mean, norm.std,
-                           torch.from_numpy((table - norm.mean) / norm.std), prior.alpha, damping)
+                           torch.from_numpy((table - norm.mean) / norm.std), prior.alpha, damping, scale, shift)
 
 
 def member_rows(config: TrainConfig, students: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,13 +52,13 @@ def member_rows(config: TrainConfig, students: int) -> tuple[torch.Tensor, torch
     return train, validation
 
 
-def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks: tuple[Callback, ...] = ()
-        ) -> tuple[GradeForecaster, History]:
-    """Train a forecaster on the training students' (grades, college); `callbacks` run after every
-    epoch (progress displays); config.max_seconds adds a time budget."""
+def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks: tuple[Callback, ...] = (),
+        scale: Scale = DEFAULT_SCALE) -> tuple[GradeForecaster, History]:
+    """Train a forecaster on the training students' (grades, college) of a cohort on `scale`;
+    `callbacks` run after every epoch (progress displays); config.max_seconds adds a time budget."""
     candidates = config.tune_weight_decay or (config.weight_decay,)
     E, K = config.model.ensemble, len(candidates)
-    model = build_model(config, grades, college, members=E * K)
+    model = build_model(config, grades, college, members=E * K, scale=scale)
     train_rows, validation_rows = member_rows(config, len(grades))
     grades_t, college_t = torch.from_numpy(grades), torch.from_numpy(college)
     # Member k * E + e: weight-decay candidate k, validation split e.
@@ -94,6 +97,18 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     return model, history
 
 
+def _held_out_quantiles(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
+                        validation_rows: torch.Tensor):
+    """Each held-out student's quantiles [N', S-1, 3] from the members that did not learn from them (the
+    nearest thing to the ensemble that never saw the student), their targets, and which count."""
+    quantiles = model.member_quantiles(grades, college)  # [E, N, S-1, 3], normalised
+    held_out = validation_rows.sum(0)  # members that held each student out
+    use = held_out > 0
+    ensemble = (quantiles * validation_rows[:, :, None, None]).sum(0)[use] / held_out[use, None, None]
+    actual = torch.nan_to_num((grades[use, 1:] - model.grade_mean) / model.grade_std)
+    return ensemble, actual, predictable(~torch.isnan(grades[use]))
+
+
 @torch.no_grad()
 def calibrate_intervals(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
                         validation_rows: torch.Tensor) -> None:
@@ -104,12 +119,7 @@ def calibrate_intervals(model: GradeForecaster, grades: torch.Tensor, college: t
     from them, the nearest thing to the ensemble that never saw the student; students every
     member learned from are left out."""
     model.interval_scale.fill_(1.0)
-    quantiles = model.member_quantiles(grades, college)  # [E, N, S-1, 3], normalised
-    held_out = validation_rows.sum(0)  # members that held each student out
-    use = held_out > 0
-    ensemble = (quantiles * validation_rows[:, :, None, None]).sum(0)[use] / held_out[use, None, None]
-    actual = torch.nan_to_num((grades[use, 1:] - model.grade_mean) / model.grade_std)
-    counted = predictable(~torch.isnan(grades[use]))
+    ensemble, actual, counted = _held_out_quantiles(model, grades, college, validation_rows)
     low, median, high = ensemble.unbind(-1)
     score = torch.maximum((median - actual) / (median - low), (actual - median) / (high - median))
     pooled = _conformal_quantile(score[counted])

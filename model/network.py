@@ -7,8 +7,11 @@ torch and the exported ONNX graph take the same inputs and no caller repeats it.
 Per member of the ensemble, the median prediction of semester t+1 is
 
     prior:      the college's mean of semester t+1 (from the training students, plus a learnt offset)
+              + the semester's shift (fitted by absolute error)
               + phi_t x the student's exponentially smoothed deviation from their college's means
-                (the smoothing alpha and the damping phi_t learnt: S parameters per member)
+                (the smoothing alpha and the damping phi_t learnt: S parameters per member);
+                with alpha = phi_t = 1 this is persistence (the last grade) plus the cohort's
+                median drift, which the network can choose where grades are sticky
   + correction: read by a recurrent network from its hidden state after semester t.
 
 The prior is the damped-trend baseline (model/baselines.py), computed the same way and
@@ -33,8 +36,8 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from cgpa_rnn.data.sequences import predictable
+from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.config import QUANTILES, ModelConfig
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN
 
 # Per step the recurrent part outputs a median correction and one gap per outer quantile.
 HEADS = len(QUANTILES)
@@ -153,10 +156,12 @@ class GradeForecaster(nn.Module):
 
     def __init__(self, config: ModelConfig, semesters: int, colleges: list[int], mean: float, std: float,
                  college_mean: torch.Tensor | None = None, smoothing: float = 0.5,
-                 damping: torch.Tensor | None = None):
+                 damping: torch.Tensor | None = None, scale: Scale = DEFAULT_SCALE,
+                 shift: torch.Tensor | None = None):
         super().__init__()
         self.config = config
         self.semesters = semesters
+        self.scale = scale
         E, S, V, H = config.ensemble, semesters, len(colleges), config.hidden
         self.register_buffer("college_codes", torch.tensor(colleges, dtype=torch.int64))
         self.register_buffer("grade_mean", torch.tensor(mean, dtype=torch.float32))
@@ -168,8 +173,11 @@ class GradeForecaster(nn.Module):
         self.register_buffer("position", torch.eye(S), persistent=False)
         # The prior starts as the damped-trend baseline fitted on the training students (alpha, phi_t);
         # each member learns offsets from it, which weight decay pulls back towards it.
-        self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 0.99)))
+        self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 0.999)))
         self.register_buffer("prior_damping", torch.full((S - 1,), 0.8) if damping is None else damping.float())
+        # The baseline's shift per college (row 0: unknown) and predicted semester (normalised): with alpha and phi near 1 the prior is
+        # persistence plus the cohort's median drift, the forecast to beat on cohorts of sticky grades.
+        self.register_buffer("prior_shift", torch.zeros(V + 1, S - 1) if shift is None else shift.float())
         self.smoothing = nn.Parameter(torch.zeros(E))  # alpha = sigmoid(prior_smoothing + smoothing)
         self.damping = nn.Parameter(torch.zeros(E, S - 1))  # phi_t = prior_damping[t] + damping[:, t]
         self.college_offset = nn.Parameter(torch.zeros(E, V + 1, S - 1))
@@ -190,7 +198,7 @@ class GradeForecaster(nn.Module):
     def keep_members(self, index: torch.Tensor) -> GradeForecaster:
         """A forecaster of only these members (every parameter's first dimension is the member)."""
         kept = GradeForecaster(replace(self.config, ensemble=len(index)), self.semesters, self.college_codes.tolist(),
-                               float(self.grade_mean), float(self.grade_std))
+                               float(self.grade_mean), float(self.grade_std), scale=self.scale)
         parameters = dict(self.named_parameters())
         kept.load_state_dict({name: value[index] if name in parameters else value
                               for name, value in self.state_dict().items()})
@@ -224,7 +232,7 @@ class GradeForecaster(nn.Module):
             + self.head_bias[:, None, None]
         alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
         level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
-        prior = (self.college_mean[index][:, 1:] + self.college_offset[:, index]
+        prior = (self.college_mean[index][:, 1:] + self.prior_shift[index] + self.college_offset[:, index]
                  + (self.prior_damping + self.damping)[:, None] * level)
         median = prior + heads[..., 0]
         return torch.stack([median - self.interval_scale * F.softplus(heads[..., 1] + GAP_OFFSET), median,
@@ -244,10 +252,10 @@ class GradeForecaster(nn.Module):
 
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
         """The ensemble's quantiles in grade points for every step: [B, S-1, HEADS], step t predicts
-        semester t+2 (1-based) from semesters 1..t+1; on the grade scale (an interval reaching past
-        10 would promise a grade nobody can get)."""
+        semester t+2 (1-based) from semesters 1..t+1; on the cohort's grade scale (an interval
+        reaching past its top would promise a grade nobody can get)."""
         quantiles = self.member_quantiles(grades, college).mean(0) * self.grade_std + self.grade_mean
-        return quantiles.clamp(GRADE_MIN, GRADE_MAX)
+        return quantiles.clamp(self.scale.low, self.scale.high)
 
     def forward(self, grades: torch.Tensor, college: torch.Tensor):
         """Prediction, low, high [B] for the semester after each student's last observed one.

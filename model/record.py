@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgpa_rnn.data.cohort import Cohort
+from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.metrics import best_baseline_name
@@ -26,19 +27,24 @@ class DataInfo:
     synthetic: bool
     students: int
     semester_names: list[str]
+    scale: Scale = DEFAULT_SCALE
+    groups: Groups = Groups("College Code", ())  # the group column and its vocabulary (text labels or integers)
 
     @classmethod
     def of(cls, cohort: Cohort) -> DataInfo:
-        return cls(cohort.source, cohort.fingerprint(), cohort.is_synthetic, len(cohort), cohort.semester_names)
+        return cls(cohort.source, cohort.fingerprint(), cohort.is_synthetic, len(cohort), cohort.semester_names,
+                   cohort.scale, cohort.groups)
 
     @classmethod
     def from_dict(cls, values: dict) -> DataInfo:
         return cls(values["source"], values["fingerprint"], values["synthetic"], values["students"],
-                   list(values["semester_names"]))
+                   list(values["semester_names"]), Scale.from_json(values.get("scale", [0.0, 10.0])),
+                   Groups.from_json(values.get("groups", {"column": "College Code", "codes": []})))
 
     def to_dict(self) -> dict:
         return {"source": self.source, "fingerprint": self.fingerprint, "synthetic": self.synthetic,
-                "students": self.students, "semester_names": self.semester_names}
+                "students": self.students, "semester_names": self.semester_names, "scale": self.scale.to_json(),
+                "groups": self.groups.to_json()}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ class TorchPredictor(Predictor):
         self.semesters = self.model.semesters
         self.colleges = self.model.college_codes.tolist()
         self.semester_names = self.record.data.semester_names
+        self.scale, self.groups = self.model.scale, self.record.data.groups
+        self.training_grades = (float(self.model.grade_mean), float(self.model.grade_std))
         self.training_data_sha256 = self.record.data.source.get("sha256")
         self.interval_level = INTERVAL_LEVEL  # the checkpoint's own quantiles, not an old ONNX file's fallback
 

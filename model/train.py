@@ -105,7 +105,7 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
     started = time.perf_counter()
     try:
         model, history = fit(config, cohort.grades[train], cohort.college[train], callbacks=(
-            *callbacks, *([bar] if bar else [])))
+            *callbacks, *([bar] if bar else [])), scale=cohort.scale)
     finally:
         if bar:
             bar.close()

@@ -43,7 +43,7 @@ def test_bad_grade_shows_its_message_at_the_field(browser, app_url):
     page.locator("#grade-1 textarea, #grade-1 input").first.fill("7")
     page.locator("#grade-2 textarea, #grade-2 input").first.fill("eleven")
     page.locator("#predict").click()
-    page.get_by_text("semester 2: expected a grade point").first.wait_for(timeout=15_000)
+    page.get_by_text("2nd semester (0-10): expected a grade point").first.wait_for(timeout=15_000)
 
 
 def _predict_in_the_browser_column(page, app_url, hindcast: bool = False) -> str:
@@ -75,7 +75,7 @@ def _page_with_local_ort(browser, ort_web_dist):
 def test_the_visitors_browser_runs_the_same_model_as_a_third_column(browser, app_url, ort_web_dist):
     page = _page_with_local_ort(browser, ort_web_dist)
     text = _predict_in_the_browser_column(page, app_url)
-    assert text.startswith("7.52 (|browser - onnxruntime| = ") and " ms here)" in text
+    assert text.startswith("7.50 (|browser - onnxruntime| = ") and " ms here)" in text
     assert float(text.split("= ")[1].split(";")[0]) <= 1e-5
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "browser-column.png"), full_page=True)
@@ -86,9 +86,9 @@ def test_a_hindcast_of_the_last_grade_given_in_all_three_runtimes(browser, app_u
     page = _page_with_local_ort(browser, ort_web_dist)
     text = _predict_in_the_browser_column(page, app_url, hindcast=True)  # the 4th predicted from the 1st-2nd
     onnx_value = page.locator("#pred-onnx textarea, #pred-onnx input").first.input_value()
-    assert text.startswith(f"{onnx_value} (|browser - onnxruntime| = ") and onnx_value != "7.52"
+    assert text.startswith(f"{onnx_value} (|browser - onnxruntime| = ") and onnx_value != "7.50"
     assert float(text.split("= ")[1].split(";")[0]) <= 1e-5
-    assert page.get_by_text("the actual 4th semester was 7.30").count() == 1
+    assert page.get_by_text("the actual 4th semester (0-10) was 7.30").count() == 1
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "one-student-hindcast.png"), full_page=True)
 
@@ -98,7 +98,7 @@ def test_a_browser_that_cannot_load_the_runtime_is_told_nothing_is_wrong(browser
     page = browser.new_page()
     text = _predict_in_the_browser_column(page, app_url)
     assert text.startswith("not available in this browser") and "nothing is wrong" in text
-    assert page.locator("#pred-onnx textarea, #pred-onnx input").first.input_value() == "7.52"
+    assert page.locator("#pred-onnx textarea, #pred-onnx input").first.input_value() == "7.50"
 
 
 @pytest.mark.browser

@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgpa_rnn.data import DataError, load_csv
-from cgpa_rnn.data.cohort import summary
+from cgpa_rnn.data.cohort import CohortFormat, summary
 from cgpa_rnn.data.sequences import Normalisation, last_examples, next_examples, repeated_kfold, split_students
 from cgpa_rnn.data.synthetic import SyntheticSpec, best_achievable_mae, generate_frame, oracle, synthetic_cohort
+from cgpa_rnn.encoding import Scale
 from cgpa_rnn.rundir import file_sha256
+from cgpa_rnn.table import LongLayout
 
 HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
 
@@ -71,12 +73,11 @@ def test_cli_synthetic_is_asked_for_and_labelled():
     ("name,score\nann,3\n", "no semester columns found"),
     (HEADER + "8.1,7.6,abc,7.4,8.1,115,Female,,17020,16\n", "line 2, column '3rd': expected a grade point"),
     (HEADER + "8.1,7.6,7.1,7.4,8.1,115,Female,,17020,16\n6,6,6,6,11.5,115,M,,17021,16\n",
-     "line 3, column '5th': grade 11.5 is outside 0-10"),
+     "line 3, column '5th': grade 11.5 is outside 0-10, the scale in use (it fits a 0-20 or 0-100 scale)"),
     (HEADER + "8.1,7.6,7.1,7.4,8.1,115,Female,,17020,16\n6,6,6,6,6,115,M,,17020.0,16\n",
      "student 115/17020 (college/roll) appears twice, first on line 2"),
     (HEADER, "a header but no student rows"),
-    (HEADER + "8.1,7.6,7.1,7.4,8.1,abc,Female,,17020,16\n", "line 2, column 'College Code': expected an integer"),
-    (HEADER + "8.1,7.6,7.1,7.4,8.1,115.5,Female,,17020,16\n", "column 'College Code': expected a non-negative"),
+    (HEADER + "8.1,7.6,7.1,7.4,8.1,,Female,,17020,16\n", "line 2, column 'College Code': blank"),
     (HEADER + "8.1,7.6,7.1,7.4,8.1,115,Robot,,17020,16\n", "line 2, column 'Gender': unknown gender 'Robot'"),
     ('1st,2nd,College Code,Roll\n"7.1,5\n', "not a readable CSV"),
 ])
@@ -104,9 +105,54 @@ def test_other_layouts_load(tmp_path):
     named = write(tmp_path, "autumn,spring,College Code,Roll\n7,8,1,5\n", "named.csv")
     with pytest.raises(DataError, match="no semester columns"):
         load_csv(named)
-    assert load_csv(named, semesters=["autumn", "spring"]).grades.tolist() == [[7.0, 8.0]]
+    assert load_csv(named, CohortFormat(semesters=("autumn", "spring"))).grades.tolist() == [[7.0, 8.0]]
     with pytest.raises(DataError, match="not in the header"):
-        load_csv(named, semesters=["autumn", "winter"])
+        load_csv(named, CohortFormat(semesters=("autumn", "winter")))
+
+
+# One cohort written the ways registrars and spreadsheets write it: every file must read the same.
+OTHER_SCHOOL = [("GP", "F", [11, 12, 12]), ("MS", "M", [8, 9.5, 10]), ("GP", "M", [15, 15, 0])]
+
+
+def _other_school_files(tmp_path) -> dict:
+    wide = "absences,school,sex,G1,G2,G3,notes\n" + "".join(
+        f"3,{s},{g},{a},{b},{c},x\n" for s, g, (a, b, c) in OTHER_SCHOOL)
+    semicolon = 'absences;"school";"sex";"G1";"G2";"G3";notes\n' + "".join(
+        f'3;"{s}";"{g}";"{a}";"{str(b).replace(".", ",")}";{c};"a, b"\n' for s, g, (a, b, c) in OTHER_SCHOOL)
+    tab = wide.replace(",", "\t")
+    long = "student,term,grade,school\n" + "".join(
+        f"s{k},G{t + 1},{v},{s}\n" for k, (s, _, grades) in enumerate(OTHER_SCHOOL) for t, v in enumerate(grades))
+    files = {}
+    for name, text in (("wide.csv", wide), ("semicolon.csv", semicolon), ("tab.tsv", tab), ("long.csv", long)):
+        files[name] = tmp_path / name
+        files[name].write_text(text)
+    return files
+
+
+def test_any_institution_reads_the_same_from_every_dialect(tmp_path):
+    files = _other_school_files(tmp_path)
+    form = CohortFormat(("G1", "G2", "G3"), Scale(0, 20), "school")
+    expected = [grades for _, _, grades in OTHER_SCHOOL]
+    for name in ("wide.csv", "semicolon.csv", "tab.tsv"):
+        cohort = load_csv(files[name], form)
+        assert cohort.grades.tolist() == expected, name
+        assert cohort.groups.labels == ("GP", "MS") and cohort.college.tolist() == [1, 2, 1], name
+    long = load_csv(files["long.csv"], CohortFormat(scale=Scale(0, 20), group="school",
+                                                    long=LongLayout("student", "term", "grade")))
+    assert long.grades.tolist() == expected and long.semester_names == ["G1", "G2", "G3"]
+    with pytest.raises(DataError, match=r"line 2, column 'G1': grade 11 is outside 0-10.*0-20.*--scale"):
+        load_csv(files["wide.csv"], CohortFormat(("G1", "G2", "G3"), group="school"))
+    duplicated = tmp_path / "twice.csv"
+    duplicated.write_text(files["long.csv"].read_text() + "s1,G2,9,MS\n")
+    with pytest.raises(DataError, match="student 's1' has term 'G2' twice"):
+        load_csv(duplicated, CohortFormat(scale=Scale(0, 20), group="school", long=LongLayout("student", "term",
+                                                                                             "grade")))
+    nogroup = load_csv(files["wide.csv"], CohortFormat(("G1", "G2", "G3"), Scale(0, 20), None))
+    assert nogroup.groups.column is None and set(nogroup.college.tolist()) == {0}
+    result = cgpa("data", "--data", str(files["semicolon.csv"]), "--semesters", "G1,G2,G3", "--group", "school",
+                  "--scale", "0-20")
+    assert result.returncode == 0 and "scale: 0-20" in result.stdout
+    assert "groups (school): GP: 2, MS: 1" in result.stdout
 
 
 def test_examples_never_use_a_missing_target():

@@ -17,7 +17,6 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 
 from cgpa_rnn.demo import environment, service, training
-from cgpa_rnn.demo.tabs.cohort import AT_RISK_BELOW
 from cgpa_rnn.errors import UserError
 
 COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
@@ -25,6 +24,8 @@ COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Cod
               "7.1,abc,,,,115,M,,2,16\n"
               "5.2,5.0,4.9,,,116,F,3,,16\n"
               "8,8,8,8,8,116,F,4,,16\n")
+
+AT_RISK_BELOW = 6.0  # the shipped 0-10 model's default line (service.default_at_risk)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_field_errors_point_at_the_field(backends):
     assert messages[0] is None and "outside 0-10" in messages[1] and "college" in messages[5]
     assert "no grade given" in service.field_errors(backends, [""] * 5, "115")[0]
     assert service.field_errors(backends, ["7"] * 5, "115") == [None] * 6  # a hindcast
-    assert "only semester 5 is given" in service.field_errors(backends, ["", "", "", "", "7"], "115")[0]
+    assert "only 5th semester is given" in service.field_errors(backends, ["", "", "", "", "7"], "115")[0]
 
 
 def test_score_upload(backends, tmp_path):
@@ -138,6 +139,25 @@ def test_hindcast_of_every_students_last_known_semester(backends, tmp_path):
     assert "a hindcast needs earlier semesters" in scored.errors[0]
 
 
+def test_the_at_risk_line_and_the_warning_follow_the_models_scale(backends, tmp_path):
+    from cgpa_rnn.encoding import Scale
+
+    assert service.default_at_risk(backends.scale) == AT_RISK_BELOW and service.default_at_risk(Scale(0, 20)) == 12
+    four_point = tmp_path / "gpa4.csv"  # a 4-point class: on the 10-point model's scale, but unlike its students
+    four_point.write_text("1st,2nd,3rd,4th,College Code\n" + "".join(
+        f"2.{k},2.9,3.0,2.8,115\n" for k in range(8)))
+    scored, _, summary = service.score_upload(backends, four_point, AT_RISK_BELOW)
+    assert summary.startswith("**Warning: these grades average") and "train a model on your own cohort" in summary
+    from cgpa_rnn.data import SHIPPED_DATA
+
+    _, _, alike = service.score_upload(backends, SHIPPED_DATA, AT_RISK_BELOW)
+    assert "Warning" not in alike
+    result = cgpa("predict", str(SHIPPED), "--csv", str(four_point), "--out", str(tmp_path / "out.csv"))
+    assert result.returncode == 0 and result.stderr.startswith("Warning: these grades average"), result.stderr
+    one = service.predict_student(backends, ["2.9", "3.0", "2.8"], "115")
+    assert one.warning and service.result_record(backends, one)["warning"] == one.warning
+
+
 @pytest.mark.parametrize("value", ["", "abc", float("nan"), -1, 1e308, None])
 def test_the_at_risk_threshold_is_a_grade_point(backends, tmp_path, value):
     path = tmp_path / "cohort.csv"
@@ -160,7 +180,7 @@ def test_api_predict_both_backends(app_url):
     client = Client(app_url, verbose=False)
     torch_value, onnx_value, diff, text, asked = client.predict("7.1", "6.8", "", "7.3", "", "115",
                                                                 api_name="/predict")
-    assert torch_value == onnx_value == "7.52" and float(diff) <= 1e-5 and abs(asked["prediction"] - 7.5236) < 1e-4
+    assert torch_value == onnx_value == "7.50" and float(diff) <= 1e-5 and abs(asked["prediction"] - 7.5036) < 1e-4
     assert asked["grades"] == [pytest.approx(7.1), pytest.approx(6.8), None, pytest.approx(7.3), None]
     assert asked["semester"] == 5 and asked["low"] < asked["prediction"] < asked["high"]  # what the chart draws
     _, _, _, text_4th, asked_4th = client.predict("7.1", "6.8", "", "7.3", "", "115", True, api_name="/predict")
@@ -207,15 +227,15 @@ def test_the_page_endpoint_reads_values_as_sent_like_the_json_endpoint(app_url):
     as_text = client.predict("7.1", "6.8", "", "7.3", "", "115", False, api_name="/predict")
     as_numbers = client.predict(7.1, 6.8, None, 7.3, None, 115, False, api_name="/predict")
     assert as_numbers[:3] == as_text[:3] and as_numbers[4] == as_text[4]
-    with pytest.raises(ValidationError, match="semester 1: expected a grade point"):
+    with pytest.raises(ValidationError, match="1st semester (0-10): expected a grade point"):
         client.predict(True, "6.8", "", "", "", "115", api_name="/predict")  # a boolean is no grade
 
 
 @pytest.mark.parametrize("values, message", [
-    (("7.1", "abc", "", "", "", "115"), "semester 2: expected a grade point"),
+    (("7.1", "abc", "", "", "", "115"), "2nd semester (0-10): expected a grade point"),
     (("7.1", "", "", "", "", "x"), "college: expected an integer"),
     (("", "", "", "", "", "115"), "no grade given"),
-    (("", "", "", "", "7", "115"), "only semester 5 is given"),
+    (("", "", "", "", "7", "115"), "only 5th semester is given"),
 ])
 def test_api_answers_bad_input_with_its_message(app_url, values, message):
     client = Client(app_url, verbose=False)

@@ -29,7 +29,7 @@ except SystemExit as done:
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "onnx: semester 5: 7.524" in done.stdout and "scored 2 of 2 rows" in done.stdout
+    assert "onnx: 5th semester (0-10): 7.504" in done.stdout and "scored 2 of 2 rows" in done.stdout
     assert "usage: cgpa" in done.stdout and "torch:" not in done.stdout
 
 
@@ -80,13 +80,14 @@ def test_a_plain_pip_install_is_the_torch_free_runtime_under_one_name(tmp_path):
     csv.write_text("1st,2nd,3rd,4th,College Code\n7.1,6.8,,7.3,115\n8,8,8,8,116\n")
     script = subprocess.run([python, "score.py", str(SHIPPED / "model.onnx"), str(csv)], cwd=work,
                             capture_output=True, text=True, timeout=120)
-    assert script.returncode == 0 and script.stdout.split() == ["7.524", "2", "scored"], script.stdout + script.stderr
+    assert script.returncode == 0 and script.stdout.split() == ["7.504", "2", "scored"], script.stdout + script.stderr
 
     def run(*args):
         return subprocess.run([command, *args], cwd=work, capture_output=True, text=True, timeout=300)
 
     one = run("predict", str(SHIPPED), "--grades", "7.1,6.8,,7.3", "--college", "115")
-    assert one.returncode == 0 and "onnx: semester 5: 7.524" in one.stdout and "torch" not in one.stdout, one.stderr
+    assert one.returncode == 0 and "onnx: 5th semester (0-10): 7.504" in one.stdout, one.stderr
+    assert "torch" not in one.stdout
     batch = run("predict", str(SHIPPED), "--csv", str(csv), "--out", str(tmp_path / "scored.csv"))
     assert batch.returncode == 0 and "scored 2 of 2 rows" in batch.stdout, batch.stderr
 

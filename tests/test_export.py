@@ -3,6 +3,7 @@ runtime, `cgpa predict`, quantization and the benchmark."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -143,18 +144,18 @@ print(result.semester, round(result.prediction, 3), len(forecast.steps))
 
 
 @pytest.mark.parametrize("grades, college, message", [
-    ([7, "abc"], 115, "semester 2: expected a grade point"),
-    ([7, 11], 115, "semester 2: grade 11 is outside 0-10"),
-    ([-0.5], 115, "semester 1: grade -0.5 is outside 0-10"),
+    ([7, "abc"], 115, "2nd semester (0-10): expected a grade point"),
+    ([7, 11], 115, "2nd semester (0-10): grade 11 is outside 0-10"),
+    ([-0.5], 115, "1st semester (0-10): grade -0.5 is outside 0-10"),
     ([7] * 6, 115, "the model knows 5 semesters, got 6"),
     ([None, "", float("nan")], 115, "no grade given"),
-    ([None, None, None, None, 7], 115, "only semester 5 is given; a hindcast needs earlier semesters"),
+    ([None, None, None, None, 7], 115, "only 5th semester is given; a hindcast needs earlier semesters"),
     ([7], "abc", "college: expected an integer college code"),
     ([7], 1.5, "college: expected a non-negative integer"),
 ])
 def test_runtime_rejects_bad_input(exported_runs, grades, college, message):
     for backend in (OnnxPredictor(exported_runs["elman"] / "model.onnx"), TorchPredictor(exported_runs["elman"])):
-        with pytest.raises(PredictionError, match=message):
+        with pytest.raises(PredictionError, match=re.escape(message)):
             backend.predict(grades, college)
 
 
@@ -176,7 +177,7 @@ def test_forecast_and_unknown_college(exported_runs):
 def test_cli_hindcast_of_one_student(exported_runs):
     result = cgpa("predict", str(exported_runs["elman"]), "--grades", "7,6.5,7", "--college", "115", "--hindcast")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("semester 3: ") == 2 and result.stdout.count("hindcast, actual 7.00") == 2
+    assert result.stdout.count("3rd semester (0-10): ") == 2 and result.stdout.count("hindcast, actual 7.00") == 2
 
 
 def test_runtime_is_thread_safe(exported_runs):
@@ -195,9 +196,9 @@ def test_cli_predict_one_student(exported_runs):
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
     torch_value, onnx_value = (float(lines[k].split(": ")[1].split()[0]) for k in ("torch", "onnx"))
-    assert abs(torch_value - onnx_value) < 1e-3 and "semester 5" in lines["onnx"]
+    assert abs(torch_value - onnx_value) < 1e-3 and "5th semester (0-10)" in lines["onnx"]
     bad = cgpa("predict", str(exported_runs["gru"]), "--grades", "7.1,abc", "--college", "115")
-    assert bad.returncode == 2 and "semester 2: expected a grade point" in bad.stderr
+    assert bad.returncode == 2 and "2nd semester (0-10): expected a grade point" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
@@ -216,7 +217,7 @@ def test_cli_predict_csv_scores_row_by_row(exported_runs, tmp_path):
     assert list(scored.columns[-9:]) == ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high",
                                          "actual", "abs_error", "error"]
     assert scored["semester_predicted"].tolist() == ["5", "", "5", "2"]
-    assert scored["error"][0] == "" and "semester 2: expected a grade point" in scored["error"][1]
+    assert scored["error"][0] == "" and "2nd semester (0-10): expected a grade point" in scored["error"][1]
     assert scored["actual"].tolist() == ["", "", "7", ""] and scored["error"][2] == ""
     hindcast = cgpa("predict", str(exported_runs["elman"]), "--csv", str(source), "--out", str(out), "--hindcast")
     assert "Hindcast of 2 students" in hindcast.stdout  # the last known semester of every student with two

@@ -91,7 +91,7 @@ def test_decimal_notation_and_blank_spellings_are_accepted():
 def test_the_cli_refuses_numbers_in_other_notations(tmp_path):
     for grades in ("7,1e1", "7,inf", "7,٣", "7,0x10", "7,1_0"):
         one_line_error(cgpa("predict", str(SHIPPED), "--backend", "onnx", "--grades", grades, "--college", "115"),
-                       "semester 2: expected a grade point")
+                       "2nd semester (0-10): expected a grade point")
     one_line_error(cgpa("predict", str(SHIPPED), "--backend", "onnx", "--grades", "7", "--college", "1e2"),
                    "college: expected an integer college code")
     source = tmp_path / "cohort.csv"
@@ -100,7 +100,7 @@ def test_the_cli_refuses_numbers_in_other_notations(tmp_path):
     result = cgpa("predict", str(SHIPPED), "--csv", str(source), "--out", str(out))
     assert result.returncode == 0 and "scored 1 of 5 rows" in result.stdout, result.stderr
     errors = [row[-1] for row in csv.reader(io.StringIO(out.read_text(encoding="utf-8")))][1:]
-    assert [e.split(":")[1].strip() for e in errors[:3]] == ["semester 2"] * 3 and "college" in errors[3]
+    assert [e.split(":")[1].strip() for e in errors[:3]] == ["2nd semester (0-10)"] * 3 and "college" in errors[3]
     assert errors[4] == ""
 
 

@@ -126,15 +126,15 @@ def test_the_site_runs_the_model_in_the_browser(browser, site, static_server):
             page.fill(f"#grade-{t}", grade)
         page.click("#predict")
         page.wait_for_function("document.getElementById('result').textContent.includes('interval')")
-        assert page.text_content("#result").startswith("5th semester: 7.52 (80% interval 6.89 to 8.11)")
+        assert page.text_content("#result").startswith("5th semester (0-10): 7.50 (80% interval 6.88 to 8.09)")
         page.screenshot(path=str(SCREENSHOTS / f"site-one-student-{viewport}.png"), full_page=True)
         page.fill("#grade-5", "7.0")  # the final semester known: a hindcast of it from the earlier ones
         page.click("#predict")
         page.wait_for_function("document.getElementById('result').textContent.includes('hindcast')")
-        assert "the actual 5th semester was 7.00" in page.text_content("#result")
+        assert "the actual 5th semester (0-10) was 7.00" in page.text_content("#result")
         page.fill("#grade-2", "1e1")  # ASCII decimal notation only, as the Python runtime
         page.click("#predict")
-        assert page.text_content("#result").startswith("semester 2: expected a grade point between 0 and 10")
+        assert page.text_content("#result").startswith("2nd semester (0-10): expected a grade point on the 0-10 scale")
         assert page.get_attribute("#grade-2", "aria-invalid") == "true"
         page.click("#tab-about")
         assert "student-semester-result.csv" in page.text_content("#about")

@@ -54,7 +54,7 @@ def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkey
 
 @pytest.mark.parametrize("content, message", [
     ("1st,2nd,College Code,Roll\n" + "".join(f"7,7,115,{i}\n" for i in range(5)), "5 students are too few"),
-    ("1st,2nd,College Code\n7,7,115\n", "no roll-number column"),
+    ("1st,2nd,College Code\n7,12,115\n", "grade 12 is outside 0-10"),
     (",".join(f"sem{i}" for i in range(1, 14)) + ",College Code,Roll\n" + "7," * 13 + "115,1\n",
      "13 semesters is over the 12-semester limit"),
     ("1st,College Code,Roll\n" + "7,115,1\n" * 3001, "more than 3,000 student rows is over the limit"),

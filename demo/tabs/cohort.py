@@ -8,9 +8,7 @@ import pandas as pd
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.values import GRADE_MAX, GRADE_MIN, parse_bool
-
-AT_RISK_BELOW = 6.0  # the threshold's default: a grade point advisors commonly act on
+from cgpa_rnn.values import parse_bool
 
 
 def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: float,
@@ -28,9 +26,9 @@ def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: flo
     return text, service.hindcast_frame(scored), service.display_table(scored), str(out)
 
 
-def validate(cohort_csv, at_risk_below, hindcast_last_given) -> list:
+def validate(backends: service.Backends, cohort_csv, at_risk_below, hindcast_last_given) -> list:
     try:
-        service.at_risk_threshold(at_risk_below)
+        service.at_risk_threshold(at_risk_below, backends.scale)
         threshold_message = None
     except UserError as error:
         threshold_message = str(error)
@@ -46,8 +44,10 @@ def chart_shown(points) -> gr.ScatterPlot:
 
 def build(backends: service.Backends, delete_after_minutes: int) -> None:
     limits = service.UPLOAD_LIMITS
-    gr.Markdown(f"Upload a CSV in the data format (columns 1st, 2nd, ..., College Code; semesters are matched by "
-                f"their number). At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
+    scale, at_risk = backends.scale, service.default_at_risk(backends.scale)
+    group = f", {backends.groups.column}" if backends.groups.column else ""
+    gr.Markdown(f"Upload a CSV (comma, semicolon or tab separated) with the model's semester columns "
+                f"({', '.join(backends.semester_names)}: grades on the {scale} scale){group}. At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
                 "Each student's next semester is predicted; a student whose final semester is known is scored by "
                 "**hindcast** instead (that semester predicted from the earlier ones, then compared with the known "
                 "grade), so last year's class shows how close the model comes. Rows that cannot be scored keep "
@@ -58,13 +58,13 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
             upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file", height=120)
             shipped_data_button(upload, "No file at hand? Take the data set the model was trained on")
         with gr.Column():
-            threshold = gr.Number(value=AT_RISK_BELOW, label=f"at risk below ({GRADE_MIN:g}-{GRADE_MAX:g})",
-                                  minimum=GRADE_MIN, maximum=GRADE_MAX, elem_id="threshold")
+            threshold = gr.Number(value=at_risk, label=f"at risk below ({scale})",
+                                  minimum=scale.low, maximum=scale.high, elem_id="threshold")
             hindcast_last_given = gr.Checkbox(label="hindcast every student's last known semester", elem_id="hide-last")
             button = gr.Button("Score cohort", variant="primary", elem_id="score")
     summary = gr.Markdown(label="summary", elem_id="cohort-summary")
-    chart = gr.ScatterPlot(x="actual", y="predicted", color="interval", x_lim=[GRADE_MIN, GRADE_MAX],
-                           y_lim=[GRADE_MIN, GRADE_MAX], label="hindcast: predicted against actual",
+    chart = gr.ScatterPlot(x="actual", y="predicted", color="interval", x_lim=[scale.low, scale.high],
+                           y_lim=[scale.low, scale.high], label="hindcast: predicted against actual",
                            x_title="actual grade point", y_title="predicted", elem_id="hindcast-chart",
                            visible=False)
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
@@ -72,23 +72,29 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
 
     @gr.mcp.tool()
     def page_score(cohort_csv, at_risk_below, hindcast_last_given, request: gr.Request):
-        """Score a cohort CSV: every student's next-semester grade point average (0-10) with its
+        """Score a cohort CSV: every student's next-semester grade point average (SCALE) with its
         interval, from torch and onnxruntime, and a hindcast of each known final semester.
 
         Args:
-            cohort_csv: a CSV file, one row per student: grade columns named by semester number (1st, 2nd, ... or sem1, sem2, ...) on the 0-10 scale, blank when missing; a College Code column (integer codes); at most 2 MB and 5,000 rows
-            at_risk_below: students predicted below this grade point (0-10) are counted as at risk; AT_RISK_BELOW is usual
+            cohort_csv: a CSV file (comma, semicolon or tab separated), one row per student: grade columns SEMESTERS on the SCALE scale, blank when missing; GROUP; at most 2 MB and 5,000 rows
+            at_risk_below: students predicted below this grade point (SCALE) are counted as at risk; AT_RISK_BELOW is usual
             hindcast_last_given: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
         Returns:
             a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the scored table, and the scored CSV file
         """
         return score(backends, cohort_csv, at_risk_below, hindcast_last_given, request)
 
-    page_score.__doc__ = page_score.__doc__.replace("AT_RISK_BELOW", f"{AT_RISK_BELOW:g}")  # one home for the default
+    groups = backends.groups
+    group_text = (f"a {groups.column} column ({'text labels' if groups.text else 'integer codes'}: "
+                  f"{', '.join(backends.college_choices()[:12])})" if groups.column else "no group column is needed")
+    for name, value in (("AT_RISK_BELOW", f"{at_risk:g}"), ("SCALE", str(scale)), ("GROUP", group_text),
+                        ("SEMESTERS", ", ".join(backends.semester_names))):
+        page_score.__doc__ = page_score.__doc__.replace(name, value)  # the model's own terms
 
     page_score.__name__ = "score_cohort"  # the MCP tool's name
     outputs = [summary, chart, table, download]
     button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
-        page_score, [upload, threshold, hindcast_last_given], outputs, validator=validate,
+        page_score, [upload, threshold, hindcast_last_given], outputs,
+        validator=lambda *values: validate(backends, *values),
         api_name="predict_batch").success(
         chart_shown, chart, chart, queue=False, api_visibility="private")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +24,9 @@ HINDCAST_FLAG = "hindcast_last_given"
 
 def parameter_names(backends: service.Backends) -> list[str]:
     """The API's parameters: one per semester, the college, then the hindcast flag."""
-    return [f"semester_{name}" for name in backends.semester_names] + ["college", HINDCAST_FLAG]
+    # Python names (Gradio builds a signature from them): "Fall 2024" -> semester_Fall_2024.
+    return [re.sub(r"\W+", "_", f"semester_{name}").strip("_") for name in backends.semester_names] + \
+        ["college", HINDCAST_FLAG]
 
 
 def ask(backends: service.Backends, values: tuple) -> service.StudentResult:
@@ -86,16 +89,18 @@ def browser_runtime(backends: service.Backends) -> str:
 
 def build(backends: service.Backends, demo: gr.Blocks) -> None:
     names = backends.semester_names
-    gr.Markdown(f"Grade points 0-10 per semester; leave a semester blank if it is missing or not yet taken. "
+    gr.Markdown(f"Grade points on the {backends.scale} scale per semester; leave a semester blank if it is missing or not yet taken. "
                 f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
                 f"give all of them: it then predicts the {names[-1]} from the earlier ones; or tick the box to "
                 "predict the last grade you gave from the ones before it.")
     with gr.Row(elem_id="grade-row"):
-        grade_boxes = [gr.Textbox(label=f"{name} semester", elem_id=f"grade-{t + 1}", max_lines=1, min_width=80)
-                       for t, name in enumerate(names)]
+        grade_boxes = [gr.Textbox(label=backends.onnx.semester_label(t), elem_id=f"grade-{t + 1}", max_lines=1,
+                                  min_width=80) for t in range(len(names))]
     with gr.Row():
-        college = gr.Dropdown([str(c) for c in backends.colleges], value=None, allow_custom_value=True,
-                              label="college (pick one, or type any code)", elem_id="college")
+        column = backends.groups.column
+        college = gr.Dropdown(backends.college_choices(), value=None, allow_custom_value=True,
+                              label=f"{column or 'group'} (pick one, or type any)", elem_id="college",
+                              visible=column is not None)
         hindcast_last_given = gr.Checkbox(label="hindcast: predict the last grade given from the earlier ones",
                                 elem_id="hide-last-grade")
         button = gr.Button("Predict", variant="primary", elem_id="predict")
@@ -110,7 +115,7 @@ def build(backends: service.Backends, demo: gr.Blocks) -> None:
     outputs = [torch_out, onnx_out, diff_out, details, question]
     # The page starts on the first known college, chosen in the browser: a field's initial value on the
     # server is also its API default, and /predict would answer a caller who never gave a college.
-    demo.load(None, None, college, js=f"() => {json.dumps(str(backends.colleges[0]))}", api_visibility="private")
+    demo.load(None, None, college, js=f"() => {json.dumps(backends.college_choices()[0])}", api_visibility="private")
 
     # The page's endpoint returns the page's texts: public for clients, but not an MCP tool
     # (agents get /predict_json's record; demo.app keeps only functions marked gr.mcp.tool()).
@@ -124,14 +129,15 @@ def build(backends: service.Backends, demo: gr.Blocks) -> None:
     api_predict_json.__doc__ = tool_description(backends)
     api_predict_json.__name__ = "predict_student"  # the MCP tool's name
     parameters = parameter_names(backends)
+    required = ("college",) if backends.groups.column else ()
     inputs = [*grade_boxes, college, hindcast_last_given]
     button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
-        named(page_predict, parameters[:-1], flag=HINDCAST_FLAG, required=("college",)), inputs, outputs,
+        named(page_predict, parameters[:-1], flag=HINDCAST_FLAG, required=required), inputs, outputs,
         validator=lambda *values: validate(backends, values), api_name="predict", **AS_SENT).success(
         None, question, chart, js=CHART_JS.read_text(encoding="utf-8"), api_visibility="private").then(
         None, question, browser_out, js=browser_runtime(backends), api_visibility="private")
-    gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG, required=("college",)),
+    gr.api(named(api_predict_json, parameters[:-1], dict, flag=HINDCAST_FLAG, required=required),
            api_name="predict_json")
     examples = service.examples(backends)
     if examples:
@@ -141,11 +147,15 @@ def build(backends: service.Backends, demo: gr.Blocks) -> None:
 
 def tool_description(backends: service.Backends) -> str:
     """The docstring of /predict_json, which API pages and MCP clients show: what each input means."""
-    known = ", ".join(map(str, backends.colleges))
+    known = ", ".join(backends.college_choices())
+    scale, example = backends.scale, f"{backends.scale.low + 0.71 * (backends.scale.high - backends.scale.low):g}"
     semesters = "\n".join(
-        f"    semester_{name}: grade point of the {name} semester on the 0-10 scale, as text (\"7.1\"); blank (\"\") "
-        "when missing or not yet taken" for name in backends.semester_names)
-    return f"""One student's next-semester grade point average (0-10), with its {backends.interval_level:.0%} prediction
+        f"    {parameter}: grade point of the {name} semester on the {scale} scale, as text (\"{example}\"); blank "
+        "(\"\") when missing or not yet taken" for parameter, name in zip(parameter_names(backends), backends.semester_names))
+    column = backends.groups.column
+    group = (f"the student's {column}; the model knows {known}, and any other value uses its shared \"unknown\" slot"
+             if column else "ignored: this model has no group column (send \"\")")
+    return f"""One student's next-semester grade point average ({scale}), with its {backends.interval_level:.0%} prediction
 interval, from the same recurrent network in torch and in onnxruntime.
 
 The semester after the last one given is predicted. With the final semester given (or
@@ -154,8 +164,8 @@ returned as hindcast_actual beside the prediction: how close the model would hav
 
 Args:
 {semesters}
-    college: the student's college code, an integer; the model knows {known}, and any other code uses its shared "unknown" slot
+    college: {group}
     {HINDCAST_FLAG}: true to predict the last grade given from the earlier ones (a hindcast); false by default
 Returns:
-    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average
+    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average, scale, warning (null, or why the grades are unlike the model's training cohort)
 """

@@ -82,7 +82,7 @@
   // One student: the same validation as the Python runtime (rules.question).
   const fields = config.semesterNames.map((name, t) => {
     const label = document.createElement("label");
-    label.textContent = `${name} semester`;
+    label.textContent = config.semesterLabels[t];
     const input = document.createElement("input");
     Object.assign(input, { id: `grade-${t + 1}`, type: "text", inputMode: "decimal" });
     label.appendChild(input);
@@ -98,20 +98,20 @@
     fields.forEach((input) => input.setAttribute("aria-invalid", "false"));
     let asked;
     try {
-      asked = rules.question(fields.map((input) => input.value), $("college").value, config.semesters, $("hide-last").checked);
+      asked = rules.question(fields.map((input) => input.value), $("college").value, config, $("hide-last").checked);
     } catch (error) {
-      const field = /^semester (\d+):/.exec(error.message);
-      if (field) fields[Number(field[1]) - 1].setAttribute("aria-invalid", "true");
+      const field = config.semesterLabels.findIndex((label) => error.message.startsWith(`${label}:`));
+      if (field >= 0) fields[field].setAttribute("aria-invalid", "true");
       show(result, error.message, true);
       return;
     }
     const started = performance.now();
     const out = await predict([Array.from(asked.row)], [asked.college]);
     const ms = performance.now() - started;
-    const name = config.semesterNames[asked.semester - 1];
-    const hindcast = Number.isNaN(asked.actual) ? "" : ` (hindcast: the actual ${name} semester was ${fixed(asked.actual)})`;
+    const name = config.semesterLabels[asked.semester - 1];
+    const hindcast = Number.isNaN(asked.actual) ? "" : ` (hindcast: the actual ${name} was ${fixed(asked.actual)})`;
     const unknown = config.colleges.includes(asked.college) ? "" : "; college not seen in training";
-    show(result, `${name} semester: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
+    show(result, `${name}: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
       `${fixed(out.low[0])} to ${fixed(out.high[0])})${hindcast}, computed in your browser in ${ms.toFixed(1)} ms${unknown}`);
   });
 
@@ -148,7 +148,7 @@
       const bytes = new Uint8Array(await file.arrayBuffer());
       const table = rules.readTable(bytes, file.name);
       await session;
-      scored = await rules.scoreTable(table, config.semesters, predict, $("hindcast-all").checked);
+      scored = await rules.scoreTable(table, config, predict, $("hindcast-all").checked);
       summary = rules.hindcastSummary(scored, (await sha256(bytes)) === config.dataSha256, config.intervalLevel);
     } catch (error) {
       show(cohortStatus, error instanceof rules.DataError ? error.message : `${file.name}: ${error.message}`, true);

@@ -6,7 +6,7 @@
 (function (exports) {
   "use strict";
 
-  const GRADE_MIN = 0, GRADE_MAX = 10;
+  const COMMON_SCALES = [4, 5, 10, 20, 100]; // encoding.COMMON_SCALES: suggested when a grade is off the scale
   const BLANK_CELLS = ["", "nan", "na", "n/a"];
   const WHITESPACE = " \t\r\n"; // values.WHITESPACE: trimmed around a number
   const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/; // values.DECIMAL, ASCII digits only
@@ -92,14 +92,24 @@
     return DECIMAL.test(text) ? Number(text) : null;
   }
 
-  function gradeValue(value) {
+  // encoding.Scale.fitting: the common scales a grade would fit, for the message.
+  function fitting(number, [low, high]) {
+    const tops = COMMON_SCALES.filter((top) => number >= 0 && number <= top && top !== high).slice(0, 2);
+    return tops.length ? `it fits a ${tops.map((top) => `0-${top}`).join(" or ")} scale` : "it fits none of the common scales";
+  }
+
+  // values.grade_value on the model's scale [low, high].
+  function gradeValue(value, scale = [0, 10]) {
     if (value === null || value === undefined) return NaN;
     if (BLANK_CELLS.includes(stripChars(String(value), WHITESPACE).toLowerCase())) return NaN;
+    const [low, high] = scale, name = `${formatG(low)}-${formatG(high)}`;
     const number = decimal(value);
     if (number === null || !Number.isFinite(number)) {
-      throw new DataError(`expected a grade point between 0 and 10 (like 7.25) or blank, got ${preview(value)}`);
+      throw new DataError(`expected a grade point on the ${name} scale (like ${formatG(high * 0.7)}) or blank, got ${preview(value)}`);
     }
-    if (!(GRADE_MIN <= number && number <= GRADE_MAX)) throw new DataError(`grade ${formatG(number)} is outside 0-10`);
+    if (!(low <= number && number <= high)) {
+      throw new DataError(`grade ${formatG(number)} is outside ${name}, the scale in use (${fitting(number, scale)})`);
+    }
     return number;
   }
 
@@ -260,13 +270,21 @@
   }
 
   // Predictor.question: what one row asks, or the reason it cannot be scored.
-  function question(values, college, semesters, hideLast) {
+  // `model`: the page's config (semesters, semesterNames, scale), as Predictor knows its model.
+  function semesterName(model, t) {
+    const name = model.semesterNames[t];
+    return /^[0-9]+(st|nd|rd|th)$/.test(name) ? `${name} semester` : name;
+  }
+  const semesterLabel = (model, t) => `${semesterName(model, t)} (${model.scale.map((v) => formatG(v)).join("-")})`;
+
+  function question(values, college, model, hideLast) {
+    const semesters = model.semesters;
     const row = new Float32Array(semesters).fill(NaN);
     values.forEach((value, t) => {
       try {
-        row[t] = gradeValue(value);
+        row[t] = gradeValue(value, model.scale);
       } catch (error) {
-        throw new DataError(`semester ${t + 1}: ${error.message}`);
+        throw new DataError(`${semesterLabel(model, t)}: ${error.message}`);
       }
     });
     if (row.every(Number.isNaN)) throw new DataError("grades: no grade given; enter at least one semester");
@@ -280,7 +298,7 @@
     const last = observed[observed.length - 1];
     if (last < semesters - 1 && !hideLast) return { row, college: code, semester: last + 2, actual: NaN };
     if (observed.length === 1) {
-      throw new DataError(`grades: only semester ${last + 1} is given; a hindcast needs earlier semesters to predict it from`);
+      throw new DataError(`grades: only ${semesterName(model, last)} is given; a hindcast needs earlier semesters to predict it from`);
     }
     const actual = row[last];
     row[last] = NaN;
@@ -288,7 +306,8 @@
   }
 
   // scoring.score_table: every row scored or given its reason; `predict(grades, colleges)` runs the model.
-  async function scoreTable(table, semesters, predict, hideLast = false) {
+  async function scoreTable(table, model, predict, hideLast = false) {
+    const semesters = model.semesters;
     const header = readHeader(table.columns, table.where);
     const unknown = header.semesters.filter((c, k) => header.numbers[k] > semesters);
     if (unknown.length) {
@@ -307,7 +326,7 @@
       const values = Array(semesters).fill("");
       header.semesters.forEach((column, k) => { values[header.numbers[k] - 1] = cells[index.get(column)]; });
       try {
-        scored.questions[i] = question(values, cells[index.get(header.college)], semesters, hideLast);
+        scored.questions[i] = question(values, cells[index.get(header.college)], model, hideLast);
       } catch (error) {
         scored.errors[i] = `line ${table.lines[i]}: ${error.message}`;
       }
