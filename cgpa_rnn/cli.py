@@ -213,7 +213,6 @@ def cmd_predict(args) -> int:
 
             scored = score_csv(args.csv, backends, hindcast_last_given=args.hindcast, long=LongLayout.parse(args.long))
             write_scored_csv(scored, args.out)
-            scored.training_file = False
             result = StreamResult(len(scored.ok), int(scored.ok.sum()), HindcastSummary.of(scored),
                                   scored.warning(served(backends)))
         else:
@@ -235,11 +234,11 @@ def cmd_predict(args) -> int:
     column = served(backends).groups.column
     if args.college is None and column is not None:
         raise UserError(f"give the student's {column} with --college (the model's group column)")
+    warning = served(backends).unfamiliar(served(backends).question(args.grades, args.college).row)
+    if warning:
+        print(warning, file=sys.stderr)
     for name, backend in backends.items():
         result = backend.predict(args.grades, args.college, args.hindcast)
-        warning = backend.unfamiliar(backend.question(args.grades, args.college).row)
-        if warning and name == next(iter(backends)):
-            print(warning, file=sys.stderr)
         note = "" if backend.is_known_college(args.college) else f" ({backend.groups.column} not seen in training)"
         hindcast = "" if result.actual is None else f"; hindcast, actual {result.actual:.2f}"
         print(f"{name}: {backend.semester_label(result.semester - 1)}: {result.prediction:.3f} "

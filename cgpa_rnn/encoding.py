@@ -105,6 +105,11 @@ class Groups:
             raise ValueError(f"expected a {self.column} value (like {preview(self.labels[0])}), got a blank")
         return self.codes[self.labels.index(text)] if text in self.labels else -1
 
+    @classmethod
+    def of_labels(cls, column: str | None, labels: tuple[str, ...]) -> Groups:
+        """Text labels get the codes 1..V in their order (the rule an embedder applies with group_labels)."""
+        return cls(column, tuple(range(1, len(labels) + 1)), tuple(labels))
+
     def describe(self) -> str:
         if self.column is None:
             return "no group column"
@@ -148,5 +153,10 @@ def groups_of(column: str | None, values: list[str]) -> tuple[Groups, list[int]]
     too_long = next((t for t in labels if len(t) > MAX_LABEL_CHARS), None)
     if too_long is not None:
         raise ValueError(f"a {column} value is longer than {MAX_LABEL_CHARS} characters ({too_long[:40]!r}...)")
-    index = {label: k + 1 for k, label in enumerate(labels)}
-    return Groups(column, tuple(range(1, len(labels) + 1)), labels), [index[t] for t in texts]
+    groups = Groups.of_labels(column, labels)
+    index = dict(zip(labels, groups.codes))
+    return groups, [index[t] for t in texts]
+
+
+# What records and model files made before groups were written down hold: integer college codes.
+COLLEGE_CODES = Groups("College Code", ())

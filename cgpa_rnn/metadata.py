@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
+from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.values import SEMESTER_LIMIT
 
@@ -37,7 +37,7 @@ class ModelMetadata:
     training_data_sha256: str | None  # None for a synthetic cohort
     interval_level: float  # 0.8: the (low, high) outputs hold 80% of outcomes
     scale: Scale = DEFAULT_SCALE
-    groups: Groups = Groups("College Code", ())
+    groups: Groups = COLLEGE_CODES
     training_grades: tuple[float, float] | None = None  # mean and spread of the training students' grades
 
 
@@ -103,12 +103,13 @@ def _cohort_terms(raw: dict[str, str], colleges: list[int], where: str) -> tuple
         scale = Scale.parse(raw.get("scale", "0-10"))
     except UserError:
         raise _bad(where, "scale", "LOW-HIGH like 0-10") from None
-    column = _json(raw, "group_column", where) if "group_column" in raw else "College Code"
+    column = _json(raw, "group_column", where) if "group_column" in raw else COLLEGE_CODES.column
     labels = _json(raw, "group_labels", where) if "group_labels" in raw else None
-    codes = colleges if labels is None else list(range(1, len(labels) + 1) if isinstance(labels, list) else [])
-    try:  # text labels have the codes 1..V in their order
-        groups = Groups.from_json({"column": column, "codes": codes, "labels": labels})
-    except ValueError as error:
+    try:
+        groups = Groups.from_json({"column": column, "codes": colleges, "labels": None})
+        if labels is not None:
+            groups = Groups.from_json(Groups.of_labels(column, labels).to_json())
+    except (ValueError, TypeError) as error:
         raise _bad(where, "group_column/group_labels", f"a column name and a list of short labels ({error})") from None
     training = _json(raw, "training_grades", where) if "training_grades" in raw else None
     if training is not None:

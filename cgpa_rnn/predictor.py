@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
+from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
 from cgpa_rnn.rules import cumulative_average, last_observed
@@ -73,7 +73,7 @@ class Predictor(ABC):
     training_data_sha256: str | None  # of the CSV the model was trained on; None for a synthetic cohort
     interval_level: float = DEFAULT_INTERVAL_LEVEL  # share of outcomes (low, high) is made to hold
     scale: Scale = DEFAULT_SCALE
-    groups: Groups = Groups("College Code", ())
+    groups: Groups = COLLEGE_CODES
     training_grades: tuple[float, float] | None = None  # mean and spread of the training students' grades
 
     def semester_name(self, t: int) -> str:
@@ -116,8 +116,8 @@ class Predictor(ABC):
         refusing a row with nothing left to forecast."""
         row, code = self._parse(grades, college)
         if not np.isnan(row[-1]):
-            raise PredictionError(f"grades: {self.semester_name(self.semesters - 1)} is already known and the model was trained on "
-                                  f"{self.semesters} semesters, so there is nothing left to forecast")
+            raise PredictionError(f"grades: {self.semester_name(self.semesters - 1)} is already known and the model "
+                                  f"was trained on {self.semesters} semesters, so there is nothing left to forecast")
         return row, code
 
     def question(self, grades, college, hindcast_last_given: bool = False) -> Question:

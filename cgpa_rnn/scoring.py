@@ -165,7 +165,7 @@ def scoring_header(columns: list[str], where: str, model: Predictor) -> Header:
     unknown = [c for c, n in zip(header.semesters, header.numbers) if n > semesters]
     if unknown:
         raise DataError(f"{where}: column(s) {preview_columns(unknown)} name semesters the model does not know "
-                        f"(it knows semesters 1-{semesters}: {', '.join(names)})")
+                        f"(it knows semesters 1-{semesters})")
     header = Header(header.semesters, header.numbers, find_group_column(columns, group, where), header.rolls,
                     header.gender)
     if column is not None:
@@ -211,14 +211,11 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
               name: str | None = None, hindcast_last_given: bool = False, long: LongLayout | None = None
               ) -> ScoredTable:
-    """A cohort file scored whole; `long`: one row per student and term, widened first (terms in the
-    model's semester order when they carry its names)."""
+    """A cohort file scored whole; `long`: one row per student and term, widened first (its term
+    columns are then found like any semester columns, by the model's names or their numbers)."""
     table = read_table(path, limits, name)
     if long is not None:
-        column = table.columns.index(long.term) if long.term in table.columns else None
-        present = {row[column] for row in table.rows} if column is not None else set()
-        terms = [t for t in next(iter(backends.values())).semester_names if t in present]
-        table, _ = widen(table, long, terms if present and set(terms) == present else None)
+        table, _ = widen(table, long)
     scored = score_table(table, backends, hindcast_last_given)
     scored.training_file = table.sha256 == next(iter(backends.values())).training_data_sha256
     return scored

@@ -153,8 +153,7 @@ def _one(columns: list[str], names: tuple[str, ...], what: str, where: str) -> s
 def require_college(header: Header, columns: list[str], where: str, name: str = "College Code") -> None:
     """A file to score with a model that has a group column needs that column."""
     if header.college is None:
-        raise DataError(f"{where}: no {name!r} column in the header {preview_columns(columns)} (the model's "
-                        f"group column)")
+        raise DataError(f"{where}: no {name!r} column in the header {preview_columns(columns)}")
 
 
 def find_group_column(columns: list[str], group: str | None, where: str) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cgpa_rnn.data.sources import csv_source, describe_source
-from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale, groups_of
+from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale, groups_of
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.rules import last_observed
 from cgpa_rnn.table import Limits, LongLayout, Table, read_table, widen
@@ -72,7 +72,7 @@ class Cohort:
     source: dict  # data.sources.csv_source(...) or {"kind": "synthetic", "seed", ...}
     skipped: list[SkippedRow] = field(default_factory=list)
     scale: Scale = DEFAULT_SCALE
-    groups: Groups = Groups("College Code", ())
+    groups: Groups = COLLEGE_CODES
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -61,11 +61,20 @@ class Visitor:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.body = json.dumps({"data": values, "session_hash": uuid.uuid4().hex})
 
+    def _post(self) -> str:
+        self.connection.request("POST", "/gradio_api/call/predict", self.body, {"Content-Type": "application/json"})
+        return json.loads(self.connection.getresponse().read())["event_id"]
+
     def predict(self) -> float:
         """One prediction; its wall time in ms, raising if it was not answered."""
         started = time.perf_counter()
-        self.connection.request("POST", "/gradio_api/call/predict", self.body, {"Content-Type": "application/json"})
-        event = json.loads(self.connection.getresponse().read())["event_id"]
+        try:
+            event = self._post()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closes a keep-alive connection left idle for seconds (as uvicorn does after 5);
+            # a browser opens a new one and sends again, and so does this client, once.
+            self.connection.close()
+            event = self._post()
         self.connection.request("GET", f"/gradio_api/call/predict/{event}")
         stream = self.connection.getresponse().read().decode()
         if "event: complete" not in stream:

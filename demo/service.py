@@ -297,14 +297,13 @@ def examples(backends: Backends, count: int = 4) -> list[list]:
     if cohort is None:
         print(f"note: no examples: {missing_cohort_note(source)}", file=sys.stderr)
         return []
-    rows = []
+    rows, names = [], dict(zip(cohort.groups.codes, cohort.groups.names()))
     for i in np.linspace(0, len(cohort) - 1, count * 3).astype(int):
         grades = cohort.grades[i]
         if np.isnan(grades[-1]) or np.isnan(grades[:-1]).all():
             continue
         hidden = len(rows) < count - 1  # the last example keeps its final semester: a hindcast
         shown = ["" if np.isnan(g) else f"{g:.2f}" for g in grades[:-1]] + ["" if hidden else f"{grades[-1]:.2f}"]
-        names = dict(zip(cohort.groups.codes, cohort.groups.names()))
         rows.append(shown + [names.get(int(cohort.college[i]), str(int(cohort.college[i])))])
         if len(rows) == count:
             break

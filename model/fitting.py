@@ -97,18 +97,6 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     return model, history
 
 
-def _held_out_quantiles(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
-                        validation_rows: torch.Tensor):
-    """Each held-out student's quantiles [N', S-1, 3] from the members that did not learn from them (the
-    nearest thing to the ensemble that never saw the student), their targets, and which count."""
-    quantiles = model.member_quantiles(grades, college)  # [E, N, S-1, 3], normalised
-    held_out = validation_rows.sum(0)  # members that held each student out
-    use = held_out > 0
-    ensemble = (quantiles * validation_rows[:, :, None, None]).sum(0)[use] / held_out[use, None, None]
-    actual = torch.nan_to_num((grades[use, 1:] - model.grade_mean) / model.grade_std)
-    return ensemble, actual, predictable(~torch.isnan(grades[use]))
-
-
 @torch.no_grad()
 def calibrate_intervals(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
                         validation_rows: torch.Tensor) -> None:
@@ -119,7 +107,12 @@ def calibrate_intervals(model: GradeForecaster, grades: torch.Tensor, college: t
     from them, the nearest thing to the ensemble that never saw the student; students every
     member learned from are left out."""
     model.interval_scale.fill_(1.0)
-    ensemble, actual, counted = _held_out_quantiles(model, grades, college, validation_rows)
+    quantiles = model.member_quantiles(grades, college)  # [E, N, S-1, 3], normalised
+    held_out = validation_rows.sum(0)  # members that held each student out
+    use = held_out > 0
+    ensemble = (quantiles * validation_rows[:, :, None, None]).sum(0)[use] / held_out[use, None, None]
+    actual = torch.nan_to_num((grades[use, 1:] - model.grade_mean) / model.grade_std)
+    counted = predictable(~torch.isnan(grades[use]))
     low, median, high = ensemble.unbind(-1)
     score = torch.maximum((median - actual) / (median - low), (actual - median) / (high - median))
     pooled = _conformal_quantile(score[counted])

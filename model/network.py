@@ -175,8 +175,8 @@ class GradeForecaster(nn.Module):
         # each member learns offsets from it, which weight decay pulls back towards it.
         self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 0.999)))
         self.register_buffer("prior_damping", torch.full((S - 1,), 0.8) if damping is None else damping.float())
-        # The baseline's shift per college (row 0: unknown) and predicted semester (normalised): with alpha and phi near 1 the prior is
-        # persistence plus the cohort's median drift, the forecast to beat on cohorts of sticky grades.
+        # The baseline's shift per college (row 0: unknown) and predicted semester, normalised: with alpha and
+        # phi near 1 the prior is persistence plus the median drift, the forecast to beat on sticky grades.
         self.register_buffer("prior_shift", torch.zeros(V + 1, S - 1) if shift is None else shift.float())
         self.smoothing = nn.Parameter(torch.zeros(E))  # alpha = sigmoid(prior_smoothing + smoothing)
         self.damping = nn.Parameter(torch.zeros(E, S - 1))  # phi_t = prior_damping[t] + damping[:, t]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgpa_rnn.data.cohort import Cohort
-from cgpa_rnn.encoding import DEFAULT_SCALE, Groups, Scale
+from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.metrics import best_baseline_name
@@ -28,7 +28,7 @@ class DataInfo:
     students: int
     semester_names: list[str]
     scale: Scale = DEFAULT_SCALE
-    groups: Groups = Groups("College Code", ())  # the group column and its vocabulary (text labels or integers)
+    groups: Groups = COLLEGE_CODES  # the group column and its vocabulary (text labels or integers)
 
     @classmethod
     def of(cls, cohort: Cohort) -> DataInfo:
@@ -38,8 +38,8 @@ class DataInfo:
     @classmethod
     def from_dict(cls, values: dict) -> DataInfo:
         return cls(values["source"], values["fingerprint"], values["synthetic"], values["students"],
-                   list(values["semester_names"]), Scale.from_json(values.get("scale", [0.0, 10.0])),
-                   Groups.from_json(values.get("groups", {"column": "College Code", "codes": []})))
+                   list(values["semester_names"]), Scale.from_json(values.get("scale", DEFAULT_SCALE.to_json())),
+                   Groups.from_json(values.get("groups", COLLEGE_CODES.to_json())))
 
     def to_dict(self) -> dict:
         return {"source": self.source, "fingerprint": self.fingerprint, "synthetic": self.synthetic,

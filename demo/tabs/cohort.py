@@ -47,7 +47,8 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
     scale, at_risk = backends.scale, service.default_at_risk(backends.scale)
     group = f", {backends.groups.column}" if backends.groups.column else ""
     gr.Markdown(f"Upload a CSV (comma, semicolon or tab separated) with the model's semester columns "
-                f"({', '.join(backends.semester_names)}: grades on the {scale} scale){group}. At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
+                f"({', '.join(backends.semester_names)}: grades on the {scale} scale){group}. "
+                f"At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
                 "Each student's next semester is predicted; a student whose final semester is known is scored by "
                 "**hindcast** instead (that semester predicted from the earlier ones, then compared with the known "
                 "grade), so last year's class shows how close the model comes. Rows that cannot be scored keep "

@@ -89,7 +89,8 @@ def browser_runtime(backends: service.Backends) -> str:
 
 def build(backends: service.Backends, demo: gr.Blocks) -> None:
     names = backends.semester_names
-    gr.Markdown(f"Grade points on the {backends.scale} scale per semester; leave a semester blank if it is missing or not yet taken. "
+    gr.Markdown(f"Grade points on the {backends.scale} scale per semester; leave a semester blank if it is missing "
+                "or not yet taken. "
                 f"The model knows {backends.semesters} semesters. To see how close it would have been (a hindcast), "
                 f"give all of them: it then predicts the {names[-1]} from the earlier ones; or tick the box to "
                 "predict the last grade you gave from the ones before it.")
@@ -150,8 +151,9 @@ def tool_description(backends: service.Backends) -> str:
     known = ", ".join(backends.college_choices())
     scale, example = backends.scale, f"{backends.scale.low + 0.71 * (backends.scale.high - backends.scale.low):g}"
     semesters = "\n".join(
-        f"    {parameter}: grade point of the {name} semester on the {scale} scale, as text (\"{example}\"); blank "
-        "(\"\") when missing or not yet taken" for parameter, name in zip(parameter_names(backends), backends.semester_names))
+        f"    {parameter}: grade point of the {backends.onnx.semester_name(t)} on the {scale} scale, as text "
+        f"(\"{example}\"); blank (\"\") when missing or not yet taken"
+        for t, parameter in enumerate(parameter_names(backends)[:backends.semesters]))
     column = backends.groups.column
     group = (f"the student's {column}; the model knows {known}, and any other value uses its shared \"unknown\" slot"
              if column else "ignored: this model has no group column (send \"\")")
