@@ -22,9 +22,6 @@ from cgpa_rnn.paths import check_output_file, check_output_folder
 
 def _cohort(args):
     from cgpa_rnn.data import CohortFormat, load_cohort
-    from cgpa_rnn.encoding import Scale
-    from cgpa_rnn.table import LongLayout
-    from cgpa_rnn.values import AUTO_GROUP
 
     if args.synthetic is not None:
         print(f"--synthetic: using the SYNTHETIC {args.synthetic_kind} cohort (seed {args.synthetic_seed}, "
@@ -32,10 +29,7 @@ def _cohort(args):
         if args.semesters or args.scale or args.group or args.long:
             raise UserError("--semesters, --scale, --group and --long describe a --data file; the synthetic cohort "
                             "states its own")
-    semesters = tuple(s.strip() for s in args.semesters.split(",")) if args.semesters else None
-    group = AUTO_GROUP if args.group is None else None if args.group.strip().lower() == "none" else args.group
-    form = CohortFormat(semesters, Scale.parse(args.scale) if args.scale else Scale(), group,
-                        LongLayout.parse(args.long) if args.long else None)
+    form = CohortFormat.parse(args.semesters, args.scale, args.group, args.long)
     return load_cohort(args.data, form, args.synthetic, args.synthetic_seed, args.synthetic_kind)
 
 

@@ -6,9 +6,7 @@ from pathlib import Path
 from cgpa_rnn.data.cohort import Cohort, CohortFormat, DataError, check_trainable, load_csv
 from cgpa_rnn.data.sources import SHIPPED_DATA, describe_source
 from cgpa_rnn.data.synthetic import SyntheticSpec, synthetic_cohort
-from cgpa_rnn.encoding import Scale
 from cgpa_rnn.rundir import file_sha256
-from cgpa_rnn.table import LongLayout
 
 
 def load_cohort(path: str | Path | None = None, form: CohortFormat = CohortFormat(),
@@ -17,18 +15,7 @@ def load_cohort(path: str | Path | None = None, form: CohortFormat = CohortForma
     """The CSV at path; the synthetic cohort when asked for by size; else the shipped real data."""
     if synthetic_students is not None:
         return synthetic_cohort(students=synthetic_students, seed=seed, kind=synthetic_kind)
-    cohort = load_csv(SHIPPED_DATA if path is None else path, form)
-    if form != CohortFormat():
-        cohort.source["format"] = form.to_json()  # read the same way again by recorded_cohort
-    return cohort
-
-
-def _recorded_format(source: dict) -> CohortFormat:
-    recorded = source.get("format") or {}
-    long = recorded.get("long")
-    return CohortFormat(tuple(recorded["semesters"]) if recorded.get("semesters") else None,
-                        Scale.parse(recorded.get("scale", "0-10")), recorded.get("group", "auto"),
-                        LongLayout(*long) if long else None)
+    return load_csv(SHIPPED_DATA if path is None else path, form)
 
 
 def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Cohort | None:
@@ -43,7 +30,7 @@ def recorded_cohort(source: dict, candidates: tuple[str | Path, ...] = ()) -> Co
     paths = ([SHIPPED_DATA] if source.get("shipped") else []) + [Path(p) for p in candidates]
     for path in paths:
         if path.is_file() and file_sha256(path) == source["sha256"]:  # the same bytes parse the same
-            return load_cohort(path, _recorded_format(source))
+            return load_csv(path, CohortFormat.from_json(source.get("format")))
     return None
 
 

@@ -11,6 +11,7 @@ through `cohort_from_table`, and its CSV through cgpa_rnn.table, the reader batc
 from __future__ import annotations
 
 import hashlib
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +55,39 @@ class CohortFormat:
     group: str | None = AUTO_GROUP  # the group column; AUTO_GROUP: a college column if any; None: no group
     long: LongLayout | None = None  # one row per student and term
 
+    @classmethod
+    def parse(cls, semesters: str | None = None, scale: str | None = None, group: str | None = None,
+              long: str | None = None) -> CohortFormat:
+        """From the options as a person writes them (the CLI's, the demo's fields); blank means the default,
+        group "none" means no group column."""
+        semesters, scale, group, long = (str(v).strip(WHITESPACE) if v is not None else "" for v in
+                                         (semesters, scale, group, long))
+        return cls(tuple(s.strip(WHITESPACE) for s in semesters.split(",")) if semesters else None,
+                   Scale.parse(scale) if scale else DEFAULT_SCALE,
+                   AUTO_GROUP if not group else None if group.lower() == "none" else group,
+                   LongLayout.parse(long) if long else None)
+
+    def options(self) -> str:
+        """The command-line options that read a file this way ("" for the defaults)."""
+        given = [("--semesters", ",".join(self.semesters) if self.semesters else None),
+                 ("--scale", None if self.scale == DEFAULT_SCALE else str(self.scale)),
+                 ("--group", None if self.group == AUTO_GROUP else self.group or "none"),
+                 ("--long", None if self.long is None else f"{self.long.student},{self.long.term},{self.long.grade}")]
+        return " ".join(f"{flag} {shlex.quote(value)}" for flag, value in given if value)
+
     def to_json(self) -> dict:
         return {"semesters": None if self.semesters is None else list(self.semesters), "scale": str(self.scale),
                 "group": self.group, "long": None if self.long is None else
                 [self.long.student, self.long.term, self.long.grade]}
+
+    @classmethod
+    def from_json(cls, recorded: dict | None) -> CohortFormat:
+        """A recorded format (None: the defaults, as runs made before formats were recorded read their file)."""
+        recorded = recorded or {}
+        long = recorded.get("long")
+        return cls(tuple(recorded["semesters"]) if recorded.get("semesters") else None,
+                   Scale.parse(recorded.get("scale", str(DEFAULT_SCALE))), recorded.get("group", AUTO_GROUP),
+                   LongLayout(*long) if long else None)
 
 
 @dataclass
@@ -109,7 +139,10 @@ def load_csv(path: str | Path, form: CohortFormat = CohortFormat(), limits: Limi
     """Read a results CSV; every problem is a DataError naming the file (as `name`, default its
     path), line and column."""
     table = read_table(path, limits, name)
-    return cohort_from_table(table, csv_source(name or path, table.sha256), form)
+    source = csv_source(name or path, table.sha256)
+    if form != CohortFormat():
+        source["format"] = form.to_json()  # so recorded_cohort reads the file the same way again
+    return cohort_from_table(table, source, form)
 
 
 def _clean_roll(value: str) -> str:
@@ -138,8 +171,8 @@ def _grades(table: Table, header: Header, line: int, record: dict, scale: Scale)
         try:
             grades[number - 1] = grade_value(record[column], scale)
         except ValueError as error:
-            raise DataError(f"{table.where}, line {line}, column '{column}': {error} (--scale sets the "
-                            f"cohort's scale)") from None
+            raise DataError(f"{table.where}, line {line}, column '{column}': {error}; give the cohort's scale "
+                            "(--scale, or the demo's grade scale)") from None
     return grades
 
 

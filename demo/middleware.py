@@ -75,9 +75,15 @@ async def _forward(app, scope, receive, send, body: bytes):
     await app(scope, replay, send)
 
 
+# Endpoints that gained optional parameters after programs called them with fewer values: those
+# calls still work (ValueCount fills in the defaults). Every other endpoint counts strictly.
+GROWN_ENDPOINTS = ("train_own",)  # + scale, group, semesters
+
+
 def endpoint_parameters(demo) -> dict:
     """What ValueCount checks: for each named endpoint that clients may call, its parameter
-    names, keyed both by the paths that call it by name and by its fn_index (the queue's)."""
+    names and, for GROWN_ENDPOINTS, the defaults of those that have one; keyed both by the paths
+    that call it by name and by its fn_index (the queue's)."""
     endpoints = {}
     named = demo.get_api_info(all_endpoints=True)["named_endpoints"]
     for index, fn in demo.fns.items():
@@ -85,16 +91,19 @@ def endpoint_parameters(demo) -> dict:
         if info is None:
             continue
         names = [p.get("parameter_name") or p["label"] for p in info["parameters"]]
+        defaults = [(p["parameter_default"],) if p.get("parameter_has_default") and fn.api_name in GROWN_ENDPOINTS
+                    else () for p in info["parameters"]]
         for route in ("call", "run"):
-            endpoints[f"/gradio_api/{route}/{fn.api_name}"] = (fn.api_name, names)
-        endpoints[index] = (fn.api_name, names)
+            endpoints[f"/gradio_api/{route}/{fn.api_name}"] = (fn.api_name, names, defaults)
+        endpoints[index] = (fn.api_name, names, defaults)
     return endpoints
 
 
 class ValueCount:
     """Refuse a call with the wrong number of values, naming the parameters expected. Gradio
     drops values beyond an endpoint's inputs (a value too many is silently ignored) and answers
-    too few with its components' reprs."""
+    too few with its components' reprs. A GROWN_ENDPOINTS call may leave out trailing parameters
+    that have a default: they are filled in."""
 
     QUEUE_PATH, RUN_PATH = "/gradio_api/queue/join", "/gradio_api/run/predict"
 
@@ -114,12 +123,13 @@ class ValueCount:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        problem = self._problem(scope["path"], body)
+        problem, body = self._checked(scope["path"], body)
         if problem:
             return await _answer(send, 400, problem)
         await _forward(self.app, scope, receive, send, body)
 
-    def _problem(self, path: str, body: bytes) -> str | None:
+    def _checked(self, path: str, body: bytes) -> tuple[str | None, bytes]:
+        """The problem with a call (None when there is none) and its body, defaults filled in."""
         try:
             payload = json.loads(body)
             values = payload["data"]
@@ -127,13 +137,17 @@ class ValueCount:
             # /gradio_api/run/predict); programs name it by the path.
             endpoint = self.endpoints.get(payload.get("fn_index", path))
         except (ValueError, KeyError, TypeError, AttributeError):
-            return None  # not a call this check understands: Gradio answers it
+            return None, body  # not a call this check understands: Gradio answers it
         if endpoint is None or not isinstance(values, list):
-            return None
-        name, names = endpoint
+            return None, body
+        name, names, defaults = endpoint
+        left_out = defaults[len(values):]
         if len(values) == len(names):
-            return None
-        return f"/{name} expects {len(names)} values ({', '.join(names)}), got {len(values)}"
+            return None, body
+        if len(values) < len(names) and all(left_out):
+            payload["data"] = values + [default[0] for default in left_out]
+            return None, json.dumps(payload).encode()
+        return f"/{name} expects {len(names)} values ({', '.join(names)}), got {len(values)}", body
 
 
 class ClosedRoutes:

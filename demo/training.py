@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cgpa_rnn.data import Cohort, load_cohort, load_csv
+from cgpa_rnn.data import Cohort, CohortFormat, load_cohort, load_csv
 from cgpa_rnn.data.cohort import check_trainable
 from cgpa_rnn.demo.service import Backends, load_backends
 from cgpa_rnn.errors import DataError, UserError
@@ -87,25 +87,27 @@ def parity_without_records(parity: dict) -> dict:
     return {**parity, "outputs": outputs}
 
 
-def read_training_file(path: str | Path, name: str) -> Cohort:
+def read_training_file(path: str | Path, name: str, form: CohortFormat = CohortFormat()) -> Cohort:
     """The uploaded cohort, refused with one message naming the file when it cannot be trained on."""
-    cohort = load_csv(path, limits=TRAIN_LIMITS, name=name)
+    cohort = load_csv(path, form, limits=TRAIN_LIMITS, name=name)
     if cohort.semesters > MAX_SEMESTERS:
         raise DataError(f"{name}: {cohort.semesters} semesters is over the {MAX_SEMESTERS}-semester limit")
     check_trainable(cohort)
     return cohort
 
 
-def train_own_model(path: str | Path, root: Path, report: Report = lambda share, what: None) -> OwnModel:
-    """Train, export and verify a model on an uploaded CSV, in a fresh directory under `root`."""
+def train_own_model(path: str | Path, root: Path, report: Report = lambda share, what: None,
+                    form: CohortFormat = CohortFormat()) -> OwnModel:
+    """Train, export and verify a model on an uploaded CSV read as `form`, in a fresh directory under `root`."""
     name = Path(path).name
-    cohort = read_training_file(path, name)
+    cohort = read_training_file(path, name, form)
     directory = Path(tempfile.mkdtemp(prefix="own-", dir=root))
     try:
         data = directory / name
         shutil.copyfile(path, data)  # Gradio deletes its upload copies on its own schedule
         run = directory / "model"
-        command = f"cgpa train --data {name} --out model --max-seconds {TRAIN_SECONDS}"
+        command = " ".join(filter(None, [f"cgpa train --data {name}", form.options(),
+                                         f"--out model --max-seconds {TRAIN_SECONDS}"]))
         built = pipeline.build(cohort, run, TrainConfig(max_seconds=TRAIN_SECONDS), OWN_MODEL_STEPS, data,
                                {"train": command}, lambda share, what: report(BUILD_SHARE * share, what))
         RunDir(directory).write_json(RunDir.PARITY, parity_without_records(built.parity))

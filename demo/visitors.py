@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from cgpa_rnn.data import CohortFormat
 from cgpa_rnn.demo import training
 from cgpa_rnn.demo.environment import SESSIONS_DIR
 from cgpa_rnn.demo.training import OwnModel, Report
@@ -53,7 +54,8 @@ class OwnModels:
 
     # -- training, in turn ------------------------------------------------------------------
 
-    def train(self, session: str, path: str | Path, report: Report = lambda share, what: None) -> OwnModel:
+    def train(self, session: str, path: str | Path, report: Report = lambda share, what: None,
+              form: CohortFormat = CohortFormat()) -> OwnModel:
         """Wait for this session's turn, train, and keep the model for the session; refused at
         once when the line is full or the session already has a place in it."""
         self._enter(session, report)
@@ -62,7 +64,7 @@ class OwnModels:
                 self._raise_if_closed(session)
                 report(share, what)
 
-            model = training.train_own_model(path, self.root, checked)
+            model = training.train_own_model(path, self.root, checked, form)
             self.keep(session, model)  # deleted on arrival if the page closed in the meantime
             return model
         finally:

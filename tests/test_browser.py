@@ -312,10 +312,10 @@ def test_closing_the_page_during_training_stops_it_and_deletes_its_files(browser
     started, stopped = threading.Event(), threading.Event()
     train = training.train_own_model
 
-    def watched(path, root, report):  # the real training, watched: it must stop once the page is gone
+    def watched(path, root, report, *form):  # the real training, watched: it must stop once the page is gone
         started.set()
         try:
-            return train(path, root, report)
+            return train(path, root, report, *form)
         except visitors.TrainingCancelled:
             stopped.set()
             raise

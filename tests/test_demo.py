@@ -508,7 +508,7 @@ class HeldTraining:
     def __init__(self):
         self.release, self.started = threading.Event(), threading.Event()
 
-    def __call__(self, path, root, report):
+    def __call__(self, path, root, report, *form):
         self.started.set()
         while not self.release.wait(0.05):
             report(0.1, "training")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config
@@ -112,6 +113,26 @@ def test_the_app_trains_a_visitors_model_and_serves_it_to_that_session_only(app_
     assert shipped["prediction"] == pytest.approx(service.load_backends().onnx.predict(["7"], 115).prediction)
 
 
+def test_your_model_reads_another_institutions_file_with_its_scale_group_and_semesters(app_url, tmp_path):
+    """A semicolon export on 0-20 with text school codes, periods G1..G3 and unrelated columns."""
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+
+    path = tmp_path / "escola.csv"
+    generate_frame(SyntheticSpec(students=120, seed=3, semesters=3, kind="sticky")).to_csv(path, sep=";", index=False)
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="outside 0-10.*give the cohort's scale"):  # refused on the default scale
+        client.predict(handle_file(str(path)), "0-10", "school", "G1,G2,G3", api_name="/train_own")
+    summary, _, downloads = client.predict(handle_file(str(path)), "0-20", "school", "G1, G2, G3",
+                                           api_name="/train_own")
+    assert "Your model is ready" in summary and "(G1, G2, G3) on the 0-20 scale, school GP, MS" in summary
+    card = next(p for p in downloads if p.endswith("MODEL_CARD.md"))
+    assert "--semesters G1,G2,G3 --scale 0-20 --group school" in Path(card).read_text()
+    torch_value, onnx_value, _, details = client.predict("11,12", "MS", api_name="/predict_own")
+    assert torch_value == onnx_value and "**G3 (0-20):" in details and "not seen" not in details
+    _, _, _, unseen = client.predict("11,12", "XX", api_name="/predict_own")
+    assert "This school was not seen in training" in unseen
+
+
 def test_one_training_runs_at_a_time_and_the_next_waits_in_the_queue(app_url, own_csv, monkeypatch):
     windows = []
     train = training.train_own_model
@@ -138,7 +159,7 @@ class SlowTraining:
         self.release, self.started, self.cancelled = threading.Event(), threading.Event(), threading.Event()
         self.calls, self.active = 0, 0
 
-    def __call__(self, path, root, report):
+    def __call__(self, path, root, report, *form):
         self.calls, self.active = self.calls + 1, self.active + 1
         self.started.set()
         try:
@@ -222,7 +243,7 @@ def test_a_model_that_arrives_after_its_page_closed_is_deleted(tmp_path, monkeyp
     models = visitors.OwnModels(tmp_path)
     built = []
 
-    def quick(path, root, report):  # the page closes during the last step: the result arrives to nobody
+    def quick(path, root, report, *form):  # the page closes during the last step: the result arrives to nobody
         directory = root / "own-x"
         directory.mkdir()
         built.append(directory)

@@ -6,7 +6,7 @@ import html
 
 import gradio as gr
 
-from cgpa_rnn.data.cohort import MIN_STUDENTS
+from cgpa_rnn.data.cohort import MIN_STUDENTS, CohortFormat
 from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.demo.tabs.common import AS_SENT, refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
@@ -14,14 +14,19 @@ from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 
+SCALES = ("0-10", "0-4", "0-5", "0-20", "0-100")  # offered; any LOW-HIGH may be typed
+
 
 def train(models: OwnModels, cohort_csv: str | None, session: str, report: training.Report,
-          request: gr.Request | None = None) -> tuple[str, list[list], list[str]]:
-    """The summary, the held-out error table and the files to download: plain values."""
+          request: gr.Request | None = None, scale: str = "", group: str = "", semesters: str = ""
+          ) -> tuple[str, list[list], list[str]]:
+    """The summary, the held-out error table and the files to download: plain values. `scale`,
+    `group` and `semesters` read the file as `cgpa train`'s options of those names do."""
     try:
         if cohort_csv is None:
             raise UserError("upload a CSV first")
-        model = models.train(session, cohort_csv, report)
+        form = CohortFormat.parse(semesters, scale, group)
+        model = models.train(session, cohort_csv, report, form)
     except UserError as error:
         raise refused(error, request, cohort_csv) from None
     return trained_text(model), training.error_table(model), [str(p) for p in model.downloads]
@@ -39,10 +44,14 @@ def predict_own(models: OwnModels, grades_csv: str, college_code: str, session: 
 
 def trained_text(model: training.OwnModel) -> str:
     record = model.record
+    groups = model.backends.groups
+    group = (f"{html.escape(groups.column)} {html.escape(', '.join(model.backends.college_choices()[:12]))}"
+             if groups.column else "no group column")
     lines = [(f"**Your model is ready**: the `{record.cell}` network, "
               f"trained on {service.plural(record.split.train_students, 'student')} of {html.escape(model.name)} "
-              f"({record.data.students:,} read, {service.plural(model.backends.semesters, 'semester')}, colleges "
-              f"{', '.join(map(str, model.backends.colleges))}); "
+              f"({record.data.students:,} read, {service.plural(model.backends.semesters, 'semester')} "
+              f"({html.escape(', '.join(model.backends.semester_names))}) on the {model.backends.scale} scale, "
+              f"{group}); "
               f"{service.plural(record.split.test_students, 'student')} "
               "were held out to measure it, below."),
              (f"Both runtimes agree: the largest |torch - onnxruntime| over "
@@ -59,9 +68,11 @@ def trained_text(model: training.OwnModel) -> str:
 def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None:
     limits = training.TRAIN_LIMITS
     gr.Markdown(
-        "The shipped model knows one university. Train one on your own cohort: a CSV in the data format (one row "
-        "per student; columns `1st`, `2nd`, ... up to the semesters you have, `College Code` with your own codes, "
-        "and `Roll` or `Roll no.`). The demo trains it, exports it to ONNX, verifies the export against torch, and "
+        "The shipped model knows one university. Train one on your own cohort: a CSV (comma, semicolon or tab "
+        "separated) with one row per student and one column per semester: named by number (`1st`, `2nd`, ... or "
+        "`sem1`, ...) or listed below in order (`G1, G2, G3`). Say its grade scale, and the column that groups "
+        "students (a college, a school: integer or text codes; `none` if there is none). The demo trains it, "
+        "exports it to ONNX, verifies the export against torch, and "
         "serves it below in both runtimes **to this page only**; the shipped model stays as it is for everyone "
         "else.\n\n"
         f"Limits: at most {limits.bytes // 1024} KB, {limits.rows:,} students, {training.MAX_SEMESTERS} semesters "
@@ -75,6 +86,14 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
         with gr.Column():
             upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file", height=120)
             shipped_data_button(upload, "No file at hand? Take the shipped data set (trains the shipped model again)")
+        with gr.Column():
+            scale = gr.Dropdown(list(SCALES), value=SCALES[0], allow_custom_value=True, label="grade scale (LOW-HIGH)",
+                                elem_id="train-scale")
+            # Values set, so API callers may leave these out (middleware.ValueCount fills in the defaults).
+            group = gr.Textbox("", label="group column (blank: College Code if present; none: no group)",
+                               elem_id="train-group", max_lines=1)
+            semesters = gr.Textbox("", label="semester columns in order (blank: found by their numbers)",
+                                   placeholder="G1, G2, G3", elem_id="train-semesters", max_lines=1)
         button = gr.Button("Train, export and verify", variant="primary", elem_id="train")
     summary = gr.Markdown(label="summary", elem_id="train-summary")
     errors = gr.Dataframe(headers=training.ERROR_COLUMNS, label="error on held-out students (lower is better)",
@@ -87,7 +106,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     with gr.Row():
         grades = gr.Textbox(label="grades, comma-separated (blank for missing)", placeholder="7.1, 6.8, , 7.3",
                             elem_id="own-grades", max_lines=1)
-        college = gr.Textbox(label="college code", elem_id="own-college", max_lines=1)
+        college = gr.Textbox(label="group (college code, school...)", elem_id="own-college", max_lines=1)
         predict_button = gr.Button("Predict with your model", elem_id="own-predict")
     with gr.Row():
         answers = [gr.Textbox(label="torch", elem_id="own-torch", interactive=False, min_width=80),
@@ -95,9 +114,10 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
                    gr.Textbox(label="torch - onnxruntime", elem_id="own-diff", interactive=False, min_width=80)]
     details = gr.Markdown(label="answer", elem_id="own-details")
 
-    def page_train(cohort_csv, request: gr.Request, progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
+    def page_train(cohort_csv, scale, group, semesters, request: gr.Request,
+                   progress=gr.Progress()):  # noqa: B008 (Gradio's idiom)
         return train(models, cohort_csv, request.session_hash, lambda share, what: progress(share, desc=what),
-                     request)
+                     request, scale, group, semesters)
 
     def page_predict_own(grades_csv: str, college_code: str, request: gr.Request):
         return predict_own(models, grades_csv, college_code, request.session_hash, request)
@@ -110,7 +130,8 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     # predictions share; torch.export is safe because OwnModels runs one training at a time.
     button.click(lambda: ["", gr.Dataframe(visible=False), None], None, outputs, queue=False,
                  api_visibility="private").then(
-        page_train, upload, outputs, api_name="train_own", api_visibility="undocumented", concurrency_limit=None,
+        page_train, [upload, scale, group, semesters], outputs, api_name="train_own", api_visibility="undocumented",
+        concurrency_limit=None,
         concurrency_id="train").success(
         lambda: gr.Dataframe(visible=True), None, errors, queue=False, api_visibility="private")
     predict_button.click(page_predict_own, [grades, college], [*answers, details], api_name="predict_own",
