@@ -132,7 +132,10 @@ def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) ->
               "selfHosted": dist is not None, "semesters": predictor.semesters,
               "semesterNames": predictor.semester_names, "colleges": predictor.colleges,
               "semesterLabels": [predictor.semester_label(t) for t in range(predictor.semesters)],
-              "scale": predictor.scale.to_json(),
+              "scale": predictor.scale.to_json(), "groupColumn": predictor.groups.column,
+              "groupLabels": None if predictor.groups.labels is None else list(predictor.groups.labels),
+              "trainingGrades": None if predictor.training_grades is None else dict(
+                  zip(("mean", "std"), predictor.training_grades)),
               "intervalLevel": f"{predictor.interval_level:.0%}", "dataSha256": predictor.training_data_sha256,
               "about": _about(predictor, base)}
     page = (TEMPLATES / "index.html").read_text(encoding="utf-8")

@@ -178,23 +178,23 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
-def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, college: np.ndarray
-                       ) -> tuple[float, dict[int, float], float, float]:
-    """phi and a shift per college minimising sum |residual - shift[college] - phi level|; also the
-    pooled shift (for a college not seen) and the sum. Alternating exact steps: for fixed shifts the
-    best phi is a weighted median of (r - shift) / L (sum |L| |(r - shift)/L - phi|), for a fixed phi
-    each shift a median; a few rounds settle, on integer-grade cohorts too."""
-    phi, moving = 0.0, level != 0
+def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, college: np.ndarray, phi: float | None = None
+                       ) -> tuple[float, dict[int, float], float, np.ndarray]:
+    """phi (unless given) and a shift per college minimising sum |residual - shift[college] - phi level|;
+    also the pooled shift (for a college not seen) and each example's absolute error. Alternating exact
+    steps: for fixed shifts the best phi is a weighted median of (r - shift) / L (sum |L| |(r - shift)/L
+    - phi|), for a fixed phi each shift a median; a few rounds settle, on integer-grade cohorts too."""
+    free, phi, moving = phi is None, phi or 0.0, level != 0
     shift = np.zeros(len(residual))
     codes = np.unique(college)
-    for _ in range(4):
-        if moving.any():
+    for _ in range(4 if free else 1):
+        if free and moving.any():
             phi = _weighted_median((residual[moving] - shift[moving]) / level[moving], np.abs(level[moving]))
         remainder = residual - phi * level
         shifts = {int(c): float(np.median(remainder[college == c])) for c in codes}
         shift = np.array([shifts[int(c)] for c in college])
     pooled = float(np.median(residual - phi * level))
-    return phi, shifts, pooled, float(np.abs(residual - shift - phi * level).sum())
+    return phi, shifts, pooled, np.abs(residual - shift - phi * level)
 
 
 class DampedTrend(Baseline):
@@ -205,19 +205,28 @@ class DampedTrend(Baseline):
         expected = self.means.of(college)
         student, target = next_examples(grades)
         residual = (grades - expected)[student, target]
-        best = None
-        for alpha in SMOOTHING:
+
+        def fitted(alpha: float, phi: float | None = None):
+            """(the examples' absolute errors, alpha, phi_t, shifts_t) with alpha fixed and phi fitted or fixed."""
             level = smoothed_deviation(grades - expected, alpha)[student, target - 1]
-            phis, shifts, error = {}, {}, 0.0
+            errors, phis, shifts = np.zeros(len(residual)), {}, {}
             for t in np.unique(target):
                 pick = target == t
-                phis[int(t)], by_college, pooled, part = _fit_phi_and_shift(residual[pick], level[pick],
-                                                                            college[student[pick]])
+                phis[int(t)], by_college, pooled, errors[pick] = _fit_phi_and_shift(
+                    residual[pick], level[pick], college[student[pick]], phi)
                 shifts[int(t)] = (by_college, pooled)
-                error += part
-            if best is None or error < best[0] - 1e-9:
-                best = (error, alpha, phis, shifts)
-        _, self.alpha, self.phi, self.shifts = best
+            return errors, alpha, phis, shifts
+
+        # Persistence (alpha = phi = 1: the last grade plus each college's median drift) is the
+        # incumbent; the best damped fit replaces it only when it is better by more than one standard
+        # error of the paired difference (the one-standard-error rule). On sticky integer grades the
+        # error is flat around persistence, and an in-sample gain smaller than its noise becomes a
+        # loss on new students (UCI Portuguese `last`: 0.7929 against persistence's 0.7673 without it).
+        persistence = fitted(1.0, phi=1.0)
+        best = min((fitted(alpha) for alpha in SMOOTHING), key=lambda fit: fit[0].sum())
+        gain = persistence[0] - best[0]
+        clear = len(gain) > 1 and gain.mean() > gain.std(ddof=1) / np.sqrt(len(gain))
+        _, self.alpha, self.phi, self.shifts = best if clear else persistence
 
     def shift(self, college: int, t: int) -> float:
         """The fitted shift of target semester t at this college (the pooled one for a college not seen)."""

@@ -197,21 +197,25 @@ def seed_spread(cohort: Cohort, collected: dict, seed_parts: dict, cell: str) ->
 
 def format_report(report: dict) -> str:
     title = describe_source(report["data"]["source"])
+    scale = DataInfo.from_dict(report["data"]).scale
     lines = [f"# Cross-validated evaluation: {title}", "",
+             f"Grade points on the {scale} scale; MAE / sd is the MAE in standard deviations of the target, "
+             "comparable across cohorts graded on different scales.", "",
              f"{report['folds']}-fold x {report['repeats']} repeats, student-level, seed {report['seed']}; "
              f"{report['data']['students']} students; pooled over all held-out predictions; "
              f"± is the standard deviation of MAE across folds. Every interval is an 80% one: models calibrate "
              f"theirs on validation students, baselines take their training residuals' 10% and 90% quantiles.", ""]
     for target, label in (("next", "every next semester"), ("last", "the last semester from all earlier ones")):
         lines += [f"## Target `{target}`: {label}", "",
-                  f"| model | MAE | RMSE | R² | {COVERAGE_KEY} | {WIDTH_KEY} |", "|---|---|---|---|---|---|"]
+                  f"| model | MAE | MAE / sd | RMSE | R² | {COVERAGE_KEY} | {WIDTH_KEY} |",
+                  "|---|---|---|---|---|---|---|"]
         for group in ("models", "baselines"):
             for name, entry in report[group].items():
                 m = entry[target]
-                lines.append(f"| {name} | {m['mae']:.4f} ± {m['mae_fold_std']:.4f} | {m['rmse']:.4f} | "
-                             f"{m['r2']:.3f} | {m[COVERAGE_KEY]:.3f} | {m[WIDTH_KEY]:.3f} |")
+                lines.append(f"| {name} | {m['mae']:.4f} ± {m['mae_fold_std']:.4f} | {m['mae_per_sd']:.4f} | "
+                             f"{m['rmse']:.4f} | {m['r2']:.3f} | {m[COVERAGE_KEY]:.3f} | {m[WIDTH_KEY]:.3f} |")
         if "best_achievable" in report:
-            lines.append(f"| best achievable (known noise) | {report['best_achievable'][target]:.4f} | | | | |")
+            lines.append(f"| best achievable (known noise) | {report['best_achievable'][target]:.4f} | | | | | |")
         name, mae = best_baseline(report, target)
         lines.append("")
         for cell, entry in report["models"].items():

@@ -97,6 +97,7 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     return model, history
 
 
+
 @torch.no_grad()
 def calibrate_intervals(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
                         validation_rows: torch.Tensor) -> None:

@@ -19,6 +19,8 @@ def regression_metrics(prediction: np.ndarray, actual: np.ndarray, low: np.ndarr
         "mae": float(np.abs(error).mean()) if len(actual) else float("nan"),
         "rmse": float(np.sqrt((error ** 2).mean())) if len(actual) else float("nan"),
         "r2": float(1 - (error ** 2).sum() / total) if total > 0 else float("nan"),
+        # MAE in standard deviations of the target: comparable across cohorts graded on different scales.
+        "mae_per_sd": float(np.abs(error).mean() / actual.std()) if total > 0 else float("nan"),
     }
     if low is not None:
         metrics.update(interval_metrics(actual, low, high))

@@ -188,6 +188,11 @@ def test_a_cohort_file_scores_the_same_in_the_page_and_the_cli(browser, site, st
             _assert_same_scored(scored, out.read_text(encoding="utf-8"), path.name)
             summary = [line for line in cli.stdout.splitlines() if line.startswith("Hindcast of")]
             assert page.text_content("#cohort-summary") == (summary[0] if summary else "")
+            # The warning about grades unlike the training cohort's: the same rule and numbers on both sides.
+            warning = [line.split(" Its forecasts")[0] for line in cli.stderr.splitlines()
+                       if line.startswith("Warning")]
+            assert (status.split(" Its forecasts")[0] if status.startswith("Warning") else None) == \
+                (warning[0] if warning else None)
         except AssertionError as difference:
             differences.append(f"{path.name}{' --hindcast' if hindcast_all else ''}: {difference} "
                                f"[{_reference_verdict(status, scored, path, hindcast_all, tmp_path)}]")

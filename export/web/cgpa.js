@@ -89,7 +89,11 @@
     $("grades").appendChild(label);
     return input;
   });
-  $("college").value = String(config.colleges[0]);
+  // The model's group column names the field; text labels are written as labels, a model without one hides it.
+  $("college").value = config.groupLabels ? config.groupLabels[0] : String(config.colleges[0]);
+  $("college").previousSibling.textContent = `${config.groupColumn ?? "group"} `;
+  $("college").parentElement.hidden = config.groupColumn === null;
+  if (config.groupLabels) $("college").inputMode = "text";
   const result = $("result");
   const fixed = (x) => rules.formatFixed(x, 2);
 
@@ -156,7 +160,8 @@
       return;
     }
     const failed = scored.errors.filter(Boolean).length, count = scored.errors.length;
-    show(cohortStatus, `${count - failed} of ${count} ${count === 1 ? "student" : "students"} scored; ` +
+    show(cohortStatus, (scored.warning ? scored.warning + " " : "") +
+      `${count - failed} of ${count} ${count === 1 ? "student" : "students"} scored; ` +
       `${failed} with an error (the reason is in the table and the CSV)`);
     if (summary) {
       show($("cohort-summary"), summary.text);

@@ -7,6 +7,7 @@
   "use strict";
 
   const COMMON_SCALES = [4, 5, 10, 20, 100]; // encoding.COMMON_SCALES: suggested when a grade is off the scale
+  const UNFAMILIAR_SDS = 2; // predictor.UNFAMILIAR_SDS
   const BLANK_CELLS = ["", "nan", "na", "n/a"];
   const WHITESPACE = " \t\r\n"; // values.WHITESPACE: trimmed around a number
   const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/; // values.DECIMAL, ASCII digits only
@@ -113,13 +114,24 @@
     return number;
   }
 
-  function collegeCode(value) {
+  // encoding.Groups.code: the graph's code of a group value for this model (text labels: 1 + their
+  // position in groupLabels, -1 when unknown; no group column: 0).
+  function groupCode(value, model) {
+    if (model.groupColumn === null) return 0;
+    if (!model.groupLabels) return collegeCode(value, model.groupColumn);
+    const text = stripChars(String(value ?? ""), WHITESPACE);
+    if (!text) throw new DataError(`expected a ${model.groupColumn} value (like ${preview(model.groupLabels[0])}), got a blank`);
+    return model.groupLabels.indexOf(text) + 1 || -1;
+  }
+
+  function collegeCode(value, column = "College Code") {
+    const what = column.toLowerCase().includes("code") ? column.toLowerCase() : `${column} code`;
     const number = value === null || value === undefined ? null : decimal(value);
     if (number === null) {
-      throw new DataError(`expected an integer college code (like 115), got ${preview(value ?? "")}`);
+      throw new DataError(`expected an integer ${what} (like 115), got ${preview(value ?? "")}`);
     }
     if (!Number.isInteger(number) || !(number >= 0 && number < 2 ** 53)) {
-      throw new DataError(`expected a non-negative integer college code below 2**53, got ${preview(value)}`);
+      throw new DataError(`expected a non-negative integer ${what} below 2**53, got ${preview(value)}`);
     }
     return number === 0 ? 0 : number; // -0 is 0
   }
@@ -169,9 +181,22 @@
     return { semesters: numbered.map((n) => n[1]), numbers: numbered.map((n) => n[0]), college };
   }
 
+  // table.detect_delimiter: the separator found most often outside quotes in the header line.
+  const DELIMITERS = [",", ";", "\t"];
+  function detectDelimiter(line) {
+    const counts = new Map(DELIMITERS.map((d) => [d, 0]));
+    let quoted = false;
+    for (const ch of line) {
+      if (ch === '"') quoted = !quoted;
+      else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch) + 1);
+    }
+    return DELIMITERS.reduce((best, d) => (counts.get(d) > counts.get(best) ? d : best), ",");
+  }
+  const DECIMAL_COMMA = /^[+-]?[0-9]+,[0-9]+$/; // table._DECIMAL_COMMA: 12,5 in a semicolon file is 12.5
+
   // Python's csv.reader(strict=True, skipinitialspace=True) over io.StringIO(text): lines end at
   // "\n" only, and every record reports the line it started on.
-  function* csvRecords(text) {
+  function* csvRecords(text, delimiter = ",") {
     let position = 0, lineNumber = 0, state = "start_record", field = "", fieldLength = 0, cells = [], start = 1;
     const fail = (message) => { const e = new Error(message); e.line = lineNumber; throw e; };
     const add = (ch) => {
@@ -194,12 +219,12 @@
             if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
             else if (ch === '"') state = "in_quoted";
             else if (ch === " ") { /* skipinitialspace */ }
-            else if (ch === ",") save();
+            else if (ch === delimiter) save();
             else { add(ch); state = "in_field"; }
             break;
           case "in_field":
             if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
-            else if (ch === ",") { save(); state = "start_field"; }
+            else if (ch === delimiter) { save(); state = "start_field"; }
             else add(ch);
             break;
           case "in_quoted":
@@ -207,9 +232,9 @@
             break;
           case "quote_in_quoted":
             if (ch === '"') { add(ch); state = "in_quoted"; }
-            else if (ch === ",") { save(); state = "start_field"; }
+            else if (ch === delimiter) { save(); state = "start_field"; }
             else if (ch === "\n" || ch === "\r") { save(); state = "eat_crnl"; }
-            else fail(`',' expected after '"'`);
+            else fail(`'${delimiter}' expected after '"'`);
             break;
           case "eat_crnl":
             if (ch !== "\n" && ch !== "\r") fail("new-line character seen in unquoted field - do you need to open the file in universal-newline mode?");
@@ -240,7 +265,9 @@
     if (!head.includes("\n") && Array.from(text.slice(0, 2 * LIMITS.headerChars + 4)).length > LIMITS.headerChars) {
       throw new DataError(`${where}: the header line is longer than ${thousands(LIMITS.headerChars)} characters (it starts ${preview(text)})`);
     }
-    const records = csvRecords(text);
+    const newline = text.indexOf("\n");
+    const delimiter = detectDelimiter(newline < 0 ? text : text.slice(0, newline));
+    const records = csvRecords(text, delimiter);
     let lastLine = 0;
     try {
       const first = records.next();
@@ -259,7 +286,8 @@
         if (cells.length > columns.length) {
           throw new DataError(`${where}, line ${start}: ${cells.length} cells but the header has ${columns.length} columns`);
         }
-        rows.push(cells.map(strip).concat(Array(columns.length - cells.length).fill("")));
+        const stripped = cells.map(strip).map((c) => (delimiter === ";" && DECIMAL_COMMA.test(c) ? c.replace(",", ".") : c));
+        rows.push(stripped.concat(Array(columns.length - cells.length).fill("")));
         lines.push(start);
       }
       return { columns, rows, lines, where };
@@ -290,9 +318,10 @@
     if (row.every(Number.isNaN)) throw new DataError("grades: no grade given; enter at least one semester");
     let code;
     try {
-      code = collegeCode(college);
+      code = groupCode(college, model);
     } catch (error) {
-      throw new DataError(`college: ${error.message}`);
+      const column = model.groupColumn ?? "college";
+      throw new DataError(`${COLLEGE_NAMES.includes(column.toLowerCase()) ? "college" : column}: ${error.message}`);
     }
     const observed = [...row.keys()].filter((t) => !Number.isNaN(row[t]));
     const last = observed[observed.length - 1];
@@ -306,16 +335,47 @@
   }
 
   // scoring.score_table: every row scored or given its reason; `predict(grades, colleges)` runs the model.
+  // scoring.scoring_header: the model's own semester names when it was trained on named columns
+  // (G1, G2, G3) and the file has them, else semester numbers; the model's group column.
+  function scoringHeader(columns, where, model) {
+    const names = model.semesterNames;
+    const present = new Set(columns.map((c) => stripChars(c, WHITESPACE)));
+    const given = names.filter((n) => present.has(n));
+    const header = names.every((n, k) => semesterNumber(n) === k + 1) || !given.length
+      ? readHeader(columns, where)
+      : { semesters: given, numbers: given.map((n) => names.indexOf(n) + 1) };
+    const unknown = header.semesters.filter((c, k) => header.numbers[k] > model.semesters);
+    if (unknown.length) {
+      throw new DataError(`${where}: column(s) ${previewColumns(unknown)} name semesters the model does not know (it knows semesters 1-${model.semesters})`);
+    }
+    const column = model.groupColumn;
+    header.college = column === null ? null : COLLEGE_NAMES.includes(column.toLowerCase())
+      ? one(columns, COLLEGE_NAMES, "college", where)
+      : named(columns, [stripChars(column, WHITESPACE).toLowerCase()])[0] ?? null;
+    if (column !== null && header.college === null) {
+      throw new DataError(`${where}: no '${column}' column in the header ${previewColumns(columns)}`);
+    }
+    return header;
+  }
+
+  // Predictor.unfamiliar: a warning when the grades scored are unlike the model's training students.
+  function unfamiliar(scored, model) {
+    if (!model.trainingGrades) return null;
+    let sum = 0, count = 0;
+    scored.questions.forEach((q) => q && q.row.forEach((g) => { if (!Number.isNaN(g)) { sum += g; count++; } }));
+    if (!count) return null;
+    const average = sum / count, { mean, std } = model.trainingGrades, distance = (average - mean) / std;
+    if (Math.abs(distance) <= UNFAMILIAR_SDS) return null;
+    const scale = model.scale.map((v) => formatG(v)).join("-");
+    return `Warning: these grades average ${formatFixed(average, 2)}, ${formatFixed(Math.abs(distance), 1)} standard ` +
+      `deviations ${distance < 0 ? "below" : "above"} the students this model was trained on (${formatFixed(mean, 2)} ± ` +
+      `${formatFixed(std, 2)} on its ${scale} scale). Its forecasts here are extrapolation, not evidence: check the ` +
+      "scale, or train a model on your own cohort.";
+  }
+
   async function scoreTable(table, model, predict, hideLast = false) {
     const semesters = model.semesters;
-    const header = readHeader(table.columns, table.where);
-    const unknown = header.semesters.filter((c, k) => header.numbers[k] > semesters);
-    if (unknown.length) {
-      throw new DataError(`${table.where}: column(s) ${previewColumns(unknown)} name semesters the model does not know (it knows semesters 1-${semesters})`);
-    }
-    if (header.college === null) {
-      throw new DataError(`${table.where}: no 'College Code' column in the header ${previewColumns(table.columns)}`);
-    }
+    const header = scoringHeader(table.columns, table.where, model);
     if (!table.rows.length) throw new DataError(`${table.where}: the file has a header but no student rows`);
     const count = table.rows.length;
     const scored = { table, semesters, questions: Array(count).fill(null), errors: Array(count).fill(""),
@@ -326,7 +386,8 @@
       const values = Array(semesters).fill("");
       header.semesters.forEach((column, k) => { values[header.numbers[k] - 1] = cells[index.get(column)]; });
       try {
-        scored.questions[i] = question(values, cells[index.get(header.college)], model, hideLast);
+        scored.questions[i] = question(values, header.college === null ? "" : cells[index.get(header.college)], model,
+          hideLast);
       } catch (error) {
         scored.errors[i] = `line ${table.lines[i]}: ${error.message}`;
       }
@@ -340,6 +401,7 @@
         scored.prediction[i] = out.prediction[k]; scored.low[i] = out.low[k]; scored.high[i] = out.high[k];
       });
     }
+    scored.warning = unfamiliar(scored, model);
     return scored;
   }
 
@@ -385,5 +447,5 @@
   }
 
   Object.assign(exports, { DataError, readTable, readHeader, scoreTable, hindcastSummary, scoredCsv, gradeValue,
-    collegeCode, question, formatFixed, formatG, preview, BLANK_CELLS });
+    collegeCode, groupCode, question, formatFixed, formatG, preview, BLANK_CELLS });
 })(typeof window === "undefined" ? globalThis.cgpaRules = {} : (window.cgpaRules = {}));
