@@ -10,12 +10,16 @@
   const known = asked.grades.map((g, t) => [t + 1, g]).filter(([t, g]) => g !== null && t !== asked.semester);
   const values = known.map(([, g]) => g).concat([asked.low, asked.high, asked.prediction]);
   if (asked.actual !== null) values.push(asked.actual);
-  const low = Math.max(0, Math.floor(Math.min(...values) - 0.5)), high = Math.min(10, Math.ceil(Math.max(...values) + 0.5));
+  // The grades' range padded by a twentieth of the scale, within the scale, at whole ticks of a step that leaves at most 6.
+  const [floor, ceiling] = asked.scale, pad = (ceiling - floor) / 20;
+  const step = [1, 2, 5, 10, 20, 25, 50].find((s) => (Math.max(...values) - Math.min(...values) + 2 * pad) / s <= 6) || 100;
+  const low = Math.max(floor, Math.floor((Math.min(...values) - pad) / step) * step);
+  const high = Math.min(ceiling, Math.ceil((Math.max(...values) + pad) / step) * step);
   const x = (t) => left + ((t - 0.5) / n) * (W - left - right);
   const y = (g) => top + (1 - (g - low) / (high - low || 1)) * (H - top - bottom);
   const f = (v) => v.toFixed(1);
   const parts = [`<svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="grades and prediction" style="max-width:560px;font:15px sans-serif">`];
-  for (let g = low; g <= high; g += high - low > 5 ? 2 : 1) {
+  for (let g = low; g <= high; g += step) {
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${f(y(g))}" y2="${f(y(g))}" stroke="#ddd"/>`,
                `<text x="${left - 6}" y="${f(y(g) + 4)}" text-anchor="end" fill="#555">${g}</text>`);
   }

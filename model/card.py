@@ -79,15 +79,17 @@ def what_it_does(files: RunFiles) -> list[str]:
     config = files.record.config
     model = config.model
     return ["## What it does",
-            f"Predicts a student's next-semester grade point average (0-10 scale) from the earlier semesters "
-            f"and the college code, with an {INTERVAL_LEVEL:.0%} prediction interval. "
+            f"Predicts a student's next-semester grade point average ({files.record.data.scale} scale) from the "
+            f"earlier semesters and the {files.record.data.groups.column or 'group'}, with an {INTERVAL_LEVEL:.0%} "
+            "prediction interval. "
             f"Cell: `{model.cell}`, hidden size "
             f"{model.hidden} per member, {model.layers} layer(s), ensemble of {model.ensemble}. Each member "
             "adds a recurrent correction to a damped-trend prior (the college's semester mean plus a damped, "
             "exponentially smoothed deviation of the student from it), whose few parameters it learns too; "
             f"weight decay {config.weight_decay}"
             + (" chosen on validation students." if config.tune_weight_decay else " (fixed).")
-            + " The interval is calibrated per predicted semester on validation students.", ""]
+            + " The interval is calibrated per predicted semester on validation students. "
+            + files.record.prior_sentence(), ""]
 
 
 def how_it_was_made(files: RunFiles) -> list[str]:
@@ -204,8 +206,9 @@ def limits(files: RunFiles) -> list[str]:
             "- For academic advisors to spot students who may need support, alongside their own judgement; "
             "never as the sole basis for a decision about a student.",
             f"- Trained on {files.record.split.train_students} students of {len(files.record.colleges)} "
-            "colleges on a 10-point scale; other institutions, scales or horizons need retraining. A college code not "
-            "seen in training uses a shared 'unknown' slot, trained on students whose college was hidden.",
+            f"groups on the {files.record.data.scale} scale; other institutions, scales or horizons need retraining. "
+            "A group code not seen in training uses a shared 'unknown' slot, trained on students whose group was "
+            "hidden.",
             "- Gender is not an input; evaluation.md reports the error per gender group.",
             f"- The interval is calibrated to cover {INTERVAL_LEVEL:.0%} of held-out students at each predicted "
             "semester on average, not for each student.", ""]

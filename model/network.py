@@ -173,7 +173,8 @@ class GradeForecaster(nn.Module):
         self.register_buffer("position", torch.eye(S), persistent=False)
         # The prior starts as the damped-trend baseline fitted on the training students (alpha, phi_t);
         # each member learns offsets from it, which weight decay pulls back towards it.
-        self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 0.999)))
+        # Clamped short of 0 and 1 for a finite logit; 1 - 1e-6 keeps persistence's level exact to 1e-6.
+        self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 1 - 1e-6)))
         self.register_buffer("prior_damping", torch.full((S - 1,), 0.8) if damping is None else damping.float())
         # The baseline's shift per college (row 0: unknown) and predicted semester, normalised: with alpha and
         # phi near 1 the prior is persistence plus the median drift, the forecast to beat on sticky grades.
@@ -203,6 +204,14 @@ class GradeForecaster(nn.Module):
         kept.load_state_dict({name: value[index] if name in parameters else value
                               for name, value in self.state_dict().items()})
         return kept
+
+    @torch.no_grad()
+    def keep_prior(self) -> None:
+        """Make the median the prior's alone: every member's learnt offsets and median correction set to
+        zero (the interval stays as learnt)."""
+        for learnt in (self.smoothing, self.damping, self.college_offset, self.head_weight[..., 0],
+                       self.head_bias[..., 0]):
+            learnt.zero_()
 
     def inputs(self, grades: torch.Tensor, college: torch.Tensor, hide_college: torch.Tensor | None = None):
         """Raw [B, S] grades with NaN and raw college codes -> per-step features [B, S, 3 + S],

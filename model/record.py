@@ -13,6 +13,7 @@ from pathlib import Path
 from cgpa_rnn.data.cohort import Cohort
 from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.model.baselines import EVIDENCE
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.metrics import best_baseline_name
 from cgpa_rnn.rundir import RunDir
@@ -89,6 +90,7 @@ class RunRecord:
     chosen_weight_decay: float
     time_limited_networks: int = 0  # members a time budget stopped before early stopping did
     tuning: dict[str, float] = field(default_factory=dict)
+    prior: dict = field(default_factory=dict)  # {"persistence": bool, "evidence_against_persistence": float}
 
     @property
     def cell(self) -> str:
@@ -98,6 +100,18 @@ class RunRecord:
     def synthetic(self) -> bool:
         return self.data.synthetic
 
+    def prior_sentence(self) -> str:
+        """Whether the forecast is the network's or persistence's, and the evidence that decided it."""
+        if not self.prior:
+            return ""
+        evidence = self.prior["evidence_against_persistence"]
+        if self.prior["persistence"]:
+            return (f"On the training students the best damped-trend fit beat repeating the last grade by only "
+                    f"{evidence:.2f} standard errors ({EVIDENCE:g} needed), so the forecast is the last grade "
+                    "itself; the network gives the calibrated interval.")
+        return (f"On the training students the damped-trend prior beat repeating the last grade by {evidence:.2f} "
+                f"standard errors ({EVIDENCE:g} needed), so the network learns from it.")
+
     @classmethod
     def from_dicts(cls, config: dict, metrics: dict) -> RunRecord:
         test = {target: TargetScores(entry["model"], {k: v for k, v in entry.items() if k != "model"})
@@ -106,7 +120,8 @@ class RunRecord:
         return cls(TrainConfig.from_dict(config), DataInfo.from_dict(metrics["data"]), metrics.get("command", ""),
                    Split(**metrics["split"]), test, list(metrics["colleges"]), metrics["train_seconds"],
                    tuning.get("chosen_weight_decay", config.get("weight_decay", 0.0)),
-                   metrics.get("time_limited_networks", 0), tuning.get("weight_decay_validation_loss", {}))
+                   metrics.get("time_limited_networks", 0), tuning.get("weight_decay_validation_loss", {}),
+                   metrics.get("prior", {}))
 
     @classmethod
     def from_payload(cls, payload: dict) -> RunRecord:

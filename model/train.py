@@ -121,6 +121,8 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
         "tuning": {"weight_decay_validation_loss": history.tuning, "chosen_weight_decay": history.weight_decay},
         "best_epochs": history.best_epoch,
         "time_limited_networks": history.time_limited,
+        "prior": {"persistence": history.prior_only,
+                  "evidence_against_persistence": round(history.persistence_evidence, 2)},
         "train_seconds": round(seconds, 2),
         "colleges": model.college_codes.tolist(),
     }

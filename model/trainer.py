@@ -38,6 +38,8 @@ class History:
     tuning: dict[str, float] = field(default_factory=dict)  # weight decay -> validation loss
     weight_decay: float = 0.0  # the one chosen
     time_limited: int = 0  # members stopped by the time budget rather than by early stopping
+    prior_only: bool = False  # the median is the prior's, persistence (model/fitting.py says when)
+    persistence_evidence: float = 0.0  # standard errors by which the prior's best fit beat persistence
 
 
 def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from cgpa_rnn.export.inputs import random_students
 from cgpa_rnn.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cgpa_rnn.model.config import CELLS, ModelConfig
 from cgpa_rnn.model.evaluate import evaluate
-from cgpa_rnn.model.fitting import fit
+from cgpa_rnn.model.fitting import fit, predict_all_steps
 from cgpa_rnn.model.network import ElmanCell, GradeForecaster, TorchRecurrent, smoothed_level
 from cgpa_rnn.model.train import held_out_metrics, held_out_split, train_run
 from cgpa_rnn.rundir import RunDir
@@ -397,3 +397,25 @@ def test_the_new_baselines_recover_a_student_level_offset(name):
     # Ignoring the offset (sd 0.8) would cost about 0.64; only the estimated means' noise remains.
     actual = grades[student, target + 1]
     assert error.mean() < 0.1 and 0.7 < ((low <= actual) & (actual <= high)).mean() < 0.9  # the 80% interval
+
+
+def test_without_evidence_against_persistence_the_forecast_is_the_last_grade():
+    """Sticky integer grades (the sticky synthetic cohort): the damped trend keeps persistence and the
+    network's median is the last grade itself; on the calibrated cohort both learn (tests: the rule
+    in baselines.DampedTrend and fitting.fit, and its record in the run)."""
+    from cgpa_rnn.data.sequences import next_examples
+    from cgpa_rnn.data.synthetic import synthetic_cohort
+    from cgpa_rnn.model.baselines import DampedTrend, Persistence
+
+    for kind, persistence in (("sticky", True), ("calibrated", False)):
+        cohort = synthetic_cohort(300, 1, kind=kind)
+        grades, college = cohort.grades, cohort.college
+        student, target = next_examples(grades)
+        last = Persistence().predict(grades, college, student, target)
+        prior = DampedTrend().fit(grades, college)
+        assert prior.persistence is persistence and (prior.evidence > 2) is not persistence
+        assert np.array_equal(prior.predict(grades, college, student, target), last) is persistence
+        model, history = fit(tiny_config("elman"), grades, college, scale=cohort.scale)
+        assert history.prior_only is persistence and history.persistence_evidence == prior.evidence
+        median = predict_all_steps(model, grades, college)[student, target - 1, 1]
+        assert bool(np.abs(median - last).max() < 1e-3) is persistence

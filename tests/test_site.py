@@ -357,3 +357,66 @@ def test_node_scores_students_and_passes_the_conformance_vectors(ort_web_dist, v
                              text=True, timeout=120)
     report = json.loads(checked.stdout)
     assert checked.returncode == 0 and report["cases"] >= 10 and report["failures"] == [], checked.stdout
+
+
+@pytest.fixture(scope="module")
+def school_run(tmp_path_factory) -> tuple[Path, Path]:
+    """Another institution's model: a semicolon export on 0-20, periods G1..G3, text school codes."""
+    from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
+
+    folder = tmp_path_factory.mktemp("school")
+    data, run = folder / "escola.csv", folder / "run"
+    generate_frame(SyntheticSpec(students=120, seed=3, semesters=3, kind="sticky")).to_csv(data, sep=";", index=False)
+    for step in (("train", "--data", str(data), "--semesters", "G1,G2,G3", "--group", "school", "--scale", "0-20",
+                  "--epochs", "5", "--out", str(run)), ("export", str(run))):
+        done = cgpa(*step)
+        assert done.returncode == 0, done.stderr
+    return run, data
+
+
+def test_node_feeds_text_labels_by_the_models_own_vocabulary(ort_web_dist, school_run):
+    """The ONNX contract for text codes in Node: label k of the metadata's group_labels is code k + 1."""
+    run, _ = school_run
+    predictor = OnnxPredictor(run / "model.onnx")
+    assert predictor.groups.labels == ("GP", "MS")
+    grades, labels = [[11, 12, None], [11, None, None], [3, 4, None], [9, 9, None]], ["MS", "GP", "XX", " MS "]
+    expected = predictor.predict_batch(np.array(grades, dtype=np.float32),
+                                       np.array([predictor.parse_college(label) for label in labels]))
+    done = subprocess.run(["node", "score.mjs", str(run / "model.onnx"), json.dumps(grades), json.dumps(labels)],
+                          cwd=ROOT / "export" / "node", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    _assert_same(json.loads(done.stdout), expected)
+    blank = subprocess.run(["node", "score.mjs", str(run / "model.onnx"), "[[11, 12, null]]", '[""]'],
+                           cwd=ROOT / "export" / "node", capture_output=True, text=True, timeout=120)
+    assert blank.returncode == 2
+    assert blank.stderr.strip() == "student 1: expected a school value (like 'GP'), got a blank"
+
+
+@pytest.mark.browser
+def test_the_page_of_a_text_label_model_reads_its_schools_like_the_cli(browser, static_server, ort_web_dist,
+                                                                          school_run, tmp_path):
+    run, data = school_run
+    site = tmp_path / "site"
+    assert cgpa("web", str(run), "--out", str(site), "--ort", str(ort_web_dist)).returncode == 0
+    page = _open(browser, static_server(site), "phone")
+    page.evaluate("window.cgpa.ready")
+    assert page.text_content("#scale-text") == "0-20"  # the page speaks of the model's scale and columns
+    assert page.text_content("#columns-text") == "semester columns G1, G2, G3 (or named by number), and a school column"
+    page.fill("#grade-1", "11")
+    page.fill("#grade-2", "12")
+    page.fill("#college", "MS")
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent.includes('interval')")
+    expected = OnnxPredictor(run / "model.onnx").predict(["11", "12"], "MS")
+    assert page.text_content("#result").startswith(f"G3 (0-20): {expected.prediction:.2f} (80% interval "
+                                                   f"{expected.low:.2f} to {expected.high:.2f})")
+    out = tmp_path / "scored.csv"
+    cli = cgpa("predict", str(run), "--csv", str(data), "--out", str(out), "--backend", "onnx")
+    assert cli.returncode == 0, cli.stderr
+    status, scored = _score_in_page(page, data)
+    assert status.startswith("120 of 120 students scored"), status
+    _assert_same_scored(scored, out.read_text(encoding="utf-8"), data.name)
+    ticks = sorted({int(t) for t in page.locator("#chart svg text").all_text_contents() if t.isdigit()})
+    assert max(ticks) == 20 and ticks[1] - ticks[0] == 2  # the 0-20 scale's axis, not clipped at 10
+    page.screenshot(path=str(SCREENSHOTS / "site-school-model-phone.png"), full_page=True)
+    page.close()

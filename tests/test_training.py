@@ -125,6 +125,7 @@ def test_your_model_reads_another_institutions_file_with_its_scale_group_and_sem
     summary, _, downloads = client.predict(handle_file(str(path)), "0-20", "school", "G1, G2, G3",
                                            api_name="/train_own")
     assert "Your model is ready" in summary and "(G1, G2, G3) on the 0-20 scale, school GP, MS" in summary
+    assert "so the forecast is the last grade itself" in summary  # sticky grades: persistence, said so
     card = next(p for p in downloads if p.endswith("MODEL_CARD.md"))
     assert "--semesters G1,G2,G3 --scale 0-20 --group school" in Path(card).read_text()
     torch_value, onnx_value, _, details = client.predict("11,12", "MS", api_name="/predict_own")

@@ -58,6 +58,8 @@ def trained_text(model: training.OwnModel) -> str:
               f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
               f"(tolerance {PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in "
               "any ONNX runtime.")]
+    if record.prior_sentence():
+        lines.append(record.prior_sentence())
     if record.time_limited_networks:
         lines.append(f"Training reached the {training.TRAIN_SECONDS} s limit before early stopping for "
                      f"{service.plural(record.time_limited_networks, 'network')}; each kept its best epoch "

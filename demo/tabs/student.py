@@ -44,7 +44,8 @@ def question_record(backends: service.Backends, result: service.StudentResult) -
     same question, its chart draws the answer."""
     return {"grades": [None if np.isnan(g) else g for g in result.grades], "college": result.college,
             "semester": result.semester, "names": backends.semester_names, "prediction": result.onnx_prediction,
-            "low": result.low, "high": result.high, "actual": result.actual, "level": f"{backends.interval_level:.0%}"}
+            "low": result.low, "high": result.high, "actual": result.actual, "level": f"{backends.interval_level:.0%}",
+            "scale": backends.scale.to_json()}
 
 
 def side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:

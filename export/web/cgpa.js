@@ -89,6 +89,12 @@
     $("grades").appendChild(label);
     return input;
   });
+  // The model's scale and columns in the page's words (the HTML's are the shipped model's).
+  $("scale-text").textContent = `${rules.formatG(config.scale[0])}-${rules.formatG(config.scale[1])}`;
+  const code = (text) => Object.assign(document.createElement("code"), { textContent: text });
+  $("columns-text").replaceChildren("semester columns ", ...config.semesterNames.flatMap((name, t) => [t ? ", " : "",
+    code(name)]), " (or named by number)", ...(config.groupColumn === null ? [] : [", and a ", code(config.groupColumn),
+    " column"]));
   // The model's group column names the field; text labels are written as labels, a model without one hides it.
   $("college").value = config.groupLabels ? config.groupLabels[0] : String(config.colleges[0]);
   $("college").previousSibling.textContent = `${config.groupColumn ?? "group"} `;
@@ -165,7 +171,7 @@
       `${failed} with an error (the reason is in the table and the CSV)`);
     if (summary) {
       show($("cohort-summary"), summary.text);
-      $("chart").appendChild(window.cgpaChart(summary.points, config.intervalLevel));
+      $("chart").appendChild(window.cgpaChart(summary.points, config.intervalLevel, config.scale));
     }
     download = { text: rules.scoredCsv(scored), name: file.name.replace(/\.csv$/i, "") + "-scored.csv" };
     $("download").hidden = false;

@@ -1,7 +1,7 @@
 // The hindcast chart: each student's predicted grade against the actual one, with the
 // interval as a vertical line, drawn as SVG by the page itself (no charting library, nothing
-// fetched). window.cgpaChart(points, intervalLevel) -> an <svg> element, where points are
-// {actual, prediction, low, high} in grade points.
+// fetched). window.cgpaChart(points, intervalLevel, [low, high] of the model's scale) -> an <svg>
+// element, where points are {actual, prediction, low, high} in grade points.
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
@@ -14,18 +14,21 @@
     return node;
   }
 
-  window.cgpaChart = function chart(points, intervalLevel) {
-    // The axes cover the data (both axes alike, so the diagonal is a true 45 degrees), padded to whole grades.
+  window.cgpaChart = function chart(points, intervalLevel, [floor, ceiling]) {
+    // The axes cover the data within the scale (both axes alike, so the diagonal is a true 45 degrees),
+    // padded to whole ticks of a step that leaves at most 10 of them.
     const values = points.flatMap((p) => [p.actual, p.low, p.high]);
-    const lo = Math.max(0, Math.floor(Math.min(...values))), hi = Math.min(10, Math.ceil(Math.max(...values)));
-    const span = Math.max(hi - lo, 1), inner = SIZE - MARGIN.left - MARGIN.right;
+    const step = [1, 2, 5, 10, 20, 25, 50].find((s) => (Math.max(...values) - Math.min(...values)) / s <= 10) || 100;
+    const lo = Math.max(floor, Math.floor(Math.min(...values) / step) * step);
+    const hi = Math.min(ceiling, Math.ceil(Math.max(...values) / step) * step);
+    const span = Math.max(hi - lo, step), inner = SIZE - MARGIN.left - MARGIN.right;
     const x = (v) => MARGIN.left + ((v - lo) / span) * inner;
     const y = (v) => MARGIN.top + inner - ((v - lo) / span) * inner;
     const svg = element("svg", { viewBox: `0 0 ${SIZE} ${SIZE + MARGIN.top}`, role: "img",
       "aria-label": `Predicted against actual grade for ${points.length} students` });
     svg.appendChild(element("rect", { x: MARGIN.left, y: MARGIN.top, width: inner, height: inner, fill: "#f9fafb",
       stroke: "#d1d5db" }));
-    for (let g = lo; g <= lo + span; g++) {
+    for (let g = lo; g <= lo + span; g += step) {
       svg.appendChild(element("line", { x1: x(g), x2: x(g), y1: y(lo), y2: y(lo) + 4, stroke: "#6b7280" }));
       svg.appendChild(element("text", { x: x(g), y: y(lo) + 16, "text-anchor": "middle", "font-size": 11 }, g));
       svg.appendChild(element("line", { x1: x(lo) - 4, x2: x(lo), y1: y(g), y2: y(g), stroke: "#6b7280" }));
