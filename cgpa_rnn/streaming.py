@@ -145,6 +145,7 @@ class _Scorer:
                  delimiter: str = ","):
         self.columns, self.where, self.backends = columns, where, backends
         self.hindcast_last_given, self.delimiter = hindcast_last_given, delimiter
+        self.blank_bytes = np.frombuffer(f"{delimiter} \t\r".encode(), dtype=np.uint8)  # all a blank row holds
         self.reference = next(iter(backends.values()))
         self.served = served(backends)
         self.header = scoring_header(columns, where, self.reference)
@@ -166,12 +167,18 @@ class _Scorer:
 
     def block(self, data: bytes, block: np.ndarray, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> bytes:
         """The output lines of a block's records, in their order (blank rows left out)."""
+        # Blank records (separators and spaces only) are dropped here at numpy speed, whichever path
+        # scores the rest: a file of blank lines costs what real rows do, in time and memory.
+        content = np.zeros(len(block) + 1, dtype=np.int64)
+        np.cumsum(~np.isin(block, self.blank_bytes), out=content[1:])
+        kept = content[ends] > content[starts]
+        starts, ends, lines = starts[kept], ends[kept], lines[kept]
         if not self.fast:
             return b"".join(self._reference_lines(data, starts, ends, lines))
-        simple, blank, cell_starts, cell_ends = self._split(block, starts, ends)
+        simple, cell_starts, cell_ends = self._split(block, starts, ends)
         ok, seen, code, semester, actual = self._questions(block, cell_starts, cell_ends)
         fast = np.flatnonzero(simple)[ok]
-        slow = np.flatnonzero(~blank & ~np.isin(np.arange(len(starts)), fast))
+        slow = np.flatnonzero(~np.isin(np.arange(len(starts)), fast))
         text, line_ends = (self._fast_lines(block, starts[fast], ends[fast], seen, code, semester, actual)
                            if len(fast) else (b"", np.zeros(1, dtype=np.int64)))
         if not len(slow):
@@ -201,10 +208,9 @@ class _Scorer:
         commas, length = before_comma[ends] - before_comma[starts], ends - starts
         simple = ((before_unusual[ends] == before_unusual[starts]) & (commas == width - 1) & (length > width - 1)
                   & (length <= MAX_FAST_LINE))
-        blank = (commas == width - 1) & (length == width - 1)  # only commas: a blank row, left out
         rows = np.flatnonzero(simple)
         positions = np.flatnonzero(comma)[before_comma[starts[rows]][:, None] + np.arange(width - 1)]
-        return (simple, blank, np.concatenate([starts[rows, None], positions + 1], axis=1),
+        return (simple, np.concatenate([starts[rows, None], positions + 1], axis=1),
                 np.concatenate([positions, ends[rows, None]], axis=1))
 
     def _questions(self, block, cell_starts, cell_ends):

@@ -117,10 +117,11 @@ def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
         rows, lines = [], []
         start = reader.line_num + 1
         for cells in reader:
+            # Blank lines count: skipping them is work too, and a file of nothing else would be free.
+            if limits.rows is not None and start - 1 > limits.rows:
+                raise DataError(f"{where}: more than {limits.rows:,} rows (blank lines count too) is over the limit")
             row = row_cells(cells, len(columns), where, start, delimiter)
             if row is not None:
-                if limits.rows is not None and len(rows) == limits.rows:
-                    raise DataError(f"{where}: more than {limits.rows:,} student rows is over the limit")
                 rows.append(row)
                 lines.append(start)
             start = reader.line_num + 1

@@ -129,6 +129,9 @@ class Trainer:
                 for p in self.parameters:
                     p.grad = None
                 losses.sum().backward()  # members share no parameter: each gets its own gradient
+                for p in self.parameters:
+                    if p.grad is None:  # unused on this horizon (two semesters: one step, no recurrence)
+                        p.grad = torch.zeros_like(p)
                 clip_per_member(self.parameters, config.grad_clip)
                 self.optimizer.step()
                 with torch.no_grad():

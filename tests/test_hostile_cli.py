@@ -326,6 +326,27 @@ def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
     assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
 
 
+@pytest.mark.parametrize("separator", [",", ";"])
+def test_streamed_scoring_passes_over_blank_lines_of_every_kind(tmp_path, separator):
+    """Empty, separators only, spaces, CRLF: left out at numpy speed, the rows around them as the reference has them."""
+    from cgpa_rnn.export.inputs import random_students
+    from cgpa_rnn.streaming import stream_scored_csv
+
+    grades, college = random_students(400, 5, [115, 116], seed=6)
+    blanks = ["", separator * 5, "  ", separator * 9, "\t", "\r"]
+    lines = [separator.join(["College Code", "1st", "2nd", "3rd", "4th", "5th"])]
+    for k, (row, code) in enumerate(zip(grades, college)):
+        lines += [blanks[k % len(blanks)]] * (k % 4)
+        lines.append(separator.join([str(code)] + ["" if np.isnan(g) else f"{g:.2f}" for g in row]))
+    source = tmp_path / "blanks.csv"
+    source.write_text("\n".join(lines) + "\n")
+    backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
+    write_scored_csv(score_csv(source, backends), tmp_path / "reference.csv")
+    result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_bytes=4096)
+    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
+    assert result.rows == 400
+
+
 def test_numbers_are_written_as_python_formats_them():
     from cgpa_rnn.streaming import format_numbers
 

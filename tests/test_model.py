@@ -419,3 +419,22 @@ def test_without_evidence_against_persistence_the_forecast_is_the_last_grade():
         assert history.prior_only is persistence and history.persistence_evidence == prior.evidence
         median = predict_all_steps(model, grades, college)[student, target - 1, 1]
         assert bool(np.abs(median - last).max() < 1e-3) is persistence
+
+
+def test_the_smallest_horizon_the_check_allows_trains_and_exports(tmp_path):
+    """Two semesters: one step, so the recurrent weights get no gradient (it used to crash in training)."""
+    rng = np.random.default_rng(4)
+    first = rng.uniform(5, 9, 60).round(2)
+    second = np.minimum(10.0, first + rng.uniform(-1, 1, 60)).round(2)
+    for cell in CELLS:  # in-process: every cell trains
+        model, _ = fit(tiny_config(cell), np.stack([first, second], 1).astype(np.float32), 115 + np.arange(60) % 2)
+        assert np.isfinite(predict_all_steps(model, np.array([[7.5, np.nan]], np.float32), np.array([115]))).all()
+    data = tmp_path / "two.csv"  # and the CLI trains, exports (the fused graph of one step) and predicts
+    data.write_text("Roll no.,College Code,1st,2nd\n" + "".join(
+        f"{i},{115 + i % 2},{a},{b}\n" for i, (a, b) in enumerate(zip(first, second))))
+    run = tmp_path / "run"
+    for step in (("train", "--data", str(data), "--epochs", "5", "--out", str(run)), ("export", str(run))):
+        done = cgpa(*step)
+        assert done.returncode == 0, done.stderr
+    predicted = cgpa("predict", str(run), "--grades", "7.5", "--college", "115")
+    assert predicted.returncode == 0 and "2nd semester (0-10)" in predicted.stdout, predicted.stdout + predicted.stderr

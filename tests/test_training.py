@@ -58,7 +58,7 @@ def test_a_visitors_model_is_trained_verified_served_and_deleted(own_csv, monkey
     ("1st,2nd,College Code\n7,12,115\n", "grade 12 is outside 0-10"),
     (",".join(f"sem{i}" for i in range(1, 14)) + ",College Code,Roll\n" + "7," * 13 + "115,1\n",
      "13 semesters is over the 12-semester limit"),
-    ("1st,College Code,Roll\n" + "7,115,1\n" * 3001, "more than 3,000 student rows is over the limit"),
+    ("1st,College Code,Roll\n" + "7,115,1\n" * 3001, r"more than 3,000 rows \(blank lines count too\) is over"),
     ("1st,2nd,College Code,Roll\n" + "".join(f"7,,115,{i}\n" for i in range(30)), "no next semester to learn"),
 ])
 def test_training_files_are_refused_with_their_reason(tmp_path, content, message):
@@ -132,6 +132,19 @@ def test_your_model_reads_another_institutions_file_with_its_scale_group_and_sem
     assert torch_value == onnx_value and "**G3 (0-20):" in details and "not seen" not in details
     _, _, _, unseen = client.predict("11,12", "XX", api_name="/predict_own")
     assert "This school was not seen in training" in unseen
+
+
+def test_a_failure_that_is_not_the_visitors_mistake_is_a_sentence_and_one_log_line(app_url, own_csv, monkeypatch,
+                                                                                     capfd):
+    def broken(*args, **kwargs):
+        raise RuntimeError("tensor of roll 17020 went wrong")
+
+    monkeypatch.setattr(training, "train_own_model", broken)  # the app runs in this process
+    capfd.readouterr()
+    with pytest.raises(AppError, match=r"^Training failed on the server \(an internal error, logged\); nothing was"):
+        Client(app_url, verbose=False).predict(handle_file(str(own_csv)), api_name="/train_own")
+    log = [line for line in capfd.readouterr().err.splitlines() if "cgpa demo:" in line or "Traceback" in line]
+    assert log == [f"cgpa demo: failed training: RuntimeError at test_training.py:{broken.__code__.co_firstlineno + 1}"]
 
 
 def test_one_training_runs_at_a_time_and_the_next_waits_in_the_queue(app_url, own_csv, monkeypatch):

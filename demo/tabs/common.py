@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import inspect
 import re
+import traceback
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +23,16 @@ _QUOTED_OR_NUMBER = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(?:[.,]\d+)*")
 # worker thread per field and per call (twelve for a prediction, its validator seven more): a third
 # of a prediction's server CPU. Our readers (cgpa_rnn.values) take text and numbers alike.
 AS_SENT = {"preprocess": False, "postprocess": False}
+
+
+def failed(error: Exception, what: str) -> gr.Error:
+    """A failure that is not the visitor's mistake (a bug) as the caller sees it: a sentence, never
+    Gradio's empty {"error": null}; logged in one line, its type and where it happened, no values."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    log(f"failed {what}: {type(error).__name__}{where}")
+    return gr.Error(f"{what.capitalize()} failed on the server (an internal error, logged); nothing was kept. "
+                    "Please try again later.", print_exception=False)
 
 
 def from_page(request: gr.Request | None) -> bool:

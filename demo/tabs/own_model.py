@@ -8,7 +8,7 @@ import gradio as gr
 
 from cgpa_rnn.data.cohort import MIN_STUDENTS, CohortFormat
 from cgpa_rnn.demo import service, training, visitors
-from cgpa_rnn.demo.tabs.common import AS_SENT, refused, shipped_data_button
+from cgpa_rnn.demo.tabs.common import AS_SENT, failed, refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
@@ -29,6 +29,10 @@ def train(models: OwnModels, cohort_csv: str | None, session: str, report: train
         model = models.train(session, cohort_csv, report, form)
     except UserError as error:
         raise refused(error, request, cohort_csv) from None
+    except gr.Error:
+        raise
+    except Exception as error:
+        raise failed(error, "training") from None
     return trained_text(model), training.error_table(model), [str(p) for p in model.downloads]
 
 
