@@ -8,12 +8,12 @@ before any value is used to size an array or fill a page.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.jsontext import JsonError, bounded_loads
 from cgpa_rnn.values import SEMESTER_LIMIT
 
 DEFAULT_INTERVAL_LEVEL = 0.8  # files exported before the level was written down were all 80%
@@ -45,9 +45,9 @@ def _json(raw: dict, key: str, where: str):
     if key not in raw:
         raise MetadataError(f"{where}: metadata '{key}' is missing; re-export the model with `cgpa export`")
     try:
-        return json.loads(raw[key])
-    except ValueError:
-        raise MetadataError(f"{where}: metadata '{key}' is not JSON") from None
+        return bounded_loads(raw[key], f"{where}: metadata '{key}'")
+    except JsonError as error:
+        raise MetadataError(str(error)) from None
 
 
 def _bad(where: str, key: str, expected: str) -> MetadataError:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.jsontext import MAX_CHARS, JsonError, bounded_loads
 
 
 def file_sha256(path: str | Path) -> str:
@@ -103,7 +104,11 @@ class RunDir:
 
     def read_json(self, name: str) -> dict | None:
         path = self.path / name
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_CHARS:  # refused before it is read
+            raise JsonError(f"{path}: {path.stat().st_size:,} bytes is over the {MAX_CHARS:,}-byte limit for JSON")
+        return bounded_loads(path.read_text(encoding="utf-8", errors="replace"), str(path))
 
     def write_json(self, name: str, value) -> None:
         self.write_text(name, json.dumps(value, indent=2) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import sys
 from pathlib import Path
@@ -115,6 +116,34 @@ def marked_tools_only(demo: gr.Blocks):
     return lifespan
 
 
+class OneLineMcpRefusals(logging.Filter):
+    """The MCP library logs what it refuses with the request's values: a request or notification it
+    cannot validate on the root logger, with the whole validation error (about 90 lines for a 37-byte
+    call), and a call of an unknown tool by name. Each becomes one line of ours, as every refusal is
+    logged, the values left out. Installed on the two loggers those come from (a logger's filter sees
+    only its own records)."""
+
+    LOGGERS = ("", "mcp.server.lowlevel.server")
+    REFUSED = {("Failed to validate request", ""): "an MCP request the protocol does not allow",
+               ("Failed to validate notification", ""): "an MCP notification the protocol does not allow",
+               ("Tool '", "not listed, no validation will be performed"): "an MCP call of a tool it does not have"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        for (start, end), what in self.REFUSED.items():
+            if message.startswith(start) and message.endswith(end):
+                log(f"refused {what} (its values are not logged)")
+                return False
+        return True
+
+    @classmethod
+    def install(cls) -> None:
+        for name in cls.LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, cls) for f in logger.filters):
+                logger.addFilter(cls())
+
+
 def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = None, mcp: bool | None = None,
            **options):
     """The one way the app is served (python -m demo, cgpa demo, app.py, the tests); unset
@@ -134,6 +163,7 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     # Frozen, it is left out of the collector's full passes, which otherwise walk it all whenever enough
     # new objects pile up (new sessions' state does): a 215-290 ms pause of every request, measured in
     # one of every three bursts of 40 new visitors.
+    OneLineMcpRefusals.install()
     gc.collect()
     gc.freeze()
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cgpa_rnn.demo import service
+from cgpa_rnn.jsontext import JsonError, bounded_loads
 
 # An upload at its limit plus the form around it. Gradio reads a body whole before refusing it
 # (each 50 MB request left ~150 MB of server memory behind), so the cap is checked first.
@@ -131,11 +132,13 @@ class ValueCount:
     def _checked(self, path: str, body: bytes) -> tuple[str | None, bytes]:
         """The problem with a call (None when there is none) and its body, defaults filled in."""
         try:
-            payload = json.loads(body)
+            payload = bounded_loads(body, "the request")
             values = payload["data"]
             # The page names the event by fn_index on every path (its unqueued events all post to
             # /gradio_api/run/predict); programs name it by the path.
             endpoint = self.endpoints.get(payload.get("fn_index", path))
+        except JsonError as error:  # over the limits (or not JSON): answered here, before Gradio parses it again
+            return str(error), body
         except (ValueError, KeyError, TypeError, AttributeError):
             return None, body  # not a call this check understands: Gradio answers it
         if endpoint is None or not isinstance(values, list):

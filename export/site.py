@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.jsontext import bounded_loads
 from cgpa_rnn.paths import check_site_folder, is_site_folder, mark_site
 from cgpa_rnn.predictor import check_fresh
 from cgpa_rnn.rundir import RunDir, atomic_path, process_alive
@@ -191,7 +192,7 @@ def build_site(run: str | Path | RunDir, out: str | Path, ort: str | Path | None
 def _held_out_next(meta: dict) -> dict | None:
     """The model's held-out scores on the `next` target from the file's metrics, or None."""
     try:
-        scores = json.loads(meta.get("metrics", "{}"))["next"]["model"]
+        scores = bounded_loads(meta.get("metrics", "{}"), "metadata 'metrics'")["next"]["model"]
         return scores if {"mae", "n"} <= set(scores) else None
     except (KeyError, TypeError, ValueError):
         return None

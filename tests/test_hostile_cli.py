@@ -207,7 +207,9 @@ def _with_metadata(source, target, **changes):
     ({"semesters": "4294967296"}, "metadata 'semesters' is not a whole number between 1 and 20"),
     ({"semesters": "7"}, "metadata 'semesters' is 7 but the graph's grades input has 5 columns"),
     ({"colleges": None}, "metadata 'colleges' is missing"),
-    ({"colleges": "[115, "}, "metadata 'colleges' is not JSON"),
+    ({"colleges": "[115, "}, "metadata 'colleges': not valid JSON"),
+    ({"colleges": "[" * 100_000 + "]" * 100_000}, "metadata 'colleges': nested deeper than 32 levels"),
+    ({"colleges": "[" * 40 + "]" * 40}, "metadata 'colleges': nested deeper than 32 levels"),
     ({"colleges": "[true, 116]"}, "metadata 'colleges' is not a JSON list of non-negative integer"),
     ({"semester_names": '["1st"]'}, "metadata 'semester_names' is not a JSON list of 5 names"),
     ({"checkpoint_sha256": "x"}, "metadata 'checkpoint_sha256' is not a SHA-256"),
@@ -220,6 +222,21 @@ def test_malformed_metadata_is_refused_naming_the_key(tmp_path, changes, expecte
     _with_metadata(SHIPPED / "model.onnx", run / "model.onnx", **changes)
     shutil.copyfile(SHIPPED / "model.pt", run / "model.pt")
     one_line_error(cgpa("predict", str(run), "--backend", "onnx", "--grades", "7,7", "--college", "115"), expected)
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "config.json"])
+def test_a_run_folders_json_is_read_with_limits(run_copy, name):
+    """Deep nesting (a RecursionError in json) and size, in one line naming the file."""
+    (run_copy / name).write_text("[" * 100_000 + "]" * 100_000)
+    one_line_error(cgpa("verify", str(run_copy)), f"{name}: nested deeper than 32 levels")
+    (run_copy / name).write_text(" " * (9 << 20))
+    one_line_error(cgpa("verify", str(run_copy)), f"{name}: 9,437,184 bytes is over the 8,388,608-byte limit")
+
+
+def test_cgpa_web_reads_the_metadatas_metrics_with_limits(tmp_path, run_copy):
+    _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", metrics="[" * 100_000 + "]" * 100_000)
+    built = cgpa("web", str(run_copy), "--out", str(tmp_path / "site"))
+    assert built.returncode == 0 and "Traceback" not in built.stderr, built.stderr  # the metrics left out
 
 
 def test_the_interval_level_comes_from_the_file(tmp_path):
