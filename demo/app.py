@@ -80,7 +80,7 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
         synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
                      if backends.torch.record.synthetic else "")
         cell = backends.torch.record.cell
-        gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}A `{cell}` recurrent network run in "
+        gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}The `{cell}` recurrent network, run in "
                     "**torch** and in **onnxruntime** side by side.")
         # Short tab names: all four fit a phone's width without an overflow menu.
         with gr.Tab("Student"):

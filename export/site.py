@@ -83,8 +83,8 @@ def _about(predictor, base: str) -> list[list[str]]:
     about = [["model", f"{meta.get('cell', '?')} recurrent network, one step per semester (cgpa-rnn)"],
              ["trained on", data],
              ["semesters", f"{predictor.semesters} ({', '.join(predictor.semester_names)})"],
-             ["known colleges", (f"{', '.join(map(str, predictor.colleges))}; any other code uses a shared "
-                                 "'unknown' slot")],
+             ["groups", (f"{predictor.groups.describe()}; any other value uses a shared 'unknown' slot"
+                         if predictor.groups.column else "none (one group)")],
              ["interval", f"{predictor.interval_level:.0%} prediction interval (low, high)"]]
     held_out = _held_out_next(meta)
     if held_out is not None:  # metrics are for people; a file without them still runs

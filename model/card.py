@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, WIDTH_KEY
-from cgpa_rnn.model.metrics import best_baseline
+from cgpa_rnn.model.metrics import against_best, best_baseline
 from cgpa_rnn.model.record import RunRecord
 from cgpa_rnn.rundir import RunDir
 
@@ -84,7 +84,7 @@ def what_it_does(files: RunFiles) -> list[str]:
             "prediction interval. "
             f"Cell: `{model.cell}`, hidden size "
             f"{model.hidden} per member, {model.layers} layer(s), ensemble of {model.ensemble}. Each member "
-            "adds a recurrent correction to a damped-trend prior (the college's semester mean plus a damped, "
+            "adds a recurrent correction to a damped-trend prior (the group's semester mean plus a damped, "
             "exponentially smoothed deviation of the student from it), whose few parameters it learns too; "
             f"weight decay {config.weight_decay}"
             + (" chosen on validation students." if config.tune_weight_decay else " (fixed).")
@@ -140,9 +140,8 @@ def cross_validation(files: RunFiles) -> list[str]:
         for target in TARGET_LABELS:
             best, best_mae = best_baseline(evaluation, target)
             ours = evaluation["models"][cell][target]
-            change = (ours["mae"] - best_mae) / best_mae
-            line = (f"- `{target}`: the default `{cell}` is {abs(change):.1%} "
-                    f"{'below' if change <= 0 else 'ABOVE'} the best baseline ({best}): MAE "
+            line = (f"- `{target}`: the default `{cell}` is {against_best(ours['mae'], best_mae)} "
+                    f"the best baseline ({best}): MAE "
                     f"{ours['mae']:.4f} vs {best_mae:.4f}, fold spread ± {ours['mae_fold_std']:.4f}.")
             if best in versus:
                 b = versus[best][target]

@@ -28,7 +28,14 @@ from cgpa_rnn.errors import UserError
 from cgpa_rnn.model.baselines import BASELINES
 from cgpa_rnn.model.config import CELLS, COVERAGE_KEY, WIDTH_KEY, TrainConfig
 from cgpa_rnn.model.figures import save_figure
-from cgpa_rnn.model.metrics import best_baseline, by_semester, mae_by_group, paired_bootstrap, regression_metrics
+from cgpa_rnn.model.metrics import (
+    against_best,
+    best_baseline,
+    by_semester,
+    mae_by_group,
+    paired_bootstrap,
+    regression_metrics,
+)
 from cgpa_rnn.model.record import DataInfo
 from cgpa_rnn.rundir import RunDir
 
@@ -219,12 +226,11 @@ def format_report(report: dict) -> str:
         name, mae = best_baseline(report, target)
         lines.append("")
         for cell, entry in report["models"].items():
-            change = (entry[target]["mae"] - mae) / mae
-            lines.append(f"- {cell}: {abs(change):.1%} {'below' if change <= 0 else 'above'} the best baseline "
+            lines.append(f"- {cell}: {against_best(entry[target]['mae'], mae)} the best baseline "
                          f"({name}, MAE {mae:.4f})")
         lines.append("")
     lines += format_evidence(report) + format_seed_spread(report) + format_semesters(report)
-    lines += ["## MAE by group (target `next`)", "", "| model | " + " | ".join(
+    lines += ["## MAE by gender (target `next`)", "", "| model | " + " | ".join(
         f"{k}" for k in next(iter(report["models"].values()))["next"]["by_gender"]) + " |"]
     lines.append("|---" * (1 + len(next(iter(report["models"].values()))["next"]["by_gender"])) + "|")
     for group in ("models", "baselines"):

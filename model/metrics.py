@@ -81,3 +81,11 @@ def paired_bootstrap(error_model: np.ndarray, error_other: np.ndarray, student: 
     low, high = np.percentile(drawn, (2.5, 97.5))
     return {"mae_difference": float(difference.sum() / count.sum()), "ci95": [float(low), float(high)],
             "model_wins": float((drawn < 0).mean()), "draws": draws, "students": int(len(students))}
+
+
+def against_best(mae: float, best: float) -> str:
+    """How a model's MAE compares with the best baseline's, in the reports' words ("level with" when
+    equal at the four decimals they print: a model that fell back to persistence)."""
+    if f"{mae:.4f}" == f"{best:.4f}":
+        return "level with"
+    return f"{abs(mae - best) / best:.1%} {'below' if mae < best else 'above'}"

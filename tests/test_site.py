@@ -410,12 +410,18 @@ def test_the_page_of_a_text_label_model_reads_its_schools_like_the_cli(browser, 
     expected = OnnxPredictor(run / "model.onnx").predict(["11", "12"], "MS")
     assert page.text_content("#result").startswith(f"G3 (0-20): {expected.prediction:.2f} (80% interval "
                                                    f"{expected.low:.2f} to {expected.high:.2f})")
+    page.fill("#college", "XX")
+    page.click("#predict")
+    page.wait_for_function("document.getElementById('result').textContent.endsWith('not seen in training')")
+    assert page.text_content("#result").endswith("ms; school not seen in training")
     out = tmp_path / "scored.csv"
     cli = cgpa("predict", str(run), "--csv", str(data), "--out", str(out), "--backend", "onnx")
     assert cli.returncode == 0, cli.stderr
     status, scored = _score_in_page(page, data)
     assert status.startswith("120 of 120 students scored"), status
     _assert_same_scored(scored, out.read_text(encoding="utf-8"), data.name)
+    page.click("#tab-about")
+    assert "school: GP, MS; any other value uses a shared 'unknown' slot" in page.text_content("#about")
     ticks = sorted({int(t) for t in page.locator("#chart svg text").all_text_contents() if t.isdigit()})
     assert max(ticks) == 20 and ticks[1] - ticks[0] == 2  # the 0-20 scale's axis, not clipped at 10
     page.screenshot(path=str(SCREENSHOTS / "site-school-model-phone.png"), full_page=True)

@@ -110,7 +110,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
                         elem_id="train-downloads")
     gr.Markdown("### Try your model")
     with gr.Row():
-        grades = gr.Textbox(label="grades, comma-separated (blank for missing)", placeholder="7.1, 6.8, , 7.3",
+        grades = gr.Textbox(label="grades in your semesters' order, comma-separated (blank for missing)",
                             elem_id="own-grades", max_lines=1)
         college = gr.Textbox(label="group (college code, school...)", elem_id="own-college", max_lines=1)
         predict_button = gr.Button("Predict with your model", elem_id="own-predict")

@@ -120,7 +120,7 @@
     const ms = performance.now() - started;
     const name = config.semesterLabels[asked.semester - 1];
     const hindcast = Number.isNaN(asked.actual) ? "" : ` (hindcast: the actual ${name} was ${fixed(asked.actual)})`;
-    const unknown = config.colleges.includes(asked.college) ? "" : "; college not seen in training";
+    const unknown = config.colleges.includes(asked.college) ? "" : `; ${config.groupColumn} not seen in training`;
     show(result, `${name}: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
       `${fixed(out.low[0])} to ${fixed(out.high[0])})${hindcast}, computed in your browser in ${ms.toFixed(1)} ms${unknown}`);
   });
