@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from cgpa_rnn.data import SHIPPED_DATA
 from cgpa_rnn.demo import environment, service, training
+from cgpa_rnn.demo.fairness import FairShare, client_of
 from cgpa_rnn.demo.middleware import (
     BodyLimit,
     ClosedRoutes,
@@ -116,6 +117,17 @@ def marked_tools_only(demo: gr.Blocks):
     return lifespan
 
 
+def waiting_in_queue(demo: gr.Blocks):
+    """client -> how many of its calls wait in Gradio's queue (read, never changed: the one place
+    the demo looks inside Gradio's queue, for FairShare)."""
+
+    def waiting(client: str) -> int:
+        queues = list(demo._queue.event_queue_per_concurrency_id.values())
+        return sum(1 for queue in queues for event in list(queue.queue) if client_of(event.request.scope) == client)
+
+    return waiting
+
+
 class OneLineMcpRefusals(logging.Filter):
     """The MCP library logs what it refuses with the request's values: a request or notification it
     cannot validate on the root logger, with the whole validation error (about 90 lines for a 37-byte
@@ -169,7 +181,8 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,
                        max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
-                           Middleware(BodyLimit), Middleware(ClosedRoutes),
+                           Middleware(FairShare, waiting=waiting_in_queue(demo)), Middleware(BodyLimit),
+                           Middleware(ClosedRoutes),
                            Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)],
                            "lifespan": marked_tools_only(demo)},
                        allowed_paths=[str(SHIPPED_DATA)],  # the shipped-data button's file, wherever it lives

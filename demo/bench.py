@@ -12,17 +12,24 @@ The server's CPU time (from /proc) gives its cost per call and per new session.
 Then what a hostile client can do: 20 oversized request bodies (the server's memory before
 and after), and 70 training requests at once, each as its own session, while one visitor
 keeps asking for predictions (how many trainings run, wait or are refused; whether every
-prediction is answered).
+prediction is answered). Last, one client floods each door in turn from its own address
+(127.0.0.2: loopback has many), every worker sending again as soon as it is answered, while
+a visitor on 127.0.0.1 predicts: API calls, MCP tool calls (where the [mcp] extra is
+installed), uploads and event streams; the visitor's latency, what the flood was answered,
+and the server's folder and memory after each.
 """
 from __future__ import annotations
 
+import glob
 import http.client
+import importlib.util
 import json
 import os
 import select
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -85,7 +92,8 @@ class Visitor:
 def _start_server(run: Path, port: int) -> subprocess.Popen:
     environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     environment.pop("GRADIO_TEMP_DIR", None)  # the server makes its own private folder
-    server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", str(run), "--port", str(port)],
+    mcp = ["--mcp"] if importlib.util.find_spec("mcp") else []
+    server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", str(run), "--port", str(port), *mcp],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
                               cwd=Path(__file__).resolve().parent.parent)
     deadline = time.monotonic() + START_SECONDS
@@ -204,6 +212,91 @@ def hostile_bench(port: int, pid: int, values: list) -> dict:
             "prediction_median_ms": float(np.median(answered)) if answered else float("nan")}
 
 
+FLOOD_SECONDS, FLOOD_WORKERS, FLOODER = 10, 50, "127.0.0.2"
+
+
+def _flood_request(connection: http.client.HTTPConnection, door: str, values: list, k: int) -> int:
+    """One request of a flood on `door`; its status."""
+    if door == "api":
+        connection.request("POST", "/gradio_api/call/predict_json", json.dumps({"data": values}),
+                           {"content-type": "application/json"})
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.status == 200:
+            connection.request("GET", f"/gradio_api/call/predict_json/{json.loads(body)['event_id']}")
+            connection.getresponse().read()
+        return answer.status
+    if door == "mcp":
+        arguments = dict(zip(("semester_1st", "semester_2nd"), values[:2]), college=values[-2])
+        connection.request("POST", "/gradio_api/mcp/", json.dumps({"jsonrpc": "2.0", "id": k, "method": "tools/call",
+                           "params": {"name": "predict_student", "arguments": arguments}}),
+                           {"content-type": "application/json", "accept": "application/json, text/event-stream"})
+    elif door == "upload":
+        body = (f'--x\r\nContent-Disposition: form-data; name="files"; filename="f{k}.csv"\r\n\r\n'.encode()
+                + b"7" * 2_000_000 + b"\r\n--x--\r\n")
+        connection.request("POST", "/gradio_api/upload", body, {"content-type": "multipart/form-data; boundary=x"})
+    else:  # an event stream, held open for the rest of the flood when it is accepted
+        connection.request("GET", "/gradio_api/mcp/", headers={"accept": "text/event-stream"})
+        answer = connection.getresponse()
+        if answer.status == 200:
+            time.sleep(FLOOD_SECONDS)
+        else:
+            answer.read()
+        return answer.status
+    answer = connection.getresponse()
+    answer.read()
+    return answer.status
+
+
+def _flood(port: int, door: str, values: list) -> dict:
+    """FLOOD_WORKERS workers flood `door` for FLOOD_SECONDS while a visitor predicts."""
+    deadline, statuses, lock = time.monotonic() + FLOOD_SECONDS, {}, threading.Lock()
+
+    def worker(w: int) -> None:
+        connection, k = None, 0
+        while time.monotonic() < deadline:
+            if connection is None or door == "streams":
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(FLOODER, 0))
+            try:
+                status = _flood_request(connection, door, values, w * 1_000_000 + k)
+            except OSError:
+                status, connection = 0, None
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+            k += 1
+            if door == "streams" and connection is not None:
+                connection.close()
+
+    with ThreadPoolExecutor(FLOOD_WORKERS) as pool:
+        flooding = [pool.submit(worker, w) for w in range(FLOOD_WORKERS)]
+        visitor, waits = Visitor(port, values), []
+        while time.monotonic() < deadline:
+            try:
+                waits.append(visitor.predict())
+            except (OSError, RuntimeError, ValueError, KeyError):
+                waits.append(None)
+            time.sleep(0.2)
+        for future in flooding:
+            future.result()
+    answered = [w for w in waits if w is not None]
+    return {"door": door, "statuses": dict(sorted(statuses.items())), "visitor": _summary(answered) | {
+        "asked": len(waits)}}
+
+
+def flood_bench(port: int, pid: int, values: list) -> list[dict]:
+    folder = (glob.glob(os.path.join(tempfile.gettempdir(), f"cgpa-demo-{pid}-*")) or [""])[0]
+    doors = ("api", "mcp", "upload", "streams") if importlib.util.find_spec("mcp") else ("api", "upload")
+    report = []
+    for door in doors:
+        report.append(_flood(port, door, values) | {"folder_mb": _folder_mb(folder), "rss_mb": _rss_mb(pid)})
+    return report
+
+
+def _folder_mb(folder: str) -> float:
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder)
+               for name in names if os.path.isfile(os.path.join(root, name))) / 2 ** 20
+
+
 def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bool = True) -> dict:
     model = check_fresh(run)  # refuse a stale model before starting anything
     values = STUDENT[:model.semesters] + [""] * (model.semesters - len(STUDENT)) + [str(model.colleges[0]), False]
@@ -222,6 +315,7 @@ def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bo
         cpu_new = (_cpu_ms(server.pid) - cpu) / clients
         returning = _at_once(visitors)
         hostile_report = hostile_bench(port, server.pid, values) if hostile else None
+        floods = flood_bench(port, server.pid, values) if hostile else None
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -230,7 +324,7 @@ def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bo
     return {"calls": calls, "p50_ms": p50, "p95_ms": float(np.percentile(sequential, 95)), "clients": clients,
             "cpu_ms_per_call": cpu_per_call, "cpu_ms_per_new_session": cpu_new - cpu_per_call,
             "new_visitors": new_summary, "new_visitors_median_over_p50": new_summary["median_ms"] / p50,
-            "returning_visitors": _summary(returning), "hostile": hostile_report}
+            "returning_visitors": _summary(returning), "hostile": hostile_report, "floods": floods}
 
 
 def format_demo_bench(report: dict) -> str:
@@ -253,4 +347,10 @@ def format_demo_bench(report: dict) -> str:
                    f"waiting, {hostile['trainings_refused']} refused {hostile['refusal_reasons']}; meanwhile "
                    f"{hostile['predictions_answered']} of 20 predictions answered (median "
                    f"{hostile['prediction_median_ms']:.0f} ms)")]
+    for flood in report.get("floods") or ():
+        visitor = flood["visitor"]
+        lines.append(f"  {FLOOD_WORKERS} workers of one client flooding {flood['door']} for {FLOOD_SECONDS} s "
+                     f"(answered {flood['statuses']}): the visitor's {visitor['answered']} of {visitor['asked']} "
+                     f"predictions answered, median {visitor['median_ms']:.0f} ms, max {visitor['max_ms']:.0f} ms; "
+                     f"server folder {flood['folder_mb']:.0f} MB, memory {flood['rss_mb']:.0f} MB")
     return "\n".join(lines)

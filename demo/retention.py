@@ -1,4 +1,5 @@
-"""What the demo deletes on its own, on a timer: idle visitors' models and old scored files.
+"""What the demo deletes on its own, on a timer: idle visitors' models, old scored files and
+uploads no call has used.
 
 A timer, not the next request: on a quiet server nothing else would ever run. Gradio's own
 cache (uploads, its copies of results) is cleaned by Gradio's `delete_cache` timer, and
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from pathlib import Path
 
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.visitors import OwnModels
+from cgpa_rnn.errors import UserError
 
 CLEAN_EVERY_SECONDS = 30
+UNCLAIMED_SECONDS = 60  # an upload no call has used is deleted after this (checked every CLEAN_EVERY_SECONDS)
 
 
 def log(line: str) -> None:
@@ -21,11 +26,51 @@ def log(line: str) -> None:
     print(f"cgpa demo: {line}", file=sys.stderr, flush=True)
 
 
+class Uploads:
+    """The uploads that arrived and that no call has claimed yet, by path; shared with the janitor's thread."""
+
+    def __init__(self):
+        self._arrived: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def arrived(self, paths: list[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._arrived.update({path: now for path in paths})
+
+    def claim(self, path: str | Path | None) -> str | None:
+        """A call uses this upload: it is not deleted as unclaimed (Gradio's own clean-up still deletes it).
+        Refused in one sentence when it is gone already."""
+        if path is None:
+            return None
+        with self._lock:
+            self._arrived.pop(str(path), None)
+        if not Path(path).is_file():
+            raise UserError(f"{Path(path).name}: the upload is gone (an upload no call uses within a minute is "
+                            "deleted); upload it again")
+        return str(path)
+
+    def delete_unclaimed(self, older_than: float = UNCLAIMED_SECONDS) -> int:
+        deadline = time.monotonic() - older_than
+        with self._lock:
+            expired = [path for path, at in self._arrived.items() if at < deadline]
+            for path in expired:
+                del self._arrived[path]
+        for path in expired:
+            Path(path).unlink(missing_ok=True)
+        return len(expired)
+
+
+UPLOADS = Uploads()
+
+
 def clean_once(models: OwnModels) -> None:
     expired = models.expire()
     scored = service.delete_old_scored_files(service.SCORED_KEEP_SECONDS)
-    if expired or scored:
-        log(f"deleted {expired} idle visitor model(s) and {scored} scored file(s) past their time")
+    unclaimed = UPLOADS.delete_unclaimed()
+    if expired or scored or unclaimed:
+        log(f"deleted {expired} idle visitor model(s), {scored} scored file(s) and {unclaimed} unused upload(s) "
+            "past their time")
 
 
 class Janitor:

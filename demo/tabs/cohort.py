@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from cgpa_rnn.demo import service
+from cgpa_rnn.demo.retention import UPLOADS
 from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.values import parse_bool
@@ -19,6 +20,7 @@ def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: flo
     try:
         if cohort_csv is None:
             raise UserError("upload a CSV first")
+        UPLOADS.claim(cohort_csv)
         scored, out, text = service.score_upload(backends, cohort_csv, at_risk_below,
                                                  parse_bool(hindcast_last_given, "hindcast_last_given"))
     except UserError as error:

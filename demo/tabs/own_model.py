@@ -8,6 +8,7 @@ import gradio as gr
 
 from cgpa_rnn.data.cohort import MIN_STUDENTS, CohortFormat
 from cgpa_rnn.demo import service, training, visitors
+from cgpa_rnn.demo.retention import UPLOADS
 from cgpa_rnn.demo.tabs.common import AS_SENT, failed, refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
@@ -25,6 +26,7 @@ def train(models: OwnModels, cohort_csv: str | None, session: str, report: train
     try:
         if cohort_csv is None:
             raise UserError("upload a CSV first")
+        UPLOADS.claim(cohort_csv)  # kept while the training waits its turn
         form = CohortFormat.parse(semesters, scale, group)
         model = models.train(session, cohort_csv, report, form)
     except UserError as error:
