@@ -181,7 +181,7 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,
                        max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
-                           Middleware(FairShare, waiting=waiting_in_queue(demo)), Middleware(BodyLimit),
+                           Middleware(BodyLimit), Middleware(FairShare, waiting=waiting_in_queue(demo)),
                            Middleware(ClosedRoutes),
                            Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)],
                            "lifespan": marked_tools_only(demo)},
