@@ -5,6 +5,7 @@ torch.save and loaded with weights_only=True, so loading never runs pickled code
 """
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +53,13 @@ def load_checkpoint(location: str | Path | RunDir) -> tuple[GradeForecaster, dic
         raise CheckpointError(f"{path}: no checkpoint here; train one with `cgpa train --out {run}`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL " in str(error):  # a pickle naming Python objects: it could run code when loaded
+            raise CheckpointError(f"{path}: refused, it holds Python objects beyond tensors and plain values (a "
+                                  "pickle that could run code when loaded); use a checkpoint `cgpa train` wrote"
+                                  ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint, the file is truncated or corrupted "
+                              f"({type(error).__name__}); retrain with `cgpa train`") from None
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"{path}: not a readable checkpoint, the file is truncated or corrupted "
                               f"({type(error).__name__}); retrain with `cgpa train`") from None

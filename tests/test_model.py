@@ -148,6 +148,15 @@ def test_a_crash_while_saving_leaves_the_previous_model(run_copy, monkeypatch):
     assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]
 
 
+class PicklePayload:
+    """Runs code when unpickled (if it ever is)."""
+
+    ran = False
+
+    def __reduce__(self):
+        return (setattr, (PicklePayload, "ran", True))
+
+
 def test_checkpoint_error_paths(run_copy, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint here"):
         load_checkpoint(tmp_path / "nothing")
@@ -158,6 +167,10 @@ def test_checkpoint_error_paths(run_copy, tmp_path):
     (run_copy / "model.pt").write_bytes(b"garbage" * 100)
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         load_checkpoint(run_copy)
+    torch.save({"weights": torch.zeros(3), "code": PicklePayload()}, run_copy / "model.pt")
+    with pytest.raises(CheckpointError, match="refused, it holds Python objects beyond tensors and plain values"):
+        load_checkpoint(run_copy)
+    assert not PicklePayload.ran
     torch.save({"weights": torch.zeros(3)}, run_copy / "model.pt")
     with pytest.raises(CheckpointError, match="not a cgpa-rnn checkpoint"):
         load_checkpoint(run_copy)

@@ -79,7 +79,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
         interval, from torch and onnxruntime, and a hindcast of each known final semester.
 
         Args:
-            cohort_csv: a CSV file (comma, semicolon or tab separated), one row per student: grade columns SEMESTERS on the SCALE scale, blank when missing; GROUP; at most 2 MB and 5,000 rows
+            cohort_csv: a CSV file (comma, semicolon or tab separated), one row per student: grade columns SEMESTERS on the SCALE scale, blank when missing; GROUP; at most 2 MB and 5,000 rows; sent as a data: URL (data:text/csv;base64,...) or a public http(s) URL
             at_risk_below: students predicted below this grade point (SCALE) are counted as at risk; AT_RISK_BELOW is usual
             hindcast_last_given: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
         Returns:
