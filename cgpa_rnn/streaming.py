@@ -263,7 +263,7 @@ class _Scorer:
         """Records off the fast path, parsed by the csv module and scored row by row."""
         rows, row_lines, owner = [], [], []
         for k, (start, end, line) in enumerate(zip(starts.tolist(), ends.tolist(), lines.tolist())):
-            reader = csv.reader(io.StringIO(data[start:end].decode("utf-8"), newline=""), delimiter=self.delimiter,
+            reader = csv.reader(io.StringIO(data[start:end].decode("utf-8")), delimiter=self.delimiter,
                                 skipinitialspace=True, strict=True)
             try:
                 parsed = list(reader)
