@@ -16,17 +16,21 @@ class JsonError(UserError, ValueError):
     """JSON over the limits or not JSON; the message names where it was read."""
 
 
-def bounded_loads(text: str | bytes, where: str, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH):
+def bounded_loads(text: str | bytes, where: str, max_chars: int = MAX_CHARS, max_depth: int | None = MAX_DEPTH):
+    """`max_depth=None` leaves the depth to json's own recursion limit: walking a large request body
+    to count its depth costs ten times its parsing."""
+    too_deep = (f"{where}: nested deeper than {max_depth} levels" if max_depth else f"{where}: nested deeper than "
+                "JSON's parser goes") + " (not JSON this project writes)"
     if len(text) > max_chars:
         raise JsonError(f"{where}: {len(text):,} characters is over the {max_chars:,}-character limit for JSON")
     try:
         value = json.loads(text)
     except RecursionError:  # json's own parser stops where the interpreter's recursion limit is
-        raise JsonError(f"{where}: nested deeper than {max_depth} levels (not JSON this project writes)") from None
+        raise JsonError(too_deep) from None
     except ValueError as error:
         raise JsonError(f"{where}: not valid JSON ({error})") from None
-    if _depth(value) > max_depth:
-        raise JsonError(f"{where}: nested deeper than {max_depth} levels (not JSON this project writes)")
+    if max_depth is not None and _depth(value) > max_depth:
+        raise JsonError(too_deep)
     return value
 
 

@@ -145,7 +145,8 @@ class _Scorer:
                  delimiter: str = ","):
         self.columns, self.where, self.backends = columns, where, backends
         self.hindcast_last_given, self.delimiter = hindcast_last_given, delimiter
-        self.blank_bytes = np.frombuffer(f"{delimiter} \t\r".encode(), dtype=np.uint8)  # all a blank row holds
+        # All a blank row holds (a CRLF's CR is left out of a record already; a lone CR is refused by the reference)
+        self.blank_bytes = np.frombuffer(f"{delimiter} \t".encode(), dtype=np.uint8)
         self.reference = next(iter(backends.values()))
         self.served = served(backends)
         self.header = scoring_header(columns, where, self.reference)

@@ -170,7 +170,10 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
         demo.janitor = Janitor(models).start()
     for name, value in UNUSED_MONITORING.items():
         os.environ.setdefault(name, value)  # whoever runs the server may still set them
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_SECONDS)
+    # api_open=False: a queued function is not also callable around the queue (/gradio_api/run/<name>), past
+    # its concurrency limit and every client's share of the queue; the page's unqueued events still are.
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_SECONDS,
+               api_open=False)
     # What was loaded so far (torch, Gradio, the models: ~330,000 objects) lives as long as the server.
     # Frozen, it is left out of the collector's full passes, which otherwise walk it all whenever enough
     # new objects pile up (new sessions' state does): a 215-290 ms pause of every request, measured in

@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from cgpa_rnn.demo.environment import SERVER_DIR
+from cgpa_rnn.demo.middleware import QUEUE_PATH, answer
 from cgpa_rnn.demo.retention import UPLOADS, log
 
 WAITING_PER_CLIENT = 48
@@ -40,14 +42,15 @@ STREAM_IDLE_SECONDS = 60
 UPLOADS_PER_MINUTE = 20
 UPLOAD_BYTES_PER_MINUTE = 20 << 20
 DISK_BUDGET_BYTES = 256 << 20
-UPLOAD_PATH, QUEUE_PATH, CALL_PREFIX = "/gradio_api/upload", "/gradio_api/queue/join", "/gradio_api/call/"
+UPLOAD_PATH = "/gradio_api/upload"
+CALL_PATH = re.compile(r"/gradio_api/call/(v2/)?[^/]+/?")  # a call by name (its result is a GET below it)
 
 
 def client_of(scope) -> str:
     if os.environ.get("SPACE_ID"):
-        forwarded = dict(scope["headers"]).get(b"x-forwarded-for", b"").decode("latin-1").split(",")
-        if forwarded[-1].strip():
-            return forwarded[-1].strip()
+        forwarded = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for").decode("latin-1")
+        if forwarded.split(",")[-1].strip():
+            return forwarded.split(",")[-1].strip()
     return scope["client"][0] if scope.get("client") else "?"
 
 
@@ -62,16 +65,18 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-
-
 class FairShare:
-    """ASGI middleware holding each client to its share of the MCP calls, event streams and uploads."""
+    """ASGI middleware holding each client to its share of the queue, the MCP calls, the event
+    streams and the uploads. Counts live only while they are above zero: an address that comes
+    once leaves no entry behind."""
 
     def __init__(self, app, waiting: Callable[[str], int] = lambda client: 0):
         self.app, self.waiting = app, waiting  # waiting(client): that client's calls waiting in the queue
-        self.calls: dict[str, int] = defaultdict(int)
-        self.streams: dict[str, int] = defaultdict(int)
-        self.uploads: dict[str, deque] = defaultdict(deque)  # (time, bytes) over the last minute
+        self.joining: dict[str, int] = {}  # calls on their way into the queue (not yet in `waiting`)
+        self.calls: dict[str, int] = {}  # MCP calls running
+        self.streams: dict[str, int] = {}  # open MCP event streams
+        self.open_streams = 0
+        self.uploads: dict[str, deque] = {}  # [time, bytes] per upload over the last minute
         self.logged: dict[str, float] = {}
         self.disk = (0.0, 0)  # (when measured, bytes)
 
@@ -79,39 +84,45 @@ class FairShare:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method, client = scope["path"], scope["method"], client_of(scope)
-        if path.startswith("/gradio_api/mcp"):
+        if path.startswith("/gradio_api/mcp") and method in ("GET", "POST"):
             if method == "GET":
                 return await self._stream(scope, receive, send, client)
-            if method == "POST":
-                return await self._call(scope, receive, send, client)
+            if self.calls.get(client, 0) >= MCP_CALLS_AT_ONCE:
+                return await self._refuse(send, client, 429, f"at most {MCP_CALLS_AT_ONCE} MCP calls at once from "
+                                                             "one address; wait for your answers")
+            return await _counted(self.calls, client, self.app(scope, receive, send))
         if path == UPLOAD_PATH and method == "POST":
             return await self._upload(scope, receive, send, client)
-        if method == "POST" and (path == QUEUE_PATH or (path.startswith(CALL_PREFIX) and path.count("/") == 3)):
-            if self.waiting(client) >= WAITING_PER_CLIENT:
+        if method == "POST" and (path == QUEUE_PATH or CALL_PATH.fullmatch(path)):
+            if self.waiting(client) + self.joining.get(client, 0) >= WAITING_PER_CLIENT:
                 return await self._refuse(send, client, 429, f"at most {WAITING_PER_CLIENT} calls from one address "
                                                              "may wait in the queue; wait for your answers")
+            return await _counted(self.joining, client, self.app(scope, receive, send))
         await self.app(scope, receive, send)
 
-    async def _call(self, scope, receive, send, client: str):
-        if self.calls[client] >= MCP_CALLS_AT_ONCE:
-            return await self._refuse(send, client, 429, f"at most {MCP_CALLS_AT_ONCE} MCP calls at once from one "
-                                                         "address; wait for your answers")
-        self.calls[client] += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self._release(self.calls, client)
-
     async def _stream(self, scope, receive, send, client: str):
-        if self.streams[client] >= STREAMS_PER_CLIENT or sum(self.streams.values()) >= STREAMS_IN_ALL:
+        if self.open_streams >= STREAMS_IN_ALL:
+            return await self._refuse(send, client, 429, f"the server has its {STREAMS_IN_ALL} event streams open; "
+                                                         "try again in a minute")
+        if self.streams.get(client, 0) >= STREAMS_PER_CLIENT:
             return await self._refuse(send, client, 429, f"at most {STREAMS_PER_CLIENT} open event streams per "
                                                          "address; close one first")
-        self.streams[client] += 1
-        last = time.monotonic()
+        self.open_streams += 1
+        try:
+            await _counted(self.streams, client, self._until_idle(scope, receive, send))
+        finally:
+            self.open_streams -= 1
+
+    async def _until_idle(self, scope, receive, send):
+        """Serve an event stream, ended after STREAM_IDLE_SECONDS without an event (its keep-alive
+        pings, SSE comments, do not count): an idle stream's connection and memory are let go."""
+        last, started = time.monotonic(), False
 
         async def timed_send(message):
-            nonlocal last
-            last = time.monotonic()
+            nonlocal last, started
+            started = started or message["type"] == "http.response.start"
+            if not (message["type"] == "http.response.body" and message.get("body", b"").startswith(b":")):
+                last = time.monotonic()
             await send(message)
 
         serving = asyncio.ensure_future(self.app(scope, receive, timed_send))
@@ -119,56 +130,63 @@ class FairShare:
             while not serving.done():
                 await asyncio.wait({serving}, timeout=max(0.0, last + STREAM_IDLE_SECONDS - time.monotonic()))
                 if not serving.done() and time.monotonic() - last >= STREAM_IDLE_SECONDS:
-                    serving.cancel()  # idle: the connection ends, its memory with it
-            if not serving.cancelled():
-                serving.result()
-        except asyncio.CancelledError:
-            if not serving.done():
-                serving.cancel()
-                raise
+                    serving.cancel()
+                    await asyncio.wait({serving})
+                    if not started:
+                        await send({"type": "http.response.start", "status": 204, "headers": []})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+            serving.result()
         finally:
-            self._release(self.streams, client)
+            if not serving.done():  # this request was cancelled itself (the client went away)
+                serving.cancel()
 
     async def _upload(self, scope, receive, send, client: str):
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        size = int(length) if length.isdigit() else 0  # BodyLimit, before this, bounds a chunked one
-        window, now = self.uploads[client], time.monotonic()
+        declared = b",".join(v for k, v in scope["headers"] if k == b"content-length")
+        now = time.monotonic()
+        window = self.uploads.setdefault(client, deque())
         while window and window[0][0] < now - 60:
             window.popleft()
-        if len(window) >= UPLOADS_PER_MINUTE or sum(b for _, b in window) + size > UPLOAD_BYTES_PER_MINUTE:
+        if not window:
+            del self.uploads[client]
+        entry = [now, int(declared) if declared.isdigit() else 0]
+        if len(window) >= UPLOADS_PER_MINUTE or sum(b for _, b in window) + entry[1] > UPLOAD_BYTES_PER_MINUTE:
             return await self._refuse(send, client, 429, f"at most {UPLOADS_PER_MINUTE} uploads and "
                                                          f"{UPLOAD_BYTES_PER_MINUTE >> 20} MB a minute from one "
                                                          "address; try again in a minute")
-        if self._disk_used(now) + size > DISK_BUDGET_BYTES:
+        if self._disk_used(now) + entry[1] > DISK_BUDGET_BYTES:
             return await self._refuse(send, client, 503, "the server's space for uploads is full; try again in a "
                                                          "minute")
-        window.append((now, size))
+        self.uploads.setdefault(client, deque()).append(entry)
         body = []
+
+        async def counted_receive():  # a chunked upload declares no length: its bytes count as they come
+            message = await receive()
+            if message["type"] == "http.request":
+                entry[1] = max(entry[1], sum(len(b) for b in body) + len(message.get("body", b"")))
+                body.append(message.get("body", b""))
+            return message
+
+        answer = []
 
         async def recorded_send(message):  # the answer lists where the files were put
             if message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
+                answer.append(message.get("body", b""))
                 if not message.get("more_body"):
                     try:
-                        paths = json.loads(b"".join(body))
+                        paths = json.loads(b"".join(answer))
                         UPLOADS.arrived([p for p in paths if isinstance(p, str)] if isinstance(paths, list) else [])
                     except ValueError:
                         pass
             await send(message)
 
-        await self.app(scope, receive, recorded_send)
+        await self.app(scope, counted_receive, recorded_send)
 
     def _disk_used(self, now: float) -> int:
         when, used = self.disk
         if now - when > 1.0:  # measured at most once a second
             self.disk = (now, folder_bytes(SERVER_DIR))
         return self.disk[1]
-
-    @staticmethod
-    def _release(counts: dict, client: str) -> None:
-        counts[client] -= 1
-        if counts[client] <= 0:
-            del counts[client]
 
     async def _refuse(self, send, client: str, status: int, detail: str) -> None:
         # Answered after a pause: a client that sends again at once would otherwise turn cheap refusals
@@ -180,8 +198,15 @@ class FairShare:
             self.logged[client] = now
             log(f"refused requests from one client over its share: {detail.split(';')[0]} (one line per client "
                 "and minute)")
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", b"60" if status == 503 or "minute" in detail else b"1")]})
-        await send({"type": "http.response.body", "body": body})
+        await answer(send, status, detail, [(b"retry-after", b"60" if "minute" in detail else b"1")])
+
+
+async def _counted(counts: dict[str, int], client: str, work) -> None:
+    """Await `work` with the client counted in `counts` meanwhile (its entry gone at zero)."""
+    counts[client] = counts.get(client, 0) + 1
+    try:
+        await work
+    finally:
+        counts[client] -= 1
+        if not counts[client]:
+            del counts[client]

@@ -10,16 +10,20 @@ from cgpa_rnn.jsontext import JsonError, bounded_loads
 # An upload at its limit plus the form around it. Gradio reads a body whole before refusing it
 # (each 50 MB request left ~150 MB of server memory behind), so the cap is checked first.
 MAX_BODY_BYTES = service.UPLOAD_LIMITS.bytes + 256 * 1024
+QUEUE_PATH = "/gradio_api/queue/join"
 # Gradio routes this demo does not offer: a deep link writes a session's components (a scored
-# table of students) to disk outside any clean-up; the run history page is off anyway.
-CLOSED_PATHS = ("/gradio_api/deep_link", "/gradio_api/runs")
+# table of students) to disk outside any clean-up; the run history page is off anyway; MCP's
+# older SSE transport answers each message at once and runs it later, out of any client's share
+# (the streamable HTTP one at /gradio_api/mcp/ is served).
+CLOSED_PATHS = ("/gradio_api/deep_link", "/gradio_api/runs", "/gradio_api/mcp/sse", "/gradio_api/mcp/messages")
 
 
-async def _answer(send, status: int, detail: str) -> None:
+async def answer(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Answer a request here, as JSON {"detail": ...}, without the app."""
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -42,7 +46,7 @@ class BodyLimit:
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.limit:
-                return await _answer(send, 413, self._too_large())
+                return await answer(send, 413, self._too_large())
             return await self.app(scope, receive, send)
         if b"chunked" not in headers.get(b"transfer-encoding", b""):
             return await self.app(scope, receive, send)
@@ -54,7 +58,7 @@ class BodyLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.limit:
-                return await _answer(send, 413, self._too_large())
+                return await answer(send, 413, self._too_large())
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
@@ -106,14 +110,14 @@ class ValueCount:
     too few with its components' reprs. A GROWN_ENDPOINTS call may leave out trailing parameters
     that have a default: they are filled in."""
 
-    QUEUE_PATH, RUN_PATH = "/gradio_api/queue/join", "/gradio_api/run/predict"
+    RUN_PATH = "/gradio_api/run/predict"
 
     def __init__(self, app, endpoints: dict):
         self.app, self.endpoints = app, endpoints
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not (
-                scope["path"] in self.endpoints or scope["path"] in (self.QUEUE_PATH, self.RUN_PATH)):
+                scope["path"] in self.endpoints or scope["path"] in (QUEUE_PATH, self.RUN_PATH)):
             return await self.app(scope, receive, send)
         chunks = []  # bounded: BodyLimit runs before this
         while True:
@@ -126,13 +130,13 @@ class ValueCount:
         body = b"".join(chunks)
         problem, body = self._checked(scope["path"], body)
         if problem:
-            return await _answer(send, 400, problem)
+            return await answer(send, 400, problem)
         await _forward(self.app, scope, receive, send, body)
 
     def _checked(self, path: str, body: bytes) -> tuple[str | None, bytes]:
         """The problem with a call (None when there is none) and its body, defaults filled in."""
         try:
-            payload = bounded_loads(body, "the request")
+            payload = bounded_loads(body, "the request", max_depth=None)
             values = payload["data"]
             # The page names the event by fn_index on every path (its unqueued events all post to
             # /gradio_api/run/predict); programs name it by the path.
@@ -161,7 +165,7 @@ class ClosedRoutes:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].rstrip("/").endswith(CLOSED_PATHS):
-            return await _answer(send, 404, "not offered by this demo")
+            return await answer(send, 404, "not offered by this demo")
         await self.app(scope, receive, send)
 
 

@@ -38,13 +38,16 @@ class Uploads:
         with self._lock:
             self._arrived.update({path: now for path in paths})
 
-    def claim(self, path: str | Path | None) -> str | None:
-        """A call uses this upload: it is not deleted as unclaimed (Gradio's own clean-up still deletes it).
-        Refused in one sentence when it is gone already."""
-        if path is None:
-            return None
+    def keep(self, path: str | Path | None) -> None:
+        """A call uses this upload: it is not deleted as unclaimed (Gradio's own clean-up still deletes it)."""
         with self._lock:
             self._arrived.pop(str(path), None)
+
+    def claim(self, path: str | Path | None) -> str | None:
+        """keep(path), refusing in one sentence an upload that is gone already."""
+        if path is None:
+            return None
+        self.keep(path)
         if not Path(path).is_file():
             raise UserError(f"{Path(path).name}: the upload is gone (an upload no call uses within a minute is "
                             "deleted); upload it again")

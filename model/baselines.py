@@ -19,6 +19,7 @@ residuals on the training students, per target semester (the same level as the n
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -239,7 +240,8 @@ class DampedTrend(Baseline):
         best = min([fitted(1.0, phi=1.0)] + [fitted(alpha) for alpha in SMOOTHING], key=lambda fit: fit[0].sum())
         gain = np.abs(grades[student, target] - Persistence().predict(grades, college, student, target)) - best[0]
         spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
-        self.evidence = float(gain.mean() / spread) if spread > 0 else 0.0  # standard errors better than persistence
+        # Standard errors better than persistence (a gain without spread: as clear as evidence gets).
+        self.evidence = float(gain.mean() / spread) if spread > 0 else (math.inf if gain.mean() > 0 else 0.0)
         self.persistence = self.evidence <= EVIDENCE
         if self.persistence:
             self.means = self.means.flattened()

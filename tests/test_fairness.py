@@ -111,9 +111,18 @@ def test_one_client_holds_at_most_its_share_of_the_queue(app_url, monkeypatch):
         share = fairness.WAITING_PER_CLIENT
         statuses = [call("127.0.0.11") for _ in range(share + 8)]
         assert statuses.count(429) >= 6 and statuses[:share] == [200] * share
+        for spelling in ("/gradio_api/call/predict_json/", "/gradio_api/call/v2/predict_json",
+                         "/gradio_api/run/predict_json"):  # no way around the share, nor around the queue
+            assert _request(port, "127.0.0.11", "POST", spelling, data, {"content-type": "application/json"})[0] in (
+                429, 404, 405), spelling
         assert call("127.0.0.12") == 200  # a quarter of the queue stays for everyone else
     finally:
         held.release.set()
+    # Drained before the next test: a call from another address is answered after every call queued before it.
+    status, body = _request(port, "127.0.0.15", "POST", "/gradio_api/call/predict_json", data,
+                            {"content-type": "application/json"})
+    event = json.loads(body)["event_id"]
+    assert b"event: complete" in _request(port, "127.0.0.15", "GET", f"/gradio_api/call/predict_json/{event}")[1]
 
 
 def test_one_client_gets_two_mcp_calls_at_once_and_four_event_streams(mcp_url, monkeypatch):

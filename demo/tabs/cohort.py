@@ -7,7 +7,7 @@ import pandas as pd
 
 from cgpa_rnn.demo import service
 from cgpa_rnn.demo.retention import UPLOADS
-from cgpa_rnn.demo.tabs.common import refused, shipped_data_button
+from cgpa_rnn.demo.tabs.common import failed, kept_once_chosen, refused, shipped_data_button
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.values import parse_bool
 
@@ -25,6 +25,8 @@ def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: flo
                                                  parse_bool(hindcast_last_given, "hindcast_last_given"))
     except UserError as error:
         raise refused(error, request, cohort_csv) from None
+    except Exception as error:
+        raise failed(error, "scoring") from None
     return text, service.hindcast_frame(scored), service.display_table(scored), str(out)
 
 
@@ -59,6 +61,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="cohort CSV", file_types=[".csv"], elem_id="cohort-file", height=120)
+            kept_once_chosen(upload)
             shipped_data_button(upload, "No file at hand? Take the data set the model was trained on")
         with gr.Column():
             threshold = gr.Number(value=at_risk, label=f"at risk below ({scale})",

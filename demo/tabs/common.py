@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from cgpa_rnn.data import SHIPPED_DATA
-from cgpa_rnn.demo.retention import log
+from cgpa_rnn.demo.retention import UPLOADS, log
 
 # The page renders error messages as (sanitised) HTML; Gradio's own client marks the page's
 # requests with this header. Programs get the plain text.
@@ -77,6 +77,12 @@ def split_request(values: tuple) -> tuple[tuple, gr.Request | None]:
     """The field values and Gradio's request of a `named` handler's arguments."""
     requests = [v for v in values if isinstance(v, gr.Request)]
     return tuple(v for v in values if not isinstance(v, gr.Request)), (requests[0] if requests else None)
+
+
+def kept_once_chosen(upload: gr.File) -> None:
+    """A file the page uploads is claimed as soon as it is chosen, so it stays while its visitor fills in
+    the rest of the form (an upload no call claims is deleted after a minute: retention.Uploads)."""
+    upload.upload(UPLOADS.keep, upload, None, queue=False, api_visibility="private")
 
 
 def shipped_data_button(upload: gr.File, text: str) -> gr.Button:

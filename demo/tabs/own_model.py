@@ -9,7 +9,7 @@ import gradio as gr
 from cgpa_rnn.data.cohort import MIN_STUDENTS, CohortFormat
 from cgpa_rnn.demo import service, training, visitors
 from cgpa_rnn.demo.retention import UPLOADS
-from cgpa_rnn.demo.tabs.common import AS_SENT, failed, refused, shipped_data_button
+from cgpa_rnn.demo.tabs.common import AS_SENT, failed, kept_once_chosen, refused, shipped_data_button
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
@@ -45,6 +45,8 @@ def predict_own(models: OwnModels, grades_csv: str, college_code: str, session: 
         result = service.predict_student(model.backends, grades_csv, college_code)
     except UserError as error:
         raise refused(error, request) from None
+    except Exception as error:
+        raise failed(error, "prediction") from None
     return side_by_side(model.backends, result)
 
 
@@ -64,8 +66,9 @@ def trained_text(model: training.OwnModel) -> str:
               f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
               f"(tolerance {PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in "
               "any ONNX runtime.")]
-    if record.prior_sentence():
-        lines.append(record.prior_sentence())
+    prior = record.prior_sentence()
+    if prior:
+        lines.append(prior)
     if record.time_limited_networks:
         lines.append(f"Training reached the {training.TRAIN_SECONDS} s limit before early stopping for "
                      f"{service.plural(record.time_limited_networks, 'network')}; each kept its best epoch "
@@ -93,6 +96,7 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="your cohort CSV", file_types=[".csv"], elem_id="train-file", height=120)
+            kept_once_chosen(upload)
             shipped_data_button(upload, "No file at hand? Take the shipped data set (trains the shipped model again)")
         with gr.Column():
             scale = gr.Dropdown(list(SCALES), value=SCALES[0], allow_custom_value=True, label="grade scale (LOW-HIGH)",

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from cgpa_rnn.demo import service
-from cgpa_rnn.demo.tabs.common import AS_SENT, named, refused, split_request
+from cgpa_rnn.demo.tabs.common import AS_SENT, failed, named, refused, split_request
 from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.rundir import RunDir
@@ -60,6 +60,8 @@ def predict(backends: service.Backends, values: tuple, request: gr.Request | Non
         result = ask(backends, values)
     except UserError as error:
         raise refused(error, request) from None
+    except Exception as error:
+        raise failed(error, "prediction") from None
     return (*side_by_side(backends, result), question_record(backends, result))
 
 
@@ -68,6 +70,8 @@ def predict_json(backends: service.Backends, values: tuple, request: gr.Request 
         return service.result_record(backends, ask(backends, values))
     except UserError as error:
         raise refused(error, request) from None
+    except Exception as error:
+        raise failed(error, "prediction") from None
 
 
 def validate(backends: service.Backends, values: tuple) -> list:
