@@ -10,7 +10,7 @@ each on its own connection: once as new visitors, once again with their sessions
 The server's CPU time (from /proc) gives its cost per call and per new session.
 
 Then what a hostile client can do: 20 oversized request bodies (the server's memory before
-and after), and 70 training requests at once, each as its own session, while one visitor
+and after), and 70 training requests at once, each from a visitor of its own, while one visitor
 keeps asking for predictions (how many trainings run, wait or are refused; whether every
 prediction is answered). Last, one client floods each door in turn from its own address
 (127.0.0.2: loopback has many), every worker sending again as soon as it is answered, while
@@ -160,10 +160,12 @@ def upload(port: int, path: Path) -> str:
     return json.loads(connection.getresponse().read())[0]
 
 
-def training_outcome(port: int, uploaded: str, seconds: float) -> str:
-    """One training request as a new session: 'refused: <reason>', or 'accepted' if it is still
-    running or waiting after `seconds` (or finished)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds)
+def training_outcome(port: int, uploaded: str, seconds: float, visitor: int = 0) -> str:
+    """One training request as a new session of its own visitor (a loopback address of its own,
+    127.0.0.<10 + visitor>): 'refused: <reason>', or 'accepted' if it is still running or waiting
+    after `seconds` (or finished)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=seconds,
+                                            source_address=(f"127.0.0.{10 + visitor}", 0))
     data = [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]
     connection.request("POST", "/gradio_api/call/train_own", json.dumps({"data": data}),
                        {"Content-Type": "application/json"})
@@ -194,7 +196,7 @@ def hostile_bench(port: int, pid: int, values: list) -> dict:
 
     uploaded = upload(port, SHIPPED_DATA)
     with ThreadPoolExecutor(70) as pool:
-        trainings = [pool.submit(training_outcome, port, uploaded, 20) for _ in range(70)]
+        trainings = [pool.submit(training_outcome, port, uploaded, 20, k) for k in range(70)]
         time.sleep(2)  # the requests have arrived; a visitor now asks as usual
         visitor = Visitor(port, values)
         waits = []
@@ -343,7 +345,7 @@ def format_demo_bench(report: dict) -> str:
         lines += [(f"  20 oversized requests ({OVERSIZED_BYTES // 2 ** 20} MB declared each): answered "
                    f"{hostile['oversized_statuses']}; server memory {hostile['rss_before_mb']:.0f} MB before, "
                    f"{hostile['rss_after_mb']:.0f} MB after"),
-                  (f"  70 training requests at once (one session each): {hostile['trainings_accepted']} running or "
+                  (f"  70 training requests at once (70 visitors): {hostile['trainings_accepted']} running or "
                    f"waiting, {hostile['trainings_refused']} refused {hostile['refusal_reasons']}; meanwhile "
                    f"{hostile['predictions_answered']} of 20 predictions answered (median "
                    f"{hostile['prediction_median_ms']:.0f} ms)")]

@@ -204,7 +204,7 @@ def test_training_waits_in_its_own_short_line_and_predictions_stay_answered(app_
     client = Client(app_url, verbose=False)
     try:
         with ThreadPoolExecutor(70) as pool:  # 70 training requests at once, each its own session
-            outcomes = list(pool.map(lambda _: training_outcome(port, uploaded, 5), range(70)))
+            outcomes = list(pool.map(lambda k: training_outcome(port, uploaded, 5, k), range(70)))
             assert outcomes.count("accepted") == 1 + visitors.WAITING_TRAININGS
             assert outcomes.count(f"refused: {visitors.QUEUE_FULL}") == 70 - 1 - visitors.WAITING_TRAININGS
             # the trainings hold their places; everything else is answered as usual
