@@ -1,7 +1,7 @@
 // The third column: the same model.onnx run by onnxruntime-web in the visitor's own browser.
 // A JS-only Gradio event: it receives the exact question the server asked its runtimes
 // ({grades: null for missing, college, prediction: the server's onnxruntime answer}) and returns
-// the text of the "your browser" field. Its config is filled in by demo/app.py:
+// the text of the "your browser" field. Its config is filled in by demo/tabs/student.py:
 // {ortBase, model (base64 of model.onnx), semesters}.
 async (asked) => {
   const config = __CONFIG__;

@@ -1,6 +1,6 @@
 """Everything the demo does, without any UI: load both backends, predict, score, rebuild.
 
-The Gradio handlers in demo/app.py only translate between widgets and these functions,
+The Gradio handlers in demo/tabs/ only translate between widgets and these functions,
 so this module is tested directly and the app stays thin.
 """
 from __future__ import annotations

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -437,3 +438,43 @@ def test_verify_refuses_a_model_whose_metadata_disagrees_with_its_graph(run_copy
     _with_metadata(run_copy / "model.onnx", run_copy / "model.onnx", semesters="7")
     one_line_error(cgpa("verify", str(run_copy), "--samples", "50"),
                    "metadata 'semesters' is 7 but the graph's grades input has 5 columns")
+
+
+def test_stopping_cgpa_evaluate_stops_its_workers(tmp_path):
+    """SIGTERM to `cgpa evaluate` used to leave its worker processes computing."""
+    import signal
+    import time
+
+    def running(pid: int) -> bool:  # a zombie has ended; only its parent's reaping is left
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+        return found
+
+    evaluating = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "evaluate", "--synthetic", "400", "--cells",
+                                   "gru", "--seeds", "1", "--quiet", "--out", str(tmp_path / "run")], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(workers := children(evaluating.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the workers never started"
+    time.sleep(1)  # at work on their folds
+    evaluating.send_signal(signal.SIGTERM)
+    evaluating.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(running(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [w for w in workers if running(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) still running after the evaluation was stopped"
