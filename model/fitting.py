@@ -60,6 +60,12 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     E, K = config.model.ensemble, len(candidates)
     prior = DampedTrend().fit(grades, college)
     model = build_model(config, grades, college, prior, members=E * K, scale=scale)
+    # Where the training students give no clear evidence against repeating the last grade, the prior
+    # is persistence, and what the members learnt on top of it lost to it on new students on every
+    # such cohort measured (UCI maths and Portuguese, the sticky synthetic one): the median stays
+    # persistence's, and the network learns only its interval.
+    if prior.persistence:
+        model.hold_median_at_prior()
     train_rows, validation_rows = member_rows(config, len(grades))
     grades_t, college_t = torch.from_numpy(grades), torch.from_numpy(college)
     # Member k * E + e: weight-decay candidate k, validation split e.
@@ -93,13 +99,7 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     history.weight_decay = float(candidates[chosen])
     if history.time_limited:
         history.time_limited = min(history.time_limited, E)
-    # Where the training students give no clear evidence against repeating the last grade, the prior
-    # is persistence, and what the members learnt on top of it lost to it on new students on every
-    # such cohort measured (UCI maths and Portuguese, the sticky synthetic one): the median stays
-    # persistence's, and the network keeps only its interval.
     history.prior_only, history.persistence_evidence = prior.persistence, prior.evidence
-    if prior.persistence:
-        model.keep_prior()
     calibrate_intervals(model, grades_t, college_t, validation_rows[kept])
     model.eval()
     return model, history

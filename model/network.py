@@ -205,13 +205,18 @@ class GradeForecaster(nn.Module):
                               for name, value in self.state_dict().items()})
         return kept
 
-    @torch.no_grad()
-    def keep_prior(self) -> None:
-        """Make the median the prior's alone: every member's learnt offsets and median correction set to
-        zero (the interval stays as learnt)."""
-        for learnt in (self.smoothing, self.damping, self.college_offset, self.head_weight[..., 0],
-                       self.head_bias[..., 0]):
-            learnt.zero_()
+    def hold_median_at_prior(self) -> None:
+        """Train the interval alone: every member's offsets of the prior and its median correction are
+        zero and their gradients zeroed, so the median is the prior's throughout training and the
+        interval is learnt around it (AdamW leaves a parameter with zero gradients where it is)."""
+        median_head = torch.tensor([0.0] + [1.0] * (HEADS - 1))
+        with torch.no_grad():
+            for offset in (self.smoothing, self.damping, self.college_offset):
+                offset.zero_()
+                offset.register_hook(torch.zeros_like)
+            for head in (self.head_weight, self.head_bias):
+                head[..., 0] = 0.0
+                head.register_hook(lambda gradient: gradient * median_head)
 
     def inputs(self, grades: torch.Tensor, college: torch.Tensor, hide_college: torch.Tensor | None = None):
         """Raw [B, S] grades with NaN and raw college codes -> per-step features [B, S, 3 + S],
