@@ -8,7 +8,9 @@ single client could monopolise the CPU, the connections or the disk.
   queue as the page's events; one client gets MCP_CALLS_AT_ONCE of them at a time, so a flood
   of calls queues at most that many events ahead of a visitor.
 - Event streams (an MCP client's standing stream): STREAMS_PER_CLIENT per client and
-  STREAMS_IN_ALL in all, each closed after STREAM_IDLE_SECONDS without a byte.
+  STREAMS_IN_ALL in all, each ended after STREAM_IDLE_SECONDS without an event (keep-alive
+  pings do not count). MCP's older SSE transport, which answers a call at once and runs it
+  later, is closed (middleware.CLOSED_PATHS): only the streamable HTTP one is served.
 - Uploads: UPLOADS_PER_MINUTE and UPLOAD_BYTES_PER_MINUTE per client, none while the server's
   folder is over DISK_BUDGET_BYTES; an upload no call has claimed is deleted a minute after it
   arrived (retention.Uploads).
