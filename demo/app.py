@@ -174,11 +174,11 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     # its concurrency limit and every client's share of the queue; the page's unqueued events still are.
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_SECONDS,
                api_open=False)
+    OneLineMcpRefusals.install()
     # What was loaded so far (torch, Gradio, the models: ~330,000 objects) lives as long as the server.
     # Frozen, it is left out of the collector's full passes, which otherwise walk it all whenever enough
     # new objects pile up (new sessions' state does): a 215-290 ms pause of every request, measured in
     # one of every three bursts of 40 new visitors.
-    OneLineMcpRefusals.install()
     gc.collect()
     gc.freeze()
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,

@@ -19,7 +19,6 @@ residuals on the training students, per target semester (the same level as the n
 from __future__ import annotations
 
 import copy
-import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -240,8 +239,9 @@ class DampedTrend(Baseline):
         best = min([fitted(1.0, phi=1.0)] + [fitted(alpha) for alpha in SMOOTHING], key=lambda fit: fit[0].sum())
         gain = np.abs(grades[student, target] - Persistence().predict(grades, college, student, target)) - best[0]
         spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
-        # Standard errors better than persistence (a gain without spread: as clear as evidence gets).
-        self.evidence = float(gain.mean() / spread) if spread > 0 else (math.inf if gain.mean() > 0 else 0.0)
+        # Standard errors better than persistence; a gain without spread is as clear as evidence gets
+        # (a large number rather than infinity, which JSON cannot write).
+        self.evidence = float(gain.mean() / spread) if spread > 0 else (1e9 if gain.mean() > 0 else 0.0)
         self.persistence = self.evidence <= EVIDENCE
         if self.persistence:
             self.means = self.means.flattened()
