@@ -106,8 +106,9 @@ class RunDir:
         path = self.path / name
         if not path.is_file():
             return None
-        if path.stat().st_size > MAX_CHARS:  # refused before it is read
-            raise JsonError(f"{path}: {path.stat().st_size:,} bytes is over the {MAX_CHARS:,}-byte limit for JSON")
+        size = path.stat().st_size
+        if size > MAX_CHARS:  # refused before it is read
+            raise JsonError(f"{path}: {size:,} bytes is over the {MAX_CHARS:,}-byte limit for JSON")
         return bounded_loads(path.read_text(encoding="utf-8", errors="replace"), str(path))
 
     def write_json(self, name: str, value) -> None:

@@ -146,11 +146,11 @@ class FairShare:
     async def _upload(self, scope, receive, send, client: str):
         declared = b",".join(v for k, v in scope["headers"] if k == b"content-length")
         now = time.monotonic()
-        window = self.uploads.setdefault(client, deque())
+        window = self.uploads.pop(client, deque())
         while window and window[0][0] < now - 60:
             window.popleft()
-        if not window:
-            del self.uploads[client]
+        if window:  # an address whose minute has passed leaves no entry behind
+            self.uploads[client] = window
         entry = [now, int(declared) if declared.isdigit() else 0]
         if len(window) >= UPLOADS_PER_MINUTE or sum(b for _, b in window) + entry[1] > UPLOAD_BYTES_PER_MINUTE:
             return await self._refuse(send, client, 429, f"at most {UPLOADS_PER_MINUTE} uploads and "
@@ -159,14 +159,16 @@ class FairShare:
         if self._disk_used(now) + entry[1] > DISK_BUDGET_BYTES:
             return await self._refuse(send, client, 503, "the server's space for uploads is full; try again in a "
                                                          "minute")
-        self.uploads.setdefault(client, deque()).append(entry)
-        body = []
+        window.append(entry)
+        self.uploads[client] = window
+        received = 0
 
         async def counted_receive():  # a chunked upload declares no length: its bytes count as they come
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                entry[1] = max(entry[1], sum(len(b) for b in body) + len(message.get("body", b"")))
-                body.append(message.get("body", b""))
+                received += len(message.get("body", b""))
+                entry[1] = max(entry[1], received)
             return message
 
         answer = []

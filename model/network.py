@@ -11,8 +11,12 @@ Per member of the ensemble, the median prediction of semester t+1 is
               + phi_t x the student's exponentially smoothed deviation from their college's means
                 (the smoothing alpha and the damping phi_t learnt: S parameters per member);
                 with alpha = phi_t = 1 this is persistence (the last grade) plus the cohort's
-                median drift, which the network can choose where grades are sticky
+                median drift
   + correction: read by a recurrent network from its hidden state after semester t.
+
+Where the training students give no clear evidence against repeating the last grade, the
+baseline is persistence itself and the median is held there (hold_median_at_prior): the
+network then learns only the interval.
 
 The prior is the damped-trend baseline (model/baselines.py), computed the same way and
 started from that baseline's fit on the training students, so the network starts where
