@@ -85,6 +85,10 @@ class ScoredTable:
     def columns(self) -> list[str]:
         return self.table.columns + list(ADDED_COLUMNS)
 
+    def students(self) -> list[str]:
+        """Each row's student as the file names them (its ID, else its line)."""
+        return [self.header.student(line, record) for line, record in self.table.records()]
+
     def rows(self) -> list[list]:
         """The input cells, then the added columns (None where empty)."""
         numbers = [self.predictions.get("torch"), self.predictions.get("onnx"), self.abs_diff, self.low, self.high,

@@ -127,6 +127,15 @@ def semester_number(column: str) -> int | None:
     return None
 
 
+def clean_roll(value: str) -> str:
+    """A student ID as people write it: rolls come as "17020.0" from spreadsheet exports; the student is 17020."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() else value
+
+
 @dataclass(frozen=True)
 class Header:
     """Which column holds what. semesters[k] holds semester numbers[k], in semester order."""
@@ -134,8 +143,13 @@ class Header:
     semesters: list[str]
     numbers: list[int]
     college: str | None  # the group column (a college, a school...), None when there is none
-    rolls: list[str]
+    rolls: list[str]  # the ID columns (a file may file its IDs under more than one)
     gender: str | None
+
+    def student(self, line: int, record: dict) -> str:
+        """How a row's student is named to people: the first ID it has, else its line in the file."""
+        rolls = [clean_roll(record[c]) for c in self.rolls if record.get(c)]
+        return rolls[0] if rolls else f"line {line}"
 
 
 def _named(columns: list[str], names: tuple[str, ...]) -> list[str]:

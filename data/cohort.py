@@ -26,6 +26,7 @@ from cgpa_rnn.values import (
     AUTO_GROUP,
     WHITESPACE,
     Header,
+    clean_roll,
     grade_value,
     preview,
     read_header,
@@ -145,23 +146,14 @@ def load_csv(path: str | Path, form: CohortFormat = CohortFormat(), limits: Limi
     return cohort_from_table(table, source, form)
 
 
-def _clean_roll(value: str) -> str:
-    # Rolls come as "17020.0" from spreadsheet exports; the student is 17020.
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return str(int(number)) if number.is_integer() else value
-
-
 def _student_key(table: Table, header: Header, line: int, record: dict) -> str:
     """The group and the roll number; a file without any ID column names its students by line."""
     if not header.rolls:
         return f"line {line}"
-    rolls = [_clean_roll(record[c]) for c in header.rolls if record[c]]
+    rolls = [clean_roll(record[c]) for c in header.rolls if record[c]]
     if not rolls:
         raise DataError(f"{table.where}, line {line}: no student ID in {header.rolls}")
-    group = _clean_roll(record[header.college]) if header.college else ""
+    group = clean_roll(record[header.college]) if header.college else ""
     return f"{group}/{rolls[0]}" if group else rolls[0]
 
 

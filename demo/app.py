@@ -10,21 +10,16 @@ import gc
 import logging
 import os
 import sys
+import weakref
 from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from cgpa_rnn.data import SHIPPED_DATA
-from cgpa_rnn.demo import environment, service, training
+from cgpa_rnn.demo import environment, gradio_compat, service, training
 from cgpa_rnn.demo.fairness import FairShare, client_of
-from cgpa_rnn.demo.middleware import (
-    BodyLimit,
-    ClosedRoutes,
-    ReprFreeErrors,
-    ValueCount,
-    endpoint_parameters,
-)
+from cgpa_rnn.demo.middleware import GROWN_ENDPOINTS, BodyLimit, ClosedRoutes, ReprFreeErrors, ValueCount
 from cgpa_rnn.demo.retention import Janitor, log
 from cgpa_rnn.demo.tabs import about, cohort, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
@@ -39,16 +34,12 @@ QUEUE_SIZE = 64
 # after each job Gradio would send every waiting visitor a message (40 at once: ~800 messages,
 # each waking its stream), for answers that come within milliseconds anyway.
 STATUS_UPDATE_SECONDS = 1
-# After every event Gradio rebuilds a pandas summary of the last 10,000 events for a monitoring
-# dashboard this demo never turns on: 0.6 ms per call on a fresh server, 5 ms once 10,000 are kept.
-# Recomputed never, and one event kept (the settings are read when the queue is made).
-UNUSED_MONITORING = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2 ** 62), "GRADIO_ANALYTICS_MAX_EVENTS": "1"}
 # Gradio keeps each session's page state (every component's settings and last value: the grades asked,
 # the scored table) in memory until this many newer sessions have come. The pages do not need it between
 # calls (no gr.State; a visitor's model is kept by demo/visitors.py): a session whose state went has it
-# rebuilt on its next call. ~120 KB a session, walked by each full pass of the garbage collector:
-# Gradio's default, 10,000 sessions, holds 1.2 GB and makes that pass 1.9 s; 200 (over three times the
-# queue) hold 24 MB.
+# rebuilt on its next call. Each session's state is walked by every full pass of the garbage collector:
+# Gradio's default, 10,000 sessions, holds gigabytes and makes that pass take seconds (docs/hosting.md
+# gives the figures measured); 200 is over three times the queue.
 SESSIONS_KEPT = 200
 # Gradio deletes uploads and its copies of results: checked every 5 minutes, older than 15.
 DELETE_CACHE = (300, 900)
@@ -62,6 +53,8 @@ CSS = """
 /* A phone fits two grade fields a row: four left no room for a field's message ("expected a grade..."). */
 @media (max-width: 480px) { #grade-row .form > * { min-width: calc(50% - 8px) !important; } }
 """
+# Each app's visitors' models, for launch to start their clean-up (kept beside the app, not on it).
+_OWN_MODELS: weakref.WeakKeyDictionary[gr.Blocks, OwnModels] = weakref.WeakKeyDictionary()
 
 
 def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.Blocks:
@@ -77,6 +70,7 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
                         "date. The server's log says which file and how to rebuild it.")
         return broken
     minutes = DELETE_CACHE[1] // 60
+    environment.folders()  # made before the Blocks, which reads where Gradio's cache goes
     with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster", delete_cache=DELETE_CACHE) as demo:
         synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
                      if backends.torch.record.synthetic else "")
@@ -89,43 +83,30 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
         with gr.Tab("Cohort"):
             cohort.build(backends, minutes)
         with gr.Tab("Your model"):
-            demo.own_models = OwnModels()
-            own_model.build(demo.own_models, demo, minutes)
+            _OWN_MODELS[demo] = OwnModels()
+            own_model.build(_OWN_MODELS[demo], demo, minutes)
         with gr.Tab("About"):
             about.build(backends)
     return demo
 
 
-def marked_tools_only(demo: gr.Blocks):
-    """The server's lifespan: before the first request, Gradio's MCP server (when on) keeps as
-    tools only the endpoints whose functions are marked gr.mcp.tool(). Gradio makes every public
-    endpoint a tool, and no switch keeps a public one out (its maintainers: hide it from the API
-    page, gradio-app/gradio#11463); /predict stays public for clients but answers with the page's
-    texts. Gradio's tool list skips a function marked as something else, but its schema
-    (/gradio_api/mcp/schema, read by the API page's MCP view and by Hugging Face) and its tool
-    calls do not: out of its table of tools, an endpoint is in none of them."""
+def serving(demo: gr.Blocks):
+    """The server's lifespan: only the marked MCP tools are served (gradio_compat), and visitors'
+    models, scored files and unclaimed uploads are cleaned up while it runs."""
+    tools_only = gradio_compat.marked_tools_only(demo)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        server = demo.mcp_server_obj
-        if server is not None:
-            tools = {f"/{fn.api_name}" for fn in demo.fns.values() if getattr(fn.fn, "_mcp_type", None) == "tool"}
-            server.tool_to_endpoint = {name: endpoint for name, endpoint in server.tool_to_endpoint.items()
-                                       if endpoint in tools}
-        yield
+        models = _OWN_MODELS.get(demo)
+        janitor = Janitor(models).start() if models is not None else None
+        try:
+            async with tools_only(app):
+                yield
+        finally:
+            if janitor is not None:
+                janitor.stop()
 
     return lifespan
-
-
-def waiting_in_queue(demo: gr.Blocks):
-    """client -> how many of its calls wait in Gradio's queue (read, never changed: the one place
-    the demo looks inside Gradio's queue, for FairShare)."""
-
-    def waiting(client: str) -> int:
-        queues = list(demo._queue.event_queue_per_concurrency_id.values())
-        return sum(1 for queue in queues for event in list(queue.queue) if client_of(event.request.scope) == client)
-
-    return waiting
 
 
 class OneLineMcpRefusals(logging.Filter):
@@ -162,32 +143,31 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT / GRADIO_MCP_SERVER, as a Space
     sets them. With `mcp`, the public endpoints marked gr.mcp.tool() are also MCP tools
     (/gradio_api/mcp/; needs the [mcp] extra)."""
+    environment.stop_cleanly_on_sigterm()
     removed = environment.sweep_stopped_servers()
     if removed:
         log(f"removed {len(removed)} folder(s) left by demo servers that stopped")
-    models = getattr(demo, "own_models", None)
-    if models is not None:
-        demo.janitor = Janitor(models).start()
-    for name, value in UNUSED_MONITORING.items():
-        os.environ.setdefault(name, value)  # whoever runs the server may still set them
+    gradio_compat.quiet_monitoring()  # before the queue is made, which reads it
     # api_open=False: a queued function is not also callable around the queue (/gradio_api/run/<name>), past
     # its concurrency limit and every client's share of the queue; the page's unqueued events still are.
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, status_update_rate=STATUS_UPDATE_SECONDS,
                api_open=False)
+    gradio_compat.check(demo)
     OneLineMcpRefusals.install()
-    # What was loaded so far (torch, Gradio, the models: ~330,000 objects) lives as long as the server.
-    # Frozen, it is left out of the collector's full passes, which otherwise walk it all whenever enough
-    # new objects pile up (new sessions' state does): a 215-290 ms pause of every request, measured in
-    # one of every three bursts of 40 new visitors.
+    # What was loaded so far (torch, Gradio, the models) lives as long as the server. Frozen, it is left
+    # out of the collector's full passes, which otherwise walk it all whenever enough new objects pile up
+    # (new sessions' state does): a pause of every request (docs/hosting.md gives the figures measured).
     gc.collect()
     gc.freeze()
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,
                        max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
-                           Middleware(BodyLimit), Middleware(FairShare, waiting=waiting_in_queue(demo)),
+                           Middleware(BodyLimit),
+                           Middleware(FairShare, waiting=gradio_compat.waiting_in_queue(demo, client_of)),
                            Middleware(ClosedRoutes),
-                           Middleware(ValueCount, endpoints=endpoint_parameters(demo)), Middleware(ReprFreeErrors)],
-                           "lifespan": marked_tools_only(demo)},
+                           Middleware(ValueCount, endpoints=gradio_compat.endpoint_parameters(demo, GROWN_ENDPOINTS)),
+                           Middleware(ReprFreeErrors)],
+                           "lifespan": serving(demo)},
                        allowed_paths=[str(SHIPPED_DATA)],  # the shipped-data button's file, wherever it lives
                        **options)
 

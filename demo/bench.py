@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cgpa_rnn.demo.port import free_port
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.port import free_port
 from cgpa_rnn.predictor import check_fresh
 
 STUDENT = ["7.1", "6.8", "", "7.3", ""]
@@ -68,22 +68,24 @@ class Visitor:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.body = json.dumps({"data": values, "session_hash": uuid.uuid4().hex})
 
-    def _post(self) -> str:
-        self.connection.request("POST", "/gradio_api/call/predict", self.body, {"Content-Type": "application/json"})
-        return json.loads(self.connection.getresponse().read())["event_id"]
+    def _exchange(self, method: str, path: str, body: str | None = None) -> bytes:
+        """One request and its answer. The server closes a keep-alive connection left idle for seconds
+        (as uvicorn does after 5), which a client sees when it next sends or waits for an answer; a
+        browser opens a new one and sends again, and so does this client, once."""
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body, {"Content-Type": "application/json"} if body else {})
+                return self.connection.getresponse().read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.connection.close()
+                if attempt == 2:
+                    raise
 
     def predict(self) -> float:
         """One prediction; its wall time in ms, raising if it was not answered."""
         started = time.perf_counter()
-        try:
-            event = self._post()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            # The server closes a keep-alive connection left idle for seconds (as uvicorn does after 5);
-            # a browser opens a new one and sends again, and so does this client, once.
-            self.connection.close()
-            event = self._post()
-        self.connection.request("GET", f"/gradio_api/call/predict/{event}")
-        stream = self.connection.getresponse().read().decode()
+        event = json.loads(self._exchange("POST", "/gradio_api/call/predict", self.body))["event_id"]
+        stream = self._exchange("GET", f"/gradio_api/call/predict/{event}").decode()
         if "event: complete" not in stream:
             raise RuntimeError(f"not answered: {stream[:200]}")
         return (time.perf_counter() - started) * 1e3

@@ -1,7 +1,9 @@
-"""The demo's process settings and private folders, in one place, before Gradio is imported.
+"""The demo server's private folders and its stop signal, prepared when the server is built.
 
-Imported first by the package (demo/__init__.py): Gradio reads some of its environment when
-it is imported, so every module of the demo can `import gradio` at its top with these set.
+Importing this module changes nothing but two environment defaults (Gradio reads them when it
+is imported, so they must be set before anything imports Gradio). The folder is made by the
+first `folders()` call (build_demo's), the SIGTERM handler by `stop_cleanly_on_sigterm()`
+(launch's): a program that imports a helper from the demo gets neither.
 
 Everything the server writes lives in one folder of its own, made by `mkdtemp` (a fresh,
 unguessable name, readable by this user only), so a file planted at a fixed name in /tmp
@@ -12,6 +14,7 @@ next server removes the folders of servers that no longer run (`sweep_stopped_se
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import signal
@@ -19,6 +22,7 @@ import stat
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from cgpa_rnn.rundir import process_alive
@@ -27,20 +31,36 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SERVER_PREFIX = "cgpa-demo-"
-SERVER_DIR = Path(tempfile.mkdtemp(prefix=f"{SERVER_PREFIX}{os.getpid()}-"))
-GRADIO_DIR = SERVER_DIR / "gradio"  # Gradio's uploads and its copies of results
-SCORED_DIR = SERVER_DIR / "scored"  # scored CSVs, until Gradio has copied them for the download
-SESSIONS_DIR = SERVER_DIR / "sessions"  # visitors' uploads and models
-for _folder in (GRADIO_DIR, SCORED_DIR, SESSIONS_DIR):
-    _folder.mkdir(mode=0o700)
-# Always this server's own folder, also when a parent process (a test, the benchmark) passed
-# its own down: two servers never share a cache.
-os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_DIR)
-atexit.register(shutil.rmtree, SERVER_DIR, ignore_errors=True)
-# `kill`, systemd, Docker and a Space stop a server with SIGTERM, which by default ends the
-# process without running atexit: turn it into a normal exit so the folder goes too.
-if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+@dataclass(frozen=True)
+class ServerFolders:
+    root: Path  # removed when the server exits
+    gradio: Path  # Gradio's uploads and its copies of results
+    scored: Path  # scored CSVs, until Gradio has copied them for the download
+    sessions: Path  # visitors' uploads and models
+
+
+@functools.cache
+def folders() -> ServerFolders:
+    """This server's folders, made on the first call and removed when the process exits. Gradio
+    is pointed at its own (GRADIO_TEMP_DIR, read when a Blocks is made), also when a parent process
+    (a test, the benchmark) passed its own down: two servers never share a cache."""
+    root = Path(tempfile.mkdtemp(prefix=f"{SERVER_PREFIX}{os.getpid()}-"))
+    made = ServerFolders(root, root / "gradio", root / "scored", root / "sessions")
+    for folder in (made.gradio, made.scored, made.sessions):
+        folder.mkdir(mode=0o700)
+    os.environ["GRADIO_TEMP_DIR"] = str(made.gradio)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return made
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """`kill`, systemd, Docker and a Space stop a server with SIGTERM, which by default ends the
+    process without running atexit: turn it into a normal exit so the folder goes too. Left alone
+    when someone else already handles the signal, or off the main thread (where Python refuses)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _stopped_server_folder(path: Path) -> bool:

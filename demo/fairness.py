@@ -2,15 +2,16 @@
 single client could monopolise the CPU, the connections or the disk.
 
 - Queued calls (the page's events, API calls through /gradio_api/call or the queue): at most
-  WAITING_PER_CLIENT of one client's calls wait in Gradio's queue at once, three quarters of
-  its size: a client's burst of dozens is served, and a quarter stays for everyone else.
+  WAITING_PER_CLIENT of one client's calls wait in Gradio's queue at once, a quarter of its
+  size: a visitor waits behind at most that many of a flooder's calls, even one that never
+  reads its answers (with 48, a visitor waited up to 2.1 s on a busy machine).
 - MCP tool calls: each holds its request open until the tool has run, and runs in the same
   queue as the page's events; one client gets MCP_CALLS_AT_ONCE of them at a time, so a flood
   of calls queues at most that many events ahead of a visitor.
 - Event streams (an MCP client's standing stream): STREAMS_PER_CLIENT per client and
   STREAMS_IN_ALL in all, each ended after STREAM_IDLE_SECONDS without an event (keep-alive
   pings do not count). MCP's older SSE transport, which answers a call at once and runs it
-  later, is closed (middleware.CLOSED_PATHS): only the streamable HTTP one is served.
+  later, is closed (gradio_compat.CLOSED_PATHS): only the streamable HTTP one is served.
 - Uploads: UPLOADS_PER_MINUTE and UPLOAD_BYTES_PER_MINUTE per client, none while the server's
   folder is over DISK_BUDGET_BYTES; an upload no call has claimed is deleted a minute after it
   arrived (retention.Uploads).
@@ -25,17 +26,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from cgpa_rnn.demo.environment import SERVER_DIR
-from cgpa_rnn.demo.middleware import QUEUE_PATH, answer
+from cgpa_rnn.demo import environment
+from cgpa_rnn.demo.gradio_compat import CALL_PATH, MCP_PATH, QUEUE_PATH, UPLOAD_PATH
+from cgpa_rnn.demo.middleware import answer
 from cgpa_rnn.demo.retention import UPLOADS, log
 
-WAITING_PER_CLIENT = 48
+WAITING_PER_CLIENT = 16
 REFUSAL_PAUSE_SECONDS = 1.0
 MCP_CALLS_AT_ONCE = 2
 STREAMS_PER_CLIENT = 4
@@ -44,8 +45,6 @@ STREAM_IDLE_SECONDS = 60
 UPLOADS_PER_MINUTE = 20
 UPLOAD_BYTES_PER_MINUTE = 20 << 20
 DISK_BUDGET_BYTES = 256 << 20
-UPLOAD_PATH = "/gradio_api/upload"
-CALL_PATH = re.compile(r"/gradio_api/call/(v2/)?[^/]+/?")  # a call by name (its result is a GET below it)
 
 
 def client_of(scope) -> str:
@@ -86,7 +85,7 @@ class FairShare:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method, client = scope["path"], scope["method"], client_of(scope)
-        if path.startswith("/gradio_api/mcp") and method in ("GET", "POST"):
+        if path.startswith(MCP_PATH) and method in ("GET", "POST"):
             if method == "GET":
                 return await self._stream(scope, receive, send, client)
             if self.calls.get(client, 0) >= MCP_CALLS_AT_ONCE:
@@ -189,7 +188,7 @@ class FairShare:
     def _disk_used(self, now: float) -> int:
         when, used = self.disk
         if now - when > 1.0:  # measured at most once a second
-            self.disk = (now, folder_bytes(SERVER_DIR))
+            self.disk = (now, folder_bytes(environment.folders().root))
         return self.disk[1]
 
     async def _refuse(self, send, client: str, status: int, detail: str) -> None:

@@ -3,19 +3,14 @@ API call is told."""
 from __future__ import annotations
 
 import json
+import re
 
-from cgpa_rnn.demo import service
+from cgpa_rnn.demo import gradio_compat, service
 from cgpa_rnn.jsontext import JsonError, bounded_loads
 
 # An upload at its limit plus the form around it. Gradio reads a body whole before refusing it
-# (each 50 MB request left ~150 MB of server memory behind), so the cap is checked first.
+# (and keeps memory it grew for a huge one), so the cap is checked first.
 MAX_BODY_BYTES = service.UPLOAD_LIMITS.bytes + 256 * 1024
-QUEUE_PATH = "/gradio_api/queue/join"
-# Gradio routes this demo does not offer: a deep link writes a session's components (a scored
-# table of students) to disk outside any clean-up; the run history page is off anyway; MCP's
-# older SSE transport answers each message at once and runs it later, out of any client's share
-# (the streamable HTTP one at /gradio_api/mcp/ is served).
-CLOSED_PATHS = ("/gradio_api/deep_link", "/gradio_api/runs", "/gradio_api/mcp/sse", "/gradio_api/mcp/messages")
 
 
 async def answer(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -85,39 +80,18 @@ async def _forward(app, scope, receive, send, body: bytes):
 GROWN_ENDPOINTS = ("train_own",)  # + scale, group, semesters
 
 
-def endpoint_parameters(demo) -> dict:
-    """What ValueCount checks: for each named endpoint that clients may call, its parameter
-    names and, for GROWN_ENDPOINTS, the defaults of those that have one; keyed both by the paths
-    that call it by name and by its fn_index (the queue's)."""
-    endpoints = {}
-    named = demo.get_api_info(all_endpoints=True)["named_endpoints"]
-    for index, fn in demo.fns.items():
-        info = named.get(f"/{fn.api_name}")
-        if info is None:
-            continue
-        names = [p.get("parameter_name") or p["label"] for p in info["parameters"]]
-        defaults = [(p["parameter_default"],) if p.get("parameter_has_default") and fn.api_name in GROWN_ENDPOINTS
-                    else () for p in info["parameters"]]
-        for route in ("call", "run"):
-            endpoints[f"/gradio_api/{route}/{fn.api_name}"] = (fn.api_name, names, defaults)
-        endpoints[index] = (fn.api_name, names, defaults)
-    return endpoints
-
-
 class ValueCount:
     """Refuse a call with the wrong number of values, naming the parameters expected. Gradio
     drops values beyond an endpoint's inputs (a value too many is silently ignored) and answers
     too few with its components' reprs. A GROWN_ENDPOINTS call may leave out trailing parameters
     that have a default: they are filled in."""
 
-    RUN_PATH = "/gradio_api/run/predict"
-
     def __init__(self, app, endpoints: dict):
         self.app, self.endpoints = app, endpoints
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or not (
-                scope["path"] in self.endpoints or scope["path"] in (QUEUE_PATH, self.RUN_PATH)):
+                scope["path"] in self.endpoints or scope["path"] in (gradio_compat.QUEUE_PATH, gradio_compat.RUN_PATH)):
             return await self.app(scope, receive, send)
         chunks = []  # bounded: BodyLimit runs before this
         while True:
@@ -137,16 +111,14 @@ class ValueCount:
         """The problem with a call (None when there is none) and its body, defaults filled in."""
         try:
             payload = bounded_loads(body, "the request", max_depth=None)
-            values = payload["data"]
-            # The page names the event by fn_index on every path (its unqueued events all post to
-            # /gradio_api/run/predict); programs name it by the path.
-            endpoint = self.endpoints.get(payload.get("fn_index", path))
+            key, values = gradio_compat.call_of(path, payload)
         except JsonError as error:  # over the limits (or not JSON): answered here, before Gradio parses it again
             return str(error), body
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None, body  # not a call this check understands: Gradio answers it
-        if endpoint is None or not isinstance(values, list):
-            return None, body
+        except ValueError as error:  # a shape this check does not know is refused, never passed on unchecked
+            return f"the request: {error}", body
+        endpoint = self.endpoints.get(key)
+        if endpoint is None:
+            return None, body  # one of the page's private events (the shipped-data button): nothing to count
         name, names, defaults = endpoint
         left_out = defaults[len(values):]
         if len(values) == len(names):
@@ -164,9 +136,14 @@ class ClosedRoutes:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].rstrip("/").endswith(CLOSED_PATHS):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith(gradio_compat.CLOSED_PATHS):
             return await answer(send, 404, "not offered by this demo")
         await self.app(scope, receive, send)
+
+
+# What gives away Python's insides in an error body: an object's or a class's repr, a traceback.
+# Matched on the text, not on where Gradio puts it, so a message Gradio moves is still caught.
+PYTHON_INSIDES = re.compile(rb"object at 0x|<class '|<(gradio|cgpa_rnn)\.|Traceback \(most recent call")
 
 
 class ReprFreeErrors:
@@ -189,7 +166,7 @@ class ReprFreeErrors:
                 return
             if held and message["type"] == "http.response.body":
                 start, body = held[0], message.get("body", b"")
-                if b"object at 0x" in body:
+                if PYTHON_INSIDES.search(body):
                     headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
                     start = {**start, "headers": headers + [(b"content-length", str(len(self.MESSAGE)).encode())]}
                     message = {**message, "body": self.MESSAGE}

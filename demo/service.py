@@ -5,6 +5,7 @@ so this module is tested directly and the app stays thin.
 """
 from __future__ import annotations
 
+import base64
 import shutil
 import sys
 import tempfile
@@ -16,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
-from cgpa_rnn.demo.environment import SCORED_DIR
+from cgpa_rnn.demo import environment
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.card import render_model_card
 from cgpa_rnn.model.torch_predictor import TorchPredictor
@@ -43,7 +45,7 @@ from cgpa_rnn.values import grade_value, preview
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.
 UPLOAD_LIMITS = Limits(bytes=2 * 1024 * 1024, rows=5000, columns=64, header_chars=4000)
-# Scored files wait in SCORED_DIR until Gradio has copied them for the download; a timer
+# Scored files wait in the server's scored folder until Gradio has copied them for the download; a timer
 # (demo/retention.py) deletes them after this.
 SCORED_KEEP_SECONDS = 120
 REBUILD_HINT = ("Rebuild it with `python -m demo --rebuild` (trains on the data set shipped in data/), "
@@ -83,6 +85,13 @@ class Backends:
     def college_choices(self) -> list[str]:
         """The known groups as people write them (codes or text labels)."""
         return self.groups.names() if self.groups.text else [str(c) for c in self.colleges]
+
+
+def browser_config(backends: Backends) -> dict:
+    """What the page needs to run the same model.onnx in the visitor's browser: onnxruntime-web's
+    address, the file itself (base64) and its number of semesters."""
+    model = (backends.run / RunDir.ONNX).read_bytes()
+    return {"ortBase": ORT_CDN, "model": base64.b64encode(model).decode(), "semesters": backends.semesters}
 
 
 def load_backends(run: str | Path | RunDir = DEFAULT_RUN) -> Backends:
@@ -219,13 +228,13 @@ def at_risk_threshold(value, scale) -> float:
 
 def _scored_file(upload_name: str) -> Path:
     """A fresh file for a scored CSV, in a folder of its own (two uploads may share a name)."""
-    return Path(tempfile.mkdtemp(dir=SCORED_DIR)) / f"scored-{Path(upload_name).stem[:60]}.csv"
+    return Path(tempfile.mkdtemp(dir=environment.folders().scored)) / f"scored-{Path(upload_name).stem[:60]}.csv"
 
 
 def delete_old_scored_files(keep_seconds: float) -> int:
     """Delete scored files older than `keep_seconds` (Gradio has its copy by then); how many."""
     deleted = 0
-    for folder in SCORED_DIR.iterdir():
+    for folder in environment.folders().scored.iterdir():
         if time.time() - folder.lstat().st_mtime > keep_seconds:
             shutil.rmtree(folder, ignore_errors=True)
             deleted += 1
@@ -274,11 +283,15 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:
-    """The scored rows for the screen: grades, college, the backends side by side, the reason
-    (columns named for reading, DISPLAY_NAMES; the downloaded file keeps the file's names)."""
+    """The scored rows for the screen: the student and the prediction first (what a phone shows
+    before any scrolling), then what it was measured against, the grades and the group, and the
+    second runtime (columns named for reading, DISPLAY_NAMES; the downloaded file keeps the file's
+    own columns and names)."""
     table = pd.DataFrame(scored.rows(), columns=scored.columns())
+    table.insert(0, "student", scored.students())
     header = scored.header
-    table = table[header.semesters + ([header.college] if header.college else []) + list(ADDED_COLUMNS)]
+    table = table[["student", "pred_torch", "low", "high", "semester_predicted", "actual", "abs_error", "error",
+                   *header.semesters, *([header.college] if header.college else []), "pred_onnx", "abs_diff"]]
     for column in ("pred_torch", "pred_onnx", "low", "high", "actual", "abs_error"):
         table[column] = table[column].astype(float).round(3)
     table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")
@@ -286,8 +299,8 @@ def display_table(scored: ScoredTable) -> pd.DataFrame:
 
 
 # The scored file's column names as the screen shows them: words that wrap on a phone.
-DISPLAY_NAMES = {"semester_predicted": "semester predicted", "pred_torch": "torch", "pred_onnx": "onnx runtime",
-                 "abs_diff": "torch - onnx", "abs_error": "abs error"}
+DISPLAY_NAMES = {"semester_predicted": "semester predicted", "pred_torch": "prediction (torch)",
+                 "pred_onnx": "onnx runtime", "abs_diff": "torch - onnx", "abs_error": "abs error"}
 
 
 def examples(backends: Backends, count: int = 4) -> list[list]:

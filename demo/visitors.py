@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from cgpa_rnn.data import CohortFormat
-from cgpa_rnn.demo import training
-from cgpa_rnn.demo.environment import SESSIONS_DIR
+from cgpa_rnn.demo import environment, training
 from cgpa_rnn.demo.training import OwnModel, Report
 from cgpa_rnn.errors import UserError
 
@@ -45,8 +44,8 @@ def _delete(models: list[OwnModel | None]) -> None:
 class OwnModels:
     """The visitors' models by session, and the line of trainings; safe from Gradio's threads."""
 
-    def __init__(self, root: Path = SESSIONS_DIR):
-        self.root = Path(tempfile.mkdtemp(prefix="models-", dir=root))
+    def __init__(self, root: Path | None = None):
+        self.root = Path(tempfile.mkdtemp(prefix="models-", dir=root or environment.folders().sessions))
         self._models: dict[str, OwnModel] = {}
         self._line: list[str] = []  # sessions whose training runs (the first) or waits, in order
         self._closed: set[str] = set()  # sessions in the line whose page is gone

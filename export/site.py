@@ -61,8 +61,9 @@ def ort_source(ort: str | Path | None) -> tuple[str, Path | None]:
     missing = [name for name in ORT_FILES if not (dist / name).is_file()]
     if missing:
         raise UserError(f"--ort {text[:80]!r}: not an http(s) URL nor an onnxruntime-web dist/ folder (missing "
-                        f"{', '.join(missing)}); run `npm install onnxruntime-web` and pass "
-                        "node_modules/onnxruntime-web/dist")
+                        f"{', '.join(missing)}); in this repository, run `(cd export/node && npm install)` first "
+                        "(it installs export/node/node_modules/onnxruntime-web/dist), elsewhere `npm install "
+                        "onnxruntime-web` and pass its node_modules/onnxruntime-web/dist")
     return "ort/", dist
 
 

@@ -2,6 +2,7 @@
 trained-and-exported run per cell type."""
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cgpa_rnn.demo.port import free_port
+from cgpa_rnn.port import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -94,6 +95,26 @@ def app_url():
     launch(demo, server_name="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+def port_of(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1])
+
+
+def connection_from(port: int, address: str) -> http.client.HTTPConnection:
+    """A connection to the local server from `address` (loopback has many: 127.0.0.x), so a test can
+    be several clients, each with its own share of the server (demo/fairness.py)."""
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(address, 0))
+
+
+def request_from(port: int, address: str, method: str, path: str, body=None, headers=None) -> tuple[int, bytes]:
+    connection = connection_from(port, address)
+    try:
+        connection.request(method, path, body, headers or {})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
 
 
 def need(tool: str) -> str:

@@ -184,11 +184,11 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     import time
 
     from cgpa_rnn.data.synthetic import SyntheticSpec, generate_frame
-    from cgpa_rnn.demo.environment import SESSIONS_DIR
+    from cgpa_rnn.demo.environment import folders
 
     upload = tmp_path / "our-class.csv"
     generate_frame(SyntheticSpec(students=100, seed=8)).to_csv(upload, index=False)
-    before = set(SESSIONS_DIR.glob("*/*"))  # the app of this test session keeps visitors' models here
+    before = set(folders().sessions.glob("*/*"))  # the app of this test session keeps visitors' models here
     page = browser.new_page(viewport={"width": 1280, "height": 1500})
     page.goto(app_url)
     page.get_by_role("tab", name="Your model").click()
@@ -211,7 +211,7 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
             row.locator("a").first.click()
         assert download.value.suggested_filename == name and Path(download.value.path()).stat().st_size > 0
     page.set_viewport_size({"width": 1280, "height": 1500})
-    (created,) = set(SESSIONS_DIR.glob("*/*")) - before
+    (created,) = set(folders().sessions.glob("*/*")) - before
     page.locator("#own-grades input, #own-grades textarea").first.fill("7.2, 6.9, , 7.4")
     page.locator("#own-college input, #own-college textarea").first.fill("115")
     page.locator("#own-predict").click()
@@ -220,6 +220,15 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     torch_value = page.locator("#own-torch textarea, #own-torch input").first.input_value()
     assert torch_value == page.locator(onnx).first.input_value() and 0 < float(torch_value) <= 10
     page.screenshot(path=str(SCREENSHOTS / "train-own.png"), full_page=True)
+    # A training that fails clears the last model's answer: nothing on the page is from a model not served.
+    unscorable = tmp_path / "not-a-cohort.csv"
+    unscorable.write_text("name,city\nAda,Oslo\n")
+    page.locator("#train-file").get_by_role("button", name="Clear").click()  # the file input comes back
+    page.locator("#train-file input[type=file]").set_input_files(str(unscorable))
+    page.get_by_text("not-a-cohort").first.wait_for(timeout=15_000)
+    page.locator("#train").click()
+    page.get_by_text("no semester columns").first.wait_for(timeout=30_000)
+    assert page.locator(onnx).first.input_value() == "" and "Your model is ready" not in page.inner_text("body")
     page.close()  # the visitor leaves: their upload and model go with the session
     deadline = time.monotonic() + 30
     while created.exists() and time.monotonic() < deadline:
@@ -261,6 +270,10 @@ def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
     page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)
     page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / f"{size}-cohort.png"), full_page=True)
+    headers = page.locator("#cohort-table th")
+    for index, name in enumerate(["student", "prediction (torch)"]):  # in sight before any scrolling
+        box = headers.nth(index).bounding_box()
+        assert name in headers.nth(index).inner_text() and box["x"] + box["width"] <= viewport["width"], size
     _tab(page, "Your model", viewport["width"]).click()
     page.locator("#train").wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / f"{size}-your-model.png"), full_page=True)
@@ -286,7 +299,10 @@ def test_the_demo_keeps_nothing_in_the_visitors_browser(browser, app_url):
     page.locator("#cohort-file").get_by_text(SHIPPED_DATA.stem).first.wait_for(timeout=15_000)
     page.locator("#score").click()
     page.get_by_text("Hindcast of 172 students").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1000)  # anything the page saves after an answer has been saved by now
+    # The events' last steps have run (the download offered, then the chart shown by .success), so
+    # whatever the page would save after an answer has been saved by now.
+    page.locator("#cohort-download a").first.wait_for(timeout=15_000)
+    page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
     stored = page.evaluate("""async () => {
         const local = JSON.stringify(Object.entries(localStorage));
         const session = JSON.stringify(Object.entries(sessionStorage));
@@ -307,7 +323,7 @@ def test_closing_the_page_during_training_stops_it_and_deletes_its_files(browser
     import time
 
     from cgpa_rnn.demo import training, visitors
-    from cgpa_rnn.demo.environment import SESSIONS_DIR
+    from cgpa_rnn.demo.environment import folders
 
     started, stopped = threading.Event(), threading.Event()
     train = training.train_own_model
@@ -321,7 +337,7 @@ def test_closing_the_page_during_training_stops_it_and_deletes_its_files(browser
             raise
 
     monkeypatch.setattr(training, "train_own_model", watched)
-    before = set(SESSIONS_DIR.glob("*/*"))
+    before = set(folders().sessions.glob("*/*"))
     page = browser.new_page()
     page.goto(app_url)
     page.get_by_role("tab", name="Your model").click()
@@ -334,4 +350,4 @@ def test_closing_the_page_during_training_stops_it_and_deletes_its_files(browser
     while not stopped.is_set() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stopped.is_set()  # stopped at its next epoch, not run to the end for nobody
-    assert set(SESSIONS_DIR.glob("*/*")) == before  # its copy of the upload and its model are gone
+    assert set(folders().sessions.glob("*/*")) == before  # its copy of the upload and its model are gone

@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHIPPED, cgpa
+from conftest import SHIPPED, cgpa, port_of, request_from
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, ValidationError
 
@@ -75,14 +75,15 @@ def test_score_upload(backends, tmp_path):
     path.write_text("1st,2nd,College Code\n,,115\nabc,,116\n")  # nothing scorable: no difference to report
     _, _, summary = service.score_upload(backends, path, threshold=AT_RISK_BELOW)
     assert "0 of 2 students scored**" in summary and "difference" not in summary
-    table = service.display_table(scored)  # names that wrap between words on a phone
-    assert list(table.columns) == ["1st", "2nd", "3rd", "4th", "5th", "College Code", "semester predicted",
-                                   "torch", "onnx runtime", "torch - onnx", "low", "high", "actual", "abs error",
-                                   "error"]
+    table = service.display_table(scored)  # the student and the prediction first; names that wrap on a phone
+    assert list(table.columns) == ["student", "prediction (torch)", "low", "high", "semester predicted", "actual",
+                                   "abs error", "error", "1st", "2nd", "3rd", "4th", "5th", "College Code",
+                                   "onnx runtime", "torch - onnx"]
+    assert table["student"].tolist() == ["1", "2", "3", "4"]  # the ID, from whichever ID column holds it
     assert table["actual"].tolist()[3] == 8 and np.isnan(table["actual"][0])  # only the complete student
     assert table["abs error"][3] == pytest.approx(abs(8 - table["onnx runtime"][3]), abs=2e-3)
     assert service.hindcast_frame(scored)["actual"].tolist() == [8.0]
-    assert out.parent.parent == environment.SCORED_DIR and out.name == "scored-cohort.csv"
+    assert out.parent.parent == environment.folders().scored and out.name == "scored-cohort.csv"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -259,13 +260,23 @@ def test_api_predict_batch(app_url, tmp_path):
 
 
 def test_dozens_of_clients_at_once_are_all_answered(app_url):
-    client = Client(app_url, verbose=False)
-    rng = np.random.default_rng(0)
-    requests = [[f"{g:.2f}" for g in rng.uniform(5, 9, 3)] + ["", "", str(rng.choice([115, 116, 999]))]
+    """48 calls at once from four addresses (each within its share of the queue), by name as a program calls."""
+    rng, port = np.random.default_rng(0), port_of(app_url)
+    requests = [[f"{g:.2f}" for g in rng.uniform(5, 9, 3)] + ["", "", str(rng.choice([115, 116, 999])), False]
                 for _ in range(48)]
+
+    def predict(numbered: tuple[int, list[str]]) -> list:
+        number, values = numbered
+        address = f"127.0.1.{number % 4 + 1}"
+        _, body = request_from(port, address, "POST", "/gradio_api/call/predict", json.dumps({"data": values}),
+                               {"content-type": "application/json"})
+        _, stream = request_from(port, address, "GET", f"/gradio_api/call/predict/{json.loads(body)['event_id']}")
+        assert b"event: complete" in stream, stream[-300:]
+        return json.loads(stream.rsplit(b"data: ", 1)[1])
+
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=48) as pool:
-        answers = list(pool.map(lambda values: client.predict(*values, api_name="/predict"), requests))
+        answers = list(pool.map(predict, enumerate(requests)))
     seconds = time.perf_counter() - started
     assert len(answers) == 48 and all(a[0] == a[1] and float(a[2]) <= 1e-5 for a in answers)
     print(f"48 simultaneous /predict calls answered in {seconds:.2f} s")
@@ -320,7 +331,7 @@ def test_downloads_are_spreadsheet_safe_and_do_not_stay_on_the_server(app_url, t
     _, _, _, download = client.predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
     header, row = Path(download).read_text().splitlines()[:2]
     assert "'=HYPERLINK" in header and "'@SUM(1)" in row
-    scored = list(environment.SCORED_DIR.iterdir())
+    scored = list(environment.folders().scored.iterdir())
     assert scored  # kept until Gradio has its copy, then deleted by the timer (test_retention.py)
 
 
@@ -463,13 +474,13 @@ def test_the_servers_files_live_in_a_private_folder_of_its_own(app_url, tmp_path
     import os
     import stat
 
-    folder = environment.SERVER_DIR
-    assert folder.name.startswith(f"cgpa-demo-{os.getpid()}-") and len(folder.name) > len(f"cgpa-demo-{os.getpid()}-")
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and os.environ["GRADIO_TEMP_DIR"] == str(environment.GRADIO_DIR)
+    folders = environment.folders()
+    assert folders.root.name.startswith(f"cgpa-demo-{os.getpid()}-") and len(folders.root.name) > len("cgpa-demo-1-")
+    assert stat.S_IMODE(folders.root.stat().st_mode) == 0o700 and os.environ["GRADIO_TEMP_DIR"] == str(folders.gradio)
     path = tmp_path / "private.csv"
     path.write_text(COHORT_CSV)
     Client(app_url, verbose=False).predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
-    assert list(environment.GRADIO_DIR.rglob("private.csv"))  # Gradio's copy of the upload is in there too
+    assert list(environment.folders().gradio.rglob("private.csv"))  # Gradio's copy of the upload is in there too
 
 
 def test_folders_of_stopped_servers_are_removed_and_symlinks_are_not_followed(tmp_path):
@@ -488,7 +499,7 @@ def test_folders_of_stopped_servers_are_removed_and_symlinks_are_not_followed(tm
         removed = environment.sweep_stopped_servers()
         assert stopped.name in removed and not stopped.exists()
         assert (victim / "keep.txt").read_text() == "mine" and planted.name not in removed
-        assert environment.SERVER_DIR.exists()  # this server's own folder stays
+        assert environment.folders().root.exists()  # this server's own folder stays
     finally:
         planted.unlink()
 
@@ -610,6 +621,7 @@ def test_the_grades_asked_leave_the_servers_memory_after_the_newest_sessions():
 
     from cgpa_rnn.demo.app import SESSIONS_KEPT, build_demo, launch
     from cgpa_rnn.demo.bench import Visitor
+    from cgpa_rnn.demo.gradio_compat import sessions_held
 
     demo = build_demo(SHIPPED)
     port = free_port()
@@ -618,11 +630,11 @@ def test_the_grades_asked_leave_the_servers_memory_after_the_newest_sessions():
         first = Visitor(port, ["7.13", "6.81", "", "7.3", "", "115", False])
         first.predict()
         session = json.loads(first.body)["session_hash"]
-        kept = [c["props"].get("value") for c in demo.state_holder.session_data[session].components if "props" in c]
+        kept = [c["props"].get("value") for c in sessions_held(demo)[session].components if "props" in c]
         assert "7.13" in kept  # what is kept, until...
         for _ in range(SESSIONS_KEPT):
             Visitor(port, ["7", "", "", "", "", "115", False]).predict()
-        assert session not in demo.state_holder.session_data and len(demo.state_holder.session_data) == SESSIONS_KEPT
+        assert session not in sessions_held(demo) and len(sessions_held(demo)) == SESSIONS_KEPT
         assert first.predict() > 0  # the session goes on: its page state is built again
     finally:
         demo.close()
@@ -637,7 +649,7 @@ def test_a_server_stopped_by_sigterm_deletes_its_folder():
     import tempfile
     import urllib.request
 
-    from cgpa_rnn.demo.port import free_port
+    from cgpa_rnn.port import free_port
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", "--port", str(port)],

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED
+from conftest import SHIPPED, connection_from, port_of, request_from
 
 from cgpa_rnn.demo import fairness
 from cgpa_rnn.demo.retention import UPLOADS
@@ -23,28 +23,10 @@ MCP_CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "param
 MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
 
 
-def _port(url: str) -> int:
-    return int(url.rstrip("/").rsplit(":", 1)[1])
-
-
-def _connection(port: int, address: str) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(address, 0))
-
-
-def _request(port: int, address: str, method: str, path: str, body=None, headers=None) -> tuple[int, bytes]:
-    connection = _connection(port, address)
-    try:
-        connection.request(method, path, body, headers or {})
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
-
-
 def _upload(port: int, address: str, name: str, content: bytes) -> tuple[int, bytes]:
     body = (f'--x\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
             "Content-Type: text/csv\r\n\r\n").encode() + content + b"\r\n--x--\r\n"
-    return _request(port, address, "POST", "/gradio_api/upload", body,
+    return request_from(port, address, "POST", "/gradio_api/upload", body,
                     {"content-type": "multipart/form-data; boundary=x"})
 
 
@@ -78,7 +60,7 @@ def mcp_url():
 
 
 def test_uploads_are_limited_per_client_and_an_unused_one_is_deleted(app_url, monkeypatch):
-    port, csv_text = _port(app_url), b"1st,2nd,College Code\n7,7.5,115\n"
+    port, csv_text = port_of(app_url), b"1st,2nd,College Code\n7,7.5,115\n"
     answers = [_upload(port, "127.0.0.8", f"class-{k}.csv", csv_text) for k in range(fairness.UPLOADS_PER_MINUTE + 1)]
     assert [status for status, _ in answers[:-1]] == [200] * fairness.UPLOADS_PER_MINUTE
     assert answers[-1][0] == 429 and b"at most 20 uploads and 20 MB a minute from one address" in answers[-1][1]
@@ -87,10 +69,11 @@ def test_uploads_are_limited_per_client_and_an_unused_one_is_deleted(app_url, mo
     paths = [json.loads(body)[0] for _, body in answers[:-1]] + json.loads(other)
     # One upload is used by a call (claimed); the janitor deletes the others, which no call used.
     data = json.dumps({"data": [{"path": paths[-1], "meta": {"_type": "gradio.FileData"}}, 6, False]})
-    status, body = _request(port, "127.0.0.9", "POST", "/gradio_api/call/predict_batch", data,
+    status, body = request_from(port, "127.0.0.9", "POST", "/gradio_api/call/predict_batch", data,
                             {"content-type": "application/json"})
     event = json.loads(body)["event_id"]
-    assert b"1 of 1 student scored" in _request(port, "127.0.0.9", "GET", f"/gradio_api/call/predict_batch/{event}")[1]
+    answer = request_from(port, "127.0.0.9", "GET", f"/gradio_api/call/predict_batch/{event}")[1]
+    assert b"1 of 1 student scored" in answer
     assert UPLOADS.delete_unclaimed(older_than=0) >= fairness.UPLOADS_PER_MINUTE
     assert not any(Path(p).exists() for p in paths[:-1]) and Path(paths[-1]).exists()
     monkeypatch.setattr(fairness, "DISK_BUDGET_BYTES", 0)  # a server whose folder is at its budget
@@ -101,10 +84,10 @@ def test_uploads_are_limited_per_client_and_an_unused_one_is_deleted(app_url, mo
 def test_one_client_holds_at_most_its_share_of_the_queue(app_url, monkeypatch):
     held = Held()
     monkeypatch.setattr(student, "ask", held)
-    port, data = _port(app_url), json.dumps({"data": ["7.1", "6.8", "", "", "", "115", False]})
+    port, data = port_of(app_url), json.dumps({"data": ["7.1", "6.8", "", "", "", "115", False]})
 
     def call(address: str) -> int:
-        return _request(port, address, "POST", "/gradio_api/call/predict_json", data,
+        return request_from(port, address, "POST", "/gradio_api/call/predict_json", data,
                         {"content-type": "application/json"})[0]
 
     try:
@@ -113,41 +96,42 @@ def test_one_client_holds_at_most_its_share_of_the_queue(app_url, monkeypatch):
         assert statuses.count(429) >= 6 and statuses[:share] == [200] * share
         for spelling in ("/gradio_api/call/predict_json/", "/gradio_api/call/v2/predict_json",
                          "/gradio_api/run/predict_json"):  # no way around the share, nor around the queue
-            assert _request(port, "127.0.0.11", "POST", spelling, data, {"content-type": "application/json"})[0] in (
-                429, 404, 405), spelling
-        assert call("127.0.0.12") == 200  # a quarter of the queue stays for everyone else
+            status = request_from(port, "127.0.0.11", "POST", spelling, data, {"content-type": "application/json"})[0]
+            assert status in (429, 404, 405), spelling
+        assert call("127.0.0.12") == 200  # three quarters of the queue stay for everyone else
     finally:
         held.release.set()
     # Drained before the next test: a call from another address is answered after every call queued before it.
-    status, body = _request(port, "127.0.0.15", "POST", "/gradio_api/call/predict_json", data,
+    status, body = request_from(port, "127.0.0.15", "POST", "/gradio_api/call/predict_json", data,
                             {"content-type": "application/json"})
     event = json.loads(body)["event_id"]
-    assert b"event: complete" in _request(port, "127.0.0.15", "GET", f"/gradio_api/call/predict_json/{event}")[1]
+    answer = request_from(port, "127.0.0.15", "GET", f"/gradio_api/call/predict_json/{event}")[1]
+    assert b"event: complete" in answer
 
 
 def test_one_client_gets_two_mcp_calls_at_once_and_four_event_streams(mcp_url, monkeypatch):
     held = Held()
     monkeypatch.setattr(student, "ask", held)
-    port = _port(mcp_url)
+    port = port_of(mcp_url)
     with ThreadPoolExecutor(2) as pool:
-        running = [pool.submit(_request, port, "127.0.0.5", "POST", "/gradio_api/mcp/", MCP_CALL, MCP_HEADERS)
+        running = [pool.submit(request_from, port, "127.0.0.5", "POST", "/gradio_api/mcp/", MCP_CALL, MCP_HEADERS)
                    for _ in range(fairness.MCP_CALLS_AT_ONCE)]
         while held.entered < fairness.MCP_CALLS_AT_ONCE:
             threading.Event().wait(0.05)
-        status, body = _request(port, "127.0.0.5", "POST", "/gradio_api/mcp/", MCP_CALL, MCP_HEADERS)
+        status, body = request_from(port, "127.0.0.5", "POST", "/gradio_api/mcp/", MCP_CALL, MCP_HEADERS)
         assert status == 429 and b"at most 2 MCP calls at once from one address" in body
         held.release.set()
         assert all(call.result()[0] == 200 and b'"isError":false' in call.result()[1] for call in running)
     streams = []
     try:
         for _ in range(fairness.STREAMS_PER_CLIENT):
-            streams.append(_connection(port, "127.0.0.6"))
+            streams.append(connection_from(port, "127.0.0.6"))
             streams[-1].request("GET", "/gradio_api/mcp/", headers={"accept": "text/event-stream"})
             assert streams[-1].getresponse().status == 200
-        status, body = _request(port, "127.0.0.6", "GET", "/gradio_api/mcp/",
-                                headers={"accept": "text/event-stream"})
+        status, body = request_from(port, "127.0.0.6", "GET", "/gradio_api/mcp/",
+                                    headers={"accept": "text/event-stream"})
         assert status == 429 and b"at most 4 open event streams per address" in body
-        other = _connection(port, "127.0.0.7")
+        other = connection_from(port, "127.0.0.7")
         other.request("GET", "/gradio_api/mcp/", headers={"accept": "text/event-stream"})
         assert other.getresponse().status == 200
         streams.append(other)
@@ -158,7 +142,7 @@ def test_one_client_gets_two_mcp_calls_at_once_and_four_event_streams(mcp_url, m
 
 def test_an_idle_event_stream_is_closed(mcp_url, monkeypatch):
     monkeypatch.setattr(fairness, "STREAM_IDLE_SECONDS", 1)
-    stream = _connection(_port(mcp_url), "127.0.0.13")
+    stream = connection_from(port_of(mcp_url), "127.0.0.13")
     stream.request("GET", "/gradio_api/mcp/", headers={"accept": "text/event-stream"})
     answer = stream.getresponse()
     assert answer.status == 200
@@ -170,7 +154,7 @@ def test_an_idle_event_stream_is_closed(mcp_url, monkeypatch):
 
 
 def test_a_flood_of_malformed_mcp_calls_logs_one_line_each_and_no_values(mcp_url, capfd):
-    port = _port(mcp_url)
+    port = port_of(mcp_url)
     malformed = ['{"jsonrpc":"2.0","id":1,"method":"tools/call"}',  # 37 bytes: ~90 lines of the MCP library's
                  '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"predict_student","arguments":"17020.0"}}',
                  '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"no_17020","arguments":{}}}',
@@ -178,7 +162,7 @@ def test_a_flood_of_malformed_mcp_calls_logs_one_line_each_and_no_values(mcp_url
                  '{"17020.0', '[17020]']
     capfd.readouterr()
     for body in malformed * 10:
-        assert _request(port, "127.0.0.14", "POST", "/gradio_api/mcp/", body, MCP_HEADERS)[0] < 500  # answered
+        assert request_from(port, "127.0.0.14", "POST", "/gradio_api/mcp/", body, MCP_HEADERS)[0] < 500  # answered
     log = capfd.readouterr().err.splitlines()
     assert "17020" not in "\n".join(log) and len(log) <= len(malformed) * 10, log[:20]
     assert all(line.startswith("cgpa demo: refused an MCP") for line in log), log[:20]

@@ -1,5 +1,5 @@
-"""Every snippet in README.md runs as written: the command-line block in a copy of the
-repository, the Python snippets against the shipped model (and the demo), the Node lines,
+"""Every snippet in README.md and docs/ runs as written: the command-line block in a copy of
+the repository, the Python snippets against the shipped model (and the demo), the Node lines,
 and the page's JavaScript in Chromium. The model card's reproduce commands are the README's."""
 from __future__ import annotations
 
@@ -16,14 +16,18 @@ import pytest
 from conftest import ROOT, SHIPPED, copy_repository
 
 README = (ROOT / "README.md").read_text()
+# The README and the pages it links, as one text: each `## section` name is unique across them.
+DOCS = "\n".join([README, *(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))])
 BIN = Path(sys.executable).parent  # the environment's `cgpa` script, as the README's set-up leaves it
 
 
 def fenced(language: str, section: str | None = None) -> list[str]:
-    """The README's ```language blocks, optionally only those of one `## section`."""
-    text = README
+    """The ```language blocks of the README and docs/, optionally only those of one `## section`
+    (which must exist: a renamed section fails here, not by finding nothing)."""
+    text = DOCS
     if section is not None:
-        text = README.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+        assert DOCS.count(f"\n## {section}\n") == 1, section
+        text = DOCS.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
@@ -31,19 +35,21 @@ def commands(block: str) -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-SITE_BUILD_BLOCK = fenced("sh", "Hosting")[0]  # `cgpa web ... --ort ...`, then the upload
+SITE_BUILD_BLOCK = fenced("sh", "A free static Space")[0]  # npm install, `cgpa web ... --ort ...`, the upload
+NPM_INSTALL = "(cd export/node && npm install)"  # what the ort_web_dist fixture has done
 
 
 def test_every_snippet_is_of_a_language_the_tests_run():
-    languages = re.findall(r"^```(\w*)$", README, flags=re.M)[::2]  # opening fences only
+    languages = re.findall(r"^```(\w*)$", DOCS, flags=re.M)[::2]  # opening fences only
     assert set(languages) <= {"sh", "python", "js", "java"}, languages  # java: a sketch, not run here
 
 
 def test_every_shell_line_is_run_by_a_test_or_is_an_upload():
     """The command-line, reproduce and Node blocks run below; the hosting blocks' site build runs in
     the browser test; what remains are uploads to the Hub, which no test may make."""
-    tested = {*fenced("sh", "The command line"), *fenced("sh", "Embedding the ONNX model"), SITE_BUILD_BLOCK}
+    tested = {*fenced("sh", "The command line"), *fenced("sh", "In Node"), SITE_BUILD_BLOCK}
     rest = [line for block in fenced("sh") if block not in tested for line in commands(block)]
+    rest += [line for line in commands(SITE_BUILD_BLOCK)[2:]]
     assert rest and all(line.startswith(("hf upload ", "git archive ")) for line in rest), rest
 
 
@@ -98,25 +104,30 @@ def test_the_command_line_block_runs_as_written(tmp_path):
     assert len(ignored.stdout.split()) == 5, "what the README's commands write is not in .gitignore"
 
 
-@pytest.mark.parametrize("index", range(len(fenced("python", "Embedding the ONNX model"))))
+EMBEDDING_SNIPPETS = fenced("python", "Embedding the ONNX model") + fenced("python", "Check your integration")
+
+
+@pytest.mark.parametrize("index", range(len(EMBEDDING_SNIPPETS)))
 def test_the_embedding_snippets_run_with_only_onnxruntime(index):
-    code = fenced("python", "Embedding the ONNX model")[index]
+    code = EMBEDDING_SNIPPETS[index]
     guarded = "import sys\nsys.modules['torch'] = None\nsys.modules['pandas'] = None\n" + code
     done = subprocess.run([sys.executable, "-c", guarded], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert re.search(r"next semester: \d+\.\d\d \(80% interval \d+\.\d\d-\d+\.\d\d\)|\d+ cases agree", done.stdout)
 
 
-def test_the_api_snippets_run_against_the_demo(app_url, monkeypatch):
+def test_the_api_snippets_run_against_the_demo(app_url, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # the snippets name the shipped data set by its path in the repository
-    for code in fenced("python", "The demo's API") + fenced("python", "Agents (MCP)"):
-        if "http://127.0.0.1:7860/" not in code:
-            continue
-        exec(compile(code.replace("http://127.0.0.1:7860/", app_url), "README.md", "exec"), {})
+    snippets = fenced("python", "The demo's API") + fenced("python", "Agents (MCP)")
+    assert snippets and all("http://127.0.0.1:7860/" in code for code in snippets)  # each one is run below
+    for code in snippets:
+        exec(compile(code.replace("http://127.0.0.1:7860/", app_url), "docs/demo.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert re.search(r"\d+\.\d+ \d+\.\d+ \d+\.\d+", printed) and "students scored" in printed, printed
 
 
 def test_the_node_lines_run(ort_web_dist):
-    lines = commands(fenced("sh", "Embedding the ONNX model")[0])
+    lines = commands(fenced("sh", "In Node")[0])
     assert lines[0] == "cd export/node && npm install"  # what the ort_web_dist fixture has done
     for line in lines[1:]:
         done = subprocess.run(line, shell=True, cwd=ROOT / "export" / "node", capture_output=True, text=True,
@@ -127,8 +138,8 @@ def test_the_node_lines_run(ort_web_dist):
 
 @pytest.mark.browser
 def test_the_page_snippet_runs_in_the_browser(browser, ort_web_dist, static_server):
-    build = commands(SITE_BUILD_BLOCK)[0]
-    assert build.startswith("cgpa web model/default --out site --ort ")
+    install, build = commands(SITE_BUILD_BLOCK)[:2]
+    assert install == NPM_INSTALL and build.startswith("cgpa web model/default --out site --ort ")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(build, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr  # site/ is ignored by git; the command replaces only its own folder

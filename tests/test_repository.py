@@ -1,6 +1,7 @@
 """What a newcomer and a Hugging Face Space rely on: the README's commands, pins and examples."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -78,3 +79,10 @@ def test_one_python_floor_everywhere():
     front_matter = yaml.safe_load(README.split("---\n")[1])
     assert project["requires-python"] == ">=3.11" and front_matter["python_version"] == "3.11"
     assert "Python 3.11 or newer" in README and sys.version_info >= (3, 11)
+
+
+def test_the_readme_reads_in_one_sitting_and_every_link_in_it_and_docs_resolves():
+    assert len(README.splitlines()) < 200
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"

@@ -276,7 +276,7 @@ def test_idle_models_and_old_scored_files_are_deleted_by_a_timer(tmp_path, monke
     models = visitors.OwnModels(tmp_path)
     (tmp_path / "idle").mkdir()
     models.keep("idle", training.OwnModel(tmp_path / "idle", None, "idle.csv", {}, {}))
-    scored = environment.SCORED_DIR / "old-scoring"
+    scored = environment.folders().scored / "old-scoring"
     scored.mkdir()
     monkeypatch.setattr(visitors, "IDLE_SECONDS", 0)
     monkeypatch.setattr(service, "SCORED_KEEP_SECONDS", 0)

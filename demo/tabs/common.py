@@ -11,11 +11,9 @@ from pathlib import Path
 import gradio as gr
 
 from cgpa_rnn.data import SHIPPED_DATA
+from cgpa_rnn.demo.gradio_compat import describe_parameters, from_page
 from cgpa_rnn.demo.retention import UPLOADS, log
 
-# The page renders error messages as (sanitised) HTML; Gradio's own client marks the page's
-# requests with this header. Programs get the plain text.
-PAGE_HEADER = ("x-gradio-user", "app")
 _QUOTED_OR_NUMBER = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(?:[.,]\d+)*")
 # For events whose fields are all text boxes, a dropdown, a checkbox, Markdown or JSON: the handler
 # takes the values as sent and its return values go out as they are, as with gr.api endpoints
@@ -35,10 +33,6 @@ def failed(error: Exception, what: str) -> gr.Error:
                     "Please try again later.", print_exception=False)
 
 
-def from_page(request: gr.Request | None) -> bool:
-    return request is not None and request.headers.get(PAGE_HEADER[0]) == PAGE_HEADER[1]
-
-
 def refused(error: Exception, request: gr.Request | None, upload: str | Path | None = None) -> gr.Error:
     """A user mistake as the caller sees it (plain text for programs, escaped for the page),
     logged in one line with the upload's name and the reason, its quoted values and numbers
@@ -49,34 +43,20 @@ def refused(error: Exception, request: gr.Request | None, upload: str | Path | N
     unnamed = message[len(name):].lstrip(":, ") if name and message.startswith(name) else message
     reason = _QUOTED_OR_NUMBER.sub("#", unnamed)
     log(f"refused {name or 'a request'}: {reason}")
+    # The page renders error messages as (sanitised) HTML; programs get the plain text.
     return gr.Error(html.escape(message, quote=False) if from_page(request) else message, print_exception=False)
 
 
 def named(fn, names: list[str], returns=None, flag: str | None = None, required: tuple[str, ...] = ()):
     """Give a handler taking *values one named parameter per field (text, then an optional
-    yes/no `flag` last), for the API page, clients and MCP tools, and a last one for Gradio's
-    request, which Gradio passes among the values (see `split_request`). A text field may be
-    left out (blank) unless it is `required`: the API page and MCP tools then say so, and
-    gradio_client refuses a call without it."""
+    yes/no `flag` last), for the API page, clients and MCP tools; it gets Gradio's request among
+    the values (`split_request` takes it out). A text field may be left out (blank) unless it is
+    `required`: the API page and MCP tools then say so, and gradio_client refuses a call without it."""
     kinds = ({n: (str, inspect.Parameter.empty if n in required else "") for n in names}
              | ({flag: (bool, False)} if flag else {}))
-    fields = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
-              for n, (kind, default) in kinds.items()]
-    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                annotation=gr.Request)
-    # Not validated: Python would refuse a required field after optional ones (the college after the
-    # semesters), but only Gradio reads this signature, to describe the endpoint; the handler takes *values.
-    fn.__signature__ = inspect.Signature(fields + [request], return_annotation=returns or inspect.Signature.empty,
-                                         __validate_parameters__=False)
-    fn.__annotations__ = ({n: kind for n, (kind, _) in kinds.items()} | {"request": gr.Request}
-                          | ({"return": returns} if returns else {}))
-    return fn
-
-
-def split_request(values: tuple) -> tuple[tuple, gr.Request | None]:
-    """The field values and Gradio's request of a `named` handler's arguments."""
-    requests = [v for v in values if isinstance(v, gr.Request)]
-    return tuple(v for v in values if not isinstance(v, gr.Request)), (requests[0] if requests else None)
+    return describe_parameters(fn, [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                                      annotation=kind) for n, (kind, default) in kinds.items()],
+                               returns)
 
 
 def kept_once_chosen(upload: gr.File) -> None:

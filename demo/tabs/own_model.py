@@ -13,7 +13,6 @@ from cgpa_rnn.demo.tabs.common import AS_SENT, failed, kept_once_chosen, refused
 from cgpa_rnn.demo.tabs.student import side_by_side
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
-from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 
 SCALES = ("0-10", "0-4", "0-5", "0-20", "0-100")  # offered; any LOW-HIGH may be typed
 
@@ -63,9 +62,10 @@ def trained_text(model: training.OwnModel) -> str:
               f"{service.plural(record.split.test_students, 'student')} "
               "were held out to measure it, below."),
              (f"Both runtimes agree: the largest |torch - onnxruntime| over "
-              f"{service.plural(model.parity['samples'], 'student')} is {model.parity['max_abs_diff']:.1e} "
-              f"(tolerance {PARITY_TOLERANCE:g}). Try it below, or take the verified `model.onnx` away: it runs in "
-              "any ONNX runtime.")]
+              f"{service.plural(model.parity['samples'], 'input')} (the cohort's students, cut after each "
+              "semester, and random ones) is "
+              f"{model.parity['max_abs_diff']:.1e} (tolerance {service.PARITY_TOLERANCE:g}). Try it below, or take "
+              "the verified `model.onnx` away: it runs in any ONNX runtime.")]
     prior = record.prior_sentence()
     if prior:
         lines.append(prior)
@@ -140,8 +140,10 @@ def build(models: OwnModels, demo: gr.Blocks, delete_after_minutes: int) -> None
     # Every training request gets a worker at once (no concurrency limit here): OwnModels.train
     # refuses it at once when the line is full, so trainings never wait in the queue that the
     # predictions share; torch.export is safe because OwnModels runs one training at a time.
-    button.click(lambda: ["", gr.Dataframe(visible=False), None], None, outputs, queue=False,
-                 api_visibility="private").then(
+    # A new training clears what the last one left, its model's answers too: after a failure or a new
+    # model, no answer on the page is from a model that is not the one served now.
+    button.click(lambda: ["", gr.Dataframe(visible=False), None, "", "", "", ""], None, [*outputs, *answers, details],
+                 queue=False, api_visibility="private").then(
         page_train, [upload, scale, group, semesters], outputs, api_name="train_own", api_visibility="undocumented",
         concurrency_limit=None,
         concurrency_id="train").success(

@@ -2,7 +2,6 @@
 visitor's browser as a third runtime, and a chart drawn by the browser."""
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -11,10 +10,9 @@ import gradio as gr
 import numpy as np
 
 from cgpa_rnn.demo import service
-from cgpa_rnn.demo.tabs.common import AS_SENT, failed, named, refused, split_request
+from cgpa_rnn.demo.gradio_compat import split_request
+from cgpa_rnn.demo.tabs.common import AS_SENT, failed, named, refused
 from cgpa_rnn.errors import DataError, UserError
-from cgpa_rnn.export.site import ORT_CDN
-from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.values import parse_bool
 
 HERE = Path(__file__).resolve().parent.parent
@@ -87,9 +85,8 @@ def validate(backends: service.Backends, values: tuple) -> list:
 
 def browser_runtime(backends: service.Backends) -> str:
     """The JS event that runs the same model.onnx in the visitor's browser (demo/browser.js)."""
-    model = (backends.run / RunDir.ONNX).read_bytes()
-    config = {"ortBase": ORT_CDN, "model": base64.b64encode(model).decode(), "semesters": backends.semesters}
-    return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
+    config = json.dumps(service.browser_config(backends))
+    return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", config)
 
 
 def build(backends: service.Backends, demo: gr.Blocks) -> None:
