@@ -258,13 +258,43 @@ def cmd_publish(args) -> None:
     print(f"wrote {args.out}/ ({', '.join(names)}); nothing was uploaded: hf upload USER/NAME {args.out}")
 
 
+def cmd_lesson(args) -> None:
+    require("cgpa lesson", "train")
+    import shlex
+    from pathlib import Path
+
+    from cgpa_rnn.model.lesson import CELLS, LessonConfig, run_lesson
+    from cgpa_rnn.model.lesson_page import FIGURE, Numbers, number, write_lesson
+    from cgpa_rnn.rundir import RunDir
+
+    if Path(args.figure_name).name != args.figure_name or not args.figure_name.endswith(".png"):
+        raise UserError(f"--figure-name {args.figure_name}: expected a file name ending in .png, without a folder")
+    given = {"seed": args.seed} | ({"length": args.steps} if args.steps is not None else {})
+    config = LessonConfig.quick(**given) if args.quick else LessonConfig(**given)  # checks --steps and --seed
+    check_output_folder(args.out, what="the lesson's files")
+    RunDir(args.out).check_writable()  # now, not after a minute of training
+    command = " ".join(["cgpa lesson --out", shlex.quote(args.out)] + [f"--seed {args.seed}"] * (args.seed != 0)
+                       + [f"--steps {args.steps}"] * (args.steps is not None) + ["--quick"] * args.quick
+                       + [f"--figure-name {shlex.quote(args.figure_name)}"] * (args.figure_name != FIGURE))
+    print(f"training {len(CELLS)} cells twice each on sequences of {config.length} steps (progress on stderr)")
+    lesson = run_lesson(config, report=lambda line: print(line, file=sys.stderr))
+    written = write_lesson(lesson, args.out, args.figure_name, command)
+    numbers, far = Numbers(lesson), config.length - 1
+    for cell in CELLS:
+        print(f"{cell:>5}: accuracy {numbers.accuracy(cell, 'no'):.3f} without clipping, "
+              f"{numbers.accuracy(cell, 'yes'):.3f} with (chance {numbers.chance:.3f}); gradient at k={far} over "
+              f"k=0: {number(numbers.relative(cell, far, 'initial'))} initial, {number(numbers.relative(cell, far))} "
+              f"trained, {number(numbers.relative(cell, far, clipping='yes'))} trained with clipping")
+    print("wrote " + ", ".join(map(str, written)))
+
+
 def cmd_demo(args) -> None:
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected a port number between 1 and 65535")
     require("cgpa demo", "demo")
     if args.mcp:
         require("cgpa demo --mcp", "mcp")
-    from cgpa_rnn.demo.port import check_port
+    from cgpa_rnn.port import check_port
 
     check_port(args.host, args.port)  # in a second, before Gradio and torch load
     from cgpa_rnn.demo.app import main as demo_main
@@ -398,6 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("run")
     publish.add_argument("--out", required=True, help="folder for the Hub repository's files")
     publish.set_defaults(handler=cmd_publish)
+
+    lesson = commands.add_parser("lesson", help="the vanishing gradient, measured: four cells on a long-memory task "
+                                                "(a page, a figure and CSVs)")
+    lesson.add_argument("--out", required=True, help="folder for gradients.csv, results.csv, the figure and lesson.md")
+    lesson.add_argument("--seed", type=int, default=0, help="seed of the weights and sequences (default: 0)")
+    lesson.add_argument("--steps", type=int, help="sequence length T (default: 50; 20 with --quick)")
+    lesson.add_argument("--quick", action="store_true",
+                        help="small settings that run in seconds (for trying it out; the outcomes mean little)")
+    lesson.add_argument("--figure-name", default="gradients.png",
+                        help="the figure's file name, also the page's link to it (default: gradients.png)")
+    lesson.set_defaults(handler=cmd_lesson)
 
     demo = commands.add_parser("demo", help="serve the Gradio demo (same as python -m demo)")
     demo.add_argument("run", nargs="?", help="run directory (default: the shipped model)")

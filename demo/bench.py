@@ -6,7 +6,8 @@ measuring client does not share its interpreter. A prediction is Gradio's two-re
 tab or gradio_client, a visitor keeps one session for all its calls: Gradio builds a
 session's state on its first call, so first calls are reported apart from later ones.
 Sequential calls reuse one keep-alive connection (p50/p95); then 40 visitors ask at once,
-each on its own connection: once as new visitors, once again with their sessions open.
+each on its own connection from its own address: once as new visitors, once again with their
+sessions open.
 The server's CPU time (from /proc) gives its cost per call and per new session.
 
 Then what a hostile client can do: 20 oversized request bodies (the server's memory before
@@ -14,9 +15,10 @@ and after), and 70 training requests at once, each from a visitor of its own, wh
 keeps asking for predictions (how many trainings run, wait or are refused; whether every
 prediction is answered). Last, one client floods each door in turn from its own address
 (127.0.0.2: loopback has many), every worker sending again as soon as it is answered, while
-a visitor on 127.0.0.1 predicts: API calls, MCP tool calls (where the [mcp] extra is
-installed), uploads and event streams; the visitor's latency, what the flood was answered,
-and the server's folder and memory after each.
+a visitor on 127.0.0.1 predicts: API calls (read, and never read: each one left waiting in
+the queue), uploads, and where the [mcp] extra is installed MCP tool calls and event
+streams; the visitor's latency, what the flood was answered, and the server's folder and
+memory after each.
 """
 from __future__ import annotations
 
@@ -62,10 +64,11 @@ def _rss_mb(pid: int) -> float:
 
 
 class Visitor:
-    """One client: its own keep-alive connection and Gradio session."""
+    """One client: its own keep-alive connection and Gradio session, from `address` (visitors on
+    the internet come from addresses of their own, each with its own share: demo/fairness.py)."""
 
-    def __init__(self, port: int, values: list):
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    def __init__(self, port: int, values: list, address: str = "127.0.0.1"):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120, source_address=(address, 0))
         self.body = json.dumps({"data": values, "session_hash": uuid.uuid4().hex})
 
     def _exchange(self, method: str, path: str, body: str | None = None) -> bytes:
@@ -221,12 +224,12 @@ FLOOD_SECONDS, FLOOD_WORKERS, FLOODER = 10, 50, "127.0.0.2"
 
 def _flood_request(connection: http.client.HTTPConnection, door: str, values: list, k: int) -> int:
     """One request of a flood on `door`; its status."""
-    if door == "api":
+    if door in ("api", "api-unread"):  # api-unread: calls whose answers are never read, each held in the queue
         connection.request("POST", "/gradio_api/call/predict_json", json.dumps({"data": values}),
                            {"content-type": "application/json"})
         answer = connection.getresponse()
         body = answer.read()
-        if answer.status == 200:
+        if answer.status == 200 and door == "api":
             connection.request("GET", f"/gradio_api/call/predict_json/{json.loads(body)['event_id']}")
             connection.getresponse().read()
         return answer.status
@@ -289,7 +292,7 @@ def _flood(port: int, door: str, values: list) -> dict:
 
 def flood_bench(port: int, pid: int, values: list) -> list[dict]:
     folder = (glob.glob(os.path.join(tempfile.gettempdir(), f"cgpa-demo-{pid}-*")) or [""])[0]
-    doors = ("api", "mcp", "upload", "streams") if importlib.util.find_spec("mcp") else ("api", "upload")
+    doors = ("api", "api-unread", "upload") + (("mcp", "streams") if importlib.util.find_spec("mcp") else ())
     report = []
     for door in doors:
         report.append(_flood(port, door, values) | {"folder_mb": _folder_mb(folder), "rss_mb": _rss_mb(pid)})
@@ -314,7 +317,7 @@ def demo_bench(run: str | Path, calls: int = 200, clients: int = 40, hostile: bo
         cpu = _cpu_ms(server.pid)
         sequential = np.array([one.predict() for _ in range(calls)])
         cpu_per_call = (_cpu_ms(server.pid) - cpu) / calls
-        visitors = [Visitor(port, values) for _ in range(clients)]
+        visitors = [Visitor(port, values, f"127.0.3.{1 + number}") for number in range(clients)]
         cpu = _cpu_ms(server.pid)
         new = _at_once(visitors)
         cpu_new = (_cpu_ms(server.pid) - cpu) / clients

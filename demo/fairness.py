@@ -4,7 +4,7 @@ single client could monopolise the CPU, the connections or the disk.
 - Queued calls (the page's events, API calls through /gradio_api/call or the queue): at most
   WAITING_PER_CLIENT of one client's calls wait in Gradio's queue at once, a quarter of its
   size: a visitor waits behind at most that many of a flooder's calls, even one that never
-  reads its answers (with 48, a visitor waited up to 2.1 s on a busy machine).
+  reads its answers (docs/demo.md gives what was measured).
 - MCP tool calls: each holds its request open until the tool has run, and runs in the same
   queue as the page's events; one client gets MCP_CALLS_AT_ONCE of them at a time, so a flood
   of calls queues at most that many events ahead of a visitor.

@@ -33,7 +33,6 @@ from cgpa_rnn.predictor import (
 from cgpa_rnn.rules import cumulative_average, inside_interval
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.scoring import (
-    ADDED_COLUMNS,
     HindcastSummary,
     ScoredTable,
     score_csv,

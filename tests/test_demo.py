@@ -422,9 +422,10 @@ def test_the_demo_benchmark_measures_over_http():
     assert "5 visitors at once (first call of each): 5 answered" in text
     assert "5 visitors at once (sessions already open): 5 answered" in text
     floods = {flood["door"]: flood for flood in report["floods"]}
-    assert {"api", "upload"} <= set(floods) and all(f["visitor"]["answered"] == f["visitor"]["asked"] > 0
+    assert {"api", "api-unread", "upload"} <= set(floods) and all(f["visitor"]["answered"] == f["visitor"]["asked"] > 0
                                                     for f in floods.values())  # the visitor is served throughout
     assert floods["upload"]["statuses"].get(200, 0) <= 10 and floods["upload"]["folder_mb"] < 64  # 20 MB a minute
+    assert floods["api-unread"]["statuses"].get(429, 0) > 0  # calls left waiting stop at the client's share
 
 
 def _raw_status(app_url: str, head: str, body: bytes = b"") -> tuple[int, str]:
