@@ -192,8 +192,11 @@ def _backends(run, choice: str | None, batch: bool = False) -> dict:
 
 
 def cmd_predict(args) -> int:
+    from cgpa_rnn.explanation import group_phrase
     from cgpa_rnn.scoring import served
 
+    if args.csv and (args.explain or args.json):
+        raise UserError("--explain and --json answer for one student (--grades); a CSV's rows get scored columns")
     if args.csv:
         from cgpa_rnn.streaming import StreamResult, stream_scored_csv
 
@@ -231,12 +234,23 @@ def cmd_predict(args) -> int:
     warning = served(backends).unfamiliar(served(backends).question(args.grades, args.college).row)
     if warning:
         print(warning, file=sys.stderr)
+    if args.json:  # the serving runtime's record, the other runtime's beside it under its name
+        records = {name: (backend.explain(args.grades, args.college, args.hindcast).to_dict() if args.explain
+                          else dataclasses.asdict(backend.predict(args.grades, args.college, args.hindcast)))
+                   for name, backend in backends.items()}
+        runtime = "onnx" if "onnx" in records else next(iter(records))
+        print(json.dumps(records.pop(runtime) | {"runtime": runtime} | records))
+        return 0
     for name, backend in backends.items():
         result = backend.predict(args.grades, args.college, args.hindcast)
         note = "" if backend.is_known_college(args.college) else f" ({backend.groups.column} not seen in training)"
         hindcast = "" if result.actual is None else f"; hindcast, actual {result.actual:.2f}"
         print(f"{name}: {backend.semester_label(result.semester - 1)}: {result.prediction:.3f} "
               f"({backend.interval_level:.0%} interval {result.low:.2f}-{result.high:.2f}){hindcast}{note}")
+        if args.explain:
+            why = backend.explain(args.grades, args.college, args.hindcast)
+            print(f"  why: {why.sentence(backend.semester_name(why.semester - 1), group_phrase(backend, args.college))}"
+                  f" (--json adds the hidden state after each semester read)")
     return 0
 
 
@@ -409,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--long", metavar="STUDENT,TERM,GRADE",
                          help="the --csv file has one row per student and term, in these three columns")
     predict.add_argument("--out", help="where to write the scored CSV")
+    predict.add_argument("--explain", action="store_true",
+                         help="split one student's prediction into the prior and the network's correction, with the "
+                              "hidden state after each semester read")
+    predict.add_argument("--json", action="store_true", help="one student's answer as one JSON line")
     predict.add_argument("--hindcast", action="store_true",
                          help="predict each student's last known semester from the earlier ones and compare (students "
                               "whose final semester is known are always scored this way)")

@@ -1,7 +1,8 @@
 """One predictor interface over two runtimes; this module needs only numpy and onnxruntime.
 
-`Predictor` validates a student's raw grades and college code, runs the backend and
-forecasts the rest of the trajectory. `OnnxPredictor` runs model.onnx in onnxruntime;
+`Predictor` validates a student's raw grades and college code, runs the backend,
+forecasts the rest of the trajectory and explains a forecast (cgpa_rnn.explanation).
+`OnnxPredictor` runs model.onnx in onnxruntime;
 `cgpa_rnn.model.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
 `cgpa predict` use both through this interface.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.explanation import Explanation, ExplanationSession, explanation_of
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
 from cgpa_rnn.rules import cumulative_average, last_observed
 from cgpa_rnn.rundir import RunDir
@@ -98,6 +100,10 @@ class Predictor(ABC):
     def _infer(self, grades: np.ndarray, college: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """float32 [B, S] grades, int64 [B] codes -> prediction, low, high, each [B]."""
 
+    @abstractmethod
+    def _explain(self, grades: np.ndarray, college: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 [B, S] grades, int64 [B] codes -> cgpa_rnn.explanation.OUTPUTS by name."""
+
     def _parse(self, grades, college) -> tuple[np.ndarray, int]:
         if isinstance(grades, str):
             grades = grades.split(",")
@@ -141,6 +147,18 @@ class Predictor(ABC):
         question = self.question(grades, college, hindcast_last_given)
         prediction, low, high = self._infer(question.row[None, :], np.array([question.college], dtype=np.int64))
         return Prediction(question.semester, float(prediction[0]), float(low[0]), float(high[0]), question.actual)
+
+    def explain(self, grades, college, hindcast_last_given: bool = False) -> Explanation:
+        """The prediction `predict` makes, split into the prior and the network's correction, with
+        the hidden state after each semester read."""
+        question = self.question(grades, college, hindcast_last_given)
+        outputs = self.explain_batch(question.row[None, :], np.array([question.college], dtype=np.int64))
+        return explanation_of(outputs, question.semester, self.semester_names, question.actual)
+
+    def explain_batch(self, grades: np.ndarray, college: np.ndarray) -> dict[str, np.ndarray]:
+        """Already-validated float32 [B, S] and int64 [B] -> the explanation's outputs by name."""
+        return self._explain(np.ascontiguousarray(grades, dtype=np.float32),
+                             np.ascontiguousarray(college, dtype=np.int64))
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
@@ -216,10 +234,16 @@ class OnnxPredictor(Predictor):
         self.colleges, self.checkpoint_sha256 = described.colleges, described.checkpoint_sha256
         self.training_data_sha256, self.interval_level = described.training_data_sha256, described.interval_level
         self.scale, self.groups, self.training_grades = described.scale, described.groups, described.training_grades
+        self.path, self.threads, self._explanation = path, threads, None
 
     def _infer(self, grades, college):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})
         return prediction, low, high
+
+    def _explain(self, grades, college):
+        if self._explanation is None:  # loaded when first asked: a forecast alone never needs it
+            self._explanation = ExplanationSession(self.path, self.checkpoint_sha256, self.threads)
+        return self._explanation.run(grades, college)
 
 
 def check_fresh(run: str | Path | RunDir, threads: int = 1) -> OnnxPredictor:

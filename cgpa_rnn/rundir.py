@@ -53,6 +53,7 @@ class RunDir:
     CHECKPOINT = "model.pt"
     ONNX = "model.onnx"
     INT8 = "model.int8.onnx"
+    EXPLANATION = "explain.onnx"  # the why of each forecast (cgpa_rnn.explanation), beside model.onnx
     CONFIG = "config.json"
     METRICS = "metrics.json"
     EVALUATION = "evaluation.json"
@@ -68,8 +69,8 @@ class RunDir:
         self.path = Path(path)
         self._hashes: dict[str, tuple[tuple, str]] = {}
 
-    FILES = (CHECKPOINT, ONNX, INT8, CONFIG, METRICS, EVALUATION, EVALUATION_REPORT, PARITY, VECTORS, BENCH, CARD,
-             TRAINING_CURVE, PREDICTED_VS_ACTUAL)
+    FILES = (CHECKPOINT, ONNX, INT8, EXPLANATION, CONFIG, METRICS, EVALUATION, EVALUATION_REPORT, PARITY, VECTORS,
+             BENCH, CARD, TRAINING_CURVE, PREDICTED_VS_ACTUAL)
 
     @classmethod
     def of(cls, location: str | Path | RunDir) -> RunDir:

@@ -21,7 +21,7 @@ from cgpa_rnn.demo import environment, gradio_compat, service, training
 from cgpa_rnn.demo.fairness import FairShare, client_of
 from cgpa_rnn.demo.middleware import GROWN_ENDPOINTS, BodyLimit, ClosedRoutes, ReprFreeErrors, ValueCount
 from cgpa_rnn.demo.retention import Janitor, log
-from cgpa_rnn.demo.tabs import about, cohort, own_model, student
+from cgpa_rnn.demo.tabs import about, cohort, how_it_works, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
 
@@ -50,6 +50,11 @@ CSS = """
 #cohort-table th span, #train-errors th span { word-break: normal !important; overflow-wrap: normal !important; }
 .model-card table { display: block; overflow-x: auto; }
 .model-card th, .model-card td { white-space: nowrap; }
+/* Five tab names in a phone's width, none behind an overflow menu: Gradio decides what overflows by
+   measuring a hidden copy of the tab buttons, so the copy is narrowed too. */
+@media (max-width: 480px) {
+  .tab-wrapper button { padding-left: 6px !important; padding-right: 6px !important; font-size: 13px !important; }
+}
 /* A phone fits two grade fields a row: four left no room for a field's message ("expected a grade..."). */
 @media (max-width: 480px) { #grade-row .form > * { min-width: calc(50% - 8px) !important; } }
 """
@@ -77,14 +82,18 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
         cell = backends.torch.record.cell
         gr.Markdown(f"# cgpa-rnn: next-semester grade forecaster\n{synthetic}The `{cell}` recurrent network, run in "
                     "**torch** and in **onnxruntime** side by side.")
-        # Short tab names: all four fit a phone's width without an overflow menu.
+        # Short tab names: all five fit a phone's width without an overflow menu.
+        # Filled by the Student tab's answers, shown in the How it works tab.
+        hidden_view = gr.HTML(label="hidden_states", elem_id="hidden-states", render=False)
         with gr.Tab("Student"):
-            student.build(backends, demo)
+            student.build(backends, demo, hidden_view)
         with gr.Tab("Cohort"):
             cohort.build(backends, minutes)
         with gr.Tab("Your model"):
             _OWN_MODELS[demo] = OwnModels()
             own_model.build(_OWN_MODELS[demo], demo, minutes)
+        with gr.Tab("How it works"):
+            how_it_works.build(backends, hidden_view)
         with gr.Tab("About"):
             about.build(backends)
     return demo
@@ -168,7 +177,8 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
                            Middleware(ValueCount, endpoints=gradio_compat.endpoint_parameters(demo, GROWN_ENDPOINTS)),
                            Middleware(ReprFreeErrors)],
                            "lifespan": serving(demo)},
-                       allowed_paths=[str(SHIPPED_DATA)],  # the shipped-data button's file, wherever it lives
+                       # The shipped-data button's file and the lesson's figure, wherever they live.
+                       allowed_paths=[str(SHIPPED_DATA), str(how_it_works.LESSON_FIGURE)],
                        **options)
 
 

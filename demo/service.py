@@ -19,6 +19,7 @@ import pandas as pd
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.demo import environment
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.explanation import Explanation, explanation_of, group_phrase
 from cgpa_rnn.export.site import ORT_CDN
 from cgpa_rnn.export.verify import TOLERANCE as PARITY_TOLERANCE
 from cgpa_rnn.model.card import render_model_card
@@ -121,6 +122,8 @@ class StudentResult:
     grades: list[float]  # what the model saw, NaN for missing
     college: int
     cumulative_average: float  # of the semesters before the predicted one and the prediction
+    why: Explanation  # the served runtime's prediction as prior + the network's correction
+    why_sentence: str
     warning: str | None = None  # the grades are unlike the model's training cohort (Predictor.unfamiliar)
 
 
@@ -160,10 +163,13 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
     with_prediction = np.append(question.row[:question.semester - 1], prediction)
+    why = explanation_of(backends.onnx.explain_batch(question.row[None, :], np.array([question.college])),
+                         question.semester, backends.semester_names, question.actual)
+    sentence = why.sentence(backends.onnx.semester_name(question.semester - 1), group_phrase(backends.onnx, college))
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
-                         question.college, cumulative_average(with_prediction),
+                         question.college, cumulative_average(with_prediction), why, sentence,
                          backends.onnx.unfamiliar(np.append(question.row, question.actual or np.nan)))
 
 
@@ -177,6 +183,7 @@ def student_answer(backends: Backends, result: StudentResult) -> str:
         inside = "inside" if inside_interval(result.low, result.actual, result.high) else "outside"
         lines.append(f"Hindcast: the actual {name} was **{result.actual:.2f}**, so the model would have "
                      f"been {abs(result.actual - result.onnx_prediction):.2f} off ({inside} the interval).")
+    lines.append(f"Why: {result.why_sentence}")
     agreement = ("Both runtimes agree" if result.abs_diff <= PARITY_TOLERANCE
                  else f"**The runtimes differ by more than {PARITY_TOLERANCE:g}**")
     lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
@@ -198,7 +205,12 @@ def result_record(backends: Backends, result: StudentResult) -> dict:
                                          "latency_us": result.onnx_latency_us}},
             "abs_diff": result.abs_diff, "known_college": result.known_college,
             "cumulative_average": result.cumulative_average, "scale": str(backends.scale),
+            "why": {name: getattr(result.why, name) for name in WHY_KEYS} | {"sentence": result.why_sentence},
             "warning": result.warning}
+
+
+# What a program is told of the why (the hidden states are in `cgpa predict --explain --json` and explain.onnx).
+WHY_KEYS = ("prior", "correction", "group_mean", "deviation", "damping")
 
 
 def warm_up(backends: Backends) -> None:

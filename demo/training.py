@@ -75,16 +75,18 @@ def parity_without_records(parity: dict) -> dict:
     """The parity report as a visitor may download it: verification also runs the training
     students' own prefixes, so a worst case can be one of them; it is described by its shape
     (how many semesters given, which college) instead of quoted."""
-    outputs = {}
-    for name, entry in parity["outputs"].items():
-        entry = dict(entry)
-        worst = entry.pop("worst_input", None)
-        if worst is not None:
-            entry["worst_input_shape"] = {
-                "semesters_given": sum(g is not None for g in worst["grades"]), "of": len(worst["grades"]),
-                "note": "the grades themselves are left out: they may be a student's record"}
-        outputs[name] = entry
-    return {**parity, "outputs": outputs}
+    described = {}
+    for part in ("outputs", "explanation"):
+        described[part] = {}
+        for name, entry in parity.get(part, {}).items():
+            entry = dict(entry)
+            worst = entry.pop("worst_input", None)
+            if worst is not None:
+                entry["worst_input_shape"] = {
+                    "semesters_given": sum(g is not None for g in worst["grades"]), "of": len(worst["grades"]),
+                    "note": "the grades themselves are left out: they may be a student's record"}
+            described[part][name] = entry
+    return {**parity, **described}
 
 
 def read_training_file(path: str | Path, name: str, form: CohortFormat = CohortFormat()) -> Cohort:

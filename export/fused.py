@@ -17,7 +17,7 @@ once, into a handful of matrices, so that the whole ensemble runs as:
     Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to the scale
 
 It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
-`TorchRecurrent`'s GRU and LSTM export as native ONNX nodes instead. `fused_forecaster`
+the GRU and LSTM (model.network.TorchCell) export as native ONNX nodes instead. `fused_forecaster`
 returns None for those, and tests compare this module's outputs with
 GradeForecaster.forward for every input class.
 """
@@ -32,10 +32,11 @@ FUSABLE_CELLS = ("elman", "rnn")
 
 
 def _recurrent_weights(model: GradeForecaster) -> tuple[torch.Tensor, ...]:
-    """Per member: input weights [E, F, H], bias [E, H], hidden weights [E, H, H] (h @ W), float64."""
+    """Per member: W_xh [E, inputs, H], b_h [E, H], W_hh [E, H, H] (h @ W), float64; nn.RNN's weights
+    are stored the other way round ([E, H, inputs]) and its bias in two halves."""
     recurrent = model.recurrent
     if isinstance(recurrent, ElmanCell):
-        weights = (recurrent.input_weight, recurrent.input_bias, recurrent.hidden_weight)
+        weights = (recurrent.W_xh, recurrent.b_h, recurrent.W_hh)
     else:
         weights = (recurrent.weight_ih_l0.transpose(1, 2), recurrent.bias_ih_l0 + recurrent.bias_hh_l0,
                    recurrent.weight_hh_l0.transpose(1, 2))
@@ -90,8 +91,8 @@ class FusedForecaster(nn.Module):
         alpha = torch.sigmoid(model.prior_smoothing + model.smoothing).detach().double()  # [E]
         damping = (model.prior_damping + model.damping).detach().double()  # [E, T]
         # Heads per member: median (state, prior base, damped level), then the two gaps before softplus.
-        head = model.head_weight.detach().double()  # [E, H, 3]
-        head_bias = model.head_bias.detach().double()  # [E, 3]
+        head = model.recurrent.W_hy.detach().double()  # [E, H, 3]
+        head_bias = model.recurrent.b_y.detach().double()  # [E, 3]
         head_weight = torch.zeros(E * H + E, 3 * E, dtype=torch.float64)
         head_offset = torch.zeros(3 * E, dtype=torch.float64)
         interval = torch.zeros(3 * E, 3, dtype=torch.float64)

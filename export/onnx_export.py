@@ -1,12 +1,13 @@
-"""`cgpa export`: one self-contained ONNX file per checkpoint.
+"""`cgpa export`: one self-contained ONNX file per checkpoint, and its explanation graph.
 
 Every cell goes through torch 2.13's default (dynamo) exporter with the same contract:
 a dynamic batch axis and the semester axis fixed at the model's horizon. nn.GRU and
-nn.LSTM become native ONNX GRU/LSTM nodes (one node for the whole ensemble: its members
-side by side, block-diagonal). The tanh cells (the hand-written elman and nn.RNN) are
+nn.LSTM become native ONNX GRU/LSTM nodes (one per member of the ensemble, as torch runs
+them). The tanh cells (the hand-written elman and nn.RNN) are
 exported in their fused form (export/fused.py): the ensemble's weights folded into a few
 wide matrices and the loops unrolled over the fixed horizon, about 80 nodes instead of
 several hundred. All four cells share one contract (tests prove parity for each).
+explain.onnx (cgpa_rnn.explanation) is GradeForecaster.explain exported as it is.
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from torch import nn
 
 from cgpa_rnn import __version__
+from cgpa_rnn.explanation import OUTPUTS as EXPLANATION_OUTPUTS
 from cgpa_rnn.export.fused import fused_forecaster
 from cgpa_rnn.export.vectors import write_vectors
 from cgpa_rnn.model.checkpoint import VERSION as CHECKPOINT_VERSION
@@ -62,21 +65,38 @@ OUTPUT_DOC = ("prediction, low, high: float32 [batch], grade points of the semes
               "already observed)")
 
 
-def export_onnx(run: str | Path | RunDir) -> Path:
-    """Export the run's checkpoint to its ONNX file (atomically) and return the file's path."""
-    run = RunDir.of(run)
-    model, payload = load_checkpoint(run)
+EXPLANATION_DOC = ("prediction, prior, correction, group_mean, deviation: float32 [batch], grade points of the "
+                   "semester model.onnx predicts: prediction = prior + correction (the network's), prior = "
+                   "group_mean + the student's smoothed deviation from the group's means times damping; damping: "
+                   "float32 [batch]; hidden: float32 [batch, semesters - 1, members, units], the recurrent state "
+                   "after each semester (index t has read semesters 1..t+1); NaN where model.onnx gives NaN")
+
+
+class ExplanationGraph(nn.Module):
+    """GradeForecaster.explain as a graph of its own: the same raw inputs, the outputs named by
+    cgpa_rnn.explanation.OUTPUTS."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, grades: torch.Tensor, college: torch.Tensor):
+        parts = self.model.explain(grades, college)
+        return tuple(parts[name] for name in EXPLANATION_OUTPUTS)
+
+
+def _graph(module: nn.Module, semesters: int, output_names: list[str]) -> onnx.ModelProto:
+    """`module` (raw grades and college codes in) as an ONNX graph, without what an embedder does not need."""
     batch = torch.export.Dim("batch", min=1)
     # Two rows: with a batch of one the exporter would specialise the batch axis to 1.
-    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (model.semesters - 2)] * 2), torch.tensor([0, 1]))
+    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (semesters - 2)] * 2), torch.tensor([0, 1]))
     with warnings.catch_warnings():
         # The exporter's deprecation notices and torchvision-missing lines are about torch
         # internals, not this model; parity is what proves the export right.
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(fused_forecaster(model) or model, example, dynamo=True, opset_version=OPSET,
-                                    external_data=False,
-                                    input_names=["grades", "college"], output_names=["prediction", "low", "high"],
+        program = torch.onnx.export(module, example, dynamo=True, opset_version=OPSET, external_data=False,
+                                    input_names=["grades", "college"], output_names=output_names,
                                     dynamic_shapes={"grades": {0: batch}, "college": {0: batch}}, verbose=False)
     proto = program.model_proto
     for node in proto.graph.node:
@@ -86,10 +106,24 @@ def export_onnx(run: str | Path | RunDir) -> Path:
     # Intermediate shape annotations are optional; the exporter's trip up onnxruntime's
     # quantizer (its reshape of the fused input product), and dropping them saves a third.
     del proto.graph.value_info[:]
+    return proto
+
+
+def export_onnx(run: str | Path | RunDir) -> Path:
+    """Export the run's checkpoint to its ONNX file and its explanation graph (each atomically)
+    and return the ONNX file's path."""
+    run = RunDir.of(run)
+    model, payload = load_checkpoint(run)
+    proto = _graph(fused_forecaster(model) or model, model.semesters, ["prediction", "low", "high"])
     describe(proto, model, payload)
     onnx.checker.check_model(proto, full_check=True)
+    explanation = _graph(ExplanationGraph(model).eval(), model.semesters, list(EXPLANATION_OUTPUTS))
+    describe(explanation, model, payload, name="forecast_explanation", outputs=EXPLANATION_DOC)
+    onnx.checker.check_model(explanation, full_check=True)
     with run.atomic(RunDir.ONNX) as temporary:
         onnx.save_model(proto, temporary)
+    with run.atomic(RunDir.EXPLANATION) as temporary:
+        onnx.save_model(explanation, temporary)
     write_vectors(run, (model, payload))
     return run / RunDir.ONNX
 
@@ -119,15 +153,16 @@ def doc_string(model, payload: dict) -> str:
             "holds cases to check an integration with.")
 
 
-def describe(proto: onnx.ModelProto, model, payload: dict) -> None:
+def describe(proto: onnx.ModelProto, model, payload: dict, name: str = "next_semester_forecast",
+             outputs: str = OUTPUT_DOC) -> None:
     """The standard fields, then our own keys for an embedder who has only the file."""
     proto.domain = DOMAIN
     proto.model_version = model_version(payload)
     proto.doc_string = doc_string(model, payload)
     proto.producer_name = "cgpa-rnn"
     proto.producer_version = __version__
-    proto.graph.name = "next_semester_forecast"
-    set_metadata(proto, _metadata(model, payload))
+    proto.graph.name = name
+    set_metadata(proto, _metadata(model, payload) | {"outputs": outputs})
 
 
 STANDARD_KEYS = ("model_author", "model_license", "interval_level")

@@ -38,7 +38,7 @@ def publish(run: str | Path | RunDir, out: str | Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for name in (RunDir.ONNX, RunDir.INT8, RunDir.VECTORS):
+        for name in (RunDir.ONNX, RunDir.INT8, RunDir.EXPLANATION, RunDir.VECTORS):
             if (run / name).is_file():
                 shutil.copyfile(run / name, staging / name)
         (staging / "README.md").write_text(hub_card(run), encoding="utf-8")

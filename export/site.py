@@ -130,7 +130,9 @@ def _precompress(folder: Path) -> None:
 
 def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) -> None:
     base, dist = ort_source(ort)
-    config = {"model": RunDir.ONNX, "wasmPaths": base, "ortScript": base + ORT_SCRIPT, "ortVersion": ORT_WEB_VERSION,
+    explanation = RunDir.EXPLANATION if (run / RunDir.EXPLANATION).is_file() else None
+    config = {"model": RunDir.ONNX, "explanation": explanation, "wasmPaths": base, "ortScript": base + ORT_SCRIPT,
+              "ortVersion": ORT_WEB_VERSION,
               "selfHosted": dist is not None, "semesters": predictor.semesters,
               "semesterNames": predictor.semester_names, "colleges": predictor.colleges,
               "semesterLabels": [predictor.semester_label(t) for t in range(predictor.semesters)],
@@ -148,6 +150,8 @@ def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) ->
     for name in PAGE_FILES[1:]:
         shutil.copyfile(TEMPLATES / name, folder / name)
     shutil.copyfile(run / RunDir.ONNX, folder / RunDir.ONNX)
+    if explanation:
+        shutil.copyfile(run / RunDir.EXPLANATION, folder / RunDir.EXPLANATION)
     if (run / RunDir.VECTORS).is_file():
         shutil.copyfile(run / RunDir.VECTORS, folder / RunDir.VECTORS)
     (folder / "README.md").write_text(_space_readme(predictor), encoding="utf-8")

@@ -15,23 +15,27 @@ import numpy as np
 
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.errors import ParityError
+from cgpa_rnn.explanation import OUTPUTS as EXPLANATION_OUTPUTS
 from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
 from cgpa_rnn.export.onnx_export import description_problems
 from cgpa_rnn.export.vectors import TOLERANCE, vector_problems  # one tolerance: parity and vectors
 from cgpa_rnn.model.torch_predictor import TorchPredictor
-from cgpa_rnn.predictor import OnnxPredictor
+from cgpa_rnn.predictor import OnnxPredictor, StaleModelError
 from cgpa_rnn.rundir import RunDir
 
 OUTPUTS = ("prediction", "low", "high")
 SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
 
 
-def _compare(reference, candidate, grades, college, report, batch_label):
-    for name, expected, actual in zip(OUTPUTS, reference, candidate):
-        entry = report["outputs"][name]
-        nan_mismatch = np.isnan(expected) != np.isnan(actual)
-        difference = np.where(nan_mismatch, np.inf, np.abs(np.nan_to_num(expected) - np.nan_to_num(actual)))
-        relative = difference / np.maximum(np.abs(np.nan_to_num(expected)), 1e-6)
+def _compare(reference, candidate, grades, college, entries, batch_label, names=OUTPUTS):
+    for name, expected, actual in zip(names, reference, candidate):
+        entry = entries[name]
+        # Per row: an output with more axes (the hidden states) counts by its worst value.
+        expected, actual = expected.reshape(len(grades), -1), actual.reshape(len(grades), -1)
+        nan_mismatch = (np.isnan(expected) != np.isnan(actual)).any(1)
+        difference = np.where(nan_mismatch, np.inf,
+                              np.abs(np.nan_to_num(expected) - np.nan_to_num(actual)).max(1))
+        relative = difference / np.maximum(np.abs(np.nan_to_num(expected)).max(1), 1e-6)
         worst = int(np.argmax(difference))
         if difference[worst] >= entry["max_abs_diff"]:
             entry.update(max_abs_diff=float(difference[worst]), worst_batch=batch_label,
@@ -65,14 +69,25 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     report = {"tolerance": TOLERANCE, "samples": int(len(grades)), "training_prefixes_included": has_data,
               "training_data": None if has_data else missing_cohort_note(source),
               "outputs": {name: {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "nan_mismatches": 0} for name in OUTPUTS}}
-    _compare(reference, onnx_backend.predict_batch(grades, college), grades, college, report, len(grades))
+    _compare(reference, onnx_backend.predict_batch(grades, college), grades, college, report["outputs"], len(grades))
     for batch in (1, 7):
         rows = slice(0, SINGLE_ROWS if batch == 1 else len(grades))
         outputs = [onnx_backend.predict_batch(grades[i:i + batch], college[i:i + batch])
                    for i in range(rows.start, rows.stop, batch)]
         candidate = [np.concatenate([o[k] for o in outputs]) for k in range(3)]
-        _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report, batch)
-    report["max_abs_diff"] = max(e["max_abs_diff"] for e in report["outputs"].values())
+        _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report["outputs"], batch)
+    # The explanation graph (explain.onnx) against GradeForecaster.explain, on the same inputs.
+    report["explanation"] = {name: {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "nan_mismatches": 0}
+                             for name in EXPLANATION_OUTPUTS}
+    try:
+        explained = [backend.explain_batch(grades, college) for backend in (torch_backend, onnx_backend)]
+        _compare(*([parts[name] for name in EXPLANATION_OUTPUTS] for parts in explained), grades, college,
+                 report["explanation"], len(grades), EXPLANATION_OUTPUTS)
+        report["explanation_problems"] = []
+    except StaleModelError as error:  # missing, damaged or from another checkpoint: part of the verdict
+        report["explanation_problems"] = [str(error)]
+    report["max_abs_diff"] = max(e["max_abs_diff"] for part in ("outputs", "explanation")
+                                 for e in report[part].values())
     checkpoint_sha = torch_backend.payload["sha256"]  # hashed when the checkpoint was loaded
     report["checkpoint_sha256"] = checkpoint_sha
     report["onnx_checkpoint_sha256"] = onnx_backend.checkpoint_sha256
@@ -81,14 +96,15 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     report["metadata_mismatches"] = (metadata_mismatches(torch_backend, onnx_backend)
                                      + description_problems(run / RunDir.ONNX))
     report["vector_problems"] = vector_problems(run, onnx_backend.predict_batch, checkpoint_sha)
-    report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE
-                            and not report["metadata_mismatches"] and not report["vector_problems"])
+    problems = report["metadata_mismatches"] + report["vector_problems"] + report["explanation_problems"]
+    report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE and not problems)
     run.write_json(RunDir.PARITY, report)
     if not report["passed"]:
         raise ParityError(f"{run / RunDir.ONNX} does not reproduce {run / RunDir.CHECKPOINT} (max difference "
                           f"{report['max_abs_diff']:.1e}{', stale' if not report['fresh'] else ''}"
                           f"{', metadata disagrees' if report['metadata_mismatches'] else ''}"
-                          f"{', vectors disagree' if report['vector_problems'] else ''}); see "
+                          f"{', vectors disagree' if report['vector_problems'] else ''}"
+                          f"{', explain.onnx does not match' if report['explanation_problems'] else ''}); see "
                           f"{run / RunDir.PARITY}", report)
     return report
 
@@ -98,13 +114,15 @@ def format_parity(report: dict) -> str:
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
     if report.get("training_data"):
         lines.append(f"note: {report['training_data']}")
-    for name, entry in report["outputs"].items():
+    for name, entry in [*report["outputs"].items(), *report.get("explanation", {}).items()]:
         lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
                      f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
     for mismatch in report.get("metadata_mismatches", ()):
         lines.append(f"METADATA: {mismatch}")
     for problem in report.get("vector_problems", ()):
         lines.append(f"VECTORS: {problem}")
+    for problem in report.get("explanation_problems", ()):
+        lines.append(f"EXPLANATION: {problem}")
     if not report["fresh"]:
         lines.append(f"STALE: model.onnx was exported from checkpoint {report['onnx_checkpoint_sha256'][:12]}, "
                      f"model.pt is {report['checkpoint_sha256'][:12]}; run `cgpa export` again")

@@ -5,7 +5,7 @@
 - ridge: one ridge regression per target semester on the earlier semesters (missing
   cells filled with the training mean, plus missing indicators) and a college one-hot,
   its penalty chosen by leave-one-out error on the training students only;
-- damped trend: the college x semester mean plus phi_t times the student's exponentially
+- damped deviation: the college x semester mean plus phi_t times the student's exponentially
   smoothed deviation from those means, plus a shift per college and target semester (alpha
   shared, one phi per target semester, all fitted by absolute error on the training
   students). Persistence is its incumbent: without clear evidence against repeating the last
@@ -28,7 +28,7 @@ from cgpa_rnn.model.config import QUANTILES
 from cgpa_rnn.rules import last_observed
 
 ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
-SMOOTHING = np.round(np.arange(0.05, 1.0001, 0.05), 2)  # alphas tried by the damped trend
+SMOOTHING = np.round(np.arange(0.05, 1.0001, 0.05), 2)  # alphas tried by the damped deviation
 # Standard errors by which the best fit must beat persistence to replace it. Two, not one: the best of
 # 21 fits is compared, so its in-sample gain is biased upward (measured over 15 cross-validation folds:
 # UCI maths and Portuguese at most 1.15, the shipped data at least 8.2, 60 synthetic students 4.2).
@@ -157,7 +157,7 @@ class CollegeMeans:
 
     def flattened(self) -> CollegeMeans:
         """The same colleges with each one's mean over all semesters in every semester: with these,
-        alpha = phi = 1 and no shift, the damped trend's forecast is the last grade itself."""
+        alpha = phi = 1 and no shift, the damped deviation's forecast is the last grade itself."""
         flat = copy.copy(self)
         flat.semester = np.full_like(self.semester, self.semester.mean())
         flat.table = {code: np.full_like(row, row.mean()) for code, row in self.table.items()}
@@ -210,8 +210,8 @@ def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, college: np.ndar
     return phi, shifts, pooled, np.abs(residual - shift - phi * level)
 
 
-class DampedTrend(Baseline):
-    name = "damped_trend"
+class DampedDeviation(Baseline):
+    name = "damped_deviation"
 
     def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
         self.means = CollegeMeans(grades, college)
@@ -291,4 +291,4 @@ class Gaussian(Baseline):
         return prediction
 
 
-BASELINES = (Persistence, StudentMean, Ridge, DampedTrend, Gaussian)
+BASELINES = (Persistence, StudentMean, Ridge, DampedDeviation, Gaussian)

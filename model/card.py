@@ -84,7 +84,7 @@ def what_it_does(files: RunFiles) -> list[str]:
             "prediction interval. "
             f"Cell: `{model.cell}`, hidden size "
             f"{model.hidden} per member, {model.layers} layer(s), ensemble of {model.ensemble}. Each member "
-            "adds a recurrent correction to a damped-trend prior (the group's semester mean plus a damped, "
+            "adds a recurrent correction to a damped-deviation prior (the group's semester mean plus a damped, "
             "exponentially smoothed deviation of the student from it), whose few parameters it learns too; "
             f"weight decay {config.weight_decay}"
             + (" chosen on validation students." if config.tune_weight_decay else " (fixed).")

@@ -18,7 +18,9 @@ from cgpa_rnn.model.network import GradeForecaster
 from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
-VERSION = 3  # 2: the damped-trend prior and member-stacked weights; 3: the cohort's scale and group codes
+# 2: the damped-deviation prior and member-stacked weights; 3: the cohort's scale and group codes;
+# 4: the cells' textbook names (W_xh, W_hh, b_h, W_hy, b_y; torch's own per member), the output layer in the cell
+VERSION = 4
 
 
 class CheckpointError(UserError):

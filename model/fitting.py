@@ -17,7 +17,7 @@ import torch
 
 from cgpa_rnn.data.sequences import Normalisation, predictable, split_students
 from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
-from cgpa_rnn.model.baselines import DampedTrend
+from cgpa_rnn.model.baselines import DampedDeviation
 from cgpa_rnn.model.config import INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
 from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
@@ -25,10 +25,10 @@ from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
 Callback = Callable[[Trainer], None]
 
 
-def build_model(config: TrainConfig, grades: np.ndarray, college: np.ndarray, prior: DampedTrend,
+def build_model(config: TrainConfig, grades: np.ndarray, college: np.ndarray, prior: DampedDeviation,
                 members: int | None = None, scale: Scale = DEFAULT_SCALE) -> GradeForecaster:
     """An untrained forecaster whose normalisation comes from these students and whose prior starts as
-    `prior` (the damped trend fitted on them: alpha, phi_t, college means, shifts)."""
+    `prior` (the damped deviation fitted on them: alpha, phi_t, college means, shifts)."""
     torch.manual_seed(config.seed)
     norm = Normalisation.fit(grades)
     codes = sorted(set(college.tolist()))
@@ -58,7 +58,7 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     `callbacks` run after every epoch (progress displays); config.max_seconds adds a time budget."""
     candidates = config.tune_weight_decay or (config.weight_decay,)
     E, K = config.model.ensemble, len(candidates)
-    prior = DampedTrend().fit(grades, college)
+    prior = DampedDeviation().fit(grades, college)
     model = build_model(config, grades, college, prior, members=E * K, scale=scale)
     # Where the training students give no clear evidence against repeating the last grade, the prior
     # is persistence, and what the members learnt on top of it lost to it on new students on every

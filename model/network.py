@@ -12,27 +12,30 @@ Per member of the ensemble, the median prediction of semester t+1 is
                 (the smoothing alpha and the damping phi_t learnt: S parameters per member);
                 with alpha = phi_t = 1 this is persistence (the last grade) plus the cohort's
                 median drift
-  + correction: read by a recurrent network from its hidden state after semester t.
+  + correction: the recurrent network's output y_t = h_t W_hy + b_y from its hidden state
+                after semester t.
 
 Where the training students give no clear evidence against repeating the last grade, the
 baseline is persistence itself and the median is held there (hold_median_at_prior): the
 network then learns only the interval.
 
-The prior is the damped-trend baseline (model/baselines.py), computed the same way and
+The prior is the damped-deviation baseline (model/baselines.py), computed the same way and
 started from that baseline's fit on the training students, so the network starts where
 the baseline is and the recurrent part only learns what it misses (a full linear skip,
 as this model had before, costs more parameters and did worse). The quantiles of
 model.config.QUANTILES (10%, 50%, 90%) are predicted; the median is the point
 prediction and the outer two make the 80% interval, scaled per predicted semester
-after training (model/fitting.py calibrates it).
+after training (model/fitting.py calibrates it). `explain` returns the parts of a
+prediction: the prior's terms, the network's correction and the hidden states.
 
-Every parameter has the ensemble member as its first dimension, so all members train
-as one model with batched matrix products (model/trainer.py relies on this).
+Every parameter has the ensemble member as its first dimension ([E, ...]), so all members
+train as one model (model/trainer.py relies on this: per-member clipping, decay, averaging).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -43,94 +46,94 @@ from cgpa_rnn.data.sequences import predictable
 from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.config import QUANTILES, ModelConfig
 
-# Per step the recurrent part outputs a median correction and one gap per outer quantile.
+# Per step the recurrent network outputs a median correction and one gap per outer quantile.
 HEADS = len(QUANTILES)
-# The gaps are softplus(head + offset): at initialisation (head near 0) the interval starts
+# The gaps are softplus(output + offset): at initialisation (output near 0) the interval starts
 # about 1.3 standard deviations of grades wide on each side instead of 0.7, closer to
 # the spread it has to learn, so early training is not spent widening it.
 GAP_OFFSET = 1.0
-GATES = {"rnn": 1, "gru": 3, "lstm": 4, "elman": 1}
 STEP_FEATURES = 3  # per step: normalised grade, deviation from the college mean, missing flag (+ position)
+TORCH_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 def _uniform(*shape: int, bound: float) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))  # PyTorch's own RNN initialisation
 
 
-class ElmanCell(nn.Module):
-    """A vanilla recurrent network written out, one weight set per member:
+def output_layer(members: int, hidden: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """W_hy [E, H, HEADS] and b_y [E, HEADS]. The median's column starts at zero, so the correction
+    starts at zero and the network starts as the prior."""
+    W_hy = _uniform(members, hidden, HEADS, bound=1 / math.sqrt(hidden))
+    with torch.no_grad():
+        W_hy[..., 0] = 0.0
+    return W_hy, nn.Parameter(torch.zeros(members, HEADS))
 
-        h_t = tanh(x_t W_in + b + h_{t-1} W_hh)
-    """
+
+class ElmanCell(nn.Module):
+    """The vanilla recurrent network written out, one weight set per member:
+
+        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h),   h_0 = 0
+        y_t = h_t W_hy + b_y
+
+    W_xh [E, inputs, H] input to hidden, W_hh [E, H, H] hidden to hidden, b_h [E, H],
+    W_hy [E, H, HEADS] hidden to output, b_y [E, HEADS]."""
 
     def __init__(self, members: int, inputs: int, hidden: int):
         super().__init__()
         bound = 1 / math.sqrt(hidden)
-        self.input_weight = _uniform(members, inputs, hidden, bound=bound)
-        self.input_bias = _uniform(members, hidden, bound=bound)
-        self.hidden_weight = _uniform(members, hidden, hidden, bound=bound)
+        self.W_xh = _uniform(members, inputs, hidden, bound=bound)
+        self.b_h = _uniform(members, hidden, bound=bound)
+        self.W_hh = _uniform(members, hidden, hidden, bound=bound)
+        self.W_hy, self.b_y = output_layer(members, hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
-        # Every step's input share in one product (a fused matmul in ONNX).
-        E, (B, T, F), H = self.input_weight.shape[0], x.shape, self.input_weight.shape[2]
-        weight = self.input_weight.permute(1, 0, 2).reshape(F, E * H)  # all members side by side
-        drive = (x.reshape(B * T, F) @ weight).view(B, T, E, H).permute(2, 0, 1, 3) + self.input_bias[:, None, None]
-        h = torch.tanh(drive[:, :, 0])
-        states = [h]
-        for t in range(1, x.shape[1]):  # the reference form; export/fused.py exports the same sums, members folded
-            h = torch.tanh(drive[:, :, t] + torch.bmm(h, self.hidden_weight))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
+        members, hidden = self.W_hh.shape[:2]
+        h = x.new_zeros(members, x.shape[0], hidden)  # h_0, [E, B, H]
+        states = []
+        for t in range(x.shape[1]):  # export/fused.py exports the same sums, members folded
+            h = torch.tanh(x[:, t] @ self.W_xh + h @ self.W_hh + self.b_h[:, None])  # [E, B, H]
             states.append(h)
         return torch.stack(states, dim=2)
 
+    def output(self, states: torch.Tensor) -> torch.Tensor:  # [E, B, T, H] -> [E, B, T, HEADS]
+        every_step = torch.bmm(states.flatten(1, 2), self.W_hy)  # all steps in one product per member
+        return every_step.unflatten(1, states.shape[1:3]) + self.b_y[:, None, None]
 
-class TorchRecurrent(nn.Module):
-    """nn.RNN / nn.GRU / nn.LSTM for the whole ensemble at once.
 
-    The members' weights are kept stacked ([E, gates*H, ...]) and assembled into one wide
-    torch module with E*H hidden units whose recurrent weights are block-diagonal: member e's
-    units see only member e's units, so it is E independent networks run by one kernel
-    (and exported as one native ONNX GRU/LSTM node)."""
+class TorchCell(nn.Module):
+    """nn.RNN / nn.GRU / nn.LSTM as torch gives them, one weight set per member.
+
+    `template` is one module of torch's own class; each member's weights are stored stacked
+    under torch's own names with the member first (weight_ih_l0 [E, gates*H, inputs],
+    weight_hh_l0 [E, gates*H, H], bias_ih_l0, bias_hh_l0 [E, gates*H], then _l1, ...), each
+    member initialised as torch initialises the module. Each member runs through the template
+    with its own weights (torch.func.functional_call), so the template keeps torch's code but
+    none of its own weights. Dropout between stacked layers is the template's. The output
+    layer is the Elman cell's: y_t = h_t W_hy + b_y."""
 
     def __init__(self, cell: str, members: int, inputs: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        kind = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell]
-        self.members, self.hidden, self.gates, self.layers = members, hidden, GATES[cell], layers
-        self.template = kind(inputs, members * hidden, num_layers=layers, batch_first=True,
-                             dropout=dropout if layers > 1 else 0.0)
-        for name, _ in list(self.template.named_parameters()):
-            delattr(self.template, name)  # its weights come from the stacked parameters below
-        bound = 1 / math.sqrt(hidden)
-        rows = self.gates * hidden
-        for layer in range(layers):
-            self.register_parameter(f"weight_ih_l{layer}",
-                                    _uniform(members, rows, inputs if layer == 0 else hidden, bound=bound))
-            self.register_parameter(f"weight_hh_l{layer}", _uniform(members, rows, hidden, bound=bound))
-            self.register_parameter(f"bias_ih_l{layer}", _uniform(members, rows, bound=bound))
-            self.register_parameter(f"bias_hh_l{layer}", _uniform(members, rows, bound=bound))
-        self.register_buffer("eye", torch.eye(members), persistent=False)
+        self.template = TORCH_CELLS[cell](inputs, hidden, num_layers=layers, batch_first=True,
+                                          dropout=dropout if layers > 1 else 0.0)
+        self.names = [name for name, _ in self.template.named_parameters()]
+        draws = []
+        for _ in range(members):
+            self.template.reset_parameters()  # torch's own initialisation, once per member
+            draws.append([parameter.detach().clone() for parameter in self.template.parameters()])
+        for name, values in zip(self.names, zip(*draws)):
+            delattr(self.template, name)  # forward passes every weight: the template holds none of its own
+            self.register_parameter(name, nn.Parameter(torch.stack(values)))
+        self.W_hy, self.b_y = output_layer(members, hidden)
 
-    def _wide(self, weight: torch.Tensor, shared_input: bool) -> torch.Tensor:
-        """[E, G*H, K] -> the wide module's [G*E*H, K or E*H], gate-major as torch lays it out."""
-        E, G, H = self.members, self.gates, self.hidden
-        if shared_input:  # every member reads the same input features
-            return weight.view(E, G, H, -1).transpose(0, 1).reshape(G * E * H, -1)
-        return torch.einsum("eghk,ef->gehfk", weight.view(E, G, H, H), self.eye).reshape(G * E * H, E * H)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
+        stacked = [getattr(self, name).unbind(0) for name in self.names]
+        states = []
+        for weights in zip(*stacked):  # member by member (vmap has no batching rule for these cells)
+            outputs, _ = functional_call(self.template, dict(zip(self.names, weights)), (x,))
+            states.append(outputs)  # for the LSTM its h; with several layers the last layer's
+        return torch.stack(states)
 
-    def wide_weights(self) -> dict[str, torch.Tensor]:
-        E, G, H = self.members, self.gates, self.hidden
-        weights = {}
-        for layer in range(self.layers):
-            weights[f"weight_ih_l{layer}"] = self._wide(getattr(self, f"weight_ih_l{layer}"), layer == 0)
-            weights[f"weight_hh_l{layer}"] = self._wide(getattr(self, f"weight_hh_l{layer}"), False)
-            for kind in ("ih", "hh"):
-                bias = getattr(self, f"bias_{kind}_l{layer}")
-                weights[f"bias_{kind}_l{layer}"] = bias.view(E, G, H).transpose(0, 1).reshape(-1)
-        return weights
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> [E, B, T, hidden]
-        states = functional_call(self.template, self.wide_weights(), (x,))[0]
-        return states.view(x.shape[0], x.shape[1], self.members, self.hidden).permute(2, 0, 1, 3)
-
+    output = ElmanCell.output  # y_t = h_t W_hy + b_y, the same output layer
 
 
 def last_observed(observed: torch.Tensor) -> torch.Tensor:
@@ -139,11 +142,12 @@ def last_observed(observed: torch.Tensor) -> torch.Tensor:
     steps = torch.arange(1, observed.shape[1] + 1, device=observed.device)
     return (observed.long() * steps).amax(dim=1) - 1
 
+
 def smoothed_level(deviation: torch.Tensor, observed: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """Deviations [B, S] (observed [B, S]), smoothing [E] -> the level after each semester [E, B, S].
 
     Exponential smoothing that starts at the first observed semester and skips missing ones,
-    level_t = level_{t-1} + alpha (d_t - level_{t-1}): the damped-trend baseline's, exactly."""
+    level_t = level_{t-1} + alpha (d_t - level_{t-1}): the damped-deviation baseline's, exactly."""
     level = torch.zeros(alpha.shape[0], deviation.shape[0], dtype=deviation.dtype)
     seen = torch.zeros(deviation.shape[0], dtype=torch.bool)
     levels = []
@@ -153,6 +157,26 @@ def smoothed_level(deviation: torch.Tensor, observed: torch.Tensor, alpha: torch
         seen = seen | observed[:, t]
         levels.append(level)
     return torch.stack(levels, dim=-1)
+
+
+def at_step(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """values [B, T, ...], step [B] -> [B, ...]: each student's value at their own step."""
+    index = step.view(-1, 1, *[1] * (values.dim() - 2)).expand(-1, 1, *values.shape[2:])
+    return torch.gather(values, 1, index).squeeze(1)
+
+
+class Parts(NamedTuple):
+    """Per member, in normalised units, of every step t (predicting semester t+1 from 0..t, 0-based)."""
+
+    group: torch.Tensor  # [E, B, T] the group's expected grade: college mean of t+1 + shift + offset
+    level: torch.Tensor  # [E, B, T] the student's smoothed deviation from the group's means after t
+    damping: torch.Tensor  # [E, 1, T] phi_t: the share of that deviation carried over
+    states: torch.Tensor  # [E, B, T, H] the recurrent network's hidden state after t
+    outputs: torch.Tensor  # [E, B, T, HEADS] its output: median correction, then the two gaps
+
+    @property
+    def prior(self) -> torch.Tensor:  # [E, B, T]
+        return self.group + self.damping * self.level
 
 
 class GradeForecaster(nn.Module):
@@ -175,7 +199,7 @@ class GradeForecaster(nn.Module):
         # Widens or narrows the interval of each predicted semester, calibrated on held-out students.
         self.register_buffer("interval_scale", torch.ones(S - 1))
         self.register_buffer("position", torch.eye(S), persistent=False)
-        # The prior starts as the damped-trend baseline fitted on the training students (alpha, phi_t);
+        # The prior starts as the damped-deviation baseline fitted on the training students (alpha, phi_t);
         # each member learns offsets from it, which weight decay pulls back towards it.
         # Clamped short of 0 and 1 for a finite logit; 1 - 1e-6 keeps persistence's level exact to 1e-6.
         self.register_buffer("prior_smoothing", torch.logit(torch.tensor(float(smoothing)).clamp(0.01, 1 - 1e-6)))
@@ -190,11 +214,7 @@ class GradeForecaster(nn.Module):
         if config.cell == "elman":
             self.recurrent = ElmanCell(E, inputs, H)
         else:
-            self.recurrent = TorchRecurrent(config.cell, E, inputs, H, config.layers, config.dropout)
-        self.head_weight = _uniform(E, H, HEADS, bound=1 / math.sqrt(H))
-        with torch.no_grad():
-            self.head_weight[:, :, 0] = 0.0  # the correction starts at zero: the network starts as the prior
-        self.head_bias = nn.Parameter(torch.zeros(E, HEADS))
+            self.recurrent = TorchCell(config.cell, E, inputs, H, config.layers, config.dropout)
 
     @property
     def members(self) -> int:
@@ -210,17 +230,18 @@ class GradeForecaster(nn.Module):
         return kept
 
     def hold_median_at_prior(self) -> None:
-        """Train the interval alone: every member's offsets of the prior and its median correction are
-        zero and their gradients zeroed, so the median is the prior's throughout training and the
-        interval is learnt around it (AdamW leaves a parameter with zero gradients where it is)."""
-        median_head = torch.tensor([0.0] + [1.0] * (HEADS - 1))
+        """Train the interval alone: every member's offsets of the prior and its median correction
+        (W_hy[..., 0], b_y[..., 0]) are zero and their gradients zeroed, so the median is the prior's
+        throughout training and the interval is learnt around it (AdamW leaves a parameter with zero
+        gradients where it is, and decays a zero to zero)."""
+        median_output = torch.tensor([0.0] + [1.0] * (HEADS - 1))
         with torch.no_grad():
             for offset in (self.smoothing, self.damping, self.college_offset):
                 offset.zero_()
                 offset.register_hook(torch.zeros_like)
-            for head in (self.head_weight, self.head_bias):
-                head[..., 0] = 0.0
-                head.register_hook(lambda gradient: gradient * median_head)
+            for output in (self.recurrent.W_hy, self.recurrent.b_y):
+                output[..., 0] = 0.0
+                output.register_hook(lambda gradient: gradient * median_output)
 
     def inputs(self, grades: torch.Tensor, college: torch.Tensor, hide_college: torch.Tensor | None = None):
         """Raw [B, S] grades with NaN and raw college codes -> per-step features [B, S, 3 + S],
@@ -240,21 +261,28 @@ class GradeForecaster(nn.Module):
         steps = torch.cat([x.unsqueeze(-1), deviation.unsqueeze(-1), missing.unsqueeze(-1), position], dim=-1)
         return steps, x, deviation, index
 
+    def parts(self, grades: torch.Tensor, college: torch.Tensor,
+              hide_college: torch.Tensor | None = None) -> Parts:
+        """The prior's terms, the hidden states and the network's outputs of every step (Parts)."""
+        steps, _, deviation, index = self.inputs(grades, college, hide_college)
+        states = self.recurrent(steps[:, :-1])  # the last semester predicts nothing
+        alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
+        level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
+        group = self.college_mean[index][:, 1:] + self.prior_shift[index] + self.college_offset[:, index]
+        return Parts(group, level, (self.prior_damping + self.damping)[:, None], states, self.recurrent.output(states))
+
+    def quantiles(self, parts: Parts) -> torch.Tensor:
+        """Per member [E, B, S-1, HEADS], normalised: median = prior + correction, and the interval
+        around it (softplus gaps, scaled per predicted semester)."""
+        median = parts.prior + parts.outputs[..., 0]
+        low = median - self.interval_scale * F.softplus(parts.outputs[..., 1] + GAP_OFFSET)
+        high = median + self.interval_scale * F.softplus(parts.outputs[..., 2] + GAP_OFFSET)
+        return torch.stack([low, median, high], dim=-1)
+
     def member_quantiles(self, grades: torch.Tensor, college: torch.Tensor,
                          hide_college: torch.Tensor | None = None) -> torch.Tensor:
         """[E, B, S-1, HEADS] in normalised units; step t predicts semester t+1 (0-based) from 0..t."""
-        steps, _, deviation, index = self.inputs(grades, college, hide_college)
-        states = self.recurrent(steps[:, :-1])  # the last semester predicts nothing
-        E, B, T, H = states.shape
-        heads = torch.bmm(states.reshape(E, B * T, H), self.head_weight).view(E, B, T, HEADS) \
-            + self.head_bias[:, None, None]
-        alpha = torch.sigmoid(self.prior_smoothing + self.smoothing)
-        level = smoothed_level(deviation[:, :-1], ~torch.isnan(grades[:, :-1]), alpha)
-        prior = (self.college_mean[index][:, 1:] + self.prior_shift[index] + self.college_offset[:, index]
-                 + (self.prior_damping + self.damping)[:, None] * level)
-        median = prior + heads[..., 0]
-        return torch.stack([median - self.interval_scale * F.softplus(heads[..., 1] + GAP_OFFSET), median,
-                            median + self.interval_scale * F.softplus(heads[..., 2] + GAP_OFFSET)], dim=-1)
+        return self.quantiles(self.parts(grades, college, hide_college))
 
     def loss(self, grades: torch.Tensor, college: torch.Tensor, weight: torch.Tensor,
              hide_college: torch.Tensor | None = None) -> torch.Tensor:
@@ -268,22 +296,60 @@ class GradeForecaster(nn.Module):
         counted = weight.unsqueeze(-1) * predictable(~torch.isnan(grades)).unsqueeze(0)
         return (pinball * counted).sum((1, 2)) / counted.sum((1, 2)).clamp(min=1)
 
+    def in_points(self, quantiles: torch.Tensor) -> torch.Tensor:
+        """Members' quantiles [E, B, S-1, HEADS] -> the ensemble's [B, S-1, HEADS] in grade points, on the
+        cohort's grade scale (an interval reaching past its top would promise a grade nobody can get)."""
+        return (quantiles.mean(0) * self.grade_std + self.grade_mean).clamp(self.scale.low, self.scale.high)
+
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
         """The ensemble's quantiles in grade points for every step: [B, S-1, HEADS], step t predicts
-        semester t+2 (1-based) from semesters 1..t+1; on the cohort's grade scale (an interval
-        reaching past its top would promise a grade nobody can get)."""
-        quantiles = self.member_quantiles(grades, college).mean(0) * self.grade_std + self.grade_mean
-        return quantiles.clamp(self.scale.low, self.scale.high)
+        semester t+2 (1-based) from semesters 1..t+1."""
+        return self.in_points(self.member_quantiles(grades, college))
+
+    def next_step(self, grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B] the step that predicts the semester after each student's last observed one, and [B]
+        whether there is one: not when no grade is observed or the horizon's last semester is."""
+        last = last_observed(~torch.isnan(grades))
+        return last.clamp(min=0, max=self.semesters - 2), (last >= 0) & (last < self.semesters - 1)
 
     def forward(self, grades: torch.Tensor, college: torch.Tensor):
-        """Prediction, low, high [B] for the semester after each student's last observed one.
-
-        NaN where there is nothing to predict: no grade observed, or the last semester of the
-        horizon already observed."""
-        last = last_observed(~torch.isnan(grades))
-        valid = (last >= 0) & (last < self.semesters - 1)
-        step = last.clamp(min=0, max=self.semesters - 2)
-        every = self.all_steps(grades, college)
-        quantiles = torch.gather(every, 1, step.view(-1, 1, 1).expand(-1, 1, HEADS)).squeeze(1)
+        """Prediction, low, high [B] for the semester after each student's last observed one; NaN
+        where there is nothing to predict (next_step)."""
+        step, valid = self.next_step(grades)
+        quantiles = at_step(self.all_steps(grades, college), step)
         quantiles = torch.where(valid.view(-1, 1), quantiles, torch.full_like(quantiles, float("nan")))
         return quantiles[:, 1], quantiles[:, 0], quantiles[:, 2]
+
+    def explain(self, grades: torch.Tensor, college: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parts of forward()'s prediction, per student [B], in grade points (the ensemble's mean):
+
+        prediction  forward()[0]
+        group_mean  the group's expected grade of the predicted semester, as the prior sees it
+        deviation   the student's smoothed deviation from the group's means after the last observed
+                    semester (points above or below the group)
+        damping     phi of the predicted step: the share of that deviation carried over
+        prior       group_mean + the damped deviation (mean over members of phi x level)
+        correction  prediction - prior: what the network adds (its median output, unless the
+                    scale's clamp cut the prediction); prior + correction == prediction to float rounding
+        hidden      [B, S-1, E, H] the hidden state after each of the first S-1 semesters (index t has
+                    read semesters 1..t+1; the LSTM's h; with several layers the last layer's)
+
+        NaN where forward() is NaN, in every output (hidden included)."""
+        step, valid = self.next_step(grades)
+        parts = self.parts(grades, college)
+        std = self.grade_std
+
+        def picked(per_step: torch.Tensor) -> torch.Tensor:  # [B, S-1, ...] -> [B, ...], NaN where nothing
+            chosen = at_step(per_step, step)
+            return torch.where(valid.view(-1, *[1] * (chosen.dim() - 1)), chosen, torch.full_like(chosen, float("nan")))
+
+        prediction = picked(self.in_points(self.quantiles(parts))[..., 1])
+        prior = picked(parts.prior.mean(0) * std + self.grade_mean)
+        return {"prediction": prediction,
+                "group_mean": picked(parts.group.mean(0) * std + self.grade_mean),
+                "deviation": picked(parts.level.mean(0) * std),
+                "damping": picked(parts.damping.mean(0).expand(grades.shape[0], -1)),
+                "prior": prior,
+                "correction": prediction - prior,
+                "hidden": torch.where(valid.view(-1, 1, 1, 1), parts.states.permute(1, 2, 0, 3),
+                                      torch.full_like(parts.states.permute(1, 2, 0, 3), float("nan")))}

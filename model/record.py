@@ -106,10 +106,10 @@ class RunRecord:
             return ""
         evidence = self.prior["evidence_against_persistence"]
         if self.prior["persistence"]:
-            return (f"On the training students the best damped-trend fit beat repeating the last grade by only "
+            return (f"On the training students the best damped-deviation fit beat repeating the last grade by only "
                     f"{evidence:.2f} standard errors ({EVIDENCE:g} needed), so the forecast is the last grade "
                     "itself; the network gives the calibrated interval.")
-        return (f"On the training students the damped-trend prior beat repeating the last grade by {evidence:.2f} "
+        return (f"On the training students the damped-deviation prior beat repeating the last grade by {evidence:.2f} "
                 f"standard errors ({EVIDENCE:g} needed), so the network learns from it.")
 
     @classmethod

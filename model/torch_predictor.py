@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgpa_rnn.explanation import OUTPUTS
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.model.record import RunRecord
@@ -30,3 +31,8 @@ class TorchPredictor(Predictor):
         with torch.inference_mode():
             outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
         return tuple(output.numpy() for output in outputs)
+
+    def _explain(self, grades: np.ndarray, college: np.ndarray):
+        with torch.inference_mode():
+            outputs = self.model.explain(torch.from_numpy(grades), torch.from_numpy(college))
+        return {name: outputs[name].numpy() for name in OUTPUTS}

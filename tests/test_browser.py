@@ -262,6 +262,10 @@ def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
     axis = page.evaluate("() => [...document.querySelectorAll('#plot svg text')].map((t) => t.textContent)")
     assert axis[-6:] == ["1st", "2nd", "3rd", "missing", "4th", "5th"]  # the 3rd semester's gap, on the axis
     assert page.locator("#plot rect").count() >= 1  # the interval's band
+    why = page.locator("#why svg")
+    why.wait_for(timeout=15_000)
+    assert "network adds" in why.inner_html()  # the prior, the network's correction, the prediction
+    assert "Why: The 5th semester average at college 115 is" in page.inner_text("#details")
     page.screenshot(path=str(SCREENSHOTS / f"{size}-student.png"), full_page=True)
     _tab(page, "Cohort", viewport["width"]).click()
     page.get_by_role("button", name="Take the data set the model was trained on").click()
@@ -277,6 +281,14 @@ def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
     _tab(page, "Your model", viewport["width"]).click()
     page.locator("#train").wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / f"{size}-your-model.png"), full_page=True)
+    _tab(page, "How it works", viewport["width"]).click()
+    page.locator("#matrices svg").first.wait_for(timeout=15_000)
+    assert page.locator("#matrices figure").count() == 3  # W_xh, W_hh, W_hy
+    assert page.locator("#hidden-states svg rect").count() > 0  # the student asked above: a row per semester read
+    for svg in page.locator("#matrices svg, #hidden-states svg").all():  # scaled to fit: no sideways scrolling
+        box = svg.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], size
+    page.screenshot(path=str(SCREENSHOTS / f"{size}-how-it-works.png"), full_page=True)
     _tab(page, "About", viewport["width"]).click()
     page.get_by_text("How it was made").first.wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / f"{size}-about.png"), full_page=True)

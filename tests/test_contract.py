@@ -87,7 +87,7 @@ def test_the_hub_folder_holds_the_onnx_model_its_vectors_and_card(tmp_path):
     from cgpa_rnn.export.publish import publish
 
     out = tmp_path / "hub"
-    assert publish(SHIPPED, out) == ["README.md", "model.onnx", "vectors.json"]
+    assert publish(SHIPPED, out) == ["README.md", "explain.onnx", "model.onnx", "vectors.json"]
     card = (out / "README.md").read_text()
     assert "\nlibrary_name: onnx\n" in card and "pytorch" in card.split("---")[1]  # tags still name the trainer
     assert (out / "model.onnx").read_bytes() == (SHIPPED / "model.onnx").read_bytes()

@@ -181,15 +181,18 @@ def test_missing_or_stale_model_is_refused_with_a_rebuild_hint(run_copy, tmp_pat
 
 def test_api_predict_both_backends(app_url):
     client = Client(app_url, verbose=False)
-    torch_value, onnx_value, diff, text, asked = client.predict("7.1", "6.8", "", "7.3", "", "115",
-                                                                api_name="/predict")
+    torch_value, onnx_value, diff, text, asked, why, hidden = client.predict("7.1", "6.8", "", "7.3", "", "115",
+                                                                            api_name="/predict")
     assert torch_value == onnx_value == "7.50" and float(diff) <= 1e-5 and abs(asked["prediction"] - 7.5040) < 1e-4
     assert asked["grades"] == [pytest.approx(7.1), pytest.approx(6.8), None, pytest.approx(7.3), None]
     assert asked["semester"] == 5 and asked["low"] < asked["prediction"] < asked["high"]  # what the chart draws
-    _, _, _, text_4th, asked_4th = client.predict("7.1", "6.8", "", "7.3", "", "115", True, api_name="/predict")
+    _, _, _, text_4th, asked_4th, *_ = client.predict("7.1", "6.8", "", "7.3", "", "115", True, api_name="/predict")
     assert asked_4th["grades"][3] is None and "4th semester" in text_4th
     assert "actual 4th semester (0-10) was **7.30**" in text_4th
     assert "80% interval 6.88 to 8.09" in text and "Both runtimes agree" in text and " ms in torch" in text
+    assert "Why: The 5th semester average at college 115 is" in text and why.startswith("<svg")
+    units = json.loads((SHIPPED / "config.json").read_text())["model"]["hidden"]
+    assert hidden.count("<rect") == 4 * units  # the hidden state after each of the four semesters read
     record = client.predict(semester_1st="8.11", semester_2nd="7.68", semester_3rd="7.11", semester_4th="7.43",
                             semester_5th="8.18", college="999", api_name="/predict_json")
     assert record["semester"] == 5 and record["hindcast_actual"] == pytest.approx(8.18)

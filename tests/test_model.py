@@ -19,7 +19,7 @@ from cgpa_rnn.model.checkpoint import CheckpointError, load_checkpoint, save_che
 from cgpa_rnn.model.config import CELLS, ModelConfig
 from cgpa_rnn.model.evaluate import evaluate
 from cgpa_rnn.model.fitting import fit, predict_all_steps
-from cgpa_rnn.model.network import ElmanCell, GradeForecaster, TorchRecurrent, smoothed_level
+from cgpa_rnn.model.network import ElmanCell, GradeForecaster, TorchCell, smoothed_level
 from cgpa_rnn.model.train import held_out_metrics, held_out_split, train_run
 from cgpa_rnn.rundir import RunDir
 
@@ -42,31 +42,45 @@ def test_elman_cell_matches_a_hand_computation():
     torch.manual_seed(0)
     cell = ElmanCell(members=2, inputs=2, hidden=3)
     x = torch.tensor([[[0.5, -1.0], [2.0, 0.25]]])
+    states = cell(x)
     for e in range(2):
-        w_in, b_in = cell.input_weight[e].detach().numpy(), cell.input_bias[e].detach().numpy()
-        w_hh = cell.hidden_weight[e].detach().numpy()
-        h1 = np.tanh(np.array([0.5, -1.0]) @ w_in + b_in)
-        h2 = np.tanh(np.array([2.0, 0.25]) @ w_in + b_in + h1 @ w_hh)
-        np.testing.assert_allclose(cell(x).detach().numpy()[e, 0], [h1, h2], rtol=1e-5, atol=1e-6)
+        w_xh, w_hh, b_h, w_hy, b_y = (p[e].detach().numpy() for p in (cell.W_xh, cell.W_hh, cell.b_h,
+                                                                       cell.W_hy, cell.b_y))
+        h1 = np.tanh(np.array([0.5, -1.0]) @ w_xh + b_h)
+        h2 = np.tanh(np.array([2.0, 0.25]) @ w_xh + h1 @ w_hh + b_h)
+        np.testing.assert_allclose(states.detach().numpy()[e, 0], [h1, h2], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cell.output(states).detach().numpy()[e, 0], [h1 @ w_hy + b_y, h2 @ w_hy + b_y],
+                                   rtol=1e-5, atol=1e-6)
+    assert (cell.W_hy[..., 0] == 0).all() and (cell.b_y == 0).all()  # the correction starts at zero
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_a_batched_torch_cell_is_its_members_run_one_by_one(cell):
-    """The wide block-diagonal module computes what each member's own nn.RNN/GRU/LSTM would."""
+def test_a_torch_cell_is_its_members_run_one_by_one(cell):
+    """Each member computes what its own nn.RNN/GRU/LSTM with its weights would, dropout between layers
+    included; the weights are stored under torch's own names with the member first."""
     torch.manual_seed(0)
-    batched = TorchRecurrent(cell, members=3, inputs=4, hidden=5, layers=2, dropout=0.0)
+    kind = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    batched = TorchCell(cell, members=3, inputs=4, hidden=5, layers=2, dropout=0.5)
+    names = [name for name, _ in kind(4, 5, num_layers=2).named_parameters()]
+    assert [name for name, _ in batched.named_parameters()] == names + ["W_hy", "b_y"]
+    assert not list(batched.template.parameters())  # the template lends its code, not its weights
     x = torch.randn(7, 6, 4)
+    batched.eval()
     states = batched(x)
     for e in range(3):
-        single = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](4, 5, num_layers=2,
-                                                                                        batch_first=True)
+        single = kind(4, 5, num_layers=2, batch_first=True)
         with torch.no_grad():
-            for name, _ in single.named_parameters():
+            for name in names:
                 getattr(single, name).copy_(getattr(batched, name)[e])
         torch.testing.assert_close(states[e], single(x)[0], rtol=1e-5, atol=1e-5)
+    # Each member drawn as torch draws a module's weights: its own, within torch's bound 1/sqrt(hidden).
+    assert not torch.equal(batched.weight_hh_l0[0], batched.weight_hh_l0[1])
+    assert batched.weight_hh_l0.abs().max() <= 1 / 5 ** 0.5
+    batched.train()  # dropout between the two layers, as torch's module applies it in training
+    assert not torch.allclose(batched(x), states)
 
 
-def test_the_prior_smooths_like_the_damped_trend_baseline():
+def test_the_prior_smooths_like_the_damped_deviation_baseline():
     from cgpa_rnn.model.baselines import smoothed_deviation
 
     rng = np.random.default_rng(0)
@@ -188,7 +202,7 @@ def test_evaluate_writes_honest_reports(tmp_path):
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["synthetic"] is True and "best_achievable" in saved
     for group, names in (("models", ("elman", "gru")),
-                         ("baselines", ("persistence", "student_mean", "ridge", "damped_trend", "gaussian"))):
+                         ("baselines", ("persistence", "student_mean", "ridge", "damped_deviation", "gaussian"))):
         for name in names:
             for target in ("next", "last"):
                 entry = saved[group][name][target]
@@ -223,7 +237,7 @@ def test_shipped_model_matches_a_fresh_evaluation(real_data):
     fresh = held_out_metrics(model, cohort, train, test)
     recorded = payload["metrics"]["test"]
     for target in ("next", "last"):
-        for name in ("model", "ridge", "persistence", "student_mean", "damped_trend", "gaussian"):
+        for name in ("model", "ridge", "persistence", "student_mean", "damped_deviation", "gaussian"):
             for metric, value in recorded[target][name].items():
                 if metric == "by_semester":
                     for semester, entry in value.items():
@@ -279,6 +293,63 @@ def test_forward_agrees_with_all_steps(cell, exported_runs, tiny_cohort):
     torch.testing.assert_close(low[valid], picked[valid, 0], rtol=0, atol=1e-6)
     torch.testing.assert_close(high[valid], picked[valid, 2], rtol=0, atol=1e-6)
     assert torch.isnan(prediction[~valid]).all()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_explain_splits_the_prediction_into_the_prior_and_the_networks_correction(cell, exported_runs, tiny_cohort):
+    trained, _ = load_checkpoint(exported_runs[cell])  # one member, trained
+    torch.manual_seed(3)  # and three untrained members (two layers for torch's cells), weights shaken
+    fresh = GradeForecaster(ModelConfig(cell=cell, hidden=5, ensemble=3, layers=1 if cell == "elman" else 2),
+                            5, [115, 116, 165], mean=7.0, std=1.2, college_mean=0.3 * torch.randn(4, 5)).eval()
+    with torch.no_grad():
+        for parameter in fresh.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    grades, college = (torch.from_numpy(a) for a in random_students(300, 5, [115, 116, 165], seed=4))
+    for model in (trained, fresh):
+        E, H = model.members, model.config.hidden
+        with torch.no_grad():
+            parts = model.explain(grades, college)
+            prediction = model(grades, college)[0]
+        assert set(parts) == {"prediction", "group_mean", "deviation", "damping", "prior", "correction", "hidden"}
+        assert all(parts[name].shape == (300,) for name in parts if name != "hidden")
+        assert parts["hidden"].shape == (300, 4, E, H)
+        torch.testing.assert_close(parts["prediction"], prediction, rtol=0, atol=0, equal_nan=True)  # exactly
+        valid = ~torch.isnan(prediction)
+        assert valid.any() and (~valid).any()
+        for name, value in parts.items():  # NaN where forward is NaN, everywhere (hidden too); finite elsewhere
+            rows = value.reshape(300, -1)
+            assert torch.isnan(rows[~valid]).all() and torch.isfinite(rows[valid]).all(), name
+        torch.testing.assert_close(parts["prior"] + parts["correction"], prediction, rtol=0, atol=1e-5,
+                                   equal_nan=True)
+        if E == 1:  # one member: the prior is the group's mean plus the damped deviation, term by term
+            torch.testing.assert_close(parts["prior"], parts["group_mean"] + parts["damping"] * parts["deviation"],
+                                       rtol=0, atol=1e-5, equal_nan=True)
+        # The correction is the members' median output (where the scale's clamp did not cut the prediction).
+        step, _ = model.next_step(grades)
+        with torch.no_grad():
+            outputs = model.parts(grades, college).outputs[..., 0].mean(0)[torch.arange(300), step] * model.grade_std
+        inside = valid & (prediction > model.scale.low) & (prediction < model.scale.high)
+        torch.testing.assert_close(parts["correction"][inside], outputs[inside], rtol=0, atol=1e-5)
+
+    # The hidden state after semester t has read semesters 1..t+1 only: later grades change nothing before them.
+    complete = grades.clone()
+    complete[:, :4] = torch.nan_to_num(complete[:, :4], nan=6.5)  # four semesters read, the fifth predicted
+    complete[:, 4] = float("nan")
+    with torch.no_grad():
+        before = fresh.explain(complete, college)["hidden"]
+        for t in range(3):
+            changed = complete.clone()
+            changed[:, t + 1:4] += 1.0
+            after = fresh.explain(changed, college)["hidden"]
+            assert torch.equal(after[:, :t + 1], before[:, :t + 1]) and not torch.equal(after, before), t
+
+
+def test_an_older_checkpoint_format_is_refused(run_copy):
+    payload = torch.load(run_copy / "model.pt", weights_only=True)
+    payload["version"] = 3  # before the cells' parameters took their textbook names
+    torch.save(payload, run_copy / "model.pt")
+    with pytest.raises(CheckpointError, match="checkpoint version 3 is not supported"):
+        load_checkpoint(run_copy)
 
 
 def _describes_one_model(run) -> str:
@@ -393,17 +464,17 @@ def test_paired_bootstrap_says_who_wins_and_how_sure():
     assert noisy["students"] == 60
 
 
-@pytest.mark.parametrize("name", ["damped_trend", "gaussian"])
+@pytest.mark.parametrize("name", ["damped_deviation", "gaussian"])
 def test_the_new_baselines_recover_a_student_level_offset(name):
     """Grades = college x semester mean + a constant per-student offset: both baselines must find it."""
-    from cgpa_rnn.model.baselines import DampedTrend, Gaussian
+    from cgpa_rnn.model.baselines import DampedDeviation, Gaussian
 
     rng = np.random.default_rng(1)
     college = rng.choice([115, 116], size=120)
     means = {115: np.array([7.0, 6.5, 7.2, 6.8, 7.5]), 116: np.array([6.0, 6.4, 6.1, 6.9, 6.6])}
     grades = np.stack([means[c] for c in college]) + rng.normal(0, 0.8, size=(120, 1))
     grades[rng.random(grades.shape) < 0.1] = np.nan
-    baseline = (DampedTrend if name == "damped_trend" else Gaussian)().fit(grades, college)
+    baseline = (DampedDeviation if name == "damped_deviation" else Gaussian)().fit(grades, college)
     student, target = np.nonzero(~np.isnan(grades[:, 1:]))
     prediction, low, high = baseline.predict_interval(grades, college, student, target + 1)
     error = np.abs(prediction - grades[student, target + 1])
@@ -413,19 +484,19 @@ def test_the_new_baselines_recover_a_student_level_offset(name):
 
 
 def test_without_evidence_against_persistence_the_forecast_is_the_last_grade():
-    """Sticky integer grades (the sticky synthetic cohort): the damped trend keeps persistence and the
+    """Sticky integer grades (the sticky synthetic cohort): the damped deviation keeps persistence and the
     network's median is the last grade itself; on the calibrated cohort both learn (tests: the rule
-    in baselines.DampedTrend and fitting.fit, and its record in the run)."""
+    in baselines.DampedDeviation and fitting.fit, and its record in the run)."""
     from cgpa_rnn.data.sequences import next_examples
     from cgpa_rnn.data.synthetic import synthetic_cohort
-    from cgpa_rnn.model.baselines import DampedTrend, Persistence
+    from cgpa_rnn.model.baselines import DampedDeviation, Persistence
 
     for kind, persistence in (("sticky", True), ("calibrated", False)):
         cohort = synthetic_cohort(300, 1, kind=kind)
         grades, college = cohort.grades, cohort.college
         student, target = next_examples(grades)
         last = Persistence().predict(grades, college, student, target)
-        prior = DampedTrend().fit(grades, college)
+        prior = DampedDeviation().fit(grades, college)
         assert prior.persistence is persistence and (prior.evidence > 2) is not persistence
         assert np.array_equal(prior.predict(grades, college, student, target), last) is persistence
         model, history = fit(tiny_config("elman"), grades, college, scale=cohort.scale)

@@ -104,7 +104,8 @@ def test_the_command_line_block_runs_as_written(tmp_path):
     assert len(ignored.stdout.split()) == 5, "what the README's commands write is not in .gitignore"
 
 
-EMBEDDING_SNIPPETS = fenced("python", "Embedding the ONNX model") + fenced("python", "Check your integration")
+EMBEDDING_SNIPPETS = (fenced("python", "Embedding the ONNX model") + fenced("python", "Check your integration")
+                      + fenced("python", "The why of a forecast: explain.onnx"))
 
 
 @pytest.mark.parametrize("index", range(len(EMBEDDING_SNIPPETS)))
@@ -113,7 +114,8 @@ def test_the_embedding_snippets_run_with_only_onnxruntime(index):
     guarded = "import sys\nsys.modules['torch'] = None\nsys.modules['pandas'] = None\n" + code
     done = subprocess.run([sys.executable, "-c", guarded], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert re.search(r"next semester: \d+\.\d\d \(80% interval \d+\.\d\d-\d+\.\d\d\)|\d+ cases agree", done.stdout)
+    assert re.search(r"next semester: \d+\.\d\d \(80% interval \d+\.\d\d-\d+\.\d\d\)|\d+ cases agree|"
+                     r"prior \d+\.\d\d \+ correction [+-]\d+\.\d\d = \d+\.\d\d", done.stdout), done.stdout
 
 
 def test_the_api_snippets_run_against_the_demo(app_url, monkeypatch, capsys):

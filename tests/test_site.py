@@ -110,7 +110,7 @@ def _assert_same_scored(page_csv: str, cli_csv: str, name: str) -> None:
 @pytest.mark.browser
 def test_the_site_runs_the_model_in_the_browser(browser, site, static_server):
     expected_files = {".cgpa-site", "README.md", "index.html", "rules.js", "chart.js", "cgpa.js", "model.onnx",
-                      "vectors.json", "ort"}
+                      "explain.onnx", "vectors.json", "ort"}
     assert {p.name for p in site.iterdir() if not p.name.endswith((".br", ".gz"))} == expected_files
     front = (site / "README.md").read_text().split("---")[1]
     assert "sdk: static" in front and "license: mit" in front
@@ -127,6 +127,10 @@ def test_the_site_runs_the_model_in_the_browser(browser, site, static_server):
         page.click("#predict")
         page.wait_for_function("document.getElementById('result').textContent.includes('interval')")
         assert page.text_content("#result").startswith("5th semester (0-10): 7.50 (80% interval 6.88 to 8.09)")
+        page.wait_for_function("document.getElementById('why').textContent.includes('giving')")
+        why = OnnxPredictor(SHIPPED / "model.onnx").explain(["7.1", "6.8", "", "7.3"], "115")
+        assert page.text_content("#why") == "Why: " + why.sentence("5th semester", "at college 115").replace(
+            "The", "the", 1)  # the same words and numbers as the Python runtime's
         page.screenshot(path=str(SCREENSHOTS / f"site-one-student-{viewport}.png"), full_page=True)
         page.fill("#grade-5", "7.0")  # the final semester known: a hindcast of it from the earlier ones
         page.click("#predict")

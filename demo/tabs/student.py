@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from cgpa_rnn.demo import service
+from cgpa_rnn.demo import inside, service
 from cgpa_rnn.demo.gradio_compat import split_request
 from cgpa_rnn.demo.tabs.common import AS_SENT, failed, named, refused
 from cgpa_rnn.errors import DataError, UserError
@@ -53,14 +53,16 @@ def side_by_side(backends: service.Backends, result: service.StudentResult) -> t
 
 
 def predict(backends: service.Backends, values: tuple, request: gr.Request | None = None) -> tuple:
-    """The page's outputs: both runtimes, their difference, the answer, and the question asked."""
+    """The page's outputs: both runtimes, their difference, the answer, the question asked, the why
+    as a chart and the hidden states read (shown in the How it works tab)."""
     try:
         result = ask(backends, values)
     except UserError as error:
         raise refused(error, request) from None
     except Exception as error:
         raise failed(error, "prediction") from None
-    return (*side_by_side(backends, result), question_record(backends, result))
+    return (*side_by_side(backends, result), question_record(backends, result), inside.why_chart(backends, result),
+            inside.hidden_states(backends, result))
 
 
 def predict_json(backends: service.Backends, values: tuple, request: gr.Request | None = None) -> dict:
@@ -89,7 +91,8 @@ def browser_runtime(backends: service.Backends) -> str:
     return BROWSER_JS.read_text(encoding="utf-8").replace("__CONFIG__", config)
 
 
-def build(backends: service.Backends, demo: gr.Blocks) -> None:
+def build(backends: service.Backends, demo: gr.Blocks, hidden_view: gr.HTML) -> None:
+    """The Student tab; `hidden_view` (rendered in the How it works tab) shows the hidden states read."""
     names = backends.semester_names
     gr.Markdown(f"Grade points on the {backends.scale} scale per semester; leave a semester blank if it is missing "
                 "or not yet taken. "
@@ -114,8 +117,9 @@ def build(backends: service.Backends, demo: gr.Blocks) -> None:
         browser_out = gr.Textbox(label="your browser (onnxruntime-web)", elem_id="pred-browser", interactive=False)
     details = gr.Markdown(label="answer", elem_id="details")
     chart = gr.HTML(elem_id="plot")  # drawn by the browser from the answer (demo/chart.js)
+    why = gr.HTML(label="why", elem_id="why")  # the prior, the network's correction, the prediction (demo/svg.py)
     question = gr.JSON(label="question_and_answer", visible=False)
-    outputs = [torch_out, onnx_out, diff_out, details, question]
+    outputs = [torch_out, onnx_out, diff_out, details, question, why, hidden_view]
     # The page starts on the first known college, chosen in the browser: a field's initial value on the
     # server is also its API default, and /predict would answer a caller who never gave a college.
     demo.load(None, None, college, js=f"() => {json.dumps(backends.college_choices()[0])}", api_visibility="private")
@@ -134,7 +138,7 @@ def build(backends: service.Backends, demo: gr.Blocks) -> None:
     parameters = parameter_names(backends)
     required = ("college",) if backends.groups.column else ()
     inputs = [*grade_boxes, college, hindcast_last_given]
-    button.click(lambda: ["", "", "", "", None, "", ""], None, [*outputs, browser_out, chart], queue=False,
+    button.click(lambda: ["", "", "", "", None, "", "", "", ""], None, [*outputs, browser_out, chart], queue=False,
                  api_visibility="private").then(
         named(page_predict, parameters[:-1], flag=HINDCAST_FLAG, required=required), inputs, outputs,
         validator=lambda *values: validate(backends, values), api_name="predict", **AS_SENT).success(
@@ -171,5 +175,5 @@ Args:
     college: {group}
     {HINDCAST_FLAG}: true to predict the last grade given from the earlier ones (a hindcast); false by default
 Returns:
-    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average, scale, warning (null, or why the grades are unlike the model's training cohort)
+    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average, scale, why (the prediction split: prior + correction = prediction, where prior = group_mean + the student's deviation carried over by damping; and a sentence saying so), warning (null, or why the grades are unlike the model's training cohort)
 """

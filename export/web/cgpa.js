@@ -4,6 +4,9 @@
 //   window.cgpa.predict(grades, colleges)  grades: per-student arrays of numbers (NaN or null
 //                                          for missing); colleges: codes. Resolves to
 //                                          {prediction, low, high}, NaN where nothing to predict.
+//   window.cgpa.explain(grades, colleges)  the same inputs through explain.onnx: {prediction, prior,
+//                                          correction, group_mean, deviation} (prior + correction
+//                                          = prediction), per student.
 // Everything runs here: no value or file the visitor gives is sent anywhere.
 (function () {
   "use strict";
@@ -41,7 +44,7 @@
   }
   const session = load();
 
-  async function predict(grades, colleges) {
+  function inputs(grades, colleges) {
     if (grades.length !== colleges.length) throw new Error("grades and colleges differ in length");
     const S = config.semesters, n = grades.length;
     const flat = new Float32Array(n * S).fill(NaN);
@@ -50,14 +53,26 @@
       row.forEach((g, t) => { if (g !== null && g !== undefined && g !== "") flat[i * S + t] = Number(g); });
     });
     const codes = BigInt64Array.from(colleges, (c) => BigInt(typeof c === "bigint" ? c : Math.trunc(Number(c))));
-    const out = await (await session).run({
-      grades: new ort.Tensor("float32", flat, [n, S]),
-      college: new ort.Tensor("int64", codes, [n]),
-    });
+    return { grades: new ort.Tensor("float32", flat, [n, S]), college: new ort.Tensor("int64", codes, [n]) };
+  }
+
+  async function predict(grades, colleges) {
+    const out = await (await session).run(inputs(grades, colleges));
     return { prediction: Array.from(out.prediction.data), low: Array.from(out.low.data), high: Array.from(out.high.data) };
   }
 
-  window.cgpa = { ready: session.then(() => undefined), predict, semesters: config.semesters };
+  // The why of a forecast (explain.onnx beside model.onnx), loaded with the model: once the page
+  // is ready it makes no request at all. Resolves to per-student arrays by output name.
+  const explainer = session.then(() => config.explanation &&
+    ort.InferenceSession.create(config.explanation, { executionProviders: ["wasm"] }));
+  async function explain(grades, colleges) {
+    const out = await (await explainer).run(inputs(grades, colleges));
+    return Object.fromEntries(["prediction", "prior", "correction", "group_mean", "deviation"].map(
+      (name) => [name, Array.from(out[name].data)]));
+  }
+
+  window.cgpa = { ready: Promise.all([session, explainer]).then(() => undefined), predict, explain,
+    semesters: config.semesters };
 
   // Tabs: the three views share the status line.
   const tabs = [...document.querySelectorAll("[role=tab]")];
@@ -73,7 +88,7 @@
     element.classList.toggle("error", Boolean(isError));
   }
   const status = $("status");
-  session.then(() => show(status, "Model loaded: it runs in this page."), (error) => {
+  window.cgpa.ready.then(() => show(status, "Model loaded: it runs in this page."), (error) => {
     show(status, `The model cannot run in this browser: ${error.message}. Nothing was sent anywhere; ` +
       "try again online, or ask whoever published this page for a copy with the runtime included (cgpa web --ort).", true);
     document.querySelectorAll("button.action, #cohort-file").forEach((b) => { b.disabled = true; });
@@ -123,6 +138,21 @@
     const unknown = config.colleges.includes(asked.college) ? "" : `; ${config.groupColumn} not seen in training`;
     show(result, `${name}: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
       `${fixed(out.low[0])} to ${fixed(out.high[0])})${hindcast}, computed in your browser in ${ms.toFixed(1)} ms${unknown}`);
+    $("why").textContent = "";
+    if (!config.explanation) return;
+    const why = await explain([Array.from(asked.row)], [asked.college]);
+    const signed = (x) => (x < 0 ? "" : "+") + fixed(x);
+    const semester = config.semesterNames[asked.semester - 1];
+    const named = /^[0-9]+(st|nd|rd|th)$/.test(semester) ? `${semester} semester` : semester;
+    const column = config.groupColumn === null ? null :
+      ["college code", "college", "college_code"].includes(config.groupColumn.trim().toLowerCase()) ? "college" :
+        config.groupColumn;
+    const group = column === null ? "of the cohort" : unknown ? `for a ${column} not seen in training` :
+      `at ${column} ${$("college").value.trim()}`;
+    $("why").textContent = `Why: the ${named} average ${group} is ${fixed(why.group_mean[0])}; this student has ` +
+      `been ${fixed(Math.abs(why.deviation[0]))} ${why.deviation[0] >= 0 ? "above" : "below"} it (carried over: ` +
+      `${signed(why.prior[0] - why.group_mean[0])}); the network adds ${signed(why.correction[0])}, giving ` +
+      `${fixed(why.prediction[0])}.`;
   });
 
   // A cohort: read, scored and drawn here; the scored CSV is offered as a local download.
