@@ -44,20 +44,7 @@ SESSIONS_KEPT = 200
 # Gradio deletes uploads and its copies of results: checked every 5 minutes, older than 15.
 DELETE_CACHE = (300, 900)
 MAX_FILE_SIZE = f"{service.UPLOAD_LIMITS.bytes // 1024}kb"  # Gradio refuses larger uploads before they land
-# Tables readable on a phone: headers wrap between words (never inside one), wide tables scroll.
-CSS = """
-#cohort-table th, #train-errors th { min-width: min-content !important; max-width: none !important; }
-#cohort-table th span, #train-errors th span { word-break: normal !important; overflow-wrap: normal !important; }
-.model-card table { display: block; overflow-x: auto; }
-.model-card th, .model-card td { white-space: nowrap; }
-/* Five tab names in a phone's width, none behind an overflow menu: Gradio decides what overflows by
-   measuring a hidden copy of the tab buttons, so the copy is narrowed too. */
-@media (max-width: 480px) {
-  .tab-wrapper button { padding-left: 6px !important; padding-right: 6px !important; font-size: 13px !important; }
-}
-/* A phone fits two grade fields a row: four left no room for a field's message ("expected a grade..."). */
-@media (max-width: 480px) { #grade-row .form > * { min-width: calc(50% - 8px) !important; } }
-"""
+
 # Each app's visitors' models, for launch to start their clean-up (kept beside the app, not on it).
 _OWN_MODELS: weakref.WeakKeyDictionary[gr.Blocks, OwnModels] = weakref.WeakKeyDictionary()
 
@@ -169,7 +156,8 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     gc.collect()
     gc.freeze()
     return demo.launch(server_name=server_name, server_port=port, footer_links=["api"], run_history=False,
-                       max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=CSS, state_session_capacity=SESSIONS_KEPT,
+                       max_file_size=MAX_FILE_SIZE, mcp_server=mcp, css=gradio_compat.PAGE_CSS,
+                       state_session_capacity=SESSIONS_KEPT,
                        app_kwargs={"middleware": [
                            Middleware(BodyLimit),
                            Middleware(FairShare, waiting=gradio_compat.waiting_in_queue(demo, client_of)),

@@ -18,6 +18,7 @@ The reliances, each used by one caller:
 - The page's own requests carry `x-gradio-user: app` (`from_page`).
 - Two undocumented settings of the queue's monitoring (`quiet_monitoring`).
 - The sessions' state kept in memory (`sessions_held`, read by tests only).
+- Gradio's markup, which the page's CSS styles (`PAGE_CSS`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,23 @@ PAGE_HEADER = ("x-gradio-user", "app")
 # After every event Gradio rebuilds a pandas summary of recent events for a monitoring dashboard this
 # demo never turns on (docs/hosting.md gives the cost measured). Recomputed never, one event kept.
 UNUSED_MONITORING = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2 ** 62), "GRADIO_ANALYTICS_MAX_EVENTS": "1"}
+
+# The page's CSS. It reaches into Gradio's markup (its class names and element nesting), so it lives
+# here; the browser tests (tests/test_browser.py) check what it is for at a phone's width. Tables
+# readable on a phone: headers wrap between words (never inside one), wide tables scroll.
+PAGE_CSS = """
+#cohort-table th, #train-errors th { min-width: min-content !important; max-width: none !important; }
+#cohort-table th span, #train-errors th span { word-break: normal !important; overflow-wrap: normal !important; }
+.model-card table { display: block; overflow-x: auto; }
+.model-card th, .model-card td { white-space: nowrap; }
+/* Five tab names in a phone's width, none behind an overflow menu: Gradio decides what overflows by
+   measuring a hidden copy of the tab buttons, so the copy is narrowed too. */
+@media (max-width: 480px) {
+  .tab-wrapper button { padding-left: 6px !important; padding-right: 6px !important; font-size: 13px !important; }
+}
+/* A phone fits two grade fields a row: four left no room for a field's message ("expected a grade..."). */
+@media (max-width: 480px) { #grade-row .form > * { min-width: calc(50% - 8px) !important; } }
+"""
 
 
 class GradioChanged(RuntimeError):
