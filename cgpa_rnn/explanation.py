@@ -27,11 +27,11 @@ OUTPUTS = ("prediction", "prior", "correction", "group_mean", "deviation", "damp
 class Explanation:
     semester: int  # 1-based number of the semester predicted
     prediction: float
-    prior: float  # group_mean + the damped deviation
+    prior: float  # group_mean + the members' mean of damping x deviation (each member its own)
     correction: float  # prediction - prior: what the network adds
     group_mean: float  # the group's mean of the predicted semester, as the prior sees it
-    deviation: float  # the student's smoothed deviation from the group's means (grade points)
-    damping: float  # phi: the share of that deviation expected to carry over
+    deviation: float  # the student's smoothed deviation from the group's means so far (grade points; members' mean)
+    damping: float  # phi: the share of that deviation expected to carry over (members' mean)
     hidden: list[list[list[float]]]  # after each semester up to the last one read: [member][unit]
     semesters_read: list[str]  # the name of each semester `hidden` follows
     actual: float | None = None  # the predicted semester's known grade, for a hindcast
@@ -43,13 +43,13 @@ class Explanation:
                 **({"actual": self.actual} if self.actual is not None else {})}
 
     def sentence(self, semester_name: str, group: str) -> str:
-        """One plain sentence: "The 5th-semester average at college 115 is 7.00; this student has been
-        0.40 above it (carried over: +0.30); the network adds +0.10, giving 7.40." """
+        """One plain sentence: "The 5th semester average at college 115 is 7.00; this student has been
+        0.40 above the group's averages so far (carried over: +0.30); the network adds +0.10, giving 7.40." """
         side = "above" if self.deviation >= 0 else "below"
         carried = self.prior - self.group_mean
         return (f"The {semester_name} average {group} is {self.group_mean:.2f}; this student has been "
-                f"{abs(self.deviation):.2f} {side} it (carried over: {carried:+.2f}); the network adds "
-                f"{self.correction:+.2f}, giving {self.prediction:.2f}.")
+                f"{abs(self.deviation):.2f} {side} the group's averages so far (carried over: {carried:+.2f}); "
+                f"the network adds {self.correction:+.2f}, giving {self.prediction:.2f}.")
 
 
 def group_phrase(predictor, college) -> str:

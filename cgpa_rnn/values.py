@@ -147,9 +147,13 @@ class Header:
     gender: str | None
 
     def student(self, line: int, record: dict) -> str:
-        """How a row's student is named to people: the first ID it has, else its line in the file."""
+        """How a row's student is named to people: "group/ID" (IDs repeat across groups: the shipped
+        data has roll 17020 at three colleges), the ID alone without a group, else its line."""
         rolls = [clean_roll(record[c]) for c in self.rolls if record.get(c)]
-        return rolls[0] if rolls else f"line {line}"
+        if not rolls:
+            return f"line {line}"
+        group = clean_roll(record[self.college]) if self.college and record.get(self.college) else ""
+        return f"{group}/{rolls[0]}" if group else rolls[0]
 
 
 def _named(columns: list[str], names: tuple[str, ...]) -> list[str]:

@@ -26,7 +26,6 @@ from cgpa_rnn.values import (
     AUTO_GROUP,
     WHITESPACE,
     Header,
-    clean_roll,
     grade_value,
     preview,
     read_header,
@@ -147,14 +146,11 @@ def load_csv(path: str | Path, form: CohortFormat = CohortFormat(), limits: Limi
 
 
 def _student_key(table: Table, header: Header, line: int, record: dict) -> str:
-    """The group and the roll number; a file without any ID column names its students by line."""
-    if not header.rolls:
-        return f"line {line}"
-    rolls = [clean_roll(record[c]) for c in header.rolls if record[c]]
-    if not rolls:
+    """The group and the roll number (Header.student); a file without any ID column names its
+    students by line, and in a file with one every row needs an ID."""
+    if header.rolls and not any(record[c] for c in header.rolls):
         raise DataError(f"{table.where}, line {line}: no student ID in {header.rolls}")
-    group = clean_roll(record[header.college]) if header.college else ""
-    return f"{group}/{rolls[0]}" if group else rolls[0]
+    return header.student(line, record)
 
 
 def _grades(table: Table, header: Header, line: int, record: dict, scale: Scale) -> list[float]:

@@ -90,8 +90,15 @@ class ValueCount:
         self.app, self.endpoints = app, endpoints
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or not (
-                scope["path"] in self.endpoints or scope["path"] in (gradio_compat.QUEUE_PATH, gradio_compat.RUN_PATH)):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if gradio_compat.CALL_PATH.fullmatch(path) and path not in self.endpoints:
+            name = path.rstrip("/").rsplit("/", 1)[1]
+            if f"/gradio_api/call/{name}" not in self.endpoints:  # Gradio answers 500 and logs a traceback
+                return await answer(send, 404, f"no endpoint named {name[:60]!r}; the API page (?view=api) lists "
+                                               "them")
+        if not (path in self.endpoints or path in (gradio_compat.QUEUE_PATH, gradio_compat.RUN_PATH)):
             return await self.app(scope, receive, send)
         chunks = []  # bounded: BodyLimit runs before this
         while True:
@@ -143,7 +150,8 @@ class ClosedRoutes:
 
 # What gives away Python's insides in an error body: an object's or a class's repr, a traceback.
 # Matched on the text, not on where Gradio puts it, so a message Gradio moves is still caught.
-PYTHON_INSIDES = re.compile(rb"object at 0x|<class '|<(gradio|cgpa_rnn)\.|Traceback \(most recent call")
+PYTHON_INSIDES = re.compile(rb"object at 0x|<class '|<(gradio|cgpa_rnn)\.|Traceback \(most recent call|"
+                            rb"errors\.pydantic\.dev|input_value=")
 
 
 class ReprFreeErrors:

@@ -295,14 +295,14 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:
     """The scored rows for the screen: the student and the prediction first (what a phone shows
-    before any scrolling), then what it was measured against, the grades and the group, and the
-    second runtime (columns named for reading, DISPLAY_NAMES; the downloaded file keeps the file's
-    own columns and names)."""
+    before any scrolling), then what it was measured against, the grades and the group, the second
+    runtime, and last a row's reason when it could not be scored (mostly empty). Columns are named
+    for reading (DISPLAY_NAMES); the downloaded file keeps the file's own columns and names."""
     table = pd.DataFrame(scored.rows(), columns=scored.columns())
     table.insert(0, "student", scored.students())
     header = scored.header
-    table = table[["student", "pred_torch", "low", "high", "semester_predicted", "actual", "abs_error", "error",
-                   *header.semesters, *([header.college] if header.college else []), "pred_onnx", "abs_diff"]]
+    table = table[["student", "pred_torch", "low", "high", "semester_predicted", "actual", "abs_error",
+                   *header.semesters, *([header.college] if header.college else []), "pred_onnx", "abs_diff", "error"]]
     for column in ("pred_torch", "pred_onnx", "low", "high", "actual", "abs_error"):
         table[column] = table[column].astype(float).round(3)
     table["abs_diff"] = table["abs_diff"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.1e}")

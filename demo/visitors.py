@@ -76,6 +76,11 @@ class OwnModels:
             if len(self._line) > WAITING_TRAININGS:
                 raise UserError(QUEUE_FULL)
             self._line.append(session)
+            # The session's model is replaced from now on: whatever this training ends in, nothing
+            # answers for the page from a model it has asked to replace.
+            replaced = self._models.pop(session, None)
+        _delete([replaced])
+        with self._lock:
             while self._line[0] != session and session not in self._closed:
                 report(0.0, f"waiting for the trainings ahead of yours to finish ({self._line.index(session)} "
                             "ahead)")

@@ -114,9 +114,12 @@ def format_parity(report: dict) -> str:
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
     if report.get("training_data"):
         lines.append(f"note: {report['training_data']}")
-    for name, entry in [*report["outputs"].items(), *report.get("explanation", {}).items()]:
-        lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
-                     f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
+    for part, heading in (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast):")):
+        if heading and report.get(part):
+            lines.append(heading)
+        for name, entry in report.get(part, {}).items():
+            lines.append(f"  {name:<10} max abs {entry['max_abs_diff']:.3g}  max rel {entry['max_rel_diff']:.3g}  "
+                         f"NaN mismatches {entry['nan_mismatches']}  worst input {entry.get('worst_input')}")
     for mismatch in report.get("metadata_mismatches", ()):
         lines.append(f"METADATA: {mismatch}")
     for problem in report.get("vector_problems", ()):

@@ -229,6 +229,8 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     page.locator("#train").click()
     page.get_by_text("no semester columns").first.wait_for(timeout=30_000)
     assert page.locator(onnx).first.input_value() == "" and "Your model is ready" not in page.inner_text("body")
+    page.locator("#own-predict").click()  # nor does the replaced model answer again
+    page.get_by_text("no model of yours is loaded").first.wait_for(timeout=15_000)
     page.close()  # the visitor leaves: their upload and model go with the session
     deadline = time.monotonic() + 30
     while created.exists() and time.monotonic() < deadline:

@@ -77,9 +77,9 @@ def test_score_upload(backends, tmp_path):
     assert "0 of 2 students scored**" in summary and "difference" not in summary
     table = service.display_table(scored)  # the student and the prediction first; names that wrap on a phone
     assert list(table.columns) == ["student", "prediction (torch)", "low", "high", "semester predicted", "actual",
-                                   "abs error", "error", "1st", "2nd", "3rd", "4th", "5th", "College Code",
-                                   "onnx runtime", "torch - onnx"]
-    assert table["student"].tolist() == ["1", "2", "3", "4"]  # the ID, from whichever ID column holds it
+                                   "abs error", "1st", "2nd", "3rd", "4th", "5th", "College Code",
+                                   "onnx runtime", "torch - onnx", "error"]
+    assert table["student"].tolist() == ["115/1", "115/2", "116/3", "116/4"]  # the group and the ID, from either column
     assert table["actual"].tolist()[3] == 8 and np.isnan(table["actual"][0])  # only the complete student
     assert table["abs error"][3] == pytest.approx(abs(8 - table["onnx runtime"][3]), abs=2e-3)
     assert service.hindcast_frame(scored)["actual"].tolist() == [8.0]

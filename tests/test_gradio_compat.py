@@ -74,8 +74,16 @@ def test_a_call_in_a_shape_gradio_compat_does_not_know_is_refused_not_passed_on(
     assert status == 400 and 'a list of values under \\"data\\"' in answer.decode()
 
 
+def test_a_call_of_an_endpoint_that_does_not_exist_is_a_sentence_not_a_traceback(app_url, capfd):
+    status, answer = request_from(port_of(app_url), "127.0.2.2", "POST", "/gradio_api/call/nonexistent",
+                                  b'{"data": []}', {"content-type": "application/json"})
+    assert status == 404 and "no endpoint named 'nonexistent'" in answer.decode()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("leak", [b"<gradio.components.textbox.Textbox object at 0x7f>", b"<class 'Textbox'>",
-                                  b"Traceback (most recent call last):\\n  File"])
+                                  b"Traceback (most recent call last):\\n  File",
+                                  b"1 validation error, input_value={'path': '/etc/passwd'}"])
 def test_python_insides_in_an_error_body_are_never_passed_on(leak):
     sent = []
 

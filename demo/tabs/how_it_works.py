@@ -16,9 +16,10 @@ def build(backends: service.Backends, hidden_view: gr.HTML) -> None:
     record = backends.torch.record
     gr.Markdown(
         f"The shipped model is an ensemble of {record.config.model.ensemble} `{record.cell}` networks; each reads a "
-        "student's semesters one at a time. The textbook recurrence, as `model/network.py` writes it:\n\n"
-        "    h_t = tanh(x_t W_xh + h_(t-1) W_hh + b_h)      the hidden state after semester t\n"
-        "    y_t = h_t W_hy + b_y                           read out from it\n\n"
+        "student's semesters one at a time. The textbook recurrence, as `model/network.py` writes it: the "
+        "hidden state after semester t, and what is read out from it,\n\n"
+        "    h_t = tanh(x_t W_xh + h_(t-1) W_hh + b_h)\n"
+        "    y_t = h_t W_hy + b_y\n\n"
         "`x_t` is what step t reads (the grade, its deviation from the group's mean, a missing flag and "
         "which semester it is); `y_t` is the network's correction to the prior and the interval's two "
         "gaps. The prediction is the prior (the group's mean of the next semester plus the student's "
@@ -33,6 +34,8 @@ def build(backends: service.Backends, hidden_view: gr.HTML) -> None:
                 "LSTM and a GRU to remember the first of 50 symbols and measures how much of the loss's gradient "
                 "reaches each earlier step (docs/lesson.md has the table and what it shows).")
     if LESSON_FIGURE.is_file():
-        gr.Image(str(LESSON_FIGURE), show_label=False, elem_id="lesson-figure", buttons=[], interactive=False)
+        # Full screen on a phone, where the figure's legends are small at the page's width.
+        gr.Image(str(LESSON_FIGURE), show_label=False, elem_id="lesson-figure", buttons=["fullscreen"],
+                 interactive=False)
     else:
         gr.Markdown("(The figure ships with the repository's docs/; run `cgpa lesson --out DIR` to make it.)")

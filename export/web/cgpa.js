@@ -150,7 +150,8 @@
     const group = column === null ? "of the cohort" : unknown ? `for a ${column} not seen in training` :
       `at ${column} ${$("college").value.trim()}`;
     $("why").textContent = `Why: the ${named} average ${group} is ${fixed(why.group_mean[0])}; this student has ` +
-      `been ${fixed(Math.abs(why.deviation[0]))} ${why.deviation[0] >= 0 ? "above" : "below"} it (carried over: ` +
+      `been ${fixed(Math.abs(why.deviation[0]))} ${why.deviation[0] >= 0 ? "above" : "below"} the group's averages ` +
+      `so far (carried over: ` +
       `${signed(why.prior[0] - why.group_mean[0])}); the network adds ${signed(why.correction[0])}, giving ` +
       `${fixed(why.prediction[0])}.`;
   });
