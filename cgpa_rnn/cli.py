@@ -18,6 +18,7 @@ import sys
 from cgpa_rnn.errors import ParityError, UserError
 from cgpa_rnn.extras import extra_needed, require
 from cgpa_rnn.paths import check_output_file, check_output_folder
+from cgpa_rnn.processes import stop_cleanly_on_sigterm
 
 
 def _cohort(args):
@@ -473,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_cleanly_on_sigterm()  # a stopped command cleans up as a failed one does (cgpa_rnn/processes.py)
     try:
         return args.handler(args) or 0
     except UserError as error:

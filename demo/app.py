@@ -24,6 +24,7 @@ from cgpa_rnn.demo.retention import Janitor, log
 from cgpa_rnn.demo.tabs import about, cohort, how_it_works, own_model, student
 from cgpa_rnn.demo.visitors import OwnModels
 from cgpa_rnn.errors import UserError
+from cgpa_rnn.processes import stop_cleanly_on_sigterm
 
 # A request is CPU work (a cohort, a prediction): running more at once than there are cores
 # only adds memory. A burst beyond the queue gets Gradio's "busy" answer instead of piling up;
@@ -139,7 +140,7 @@ def launch(demo: gr.Blocks, server_name: str | None = None, port: int | None = N
     values come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT / GRADIO_MCP_SERVER, as a Space
     sets them. With `mcp`, the public endpoints marked gr.mcp.tool() are also MCP tools
     (/gradio_api/mcp/; needs the [mcp] extra)."""
-    environment.stop_cleanly_on_sigterm()
+    stop_cleanly_on_sigterm()  # a server stopped by SIGTERM removes its folder too
     removed = environment.sweep_stopped_servers()
     if removed:
         log(f"removed {len(removed)} folder(s) left by demo servers that stopped")

@@ -22,6 +22,7 @@ memory after each.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import http.client
 import importlib.util
@@ -43,6 +44,7 @@ import numpy as np
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.port import free_port
 from cgpa_rnn.predictor import check_fresh
+from cgpa_rnn.processes import end_with_parent
 
 STUDENT = ["7.1", "6.8", "", "7.3", ""]
 START_SECONDS = 120
@@ -100,7 +102,8 @@ def _start_server(run: Path, port: int) -> subprocess.Popen:
     mcp = ["--mcp"] if importlib.util.find_spec("mcp") else []
     server = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "demo", str(run), "--port", str(port), *mcp],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
-                              cwd=Path(__file__).resolve().parent.parent)
+                              cwd=Path(__file__).resolve().parent.parent,
+                              preexec_fn=functools.partial(end_with_parent, os.getpid()))  # ends with the bench
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline and server.poll() is None:
         try:

@@ -2,8 +2,8 @@
 
 Importing this module changes nothing but two environment defaults (Gradio reads them when it
 is imported, so they must be set before anything imports Gradio). The folder is made by the
-first `folders()` call (build_demo's), the SIGTERM handler by `stop_cleanly_on_sigterm()`
-(launch's): a program that imports a helper from the demo gets neither.
+first `folders()` call (build_demo's), the SIGTERM handler by
+`cgpa_rnn.processes.stop_cleanly_on_sigterm()` (launch's): a program that imports a helper from the demo gets neither.
 
 Everything the server writes lives in one folder of its own, made by `mkdtemp` (a fresh,
 unguessable name, readable by this user only), so a file planted at a fixed name in /tmp
@@ -17,11 +17,8 @@ import atexit
 import functools
 import os
 import shutil
-import signal
 import stat
-import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +50,6 @@ def folders() -> ServerFolders:
     os.environ["GRADIO_TEMP_DIR"] = str(made.gradio)
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return made
-
-
-def stop_cleanly_on_sigterm() -> None:
-    """`kill`, systemd, Docker and a Space stop a server with SIGTERM, which by default ends the
-    process without running atexit: turn it into a normal exit so the folder goes too. Left alone
-    when someone else already handles the signal, or off the main thread (where Python refuses)."""
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _stopped_server_folder(path: Path) -> bool:

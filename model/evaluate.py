@@ -11,10 +11,8 @@ the noise of training itself.
 """
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -39,6 +37,7 @@ from cgpa_rnn.model.metrics import (
     regression_metrics,
 )
 from cgpa_rnn.model.record import DataInfo
+from cgpa_rnn.processes import end_with_parent
 from cgpa_rnn.rundir import RunDir
 
 FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
@@ -101,8 +100,6 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
     return report
 
 
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent ends
-
 def run_folds(jobs: list, progress: bool, workers: int | None) -> list:
     """Every fold's job, in `workers` processes (default: one per core), each single-threaded."""
     from tqdm import tqdm
@@ -112,19 +109,8 @@ def run_folds(jobs: list, progress: bool, workers: int | None) -> list:
         if workers == 1:
             return [_fold_done(_run_fold(job), bar) for job in jobs]
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_end_with_parent, initargs=(os.getpid(),)) as pool:
+                                 initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
             return [_fold_done(result, bar) for result in pool.map(_run_fold, jobs)]
-
-
-def _end_with_parent(parent: int) -> None:
-    """In a worker: end when the evaluating process ends, however it ends (SIGTERM or SIGKILL to
-    `cgpa evaluate` left its workers computing). Linux's PR_SET_PDEATHSIG; elsewhere a no-op."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (AttributeError, OSError):
-        pass
-    if os.getppid() != parent:  # the parent ended before the request took effect
-        os._exit(1)
 
 
 def _fold_done(result, bar):

@@ -440,41 +440,67 @@ def test_verify_refuses_a_model_whose_metadata_disagrees_with_its_graph(run_copy
                    "metadata 'semesters' is 7 but the graph's grades input has 5 columns")
 
 
-def test_stopping_cgpa_evaluate_stops_its_workers(tmp_path):
-    """SIGTERM to `cgpa evaluate` used to leave its worker processes computing."""
+def _running(pid: int) -> bool:  # a zombie has ended; only its parent's reaping is left
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def _stopped(command: list[str], ready, cwd: Path = ROOT) -> list[int]:
+    """Start `cgpa COMMAND`, wait until ready(its pid) holds, SIGTERM it; the children it had then
+    that still run 30 s after it ended (killed, so a failed test leaves none)."""
     import signal
     import time
 
-    def running(pid: int) -> bool:  # a zombie has ended; only its parent's reaping is left
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
-
-    def children(pid: int) -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-        return found
-
-    evaluating = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", "evaluate", "--synthetic", "400", "--cells",
-                                   "gru", "--seeds", "1", "--quiet", "--out", str(tmp_path / "run")], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = subprocess.Popen([sys.executable, "-m", "cgpa_rnn", *command], cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while len(workers := children(evaluating.pid)) < 2 and time.monotonic() < deadline:
+    while not ready(started.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(workers) >= 2, "the workers never started"
-    time.sleep(1)  # at work on their folds
-    evaluating.send_signal(signal.SIGTERM)
-    evaluating.wait(timeout=30)
+    assert ready(started.pid), f"cgpa {' '.join(command)} never got going"
+    children = _children(started.pid)
+    time.sleep(1)  # at work
+    started.send_signal(signal.SIGTERM)
+    assert started.wait(timeout=60) != 0
     deadline = time.monotonic() + 30
-    while any(running(w) for w in workers) and time.monotonic() < deadline:
+    while any(_running(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = [w for w in workers if running(w)]
-    for w in left:
-        os.kill(w, signal.SIGKILL)
-    assert not left, f"{len(left)} worker(s) still running after the evaluation was stopped"
+    left = [c for c in children if _running(c)]
+    for c in left:
+        os.kill(c, signal.SIGKILL)
+    return left
+
+
+@pytest.mark.slow
+def test_stopping_cgpa_evaluate_stops_its_workers(tmp_path):
+    """SIGTERM to `cgpa evaluate` used to leave its worker processes computing."""
+    command = ["evaluate", "--synthetic", "400", "--cells", "gru", "--seeds", "1", "--quiet", "--out",
+               str(tmp_path / "run")]
+    assert not _stopped(command, lambda pid: len(_children(pid)) >= 2), "workers still running after the stop"
+
+
+@pytest.mark.slow
+def test_stopping_cgpa_train_leaves_no_partial_run_folder(tmp_path):
+    """SIGTERM mid-training used to leave the staging folder (.run.new-PID) until the next training."""
+    command = ["train", "--synthetic", "3000", "--quiet", "--out", str(tmp_path / "run")]
+    assert not _stopped(command, lambda pid: (tmp_path / f".run.new-{pid}").is_dir())
+    assert list(tmp_path.iterdir()) == []  # neither the staged files nor a run folder
+
+
+@pytest.mark.slow
+def test_stopping_the_demo_benchmark_stops_its_server(tmp_path):
+    """SIGTERM to `cgpa bench --demo` used to leave the demo server it started serving."""
+    left = _stopped(["bench", str(SHIPPED), "--demo"], lambda pid: bool(_children(pid)))
+    assert not left, "the benchmark's demo server still runs after the benchmark was stopped"
