@@ -31,6 +31,8 @@ import gradio as gr
 from gradio import mcp as gradio_mcp
 from gradio import queueing
 
+from cgpa_rnn.errors import UserError
+
 TESTED_VERSION = "6.31.0"
 
 # Gradio's routes this demo polices. The page's unqueued events all post to RUN_PATH.
@@ -67,8 +69,9 @@ PAGE_CSS = """
 """
 
 
-class GradioChanged(RuntimeError):
-    """This Gradio does not have what the demo relies on; the message says what moved."""
+class GradioChanged(UserError):
+    """This Gradio does not have what the demo relies on; the message says what moved (one line
+    from `cgpa demo`, as any mistake its user can mend)."""
 
 
 def problems(demo: gr.Blocks | None = None) -> list[str]:
