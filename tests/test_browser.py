@@ -199,6 +199,8 @@ def test_a_visitor_trains_a_model_on_their_cohort_and_it_is_deleted_when_they_le
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "train-progress.png"), full_page=True)
     page.get_by_text("Your model is ready").first.wait_for(timeout=120_000)
+    # The table of errors is shown by the event after the training's (.success): waited for, not raced.
+    page.locator("#train-errors").get_by_text("next semester").first.wait_for(timeout=30_000)
     assert page.locator("#train-errors").get_by_text("next semester").count() == 1
     offered = ["model.onnx", "parity.json", "MODEL_CARD.md"]
     for size, viewport in VIEWPORTS.items():  # every file in sight in its box, at both sizes
