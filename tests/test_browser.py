@@ -287,8 +287,8 @@ def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
     page.screenshot(path=str(SCREENSHOTS / f"{size}-your-model.png"), full_page=True)
     _tab(page, "How it works", viewport["width"]).click()
     page.locator("#matrices svg").first.wait_for(timeout=15_000)
+    page.locator("#hidden-states svg rect").first.wait_for(timeout=15_000)  # the student asked above
     assert page.locator("#matrices figure").count() == 3  # W_xh, W_hh, W_hy
-    assert page.locator("#hidden-states svg rect").count() > 0  # the student asked above: a row per semester read
     for svg in page.locator("#matrices svg, #hidden-states svg").all():  # scaled to fit: no sideways scrolling
         box = svg.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], size
