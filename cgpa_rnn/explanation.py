@@ -10,7 +10,7 @@ the same from the same raw inputs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +37,8 @@ class Explanation:
     actual: float | None = None  # the predicted semester's known grade, for a hindcast
 
     def to_dict(self) -> dict:
-        return {"semester": self.semester, "prediction": self.prediction, "prior": self.prior,
-                "correction": self.correction, "group_mean": self.group_mean, "deviation": self.deviation,
-                "damping": self.damping, "hidden": self.hidden, "semesters_read": self.semesters_read,
-                **({"actual": self.actual} if self.actual is not None else {})}
+        """Every field; `actual` only for a hindcast."""
+        return {name: value for name, value in asdict(self).items() if name != "actual" or value is not None}
 
     def sentence(self, semester_name: str, group: str) -> str:
         """One plain sentence: "The 5th semester average at college 115 is 7.00; this student has been

@@ -45,7 +45,7 @@ def why_chart(why: Explanation, low: float, high: float, sentence: str) -> str:
     for i, (label, begin, finish, colour, text) in enumerate(steps):
         top = 6 + i * row
         a, b = sorted((x(begin), x(finish)))
-        fill = colour or _colour(finish - begin, 1e-9)
+        fill = colour or "rgb({},{},{})".format(*(POSITIVE if finish >= begin else NEGATIVE))
         parts.append(f'<text x="0" y="{top + 15}">{label}</text><rect x="{a:.1f}" y="{top}" '
                      f'width="{max(b - a, 1.5):.1f}" height="20" fill="{fill}"/>'
                      f'<text x="{b + 4:.1f}" y="{top + 15}">{text}</text>')
