@@ -63,7 +63,7 @@ def build_demo(run: str | Path | service.Backends = service.DEFAULT_RUN) -> gr.B
                         "date. The server's log says which file and how to rebuild it.")
         return broken
     minutes = DELETE_CACHE[1] // 60
-    environment.folders()  # made before the Blocks, which reads where Gradio's cache goes
+    gradio_compat.cache_in(environment.folders().gradio)  # before the Blocks, which reads where its cache goes
     with gr.Blocks(title="cgpa-rnn: next-semester grade forecaster", delete_cache=DELETE_CACHE) as demo:
         synthetic = ("**This model was trained on a SYNTHETIC cohort: generated students, not real ones.**\n\n"
                      if backends.torch.record.synthetic else "")

@@ -40,14 +40,13 @@ class ServerFolders:
 
 @functools.cache
 def folders() -> ServerFolders:
-    """This server's folders, made on the first call and removed when the process exits. Gradio
-    is pointed at its own (GRADIO_TEMP_DIR, read when a Blocks is made), also when a parent process
-    (a test, the benchmark) passed its own down: two servers never share a cache."""
+    """This server's folders, made on the first call and removed when the process exits. build_demo
+    points Gradio at its own (gradio_compat.cache_in), also when a parent process (a test, the
+    benchmark) passed its own GRADIO_TEMP_DIR down: two servers never share a cache."""
     root = Path(tempfile.mkdtemp(prefix=f"{SERVER_PREFIX}{os.getpid()}-"))
     made = ServerFolders(root, root / "gradio", root / "scored", root / "sessions")
     for folder in (made.gradio, made.scored, made.sessions):
         folder.mkdir(mode=0o700)
-    os.environ["GRADIO_TEMP_DIR"] = str(made.gradio)
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return made
 

@@ -19,13 +19,18 @@ The reliances, each used by one caller:
 - Two undocumented settings of the queue's monitoring (`quiet_monitoring`).
 - The sessions' state kept in memory (`sessions_held`, read by tests only).
 - Gradio's markup, which the page's CSS styles (`PAGE_CSS`).
+- Modules that read GRADIO_TEMP_DIR once, when imported (`cache_in`): MCP's copies of files
+  sent as data: URLs went to /tmp/gradio, readable by all, once the server's folder was made at
+  build time rather than at import.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import os
 import re
+from pathlib import Path
 
 import gradio as gr
 from gradio import mcp as gradio_mcp
@@ -100,6 +105,21 @@ def check(demo: gr.Blocks) -> None:
     if found:
         raise GradioChanged(f"Gradio {gr.__version__} differs from {TESTED_VERSION}, which this demo was tested "
                             f"with: {'; '.join(found)}. Install gradio=={TESTED_VERSION}.")
+
+
+# Modules holding the cache folder as read when they were imported (routes.py imports route_utils').
+CACHE_HOLDERS = ("gradio.mcp", "gradio.route_utils", "gradio.routes", "gradio.screen_recording_utils")
+
+
+def cache_in(folder: Path) -> None:
+    """Every copy Gradio makes goes to `folder`: GRADIO_TEMP_DIR for what reads it when used, and the
+    modules that read it when imported (before the server's folder existed) are told too."""
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    for name in CACHE_HOLDERS:
+        module = importlib.import_module(name)
+        if not hasattr(module, "DEFAULT_TEMP_DIR"):  # moved: refuse rather than write elsewhere
+            raise GradioChanged(f"{name} no longer keeps DEFAULT_TEMP_DIR; install gradio=={TESTED_VERSION}")
+        module.DEFAULT_TEMP_DIR = str(folder)
 
 
 def quiet_monitoring() -> None:

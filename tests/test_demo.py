@@ -485,6 +485,10 @@ def test_the_servers_files_live_in_a_private_folder_of_its_own(app_url, tmp_path
     path.write_text(COHORT_CSV)
     Client(app_url, verbose=False).predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
     assert list(environment.folders().gradio.rglob("private.csv"))  # Gradio's copy of the upload is in there too
+    import importlib
+
+    from cgpa_rnn.demo.gradio_compat import CACHE_HOLDERS  # MCP's copies of data: URLs too, not /tmp/gradio
+    assert all(importlib.import_module(name).DEFAULT_TEMP_DIR == str(folders.gradio) for name in CACHE_HOLDERS)
 
 
 def test_folders_of_stopped_servers_are_removed_and_symlinks_are_not_followed(tmp_path):
