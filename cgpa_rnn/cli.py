@@ -123,7 +123,7 @@ def cmd_export(args) -> None:
     exported = pipeline.export(args.run, quantize=args.quantize)
     why, vectors = exported.onnx.with_name("explain.onnx"), exported.onnx.with_name("vectors.json")
     print(f"wrote {exported.onnx} ({exported.onnx.stat().st_size / 1024:.1f} KB), {why.name} (the why of each "
-          f"forecast, {why.stat().st_size / 1024:.1f} KB) and {vectors.name} beside it")
+          f"forecast and the rest of the degree, {why.stat().st_size / 1024:.1f} KB) and {vectors.name} beside it")
     if exported.quantization is not None:
         _print_quantization(exported.quantization)
 

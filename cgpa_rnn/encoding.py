@@ -61,6 +61,11 @@ class Scale:
         names = [f"0-{top:g}" for top in tops[:2]]
         return f"it fits a {' or '.join(names)} scale" if names else "it fits none of the common scales"
 
+    def at_risk_line(self) -> float:
+        """The line below which a student is at risk, unless told otherwise: 60% of the way up the scale
+        (6 on 0-10, 12 on 0-20, 2.4 on 0-4)."""
+        return round(self.low + 0.6 * (self.high - self.low), 2)
+
     def to_json(self) -> list[float]:
         return [self.low, self.high]
 

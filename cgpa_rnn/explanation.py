@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cgpa_rnn import trajectory
 from cgpa_rnn.values import COLLEGE_NAMES
 
-EXPLANATION_FILE = "explain.onnx"
+EXPLANATION_FILE = "explain.onnx"  # also the trajectory's graph (cgpa_rnn.trajectory)
 # The explanation graph's outputs, in order; each [batch] in grade points but `damping` (a
 # factor) and `hidden` [batch, semesters - 1, members, hidden units].
 OUTPUTS = ("prediction", "prior", "correction", "group_mean", "deviation", "damping", "hidden")
@@ -72,7 +73,8 @@ def explanation_of(outputs: dict[str, np.ndarray], semester: int, semester_names
 
 
 class ExplanationSession:
-    """explain.onnx in onnxruntime, checked to come from the same checkpoint as model.onnx."""
+    """explain.onnx in onnxruntime (the why and the trajectory), checked to come from the same checkpoint
+    as model.onnx."""
 
     def __init__(self, model_path: str | Path, checkpoint_sha256: str, threads: int = 1):
         import onnxruntime as ort
@@ -85,6 +87,8 @@ class ExplanationSession:
                                   f"`cgpa export {path.parent}` writes it")
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        # onnxruntime warns, at every load, that an input with a default is not folded as a constant: by design.
+        options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for bad files
@@ -94,10 +98,20 @@ class ExplanationSession:
         if stated != checkpoint_sha256:
             raise StaleModelError(f"{path} is stale: it was exported from checkpoint {str(stated)[:12]}, "
                                   f"model.onnx from {checkpoint_sha256[:12]}; run `cgpa export {path.parent}`")
+        self.outputs = [*OUTPUTS, *trajectory.OUTPUTS]
         names = [output.name for output in self.session.get_outputs()]
-        if names != list(OUTPUTS):
-            raise StaleModelError(f"{path}: expected outputs {', '.join(OUTPUTS)}, found {', '.join(names)}; "
-                                  f"re-export it with `cgpa export {path.parent}`")
+        optional = [i.name for i in self.session.get_overridable_initializers()]
+        if names != self.outputs or optional != list(trajectory.OPTIONAL_INPUTS):
+            raise StaleModelError(f"{path}: expected outputs {', '.join(self.outputs)} and optional inputs "
+                                  f"{', '.join(trajectory.OPTIONAL_INPUTS)}, found {', '.join(names)} and "
+                                  f"{', '.join(optional) or 'none'}; re-export it with `cgpa export {path.parent}`")
 
-    def run(self, grades: np.ndarray, college: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(OUTPUTS, self.session.run(None, {"grades": grades, "college": college})))
+    def run(self, grades: np.ndarray, college: np.ndarray, credits: np.ndarray | None = None,
+            below: float | None = None) -> dict[str, np.ndarray]:
+        """The outputs by name; credits and below left out take the file's defaults."""
+        feeds = {"grades": grades, "college": college}
+        if credits is not None:
+            feeds["credits"] = credits
+        if below is not None:
+            feeds["below"] = np.array(below, dtype=np.float32)
+        return dict(zip(self.outputs, self.session.run(None, feeds)))

@@ -1,7 +1,8 @@
 """One predictor interface over two runtimes; this module needs only numpy and onnxruntime.
 
 `Predictor` validates a student's raw grades and college code, runs the backend,
-forecasts the rest of the trajectory and explains a forecast (cgpa_rnn.explanation).
+explains a forecast (cgpa_rnn.explanation) and forecasts the rest of the degree
+(cgpa_rnn.trajectory).
 `OnnxPredictor` runs model.onnx in onnxruntime;
 `cgpa_rnn.model.torch_predictor.TorchPredictor` runs the checkpoint. The demo and
 `cgpa predict` use both through this interface.
@@ -19,9 +20,10 @@ from cgpa_rnn.encoding import COLLEGE_CODES, DEFAULT_SCALE, Groups, Scale
 from cgpa_rnn.errors import UserError
 from cgpa_rnn.explanation import Explanation, ExplanationSession, explanation_of
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
-from cgpa_rnn.rules import cumulative_average, last_observed
+from cgpa_rnn.rules import last_observed
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.values import COLLEGE_NAMES, grade_value
+from cgpa_rnn.trajectory import Trajectory, trajectory_of
+from cgpa_rnn.values import COLLEGE_NAMES, grade_value, preview
 
 UNFAMILIAR_SDS = 2.0  # grades whose mean is further than this from the training mean (in its spreads) get a warning
 
@@ -49,13 +51,6 @@ class Question:
     college: int
     semester: int  # 1-based number of the semester predicted
     actual: float | None  # its known grade when this is a hindcast, else None
-
-
-@dataclass(frozen=True)
-class Forecast:
-    steps: list[Prediction]  # every remaining semester, each fed back as the next one's input
-    grades: list[float]  # the observed grades with the forecasts filled in (NaN: still missing)
-    cumulative_average: float  # mean of the known and forecast semesters (equal credits assumed)
 
 
 def parse_grade(value, field: str, scale: Scale = DEFAULT_SCALE) -> float:
@@ -101,8 +96,10 @@ class Predictor(ABC):
         """float32 [B, S] grades, int64 [B] codes -> prediction, low, high, each [B]."""
 
     @abstractmethod
-    def _explain(self, grades: np.ndarray, college: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 [B, S] grades, int64 [B] codes -> cgpa_rnn.explanation.OUTPUTS by name."""
+    def _detail(self, grades: np.ndarray, college: np.ndarray, credits: np.ndarray | None,
+                below: float | None) -> dict[str, np.ndarray]:
+        """float32 [B, S] grades, int64 [B] codes, float32 [S] credits (None: equal), the risk's line (None:
+        the scale's) -> cgpa_rnn.explanation.OUTPUTS and cgpa_rnn.trajectory.OUTPUTS by name."""
 
     def _parse(self, grades, college) -> tuple[np.ndarray, int]:
         if isinstance(grades, str):
@@ -152,29 +149,42 @@ class Predictor(ABC):
         """The prediction `predict` makes, split into the prior and the network's correction, with
         the hidden state after each semester read."""
         question = self.question(grades, college, hindcast_last_given)
-        outputs = self.explain_batch(question.row[None, :], np.array([question.college], dtype=np.int64))
+        outputs = self.detail_batch(question.row[None, :], np.array([question.college], dtype=np.int64))
         return explanation_of(outputs, question.semester, self.semester_names, question.actual)
 
-    def explain_batch(self, grades: np.ndarray, college: np.ndarray) -> dict[str, np.ndarray]:
-        """Already-validated float32 [B, S] and int64 [B] -> the explanation's outputs by name."""
-        return self._explain(np.ascontiguousarray(grades, dtype=np.float32),
-                             np.ascontiguousarray(college, dtype=np.int64))
+    def detail_batch(self, grades: np.ndarray, college: np.ndarray, credits: np.ndarray | None = None,
+                     below: float | None = None) -> dict[str, np.ndarray]:
+        """Already-validated float32 [B, S] and int64 [B] (credits [S] and the risk's line optional) -> the
+        explanation's and the trajectory's outputs by name."""
+        return self._detail(np.ascontiguousarray(grades, dtype=np.float32),
+                            np.ascontiguousarray(college, dtype=np.int64),
+                            None if credits is None else np.ascontiguousarray(credits, dtype=np.float32), below)
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""
         return self._infer(np.ascontiguousarray(grades, dtype=np.float32),
                            np.ascontiguousarray(college, dtype=np.int64))
 
-    def forecast(self, grades, college) -> Forecast:
-        row, code = self.validate(grades, college)
-        steps = []
-        while True:
-            step = self.predict(row, code)
-            steps.append(step)
-            row[step.semester - 1] = step.prediction
-            if step.semester == self.semesters:
-                break
-        return Forecast(steps, [float(v) for v in row], cumulative_average(row))
+    def trajectory(self, grades, college, below=None, credits: np.ndarray | None = None) -> Trajectory:
+        """Every semester after the last one given, the final CGPA and the chance of ending below `below` (a
+        grade point; default: the scale's at-risk line). With the last semester given, the outcome itself."""
+        row, code = self._parse(grades, college)
+        line = self.risk_line(below)
+        outputs = self.detail_batch(row[None, :], np.array([code], dtype=np.int64), credits, line)
+        return trajectory_of(outputs, line)
+
+    def risk_line(self, value=None) -> float:
+        """The at-risk line from a field: a grade point on the model's scale (blank: the scale's own line)."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return self.scale.at_risk_line()
+        try:
+            line = grade_value(value, self.scale)  # the one number rule of the CLI, the demo and the page
+        except ValueError:
+            line = float("nan")
+        if not self.scale.contains(line):
+            raise PredictionError(f"at risk below: expected a grade point between {self.scale.low:g} and "
+                                  f"{self.scale.high:g}, got {preview(value)}")
+        return line
 
     def unfamiliar(self, grades) -> str | None:
         """A warning, before any number, when grades are unlike the ones the model learnt from: their
@@ -240,10 +250,10 @@ class OnnxPredictor(Predictor):
         prediction, low, high = self.session.run(None, {"grades": grades, "college": college})
         return prediction, low, high
 
-    def _explain(self, grades, college):
+    def _detail(self, grades, college, credits, below):
         if self._explanation is None:  # loaded when first asked: a forecast alone never needs it
             self._explanation = ExplanationSession(self.path, self.checkpoint_sha256, self.threads)
-        return self._explanation.run(grades, college)
+        return self._explanation.run(grades, college, credits, below)
 
 
 def check_fresh(run: str | Path | RunDir, threads: int = 1) -> OnnxPredictor:

@@ -163,7 +163,7 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
     with_prediction = np.append(question.row[:question.semester - 1], prediction)
-    why = explanation_of(backends.onnx.explain_batch(question.row[None, :], np.array([question.college])),
+    why = explanation_of(backends.onnx.detail_batch(question.row[None, :], np.array([question.college])),
                          question.semester, backends.semester_names, question.actual)
     sentence = why.sentence(backends.onnx.semester_name(question.semester - 1), group_phrase(backends.onnx, college))
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,

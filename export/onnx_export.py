@@ -7,7 +7,9 @@ them). The tanh cells (the hand-written elman and nn.RNN) are
 exported in their fused form (export/fused.py): the ensemble's weights folded into a few
 wide matrices and the loops unrolled over the fixed horizon, about 80 nodes instead of
 several hundred. All four cells share one contract (tests prove parity for each).
-explain.onnx (cgpa_rnn.explanation) is GradeForecaster.explain exported as it is.
+explain.onnx is GradeForecaster.explain (cgpa_rnn.explanation) and the trajectory to graduation
+(model/trajectory.py, cgpa_rnn.trajectory) exported as they are, with two optional inputs
+whose defaults are stored in the file.
 """
 from __future__ import annotations
 
@@ -34,7 +36,9 @@ from cgpa_rnn.model.checkpoint import VERSION as CHECKPOINT_VERSION
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.model.config import INTERVAL_LEVEL, QUANTILES
 from cgpa_rnn.model.record import RunRecord
+from cgpa_rnn.model.trajectory import trajectory
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 
 OPSET = 18
 # The standard fields every ONNX viewer and runtime API shows (onnxruntime's get_modelmeta(),
@@ -69,35 +73,53 @@ EXPLANATION_DOC = ("prediction, prior, correction, group_mean, deviation: float3
                    "semester model.onnx predicts: prediction = prior + correction (the network's), prior = "
                    "group_mean + the student's smoothed deviation from the group's means times damping; damping: "
                    "float32 [batch]; hidden: float32 [batch, semesters - 1, members, units], the recurrent state "
-                   "after each semester (index t has read semesters 1..t+1); NaN where model.onnx gives NaN")
+                   "after each semester (index t has read semesters 1..t+1); NaN where model.onnx gives NaN. "
+                   "trajectory, trajectory_low, trajectory_high: float32 [batch, semesters], each semester after "
+                   "the last observed one: the median (each fed back as the next semester's grade) and its 80% "
+                   "interval, calibrated per horizon; NaN for the others. final, final_low, final_high: float32 "
+                   "[batch], the final CGPA (the credit-weighted mean of the known grades and the medians) and "
+                   "its 80% interval; when the last semester is known, the actual CGPA. probability_below: "
+                   "float32 [batch], of a final CGPA below the input `below` (0 or 1 when the last semester is "
+                   "known). NaN in every output for a student with no grade.")
+
+
+def optional_inputs_doc(model) -> str:
+    return (f"optional inputs: credits float32 [{model.semesters}], each semester's weight in the final CGPA "
+            f"(default: all 1); below float32 [], the line of probability_below (default "
+            f"{model.scale.at_risk_line():g}, 60% of the way up the {model.scale} scale)")
 
 
 class ExplanationGraph(nn.Module):
-    """GradeForecaster.explain as a graph of its own: the same raw inputs, the outputs named by
-    cgpa_rnn.explanation.OUTPUTS."""
+    """GradeForecaster.explain and the trajectory as one graph: the raw inputs plus credits and below,
+    the outputs named by cgpa_rnn.explanation.OUTPUTS then cgpa_rnn.trajectory.OUTPUTS."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, grades: torch.Tensor, college: torch.Tensor):
-        parts = self.model.explain(grades, college)
-        return tuple(parts[name] for name in EXPLANATION_OUTPUTS)
+    def forward(self, grades: torch.Tensor, college: torch.Tensor, credits: torch.Tensor, below: torch.Tensor):
+        parts = self.model.explain(grades, college) | trajectory(self.model, grades, college, credits, below)
+        return tuple(parts[name] for name in (*EXPLANATION_OUTPUTS, *TRAJECTORY_OUTPUTS))
 
 
-def _graph(module: nn.Module, semesters: int, output_names: list[str]) -> onnx.ModelProto:
-    """`module` (raw grades and college codes in) as an ONNX graph, without what an embedder does not need."""
+def _graph(module: nn.Module, semesters: int, output_names: list[str], defaults: dict[str, torch.Tensor] = {}
+           ) -> onnx.ModelProto:
+    """`module` (raw grades and college codes in, then `defaults`' inputs) as an ONNX graph, without what an
+    embedder does not need. Each of `defaults` is stored in the file as its input's default value, so a
+    caller may leave it out."""
     batch = torch.export.Dim("batch", min=1)
     # Two rows: with a batch of one the exporter would specialise the batch axis to 1.
-    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (semesters - 2)] * 2), torch.tensor([0, 1]))
+    example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (semesters - 2)] * 2), torch.tensor([0, 1]),
+               *defaults.values())
+    names = ["grades", "college", *defaults]
     with warnings.catch_warnings():
         # The exporter's deprecation notices and torchvision-missing lines are about torch
         # internals, not this model; parity is what proves the export right.
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         program = torch.onnx.export(module, example, dynamo=True, opset_version=OPSET, external_data=False,
-                                    input_names=["grades", "college"], output_names=output_names,
-                                    dynamic_shapes={"grades": {0: batch}, "college": {0: batch}}, verbose=False)
+                                    input_names=names, output_names=output_names,
+                                    dynamic_shapes=[{0: batch}, {0: batch}, *[None] * len(defaults)], verbose=False)
     proto = program.model_proto
     for node in proto.graph.node:
         # The exporter records Python stack traces per node: large, and they leak local paths.
@@ -106,6 +128,8 @@ def _graph(module: nn.Module, semesters: int, output_names: list[str]) -> onnx.M
     # Intermediate shape annotations are optional; the exporter's trip up onnxruntime's
     # quantizer (its reshape of the fused input product), and dropping them saves a third.
     del proto.graph.value_info[:]
+    for name, value in defaults.items():  # an initializer named like an input is that input's default
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(value.numpy(), name))
     return proto
 
 
@@ -117,8 +141,12 @@ def export_onnx(run: str | Path | RunDir) -> Path:
     proto = _graph(fused_forecaster(model) or model, model.semesters, ["prediction", "low", "high"])
     describe(proto, model, payload)
     onnx.checker.check_model(proto, full_check=True)
-    explanation = _graph(ExplanationGraph(model).eval(), model.semesters, list(EXPLANATION_OUTPUTS))
-    describe(explanation, model, payload, name="forecast_explanation", outputs=EXPLANATION_DOC)
+    defaults = {"credits": torch.ones(model.semesters), "below": torch.tensor(model.scale.at_risk_line())}
+    explanation = _graph(ExplanationGraph(model).eval(), model.semesters,
+                         [*EXPLANATION_OUTPUTS, *TRAJECTORY_OUTPUTS], defaults)
+    describe(explanation, model, payload, name="forecast_explanation_and_trajectory", outputs=EXPLANATION_DOC)
+    set_metadata(explanation, {p.key: p.value for p in explanation.metadata_props}
+                 | {"optional_inputs": optional_inputs_doc(model)})
     onnx.checker.check_model(explanation, full_check=True)
     with run.atomic(RunDir.ONNX) as temporary:
         onnx.save_model(proto, temporary)

@@ -6,6 +6,9 @@ takes them (`grades` float32 [batch, semesters] with JSON null for NaN, `college
 reproduce within the stated tolerance. The cases are where runtimes and execution
 providers differ in practice: NaN for a missing semester, int64 codes far outside the
 known colleges, the edges of the grade scale, nothing to predict, batches.
+Each case also holds explain.onnx's trajectory outputs (`trajectory`: the rest of the degree,
+cgpa_rnn.trajectory.OUTPUTS) for the same inputs, with the file's default credits and line
+unless the case gives `options` (`credits` [semesters], `below`) to feed as well.
 Our own Python, Node and browser tests check the same file.
 """
 from __future__ import annotations
@@ -19,7 +22,9 @@ import torch
 
 from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.checkpoint import load_checkpoint
+from cgpa_rnn.model.trajectory import trajectory
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 
 TOLERANCE = 1e-5  # fp32, absolute, in grade points: `cgpa verify`'s parity and every vector
 NAN = float("nan")
@@ -70,6 +75,19 @@ def named_cases(semesters: int, colleges: list[int], scale: Scale = DEFAULT_SCAL
     return cases
 
 
+def case_options(name: str, semesters: int, scale: Scale) -> dict:
+    """The optional inputs a case feeds explain.onnx: one case weights the semesters and moves the line."""
+    if name != "history_of_1":
+        return {}
+    return {"credits": [float(t + 1) for t in range(semesters)], "below": round(scale.low + 0.75 * (scale.high - scale.low), 2)}
+
+
+def _nested(values) -> list:
+    """An array as JSON lists, NaN as null."""
+    array = np.asarray(values, dtype=np.float64)
+    return [_nested(row) for row in array] if array.ndim else _json_number(float(array))
+
+
 def _json_number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
@@ -83,19 +101,29 @@ def write_vectors(run: str | Path | RunDir, checkpoint: tuple | None = None) -> 
     for name, description, rows, codes in named_cases(model.semesters, model.college_codes.tolist(), model.scale):
         grades = np.asarray(rows, dtype=np.float32)
         college = np.asarray(codes, dtype=np.int64)
+        options = case_options(name, model.semesters, model.scale)
         with torch.inference_mode():
             outputs = model(torch.from_numpy(grades), torch.from_numpy(college))
+            ahead = trajectory(model, torch.from_numpy(grades), torch.from_numpy(college),
+                               *(torch.tensor(options[key], dtype=torch.float32) if key in options else None
+                                 for key in ("credits", "below")))
         cases.append({
             "name": name, "description": description,
             "inputs": {"grades": [[_json_number(g) for g in row] for row in grades.tolist()],
                        "college": college.tolist()},
             "outputs": {key: [_json_number(v) for v in output.tolist()]
                         for key, output in zip(("prediction", "low", "high"), outputs)},
+            **({"options": options} if options else {}),
+            "trajectory": {key: _nested(ahead[key]) for key in TRAJECTORY_OUTPUTS},
         })
     document = {
-        "about": ("Conformance vectors for model.onnx: feed each case's inputs to the graph (null = NaN; "
-                  "grades float32 [batch, semesters], college int64 [batch]) and compare every output with "
-                  "the expected one: equal NaN-ness, and an absolute difference within the tolerance."),
+        "about": ("Conformance vectors for model.onnx and explain.onnx: feed each case's inputs to model.onnx "
+                  "(null = NaN; grades float32 [batch, semesters], college int64 [batch]) and compare every "
+                  "output with the expected one: equal NaN-ness, and an absolute difference within the "
+                  "tolerance. Feed the same inputs to explain.onnx, with the case's `options` (credits float32 "
+                  "[semesters], below float32 []) when it has them, and compare its outputs named in "
+                  "`trajectory` the same way."),
+        "trajectory_model": "explain.onnx",
         "model": RunDir.ONNX,
         "checkpoint_sha256": payload["sha256"],
         "semesters": model.semesters,
@@ -107,30 +135,41 @@ def write_vectors(run: str | Path | RunDir, checkpoint: tuple | None = None) -> 
     return run / RunDir.VECTORS
 
 
-def check_vectors(run: str | Path | RunDir, infer) -> list[str]:
-    """Every case of run/vectors.json through `infer(grades, college) -> (prediction, low, high)`;
-    returns one line per case that disagrees (empty when all agree)."""
-    return _check_cases(RunDir.of(run).read_json(RunDir.VECTORS), infer)
+def check_vectors(run: str | Path | RunDir, infer, detail=None) -> list[str]:
+    """Every case of run/vectors.json through `infer(grades, college) -> (prediction, low, high)` and, given,
+    `detail(grades, college, credits, below) -> {name: output}` (a predictor's detail_batch); returns one line
+    per output that disagrees (empty when all agree)."""
+    return _check_cases(RunDir.of(run).read_json(RunDir.VECTORS), infer, detail)
 
 
-def _check_cases(document: dict, infer) -> list[str]:
+def _check_cases(document: dict, infer, detail=None) -> list[str]:
     tolerance = document["tolerance"]["absolute"]
     failures = []
+
+    def compare(case: dict, key: str, expected_json, actual) -> None:
+        expected = np.array(json.loads(json.dumps(expected_json).replace("null", "NaN")), dtype=np.float64)
+        actual = np.asarray(actual, dtype=np.float64)
+        nan_differs = np.isnan(expected) != np.isnan(actual)
+        difference = np.nan_to_num(np.abs(expected - actual), nan=0.0)
+        if nan_differs.any() or difference.max(initial=0.0) > tolerance:
+            failures.append(f"{case['name']}: {key} expected {expected_json}, got {actual.tolist()}")
+
     for case in document["cases"]:
         grades = np.array([[NAN if g is None else g for g in row] for row in case["inputs"]["grades"]],
                           dtype=np.float32)
         college = np.array(case["inputs"]["college"], dtype=np.int64)
         for key, actual in zip(("prediction", "low", "high"), infer(grades, college)):
-            expected = np.array([NAN if v is None else v for v in case["outputs"][key]], dtype=np.float64)
-            actual = np.asarray(actual, dtype=np.float64)
-            nan_differs = np.isnan(expected) != np.isnan(actual)
-            difference = np.nan_to_num(np.abs(expected - actual), nan=0.0)
-            if nan_differs.any() or difference.max(initial=0.0) > tolerance:
-                failures.append(f"{case['name']}: {key} expected {case['outputs'][key]}, got {actual.tolist()}")
+            compare(case, key, case["outputs"][key], actual)
+        if detail is not None:
+            options = case.get("options", {})
+            credits = np.array(options["credits"], dtype=np.float32) if "credits" in options else None
+            outputs = detail(grades, college, credits, options.get("below"))
+            for key, expected in case["trajectory"].items():
+                compare(case, key, expected, outputs[key])
     return failures
 
 
-def vector_problems(run: str | Path | RunDir, infer, checkpoint_sha256: str) -> list[str]:
+def vector_problems(run: str | Path | RunDir, infer, checkpoint_sha256: str, detail=None) -> list[str]:
     """What `cgpa verify` finds wrong with run/vectors.json: missing, written for another
     checkpoint, or a case that `infer` does not reproduce (empty when all is well)."""
     run = RunDir.of(run)
@@ -139,4 +178,4 @@ def vector_problems(run: str | Path | RunDir, infer, checkpoint_sha256: str) -> 
         return [f"{run / RunDir.VECTORS} is missing; run `cgpa export {run}`"]
     if document.get("checkpoint_sha256") != checkpoint_sha256:
         return [f"{run / RunDir.VECTORS} was written for another checkpoint; run `cgpa export {run}`"]
-    return [f"{RunDir.VECTORS}: {line}" for line in _check_cases(document, infer)]
+    return [f"{RunDir.VECTORS}: {line}" for line in _check_cases(document, infer, detail)]

@@ -16,6 +16,7 @@ import numpy as np
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.errors import ParityError
 from cgpa_rnn.explanation import OUTPUTS as EXPLANATION_OUTPUTS
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
 from cgpa_rnn.export.onnx_export import description_problems
 from cgpa_rnn.export.vectors import TOLERANCE, vector_problems  # one tolerance: parity and vectors
@@ -76,13 +77,19 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
                    for i in range(rows.start, rows.stop, batch)]
         candidate = [np.concatenate([o[k] for o in outputs]) for k in range(3)]
         _compare([r[rows] for r in reference], candidate, grades[rows], college[rows], report["outputs"], batch)
-    # The explanation graph (explain.onnx) against GradeForecaster.explain, on the same inputs.
+    # The explanation graph (explain.onnx: the why and the trajectory) against torch, on the same inputs:
+    # with its default credits and line, then with every semester weighted differently and another line.
+    names = (*EXPLANATION_OUTPUTS, *TRAJECTORY_OUTPUTS)
     report["explanation"] = {name: {"max_abs_diff": 0.0, "max_rel_diff": 0.0, "nan_mismatches": 0}
-                             for name in EXPLANATION_OUTPUTS}
+                             for name in names}
+    scale = torch_backend.scale
+    options = ({}, {"credits": np.arange(1, torch_backend.semesters + 1, dtype=np.float32),
+                    "below": scale.low + 0.75 * (scale.high - scale.low)})
     try:
-        explained = [backend.explain_batch(grades, college) for backend in (torch_backend, onnx_backend)]
-        _compare(*([parts[name] for name in EXPLANATION_OUTPUTS] for parts in explained), grades, college,
-                 report["explanation"], len(grades), EXPLANATION_OUTPUTS)
+        for option in options:
+            explained = [backend.detail_batch(grades, college, **option) for backend in (torch_backend, onnx_backend)]
+            _compare(*([parts[name] for name in names] for parts in explained), grades, college,
+                     report["explanation"], len(grades), names)
         report["explanation_problems"] = []
     except StaleModelError as error:  # missing, damaged or from another checkpoint: part of the verdict
         report["explanation_problems"] = [str(error)]
@@ -95,7 +102,8 @@ def verify(run: str | Path | RunDir, samples: int | None = None, data: str | Pat
     # The file's self-description and its conformance vectors are part of what an embedder is given.
     report["metadata_mismatches"] = (metadata_mismatches(torch_backend, onnx_backend)
                                      + description_problems(run / RunDir.ONNX))
-    report["vector_problems"] = vector_problems(run, onnx_backend.predict_batch, checkpoint_sha)
+    report["vector_problems"] = vector_problems(run, onnx_backend.predict_batch, checkpoint_sha,
+                                                None if report["explanation_problems"] else onnx_backend.detail_batch)
     problems = report["metadata_mismatches"] + report["vector_problems"] + report["explanation_problems"]
     report["passed"] = bool(report["fresh"] and report["max_abs_diff"] <= TOLERANCE and not problems)
     run.write_json(RunDir.PARITY, report)
@@ -114,7 +122,7 @@ def format_parity(report: dict) -> str:
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
     if report.get("training_data"):
         lines.append(f"note: {report['training_data']}")
-    for part, heading in (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast):")):
+    for part, heading in (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast, the trajectory):")):
         if heading and report.get(part):
             lines.append(heading)
         for name, entry in report.get(part, {}).items():

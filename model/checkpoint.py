@@ -19,8 +19,9 @@ from cgpa_rnn.rundir import RunDir
 
 FORMAT = "cgpa-rnn-checkpoint"
 # 2: the damped-deviation prior and member-stacked weights; 3: the cohort's scale and group codes;
-# 4: the cells' textbook names (W_xh, W_hh, b_h, W_hy, b_y; torch's own per member), the output layer in the cell
-VERSION = 4
+# 4: the cells' textbook names (W_xh, W_hh, b_h, W_hy, b_y; torch's own per member), the output layer in the cell;
+# 5: the trajectory's calibration (horizon_scale, final_scale)
+VERSION = 5
 
 
 class CheckpointError(UserError):

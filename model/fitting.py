@@ -4,7 +4,8 @@ Each member holds out its own seeded validation share of the training students f
 early stopping (so across the ensemble every training student is also learned from).
 With several weight-decay candidates, every (candidate, member) pair is one member of a
 single batched training; the candidate with the lowest validation loss keeps its members.
-Afterwards the interval is calibrated per predicted semester on validation students.
+Afterwards the interval is calibrated per predicted semester on validation students, and the
+trajectory's per horizon (model/trajectory.py).
 Nothing here looks at students outside `grades`.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.baselines import DampedDeviation
 from cgpa_rnn.model.config import INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
+from cgpa_rnn.model.trajectory import calibrate_trajectory
 from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
 
 Callback = Callable[[Trainer], None]
@@ -101,6 +103,7 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
         history.time_limited = min(history.time_limited, E)
     history.prior_only, history.persistence_evidence = prior.persistence, prior.evidence
     calibrate_intervals(model, grades_t, college_t, validation_rows[kept])
+    calibrate_trajectory(model, grades_t, college_t, validation_rows[kept])
     model.eval()
     return model, history
 

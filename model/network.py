@@ -198,6 +198,10 @@ class GradeForecaster(nn.Module):
         self.register_buffer("college_mean", torch.zeros(V + 1, S) if college_mean is None else college_mean.float())
         # Widens or narrows the interval of each predicted semester, calibrated on held-out students.
         self.register_buffer("interval_scale", torch.ones(S - 1))
+        # The trajectory's interval factor per horizon (1, 2, ... semesters ahead) and the final CGPA's per
+        # number of remaining semesters, calibrated the same way (model/trajectory.py).
+        self.register_buffer("horizon_scale", torch.ones(S - 1))
+        self.register_buffer("final_scale", torch.ones(S - 1))
         self.register_buffer("position", torch.eye(S), persistent=False)
         # The prior starts as the damped-deviation baseline fitted on the training students (alpha, phi_t);
         # each member learns offsets from it, which weight decay pulls back towards it.
@@ -296,10 +300,15 @@ class GradeForecaster(nn.Module):
         counted = weight.unsqueeze(-1) * predictable(~torch.isnan(grades)).unsqueeze(0)
         return (pinball * counted).sum((1, 2)) / counted.sum((1, 2)).clamp(min=1)
 
-    def in_points(self, quantiles: torch.Tensor) -> torch.Tensor:
+    def in_points(self, quantiles: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Members' quantiles [E, B, S-1, HEADS] -> the ensemble's [B, S-1, HEADS] in grade points, on the
-        cohort's grade scale (an interval reaching past its top would promise a grade nobody can get)."""
-        return (quantiles.mean(0) * self.grade_std + self.grade_mean).clamp(self.scale.low, self.scale.high)
+        cohort's grade scale (an interval reaching past its top would promise a grade nobody can get).
+        `weights` [E, B]: each student's own mix of members (calibration's held-out ensembles)."""
+        if weights is None:
+            combined = quantiles.mean(0)
+        else:
+            combined = (quantiles * weights[..., None, None]).sum(0) / weights.sum(0)[:, None, None]
+        return (combined * self.grade_std + self.grade_mean).clamp(self.scale.low, self.scale.high)
 
     def all_steps(self, grades: torch.Tensor, college: torch.Tensor) -> torch.Tensor:
         """The ensemble's quantiles in grade points for every step: [B, S-1, HEADS], step t predicts

@@ -11,6 +11,7 @@ from cgpa_rnn.explanation import OUTPUTS
 from cgpa_rnn.model.checkpoint import load_checkpoint
 from cgpa_rnn.model.config import INTERVAL_LEVEL
 from cgpa_rnn.model.record import RunRecord
+from cgpa_rnn.model.trajectory import trajectory
 from cgpa_rnn.predictor import Predictor
 from cgpa_rnn.rundir import RunDir
 
@@ -32,7 +33,10 @@ class TorchPredictor(Predictor):
             outputs = self.model(torch.from_numpy(grades), torch.from_numpy(college))
         return tuple(output.numpy() for output in outputs)
 
-    def _explain(self, grades: np.ndarray, college: np.ndarray):
+    def _detail(self, grades: np.ndarray, college: np.ndarray, credits, below):
+        grades, college = torch.from_numpy(grades), torch.from_numpy(college)
         with torch.inference_mode():
-            outputs = self.model.explain(torch.from_numpy(grades), torch.from_numpy(college))
-        return {name: outputs[name].numpy() for name in OUTPUTS}
+            outputs = {name: value for name, value in self.model.explain(grades, college).items() if name in OUTPUTS}
+            outputs |= trajectory(self.model, grades, college, None if credits is None else torch.from_numpy(credits),
+                                  None if below is None else torch.tensor(below, dtype=torch.float32))
+        return {name: value.numpy() for name, value in outputs.items()}

@@ -59,7 +59,7 @@ def test_an_ensembles_parts_are_its_members_means_and_still_add_up(ensemble_run)
     grades[:, -1] = np.nan
     college = rng.choice([115, 116, 999], 200).astype(np.int64)
     for backend in (torch_backend, onnx_backend):
-        parts = backend.explain_batch(grades, college)
+        parts = backend.detail_batch(grades, college)
         prediction = backend.predict_batch(grades, college)[0]
         valid = ~np.isnan(prediction)
         assert valid.sum() > 150 and np.allclose(parts["prediction"][valid], prediction[valid], atol=1e-5)

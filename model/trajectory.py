@@ -1,0 +1,155 @@
+"""The rest of the degree in torch: every remaining semester, the final CGPA, the risk of ending below a line.
+
+The median path feeds each forecast median back as the next semester's grade, so the
+recurrent network and the prior read a forecast exactly as they read a known grade.
+Its interval widens with the horizon: the one-step gaps of the semesters on the way
+(each semester's own interval, model.onnx's at the first) add up in quadrature, as
+independent errors would, and a factor per horizon, calibrated on held-out students
+like the one-step interval (model/fitting.py), makes each horizon cover 80%: the
+factor of horizon 1 is 1, so the path's first semester is model.onnx's prediction.
+
+The final CGPA is the credit-weighted mean of the known grades and the forecast
+medians. Its interval sums the remaining semesters' widths linearly (a student's
+semesters move together, mostly) and is scaled per number of remaining semesters,
+also calibrated. The probability of ending below a line reads the final CGPA's
+10/50/90% quantiles as a two-piece normal. A student whose last semester is known
+has an outcome: the interval closes on the actual CGPA and the probability is 0 or 1.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from cgpa_rnn.model.config import INTERVAL_LEVEL
+from cgpa_rnn.model.network import GradeForecaster, last_observed
+
+# An 80% interval's half-width in standard deviations of a normal: its 90% quantile.
+INTERVAL_Z = math.sqrt(2) * torch.erfinv(torch.tensor(INTERVAL_LEVEL)).item()
+MIN_CALIBRATION = 20  # held-out examples a horizon needs for its own factor; fewer take the pooled one
+
+
+class Paths(NamedTuple):
+    """The median path and its unscaled widths, semester 2..S ([B, S-1]: index j predicts semester j+2)."""
+
+    median: torch.Tensor  # [B, S-1] the forecast medians (known semesters: their one-step prediction)
+    unit_low: torch.Tensor  # [B, S-1] the one-step gaps below the median, added in quadrature since the last known
+    unit_high: torch.Tensor
+    future: torch.Tensor  # [B, S-1] bool: a semester after the last observed one
+    horizon: torch.Tensor  # [B, S-1] long: how many semesters after the last observed one (1..S-1; 1 where not future)
+    final: torch.Tensor  # [B] the credit-weighted mean of the known grades and the forecast medians
+    final_unit_low: torch.Tensor  # [B] the remaining semesters' unit widths, credit-weighted, over all credits
+    final_unit_high: torch.Tensor
+    remaining: torch.Tensor  # [B] long: semesters after the last observed one (0: finished)
+    valid: torch.Tensor  # [B] bool: at least one grade observed
+
+
+def paths(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor, credits: torch.Tensor | None = None,
+          weights: torch.Tensor | None = None) -> Paths:
+    """`credits` [S] weight each semester in the final CGPA (default: equal); `weights` [E, B] combine the
+    members per student (calibration's held-out ensembles; default: all members alike)."""
+    S = model.semesters
+    observed = ~torch.isnan(grades)
+    last = last_observed(observed)
+    future = torch.arange(1, S) > last[:, None]
+    filled = grades
+    # Pass k gets the (k)th semester after the last observed one right, from the k-1 filled before it.
+    for _ in range(S - 1):
+        quantiles = model.in_points(model.member_quantiles(filled, college), weights)
+        filled = torch.cat([grades[:, :1], torch.where(future, quantiles[..., 1], grades[:, 1:])], dim=1)
+    low, median, high = quantiles.unbind(-1)
+    unit_low = torch.sqrt(torch.cumsum((median - low).square() * future, dim=1))
+    unit_high = torch.sqrt(torch.cumsum((high - median).square() * future, dim=1))
+    credit = torch.ones(S, dtype=grades.dtype) if credits is None else credits
+    counted = observed | torch.cat([torch.zeros_like(future[:, :1]), future], dim=1)
+    weight = credit * counted
+    total = weight.sum(1).clamp(min=1e-9)
+    final = (torch.where(counted, filled, torch.zeros_like(filled)) * weight).sum(1) / total
+    future_weight = credit[1:] * future
+    return Paths(median, unit_low, unit_high, future, (torch.arange(1, S) - last[:, None]).clamp(1, S - 1), final,
+                 (future_weight * unit_low).sum(1) / total, (future_weight * unit_high).sum(1) / total,
+                 (S - 1 - last).clamp(0, S - 1), last >= 0)
+
+
+def trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
+               credits: torch.Tensor | None = None, below: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """cgpa_rnn.trajectory.OUTPUTS by name, in grade points:
+
+    trajectory, trajectory_low, trajectory_high  [B, S] each semester after the last observed one: the median
+                                                 and the 80% interval (NaN for the others)
+    final, final_low, final_high                 [B] the final CGPA and its 80% interval (the actual CGPA,
+                                                 closed, when the last semester is known)
+    probability_below                            [B] of a final CGPA below `below` (default: the scale's line)
+    NaN in every output for a student with no grade."""
+    scale = model.scale
+    p = paths(model, grades, college, credits)
+    factor = model.horizon_scale[p.horizon - 1]
+    nan = torch.full_like(p.median, float("nan"))
+    column = torch.full_like(p.median[:, :1], float("nan"))  # semester 1 is never after the last observed one
+
+    def path(values: torch.Tensor) -> torch.Tensor:
+        return torch.cat([column, torch.where(p.future, values.clamp(scale.low, scale.high), nan)], dim=1)
+
+    final_factor = model.final_scale[(p.remaining - 1).clamp(min=0)]
+    final_low = (p.final - final_factor * p.final_unit_low).clamp(scale.low, scale.high)
+    final_high = (p.final + final_factor * p.final_unit_high).clamp(scale.low, scale.high)
+    line = torch.tensor(scale.at_risk_line(), dtype=grades.dtype) if below is None else below
+    distance = line - p.final
+    spread = torch.where(distance < 0, p.final - final_low, final_high - p.final) / INTERVAL_Z
+    normal = 0.5 * (1 + torch.erf(distance / (spread.clamp(min=1e-6) * math.sqrt(2))))
+    probability = torch.where(spread > 1e-6, normal, (distance > 0).to(grades.dtype))
+    valid = p.valid[:, None]
+    outputs = {"trajectory": path(p.median), "trajectory_low": path(p.median - factor * p.unit_low),
+               "trajectory_high": path(p.median + factor * p.unit_high)}
+    outputs = {name: torch.where(valid, value, torch.full_like(value, float("nan"))) for name, value in outputs.items()}
+    for name, value in (("final", p.final), ("final_low", final_low), ("final_high", final_high),
+                        ("probability_below", probability)):
+        outputs[name] = torch.where(p.valid, value, torch.full_like(value, float("nan")))
+    return outputs
+
+
+def cuts(grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every history a forecast starts from: for each student and each observed semester t with a later one
+    observed, the grades up to t (later ones NaN). Returns the histories [K, S] and their student [K]."""
+    observed = ~torch.isnan(grades)
+    later = observed.flip(1).cumsum(1).flip(1) > observed.long()  # an observed semester after t
+    student, t = torch.nonzero(observed & later, as_tuple=True)
+    histories = grades[student]  # indexing copies
+    histories[torch.arange(grades.shape[1])[None, :] > t[:, None]] = float("nan")
+    return histories, student
+
+
+@torch.no_grad()
+def calibrate_trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
+                         validation_rows: torch.Tensor) -> None:
+    """Set horizon_scale (per horizon 2..S-1) and final_scale (per number of remaining semesters) so the
+    held-out students' actual grades and final CGPAs fall inside 80% of the time: the split-conformal score of
+    model/fitting.py, each student forecast by the members that did not learn from them."""
+    model.horizon_scale.fill_(1.0)
+    model.final_scale.fill_(1.0)
+    held_out = validation_rows.sum(0) > 0
+    grades, college, validation_rows = grades[held_out], college[held_out], validation_rows[:, held_out]
+    histories, student = cuts(grades)
+    if len(student) == 0:
+        return
+    p = paths(model, histories, college[student], weights=validation_rows[:, student])
+    actual = grades[student, 1:]
+    score = torch.maximum((p.median - actual) / p.unit_low.clamp(min=1e-6),
+                          (actual - p.median) / p.unit_high.clamp(min=1e-6))
+    scored = p.future & ~torch.isnan(actual)
+    for h in range(2, model.semesters):
+        model.horizon_scale[h - 1] = _quantile(score[scored & (p.horizon == h)], score[scored & (p.horizon > 1)])
+    complete = ~torch.isnan(grades[student]).any(1)  # the actual final CGPA is the mean of every semester
+    final_actual = torch.nan_to_num(grades[student]).mean(1)
+    final_score = torch.maximum((p.final - final_actual) / p.final_unit_low.clamp(min=1e-6),
+                                (final_actual - p.final) / p.final_unit_high.clamp(min=1e-6))
+    for r in range(1, model.semesters):
+        model.final_scale[r - 1] = _quantile(final_score[complete & (p.remaining == r)], final_score[complete])
+
+
+def _quantile(scores: torch.Tensor, pooled: torch.Tensor) -> float:
+    """The 80% quantile of `scores`, or of `pooled` when they are too few (model/fitting.py's aim: 80% itself)."""
+    chosen = scores if scores.numel() >= MIN_CALIBRATION else pooled
+    return float(torch.quantile(chosen, INTERVAL_LEVEL).clamp(min=0.1)) if chosen.numel() else 1.0
+
