@@ -200,6 +200,8 @@ def cmd_predict(args) -> int:
 
     if args.csv and (args.explain or args.json):
         raise UserError("--explain and --json answer for one student (--grades); a CSV's rows get scored columns")
+    if not args.trajectory and (args.at_risk_below is not None or args.credits is not None):
+        raise UserError("--at-risk-below and --credits are about the final CGPA: add --trajectory")
     if args.csv:
         from cgpa_rnn.streaming import StreamResult, stream_scored_csv
 
@@ -207,14 +209,25 @@ def cmd_predict(args) -> int:
             raise UserError("--csv needs --out FILE for the scored rows")
         check_output_file(args.out, (args.csv,), "the scored CSV")
         backends = _backends(args.run, args.backend, batch=True)
-        if args.long:  # widened whole, so not streamed
+        if args.long or args.trajectory:  # widened whole, or every row's whole degree: not streamed
             from cgpa_rnn.scoring import HindcastSummary, score_csv, write_scored_csv
             from cgpa_rnn.table import LongLayout
+            from cgpa_rnn.trajectory import credits_vector
 
-            scored = score_csv(args.csv, backends, hindcast_last_given=args.hindcast, long=LongLayout.parse(args.long))
+            model = served(backends)
+            scored = score_csv(args.csv, backends, hindcast_last_given=args.hindcast,
+                               long=LongLayout.parse(args.long) if args.long else None, trajectory=args.trajectory,
+                               below=args.at_risk_below, credits=credits_vector(args.credits, model.semesters))
             write_scored_csv(scored, args.out)
             result = StreamResult(len(scored.ok), int(scored.ok.sum()), HindcastSummary.of(scored),
-                                  scored.warning(served(backends)))
+                                  scored.warning(model))
+            if args.trajectory:
+                studying, finished = scored.ok & ~scored.finished, scored.finished
+                likely = int((studying & (scored.ahead["probability_below"] > 0.5)).sum())
+                ended = int((finished & (scored.ahead["final"] < scored.below)).sum())
+                print(f"{likely} of the {int(studying.sum())} students still studying are more likely than not to "
+                      f"end below {scored.below:g} (p_below > 0.5); {ended} of the {int(finished.sum())} finished "
+                      "ended below it")
         else:
             result = stream_scored_csv(args.csv, args.out, backends, hindcast_last_given=args.hindcast)
         if result.warning:
@@ -237,9 +250,17 @@ def cmd_predict(args) -> int:
     warning = served(backends).unfamiliar(served(backends).question(args.grades, args.college).row)
     if warning:
         print(warning, file=sys.stderr)
+    credits = None
+    if args.trajectory:  # both options checked before anything is printed
+        from cgpa_rnn.trajectory import credits_vector
+
+        credits = credits_vector(args.credits, served(backends).semesters)
+        served(backends).risk_line(args.at_risk_below)
     if args.json:  # the serving runtime's record, the other runtime's beside it under its name
         records = {name: (backend.explain(args.grades, args.college, args.hindcast).to_dict() if args.explain
                           else dataclasses.asdict(backend.predict(args.grades, args.college, args.hindcast)))
+                   | ({"trajectory": backend.trajectory(args.grades, args.college, args.at_risk_below, credits).to_dict()}
+                      if args.trajectory else {})
                    for name, backend in backends.items()}
         runtime = "onnx" if "onnx" in records else next(iter(records))
         print(json.dumps(records.pop(runtime) | {"runtime": runtime} | records))
@@ -254,6 +275,12 @@ def cmd_predict(args) -> int:
             why = backend.explain(args.grades, args.college, args.hindcast)
             print(f"  why: {why.sentence(backend.semester_name(why.semester - 1), group_phrase(backend, args.college))}"
                   f" (--json adds the hidden state after each semester read)")
+        if args.trajectory:
+            ahead = backend.trajectory(args.grades, args.college, args.at_risk_below, credits)
+            for semester, median, low, high in zip(ahead.semesters, ahead.median, ahead.low, ahead.high):
+                print(f"  {backend.semester_label(semester - 1)}: {median:.3f} ({backend.interval_level:.0%} interval "
+                      f"{low:.2f}-{high:.2f})")
+            print(f"  {ahead.sentence(backend)}{'' if credits is not None else ' (equal credits)'}")
     return 0
 
 
@@ -430,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="split one student's prediction into the prior and the network's correction, with the "
                               "hidden state after each semester read")
     predict.add_argument("--json", action="store_true", help="one student's answer as one JSON line")
+    predict.add_argument("--trajectory", action="store_true",
+                         help="also forecast the rest of the degree: every later semester with a widening 80%% interval, "
+                              "the final CGPA and the chance of ending below --at-risk-below (with --csv: the columns "
+                              "semK_pred/low/high, final_cgpa, final_low, final_high, p_below)")
+    predict.add_argument("--at-risk-below", metavar="X", help="with --trajectory: the line of the final CGPA's risk "
+                                                              "(default: 60%% of the way up the model's scale)")
+    predict.add_argument("--credits", metavar="C1,C2,...", help="with --trajectory: each semester's weight in the "
+                                                                "final CGPA, one number per semester (default: equal)")
     predict.add_argument("--hindcast", action="store_true",
                          help="predict each student's last known semester from the earlier ones and compare (students "
                               "whose final semester is known are always scored this way)")

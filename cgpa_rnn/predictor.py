@@ -114,15 +114,6 @@ class Predictor(ABC):
             raise PredictionError("grades: no grade given; enter at least one semester")
         return row, self.parse_college(college)
 
-    def validate(self, grades, college) -> tuple[np.ndarray, int]:
-        """Raw form values -> a float32 row of the model's horizon (NaN-padded) and a college code,
-        refusing a row with nothing left to forecast."""
-        row, code = self._parse(grades, college)
-        if not np.isnan(row[-1]):
-            raise PredictionError(f"grades: {self.semester_name(self.semesters - 1)} is already known and the model "
-                                  f"was trained on {self.semesters} semesters, so there is nothing left to forecast")
-        return row, code
-
     def question(self, grades, college, hindcast_last_given: bool = False) -> Question:
         """What to predict from a form's values, validated once: the semester after the last one
         given. When the final semester is given too, or `hindcast_last_given` asks for it, the last semester

@@ -5,7 +5,9 @@ in the `error` column; it never stops the other rows. Semester columns are place
 number, so a file with only `2nd,3rd` is read as semesters 2 and 3. A student whose final
 semester is known is scored by hindcast: that semester is predicted from the earlier ones
 and compared with the known grade (`actual`, `abs_error`); `hindcast_last_given` does the same for
-every student's last known semester. Used by the demo's cohort tab; `cgpa predict --csv`
+every student's last known semester. With `trajectory`, every row also gets the rest of its degree
+from all the grades it gives (cgpa_rnn.trajectory): each later semester's forecast, the final CGPA
+and the chance of ending below a line (TRAJECTORY_COLUMNS). Used by the demo's cohort tab; `cgpa predict --csv`
 streams files of any length through cgpa_rnn.streaming, which gives its rows this module's
 meaning and sends every row it cannot score on its fast path through `score_table`.
 """
@@ -23,6 +25,7 @@ from cgpa_rnn.predictor import PredictionError, Predictor
 from cgpa_rnn.rules import inside_interval, last_observed
 from cgpa_rnn.rundir import atomic_path
 from cgpa_rnn.table import Limits, LongLayout, Table, read_table, widen
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 from cgpa_rnn.values import (
     AUTO_GROUP,
     COLLEGE_NAMES,
@@ -38,6 +41,13 @@ from cgpa_rnn.values import (
 ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual", "abs_error",
                  "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FINAL_COLUMNS = ("final_cgpa", "final_low", "final_high", "p_below")
+
+
+def trajectory_columns(semesters: int) -> list[str]:
+    """The trajectory's columns for a model of `semesters`: each semester that can be forecast (2..S), then the
+    final CGPA and the probability of ending below the line (the browser page writes the same ones)."""
+    return [f"sem{k}_{part}" for k in range(2, semesters + 1) for part in ("pred", "low", "high")] + list(FINAL_COLUMNS)
 
 
 def served(by_backend: dict):
@@ -58,6 +68,14 @@ class ScoredTable:
     training_file: bool = False  # the file is the one the model was trained on: its hindcasts are in-sample
     interval_level: float = DEFAULT_INTERVAL_LEVEL  # of the runtime that serves
     header: Header | None = None  # which of the table's columns the model read
+    codes: np.ndarray | None = None  # int64 [N]: each row's group code as the model reads it (0 where not scored)
+    ahead: dict[str, np.ndarray] | None = None  # the rest of each degree (cgpa_rnn.trajectory.OUTPUTS), if asked
+    below: float | None = None  # the line of ahead's probability_below
+
+    @property
+    def finished(self) -> np.ndarray:
+        """[N] the rows whose last semester is known: their final CGPA is an outcome, not a forecast."""
+        return self.ok & np.isnan(self.ahead["trajectory"]).all(1)
 
     def warning(self, model: Predictor) -> str | None:
         """Predictor.unfamiliar over the grades of the rows scored."""
@@ -83,7 +101,8 @@ class ScoredTable:
         return ~np.isnan(self.actual)
 
     def columns(self) -> list[str]:
-        return self.table.columns + list(ADDED_COLUMNS)
+        ahead = trajectory_columns(self.seen.shape[1]) if self.ahead is not None else []
+        return self.table.columns + list(ADDED_COLUMNS) + ahead
 
     def students(self) -> list[str]:
         """Each row's student as the file names them (its ID, else its line)."""
@@ -97,8 +116,15 @@ class ScoredTable:
         for i, cells in enumerate(self.table.rows):
             semester = int(self.semester[i]) if self.semester[i] else None
             values = [None if column is None or np.isnan(column[i]) else float(column[i]) for column in numbers]
-            rows.append(cells + [semester, *values, self.errors[i]])
+            rows.append(cells + [semester, *values, self.errors[i], *self._ahead_cells(i)])
         return rows
+
+    def _ahead_cells(self, i: int) -> list:
+        if self.ahead is None:
+            return []
+        paths = np.stack([self.ahead[name][i, 1:] for name in TRAJECTORY_OUTPUTS[:3]], axis=1).ravel()
+        finals = [self.ahead[name][i] for name in TRAJECTORY_OUTPUTS[3:]]
+        return [None if np.isnan(v) else float(v) for v in [*paths, *finals]]
 
 
 @dataclass(frozen=True)
@@ -177,8 +203,10 @@ def scoring_header(columns: list[str], where: str, model: Predictor) -> Header:
     return header
 
 
-def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_given: bool = False) -> ScoredTable:
-    """`backends` maps 'torch'/'onnx' to predictors of the same model."""
+def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_given: bool = False,
+                trajectory: bool = False, below=None, credits: np.ndarray | None = None) -> ScoredTable:
+    """`backends` maps 'torch'/'onnx' to predictors of the same model. `trajectory`: add the rest of each
+    degree, with the chance of ending below `below` (default: the scale's line; `credits` weight the semesters)."""
     reference = next(iter(backends.values()))
     header = scoring_header(table.columns, table.where, reference)
     if len(table) == 0:
@@ -207,20 +235,41 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
         for name, backend in backends.items():
             outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
     interval = served(outputs)
-    return ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
-                       interval[1], interval[2], errors, interval_level=served(backends).interval_level,
-                       header=header)
+    scored = ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
+                         interval[1], interval[2], errors, interval_level=served(backends).interval_level,
+                         header=header, codes=codes)
+    if trajectory:
+        scored.below = served(backends).risk_line(below)
+        scored.ahead = rest_of_degree(served(backends), scored, credits)
+    return scored
+
+
+def rest_of_degree(model: Predictor, scored: ScoredTable, credits: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The trajectory outputs of every row scored, from all the grades it gives (a hindcast's hidden
+    semester put back); NaN for the rows with an error."""
+    given = scored.seen.copy()
+    rows = np.flatnonzero(scored.hindcast)
+    given[rows, scored.semester[rows] - 1] = scored.actual[rows]
+    ok = scored.ok
+    width = {name: (given.shape[1],) if name.startswith("trajectory") else () for name in TRAJECTORY_OUTPUTS}
+    ahead = {name: np.full((len(ok), *width[name]), np.nan) for name in TRAJECTORY_OUTPUTS}
+    if ok.any():
+        outputs = model.detail_batch(given[ok], scored.codes[ok], credits, scored.below)
+        for name in TRAJECTORY_OUTPUTS:
+            ahead[name][ok] = outputs[name]
+    return ahead
 
 
 def score_csv(path: str | Path, backends: dict[str, Predictor], limits: Limits = Limits(),
-              name: str | None = None, hindcast_last_given: bool = False, long: LongLayout | None = None
-              ) -> ScoredTable:
+              name: str | None = None, hindcast_last_given: bool = False, long: LongLayout | None = None,
+              **trajectory) -> ScoredTable:
     """A cohort file scored whole; `long`: one row per student and term, widened first (its term
-    columns are then found like any semester columns, by the model's names or their numbers)."""
+    columns are then found like any semester columns, by the model's names or their numbers);
+    `trajectory`: score_table's trajectory, below and credits."""
     table = read_table(path, limits, name)
     if long is not None:
         table, _ = widen(table, long)
-    scored = score_table(table, backends, hindcast_last_given)
+    scored = score_table(table, backends, hindcast_last_given, **trajectory)
     scored.training_file = table.sha256 == next(iter(backends.values())).training_data_sha256
     return scored
 

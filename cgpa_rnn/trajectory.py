@@ -36,14 +36,15 @@ class Trajectory:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def sentence(self, names: list[str], level: float) -> str:
-        """The forecast in words: "Final CGPA 7.31 (80% interval 6.90 to 7.70); chance of ending below 6: 2%." """
+    def sentence(self, model) -> str:
+        """The forecast in words, naming semesters as `model` (a Predictor) does: "Final CGPA after the 5th
+        semester: 7.31 (80% interval 6.90 to 7.70); chance of ending below 6: 2%." """
         if self.finished:
             side = "below" if self.final < self.below else "at or above"
             return f"Final CGPA {self.final:.2f}, the actual one (every semester is known): {side} {self.below:g}."
-        last = names[self.semesters[-1] - 1]
-        return (f"Final CGPA, after the {last}: {self.final:.2f} ({level:.0%} interval {self.final_low:.2f} to "
-                f"{self.final_high:.2f}); chance of ending below {self.below:g}: {percent(self.probability_below)}.")
+        return (f"Final CGPA after the {model.semester_name(self.semesters[-1] - 1)}: {self.final:.2f} "
+                f"({model.interval_level:.0%} interval {self.final_low:.2f} to {self.final_high:.2f}); chance of "
+                f"ending below {self.below:g}: {percent(self.probability_below)}.")
 
 
 def percent(probability: float) -> str:

@@ -1,14 +1,17 @@
 // The "Student" tab's chart, drawn in the visitor's browser from the answer the server sent
 // (demo/tabs/student.py's question_record): the grades given, a gap marked on the axis for each
-// missing semester, and the predicted semester as the interval's band with the prediction in
-// its middle (and the actual grade for a hindcast). Returns SVG markup of numbers and fixed
-// words only; nothing a visitor typed is put into it as text.
+// missing semester, the predicted semester as the interval's band with the prediction in its
+// middle (and the actual grade for a hindcast), and the rest of the degree as a fan: each later
+// semester's median and its interval, widening with the horizon. Returns SVG markup of numbers
+// and fixed words only; nothing a visitor typed is put into it as text.
 (asked) => {
   if (!asked || asked.prediction === undefined) return "";
   const W = 400, H = 230, left = 30, right = 8, top = 10, bottom = 44;
   const n = asked.names.length;
   const known = asked.grades.map((g, t) => [t + 1, g]).filter(([t, g]) => g !== null && t !== asked.semester);
-  const values = known.map(([, g]) => g).concat([asked.low, asked.high, asked.prediction]);
+  const path = (asked.path || []).filter((p) => p.semester !== asked.semester);  // later semesters only
+  const values = known.map(([, g]) => g).concat([asked.low, asked.high, asked.prediction],
+                                                path.flatMap((p) => [p.low, p.high]));
   if (asked.actual !== null) values.push(asked.actual);
   // The grades' range padded by a twentieth of the scale, within the scale, at whole ticks of a step that leaves at most 6.
   const [floor, ceiling] = asked.scale, pad = (ceiling - floor) / 20;
@@ -41,10 +44,19 @@
                `<path d="M${f(x(lt))},${f(y(lg))}L${f(x(s))},${f(y(asked.prediction))}" fill="none" stroke="#e07b22" stroke-width="2" stroke-dasharray="5 4"/>`);
     known.forEach(([t, g]) => parts.push(`<circle cx="${f(x(t))}" cy="${f(y(g))}" r="4" fill="#2a6fdb"/>`));
   }
+  if (path.length) {  // the fan: from the predicted semester's interval through each later one's
+    const start = asked.actual !== null ? [] : [{ semester: s, median: asked.prediction, low: asked.low, high: asked.high }];
+    const fan = start.concat(path);
+    const edge = (key) => fan.map((p) => `${f(x(p.semester))},${f(y(p[key]))}`);
+    parts.push(`<polygon points="${edge("high").concat(edge("low").reverse()).join(" ")}" fill="#f4a26133" stroke="#e07b22" stroke-dasharray="2 3"/>`,
+               `<path d="M${edge("median").join("L")}" fill="none" stroke="#e07b22" stroke-width="2" stroke-dasharray="5 4"/>`);
+    path.forEach((p) => parts.push(`<circle cx="${f(x(p.semester))}" cy="${f(y(p.median))}" r="3.5" fill="#e07b22"/>`));
+  }
   parts.push(`<line x1="${f(x(s) - band)}" x2="${f(x(s) + band)}" y1="${f(y(asked.prediction))}" y2="${f(y(asked.prediction))}" stroke="#e07b22" stroke-width="3"/>`);
   if (asked.actual !== null) parts.push(`<path d="M${f(x(s) - 6)},${f(y(asked.actual) - 6)}l12,12m0,-12l-12,12" stroke="#111" stroke-width="2.5"/>`);
   parts.push("</svg>");
-  const legend = [["#2a6fdb", "grades"], ["#e07b22", "prediction"], ["#f4a26155", `${String(asked.level).replace(/[^0-9%]/g, "")} interval`]];
+  const legend = [["#2a6fdb", "grades"], ["#e07b22", path.length ? "prediction, then the rest of the degree" : "prediction"],
+                  ["#f4a26155", `${String(asked.level).replace(/[^0-9%]/g, "")} interval`]];
   if (asked.actual !== null) legend.push(["#111", "actual"]);
   parts.push(`<div style="display:flex;flex-wrap:wrap;gap:4px 16px;font-size:14px">`);
   legend.forEach(([colour, label]) => parts.push(

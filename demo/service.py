@@ -6,6 +6,7 @@ so this module is tested directly and the app stays thin.
 from __future__ import annotations
 
 import base64
+import csv
 import shutil
 import sys
 import tempfile
@@ -32,15 +33,16 @@ from cgpa_rnn.predictor import (
     parse_grade,
 )
 from cgpa_rnn.rules import cumulative_average, inside_interval
-from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.rundir import RunDir, atomic_path
 from cgpa_rnn.scoring import (
     HindcastSummary,
     ScoredTable,
+    csv_cells,
     score_csv,
     write_scored_csv,
 )
 from cgpa_rnn.table import Limits
-from cgpa_rnn.values import grade_value, preview
+from cgpa_rnn.trajectory import Trajectory, trajectory_of
 
 DEFAULT_RUN = Path(__file__).resolve().parent.parent / "model" / "default"
 # What one upload may hold, checked while reading, before any scoring.
@@ -124,6 +126,8 @@ class StudentResult:
     cumulative_average: float  # of the semesters before the predicted one and the prediction
     why: Explanation  # the served runtime's prediction as prior + the network's correction
     why_sentence: str
+    ahead: Trajectory  # the rest of the degree from every grade given, to the scale's at-risk line
+    ahead_sentence: str
     warning: str | None = None  # the grades are unlike the model's training cohort (Predictor.unfamiliar)
 
 
@@ -163,14 +167,21 @@ def predict_student(backends: Backends, grades: list, college, hindcast_last_giv
     (torch_prediction, _, _), torch_us = _timed(backends.torch, question)
     (prediction, low, high), onnx_us = _timed(backends.onnx, question)
     with_prediction = np.append(question.row[:question.semester - 1], prediction)
-    why = explanation_of(backends.onnx.detail_batch(question.row[None, :], np.array([question.college])),
-                         question.semester, backends.semester_names, question.actual)
+    # One run of explain.onnx for both: the why of the question asked, the trajectory from every grade given.
+    given = question.row.copy()
+    if question.actual is not None:
+        given[question.semester - 1] = question.actual
+    line = backends.scale.at_risk_line()
+    details = backends.onnx.detail_batch(np.stack([question.row, given]), np.array([question.college] * 2),
+                                         below=line)
+    why = explanation_of(details, question.semester, backends.semester_names, question.actual)
     sentence = why.sentence(backends.onnx.semester_name(question.semester - 1), group_phrase(backends.onnx, college))
+    ahead = trajectory_of(details, line, row=1)
     return StudentResult(question.semester, question.actual, torch_prediction, prediction,
                          abs(torch_prediction - prediction), low, high, torch_us, onnx_us,
                          question.college in backends.colleges, [float(g) for g in question.row],
-                         question.college, cumulative_average(with_prediction), why, sentence,
-                         backends.onnx.unfamiliar(np.append(question.row, question.actual or np.nan)))
+                         question.college, cumulative_average(with_prediction), why, sentence, ahead,
+                         ahead.sentence(backends.onnx), backends.onnx.unfamiliar(given))
 
 
 def student_answer(backends: Backends, result: StudentResult) -> str:
@@ -189,7 +200,12 @@ def student_answer(backends: Backends, result: StudentResult) -> str:
     lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
                  f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
                  "onnxruntime.")
-    lines.append(f"Cumulative average with this semester: {result.cumulative_average:.2f} (equal credits assumed).")
+    if result.ahead.semesters:
+        steps = ", ".join(f"{backends.onnx.semester_name(s - 1)} {m:.2f} ({lo:.2f}-{hi:.2f})" for s, m, lo, hi in
+                          zip(result.ahead.semesters, result.ahead.median, result.ahead.low, result.ahead.high))
+        lines.append(f"The rest of the degree, each grade fed back as the next one's input (the intervals widen "
+                     f"with the horizon): {steps}.")
+    lines.append(f"{result.ahead_sentence} (Equal credits assumed.)")
     if not result.known_college and backends.groups.column is not None:
         lines.append(f"This {backends.groups.column} was not seen in training: it uses the shared 'unknown' slot.")
     return "\n\n".join(lines)
@@ -206,6 +222,7 @@ def result_record(backends: Backends, result: StudentResult) -> dict:
             "abs_diff": result.abs_diff, "known_college": result.known_college,
             "cumulative_average": result.cumulative_average, "scale": str(backends.scale),
             "why": {name: getattr(result.why, name) for name in WHY_KEYS} | {"sentence": result.why_sentence},
+            "trajectory": result.ahead.to_dict() | {"sentence": result.ahead_sentence},
             "warning": result.warning}
 
 
@@ -218,23 +235,6 @@ def warm_up(backends: Backends) -> None:
     observed = ["7"] * (backends.semesters - 1)
     for _ in range(3):
         predict_student(backends, observed, backends.college_choices()[0])
-
-
-def default_at_risk(scale) -> float:
-    """The at-risk line a model's scale suggests: 60% of the way up (6 on 0-10, 12 on 0-20, 2.4 on 0-4)."""
-    return round(scale.low + 0.6 * (scale.high - scale.low), 2)
-
-
-def at_risk_threshold(value, scale) -> float:
-    """The at-risk threshold from its field: a grade point on the model's scale."""
-    try:
-        threshold = grade_value(value, scale)  # the one number rule of the CLI, the demo and the page
-    except ValueError:
-        threshold = float("nan")
-    if not scale.contains(threshold):
-        raise UserError(f"at risk below: expected a grade point between {scale.low:g} and {scale.high:g}, "
-                        f"got {preview(value)}")
-    return threshold
 
 
 def _scored_file(upload_name: str) -> Path:
@@ -258,17 +258,23 @@ def score_upload(backends: Backends, path: str | Path, threshold, hindcast_last_
     Students with a known final semester (every student's last one with `hindcast_last_given`) are
     scored by hindcast. Messages name the upload by its file name, never by where the server
     keeps it."""
-    threshold = at_risk_threshold(threshold, backends.scale)
+    threshold = backends.onnx.risk_line(threshold)
     name = Path(path).name
-    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hindcast_last_given)
+    scored = score_csv(path, {"torch": backends.torch, "onnx": backends.onnx}, UPLOAD_LIMITS, name, hindcast_last_given,
+                       trajectory=True, below=threshold)
     out = _scored_file(name)
     write_scored_csv(scored, out)
-    ok = scored.ok
-    at_risk = ok & (scored.served < threshold)
+    ok, finished = scored.ok, scored.finished
+    studying = ok & ~finished
+    likely = studying & (scored.ahead["probability_below"] > 0.5)
+    ended = finished & (scored.ahead["final"] < threshold)
     warning = scored.warning(backends.onnx)
     summary = (f"**{warning}**\n\n" if warning else "") + (
                f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
-               f"an error. **{int(at_risk.sum())} at risk** (predicted below {threshold:g}).")
+               f"an error. **{int(likely.sum())} of the {plural(int(studying.sum()), 'student')} still studying "
+               f"{'is' if likely.sum() == 1 else 'are'} more likely than not to end below {threshold:g}** (the "
+               f"at-risk list, most likely first); {int(ended.sum())} of the {int(finished.sum())} finished ended "
+               "below it.")
     if ok.any():  # with nothing scored there is no difference to report
         summary += f" Largest torch/onnx difference: {np.nanmax(scored.abs_diff):.2g}."
     hindcast = HindcastSummary.of(scored)
@@ -291,6 +297,28 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
     inside = inside_interval(scored.low[rows], actual, scored.high[rows])
     return pd.DataFrame({"actual": actual.round(3), "predicted": predicted.round(3),
                          "interval": np.where(inside, f"inside {scored.interval_level:.0%} interval", "outside")})
+
+
+def at_risk_table(scored: ScoredTable) -> pd.DataFrame:
+    """Every scored student's final CGPA and chance of ending below the line, named as the file names them:
+    those still studying first, most likely below first; then the finished, whose CGPA is the outcome."""
+    ok, finished, ahead = scored.ok, scored.finished, scored.ahead
+    table = pd.DataFrame({"student": scored.students(), "status": np.where(finished, "finished", "forecast"),
+                          "final CGPA": ahead["final"].round(2), "low": ahead["final_low"].round(2),
+                          "high": ahead["final_high"].round(2),
+                          f"P(below {scored.below:g})": ahead["probability_below"].round(3)})[ok]
+    order = np.lexsort((table["final CGPA"], -table.iloc[:, -1], table["status"] == "finished"))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def write_at_risk(table: pd.DataFrame, scored_file: Path) -> Path:
+    """The at-risk list beside the scored file, for the download (spreadsheet-safe, written atomically)."""
+    path = scored_file.with_name(scored_file.name.replace("scored-", "at-risk-", 1))
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(table.columns))
+        writer.writerows(csv_cells([None if pd.isna(v) else v for v in row]) for row in table.itertuples(index=False))
+    return path
 
 
 def display_table(scored: ScoredTable) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from cgpa_rnn.data.sources import describe_source
 from cgpa_rnn.model.config import COVERAGE_KEY, INTERVAL_LEVEL, WIDTH_KEY
 from cgpa_rnn.model.metrics import against_best, best_baseline
 from cgpa_rnn.model.record import RunRecord
+from cgpa_rnn.model.trajectory_evaluation import RISK_BASELINE
 from cgpa_rnn.rundir import RunDir
 
 SHIPPED_DATASET = "Semester Result of Technical Students (Kaggle)"
@@ -165,6 +166,39 @@ def seed_spread(evaluation: dict, cell: str) -> list[str]:
             f"ranges over {ranges}: a difference no larger than that is the noise of training, not evidence."]
 
 
+def rest_of_degree(files: RunFiles) -> list[str]:
+    """The trajectory's cross-validated scores (evaluation.json's "trajectory"; an older run has none)."""
+    section = (files.evaluation or {}).get("trajectory")
+    if not section or not section["models"]:
+        return []
+    cell = files.record.cell if files.record.cell in section["models"] else section["model"]
+    ours, risk = section["models"][cell], section["risk"]
+    lines = ["## The rest of the degree",
+             "Every remaining semester is forecast by feeding each median back as the next semester's grade; "
+             "the final CGPA is the mean of the known grades and those forecasts. Cross-validated like the "
+             f"above, from every cut of the held-out students (their grades up to a semester, the later ones "
+             f"hidden; {section['cuts']} cuts):", "",
+             f"- the {INTERVAL_LEVEL:.0%} interval of `{cell}` per horizon (semesters after the last known one), "
+             "coverage / mean width: " + ", ".join(f"{h} ahead: {m[COVERAGE_KEY]:.3f} / {m[WIDTH_KEY]:.2f}"
+                                                   for h, m in ours["horizons"].items()) + "."]
+    final = ours["final"]
+    if final["n"]:
+        lines.append(f"- the final CGPA, on the {final['n']} cuts of students with every semester known: MAE "
+                     f"{final['mae']:.3f}, its {INTERVAL_LEVEL:.0%} interval covers {final[COVERAGE_KEY]:.3f} "
+                     f"(mean width {final[WIDTH_KEY]:.2f}).")
+    if risk["n"]:
+        baseline = section["baselines"].get(RISK_BASELINE)
+        versus = [f"{ours['brier']:.4f} for `{cell}`"]
+        if baseline is not None:
+            versus.append(f"{baseline['brier']:.4f} for the {RISK_BASELINE} baseline rolled forward")
+        if risk["base_rate_brier"] is not None:
+            versus.append(f"{risk['base_rate_brier']:.4f} for always the training base rate")
+        lines.append(f"- the probability of a final CGPA below {section['line']:g} (the at-risk line; "
+                     f"{risk['observed_below']:.1%} of those cuts ended below): Brier score "
+                     + ", ".join(versus) + " (lower is better).")
+    return lines + ["", "Per horizon, per remaining semesters and the reliability table: evaluation.md.", ""]
+
+
 def held_out(files: RunFiles) -> list[str]:
     lines = ["## Held-out test split", "",
              f"| target | model MAE | {COVERAGE_KEY} | best baseline | its MAE | persistence MAE |",
@@ -213,7 +247,7 @@ def limits(files: RunFiles) -> list[str]:
             "semester on average, not for each student.", ""]
 
 
-SECTIONS = (what_it_does, how_it_was_made, cross_validation, held_out, parity, speed, limits)
+SECTIONS = (what_it_does, how_it_was_made, cross_validation, rest_of_degree, held_out, parity, speed, limits)
 
 
 def render_model_card(run: RunDir) -> str:

@@ -7,7 +7,8 @@ default cell is then compared with each baseline on the same predictions: the pa
 difference in MAE with a bootstrap over students (model.metrics.paired_bootstrap).
 The default cell is also retrained on the same folds with other seeds (its initialisation
 and its members' validation students), so the report shows how much of a difference is
-the noise of training itself.
+the noise of training itself. The rest of the degree (every remaining semester, the final CGPA, the
+risk of ending below the at-risk line) is scored on the same held-out students: model/trajectory_evaluation.py.
 """
 from __future__ import annotations
 
@@ -37,11 +38,13 @@ from cgpa_rnn.model.metrics import (
     regression_metrics,
 )
 from cgpa_rnn.model.record import DataInfo
+from cgpa_rnn.model.trajectory_evaluation import forecast_fold, format_trajectory, summarise_trajectories
 from cgpa_rnn.processes import end_with_parent
 from cgpa_rnn.rundir import RunDir
 
 FOLDS, REPEATS = 5, 3  # the default cross-validation: 5-fold, repeated with 3 shuffles
 SEEDS = 3  # the default cell trained with this many seeds on every fold
+TRAJECTORY = ("trajectory", "", "")  # a fold's part holding its rest-of-degree forecasts (FoldForecasts)
 
 
 @dataclass
@@ -83,6 +86,7 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
     results = run_folds(jobs, progress, workers)
     collected, chosen_decay = collect(results, cells)
     seed_parts = {key: collected.pop(key) for key in list(collected) if key[0] == "seeds"}
+    trajectory_folds = collected.pop(TRAJECTORY)
     report = {"command": command, "data": DataInfo.of(cohort).to_dict(), "synthetic": cohort.is_synthetic,
               "folds": folds, "repeats": repeats, "seed": config.seed, "seeds": seeds, "config": config.to_dict(),
               "models": {}, "baselines": {}, "chosen_weight_decay": chosen_decay}
@@ -90,6 +94,7 @@ def evaluate(cohort: Cohort, config: TrainConfig, out: str | Path, folds: int = 
         report[group].setdefault(name, {})[target_name] = summarise(cohort, concatenate(parts))
     report["evidence"] = evidence(cohort, collected, default, config.seed)
     report["seed_spread"] = seed_spread(cohort, collected, seed_parts, default)
+    report["trajectory"] = summarise_trajectories(cohort, trajectory_folds, default)
     if cohort.is_synthetic and "cohort" not in cohort.source:  # known only for the calibrated kind
         report["best_achievable"] = {name: best_achievable_mae(cohort, *make(cohort.grades))
                                      for name, make in TARGETS.items()}
@@ -132,7 +137,8 @@ def collect(results: list, cells: tuple[str, ...]) -> tuple[dict, dict]:
 
 def _run_fold(job) -> tuple[dict, dict]:
     """Fit the baselines and every cell on one fold's training students; predict its test students.
-    Seed k > 0 is a retraining of the default cell alone, filed under ("seeds", "cell/k", target)."""
+    Seed k > 0 is a retraining of the default cell alone, filed under ("seeds", "cell/k", target); seed 0
+    also forecasts the rest of the degree with every cell and baseline, filed under TRAJECTORY."""
     import torch
 
     from cgpa_rnn.model.fitting import fit, predict_all_steps
@@ -141,9 +147,9 @@ def _run_fold(job) -> tuple[dict, dict]:
     torch.set_num_threads(1)  # one process per core; tiny matrices gain nothing from threads
     grades, college = cohort.grades[fold.test], cohort.college[fold.test]
     examples = {name: make(grades) for name, make in TARGETS.items()}
-    parts, decay = {}, {}
+    parts, decay, fitted_baselines, trained = {}, {}, {}, {}
     for baseline in BASELINES if k == 0 else ():
-        fitted = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
+        fitted = fitted_baselines[baseline.name] = baseline().fit(cohort.grades[fold.train], cohort.college[fold.train])
         for name, (student, target) in examples.items():
             prediction, low, high = fitted.predict_interval(grades, college, student, target)
             parts[("baselines", baseline.name, name)] = HeldOutPredictions(fold_id, fold.test[student], target,
@@ -152,13 +158,15 @@ def _run_fold(job) -> tuple[dict, dict]:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
         model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], scale=cohort.scale)
         if k == 0:
-            decay[cell] = history.weight_decay
+            decay[cell], trained[cell] = history.weight_decay, model
         quantiles = predict_all_steps(model, grades, college)
         for name, (student, target) in examples.items():
             picked = quantiles[student, target - 1]
             key = ("models", cell, name) if k == 0 else ("seeds", f"{cell}/{k}", name)
             parts[key] = HeldOutPredictions(fold_id, fold.test[student], target, picked[:, 1], picked[:, 0],
                                             picked[:, 2])
+    if k == 0:
+        parts[TRAJECTORY] = forecast_fold(cohort, fold, trained, fitted_baselines)
     return parts, decay
 
 
@@ -232,6 +240,7 @@ def format_report(report: dict) -> str:
                          f"({name}, MAE {mae:.4f})")
         lines.append("")
     lines += format_evidence(report) + format_seed_spread(report) + format_semesters(report)
+    lines += format_trajectory(report.get("trajectory"))
     lines += ["## MAE by gender (target `next`)", "", "| model | " + " | ".join(
         f"{k}" for k in next(iter(report["models"].values()))["next"]["by_gender"]) + " |"]
     lines.append("|---" * (1 + len(next(iter(report["models"].values()))["next"]["by_gender"])) + "|")

@@ -21,8 +21,8 @@ from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.baselines import DampedDeviation
 from cgpa_rnn.model.config import INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
-from cgpa_rnn.model.trajectory import calibrate_trajectory
 from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
+from cgpa_rnn.model.trajectory import calibrate_trajectory
 
 Callback = Callable[[Trainer], None]
 
@@ -106,7 +106,6 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     calibrate_trajectory(model, grades_t, college_t, validation_rows[kept])
     model.eval()
     return model, history
-
 
 
 @torch.no_grad()

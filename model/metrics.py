@@ -36,13 +36,19 @@ def interval_metrics(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> d
 
 def by_semester(prediction, actual, target, low=None, high=None) -> dict:
     """Per predicted semester (1-based number, as text): n, MAE and, with an interval, its coverage and width."""
+    return by_value(prediction, actual, target + 1, low, high)
+
+
+def by_value(prediction, actual, values, low=None, high=None) -> dict:
+    """Per integer value of `values` (a semester number, a horizon; as text): n, MAE and, with an interval,
+    its coverage and width."""
     result = {}
-    for t in np.unique(target):
-        pick = target == t
+    for value in np.unique(values):
+        pick = values == value
         entry = {"n": int(pick.sum()), "mae": float(np.abs(prediction[pick] - actual[pick]).mean())}
         if low is not None:
             entry.update(interval_metrics(actual[pick], low[pick], high[pick]))
-        result[str(int(t) + 1)] = entry
+        result[str(int(value))] = entry
     return result
 
 

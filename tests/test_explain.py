@@ -16,6 +16,7 @@ from cgpa_rnn.model.config import CELLS
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor, StaleModelError, check_fresh
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 
 
 def _both(run) -> tuple[TorchPredictor, OnnxPredictor]:
@@ -97,7 +98,7 @@ def test_verify_checks_the_explanation_graph_too(run_copy):
     from cgpa_rnn.export.verify import verify
 
     report = verify(run_copy, samples=300)
-    assert set(report["explanation"]) == set(OUTPUTS)
+    assert set(report["explanation"]) == set(OUTPUTS) | set(TRAJECTORY_OUTPUTS)
     assert all(entry["max_abs_diff"] <= report["tolerance"] for entry in report["explanation"].values())
     assert report["explanation"]["hidden"]["nan_mismatches"] == 0
 

@@ -134,8 +134,8 @@ sys.modules["torch"] = None  # any import of torch now fails
 from cgpa_rnn.predictor import OnnxPredictor
 predictor = OnnxPredictor({str(exported_runs['elman'] / 'model.onnx')!r})
 result = predictor.predict([7.1, 6.8, None, 7.3], 115)
-forecast = predictor.forecast(["7.1", "6.8"], "115")
-print(result.semester, round(result.prediction, 3), len(forecast.steps))
+ahead = predictor.trajectory(["7.1", "6.8"], "115")
+print(result.semester, round(result.prediction, 3), len(ahead.semesters))
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -159,16 +159,40 @@ def test_runtime_rejects_bad_input(exported_runs, grades, college, message):
             backend.predict(grades, college)
 
 
-def test_forecast_and_unknown_college(exported_runs):
+@pytest.mark.parametrize("cell", ["elman", "gru"])
+def test_the_trajectory_runs_to_graduation_in_both_runtimes(exported_runs, cell):
+    onnx_model = OnnxPredictor(exported_runs[cell] / "model.onnx")
+    torch_model = TorchPredictor(exported_runs[cell])
+    ahead, reference = (model.trajectory([7.0, None, 6.5], 99999) for model in (onnx_model, torch_model))
+    numbers = [(t.median, t.low, t.high, t.final, t.final_low, t.final_high, t.probability_below)
+               for t in (ahead, reference)]
+    assert np.allclose(np.hstack([np.ravel(v) for v in numbers[0]]), np.hstack([np.ravel(v) for v in numbers[1]]),
+                       atol=1e-5)
+    assert ahead.semesters == [4, 5] and not ahead.finished
+    first = onnx_model.predict([7.0, None, 6.5], 99999)  # the path's first step is model.onnx's prediction
+    assert (ahead.median[0], ahead.low[0], ahead.high[0]) == pytest.approx((first.prediction, first.low, first.high),
+                                                                            abs=1e-5)
+    assert all(low <= median <= high for low, median, high in zip(ahead.low, ahead.median, ahead.high))
+    # The final CGPA: the semesters known (the gap left out) and the medians, weighted by the credits.
+    assert ahead.final == pytest.approx(np.mean([7.0, 6.5, *ahead.median]), abs=1e-5)
+    weighted = onnx_model.trajectory([7.0, None, 6.5], 99999, credits=np.array([1, 1, 2, 1, 3], dtype=np.float32))
+    assert weighted.final == pytest.approx((7.0 + 2 * 6.5 + weighted.median[0] + 3 * weighted.median[1]) / 7, abs=1e-5)
+    assert ahead.final_low <= ahead.final <= ahead.final_high and 0 <= ahead.probability_below <= 1
+    # A higher line is likelier to be missed.
+    assert onnx_model.trajectory([7.0, None, 6.5], 99999, below=8).probability_below > ahead.probability_below
+    assert not onnx_model.is_known_college(99999) and onnx_model.is_known_college(115)
+
+
+def test_a_finished_student_has_an_outcome_not_a_forecast(exported_runs):
     predictor = OnnxPredictor(exported_runs["elman"] / "model.onnx")
-    forecast = predictor.forecast([7.0, None, 6.5], 99999)
-    assert [s.semester for s in forecast.steps] == [4, 5]
-    assert np.isnan(forecast.grades[1]) and forecast.grades[3] == pytest.approx(forecast.steps[0].prediction, abs=1e-6)
-    known = [g for g in forecast.grades if not np.isnan(g)]
-    assert forecast.cumulative_average == pytest.approx(np.mean(known), abs=1e-6)
-    assert not predictor.is_known_college(99999) and predictor.is_known_college(115)
-    with pytest.raises(PredictionError, match="nothing left to forecast"):
-        predictor.forecast([7] * 5, 115)
+    done = predictor.trajectory([7, 7, 7, 7, 7.5], 115)
+    assert done.finished and done.semesters == []
+    assert done.final == done.final_low == done.final_high == pytest.approx(7.1)
+    assert done.probability_below == 0
+    assert predictor.trajectory([7, 7, 7, 7, 7.5], 115, below=7.2).probability_below == 1
+    assert "the actual one" in done.sentence(predictor)
+    with pytest.raises(PredictionError, match="at risk below: expected a grade point between 0 and 10, got '11'"):
+        predictor.trajectory([7], 115, below="11")
     hindcast = predictor.predict([7, 7, 7, 7, 7.5], 115)
     assert hindcast.semester == 5 and hindcast.actual == 7.5
     assert hindcast.prediction == predictor.predict([7, 7, 7, 7], 115).prediction

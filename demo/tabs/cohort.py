@@ -1,5 +1,6 @@
 """The "Cohort" tab: a CSV of students scored by both runtimes, hindcasts of known semesters
-with a predicted-vs-actual chart, and the scored file to download."""
+with a predicted-vs-actual chart, the at-risk list (every student's final CGPA and chance of
+ending below the line), and both as files to download."""
 from __future__ import annotations
 
 import gradio as gr
@@ -14,9 +15,9 @@ from cgpa_rnn.values import parse_bool
 
 def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: float,
           hindcast_last_given, request: gr.Request | None = None
-          ) -> tuple[str, pd.DataFrame | None, pd.DataFrame, str]:
-    """The summary, the predicted-vs-actual chart's data (None without hindcasts), the scored
-    table and the scored CSV: plain values, for the page and for programs alike."""
+          ) -> tuple[str, pd.DataFrame | None, pd.DataFrame, pd.DataFrame, str, str]:
+    """The summary, the predicted-vs-actual chart's data (None without hindcasts), the at-risk list, the
+    scored table, the scored CSV and the at-risk list's CSV: plain values, for the page and for programs alike."""
     try:
         if cohort_csv is None:
             raise UserError("upload a CSV first")
@@ -27,12 +28,14 @@ def score(backends: service.Backends, cohort_csv: str | None, at_risk_below: flo
         raise refused(error, request, cohort_csv) from None
     except Exception as error:
         raise failed(error, "scoring") from None
-    return text, service.hindcast_frame(scored), service.display_table(scored), str(out)
+    at_risk = service.at_risk_table(scored)
+    return (text, service.hindcast_frame(scored), at_risk, service.display_table(scored), str(out),
+            str(service.write_at_risk(at_risk, out)))
 
 
 def validate(backends: service.Backends, cohort_csv, at_risk_below, hindcast_last_given) -> list:
     try:
-        service.at_risk_threshold(at_risk_below, backends.scale)
+        backends.onnx.risk_line(at_risk_below)
         threshold_message = None
     except UserError as error:
         threshold_message = str(error)
@@ -48,14 +51,16 @@ def chart_shown(points) -> gr.ScatterPlot:
 
 def build(backends: service.Backends, delete_after_minutes: int) -> None:
     limits = service.UPLOAD_LIMITS
-    scale, at_risk = backends.scale, service.default_at_risk(backends.scale)
+    scale, at_risk = backends.scale, backends.scale.at_risk_line()
     group = f", {backends.groups.column}" if backends.groups.column else ""
     gr.Markdown(f"Upload a CSV (comma, semicolon or tab separated) with the model's semester columns "
                 f"({', '.join(backends.semester_names)}: grades on the {scale} scale){group}. "
                 f"At most {limits.bytes // 1024} KB, {limits.rows:,} rows and {limits.columns} columns. "
                 "Each student's next semester is predicted; a student whose final semester is known is scored by "
                 "**hindcast** instead (that semester predicted from the earlier ones, then compared with the known "
-                "grade), so last year's class shows how close the model comes. Rows that cannot be scored keep "
+                "grade), so last year's class shows how close the model comes. The **at-risk list** gives every "
+                "student's final CGPA (the rest of the degree forecast, or the actual one for a finished student) "
+                "and the chance of ending below the line, most likely first. Rows that cannot be scored keep "
                 "their reason in the `error` column. Uploads are student records: the server deletes them and the "
                 f"scored file within {delete_after_minutes} minutes and keeps nothing else.")
     with gr.Row():
@@ -73,20 +78,26 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
                            y_lim=[scale.low, scale.high], label="hindcast: predicted against actual",
                            x_title="actual grade point", y_title="predicted", elem_id="hindcast-chart",
                            visible=False)
+    at_risk_list = gr.Dataframe(label="at-risk list: still studying (most likely below first), then finished",
+                                wrap=True, elem_id="at-risk-table")
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
-    download = gr.File(label="download the scored CSV", elem_id="cohort-download", height=120)
+    with gr.Row():
+        download = gr.File(label="download the scored CSV", elem_id="cohort-download", height=120)
+        at_risk_download = gr.File(label="download the at-risk list", elem_id="at-risk-download", height=120)
 
     @gr.mcp.tool()
     def page_score(cohort_csv, at_risk_below, hindcast_last_given, request: gr.Request):
         """Score a cohort CSV: every student's next-semester grade point average (SCALE) with its
-        interval, from torch and onnxruntime, and a hindcast of each known final semester.
+        interval, from torch and onnxruntime, a hindcast of each known final semester, and the at-risk
+        list: every student's final CGPA with its 80% interval and the probability of ending below
+        at_risk_below (a finished student's actual CGPA instead), named by the file's ID column.
 
         Args:
             cohort_csv: a CSV file (comma, semicolon or tab separated), one row per student: grade columns SEMESTERS on the SCALE scale, blank when missing; GROUP; at most 2 MB and 5,000 rows; sent as a data: URL (data:text/csv;base64,...) or a public http(s) URL
-            at_risk_below: students predicted below this grade point (SCALE) are counted as at risk; AT_RISK_BELOW is usual
+            at_risk_below: the line (a grade point on the SCALE scale) whose risk is reported: the probability of a final CGPA below it; AT_RISK_BELOW is the model's default
             hindcast_last_given: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
         Returns:
-            a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the scored table, and the scored CSV file
+            a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the at-risk list (student, status forecast or finished, final CGPA, low, high, probability below the line; still studying first, most likely first), the scored table (with each later semester's forecast, the final CGPA and p_below), the scored CSV file and the at-risk list's CSV file
         """
         return score(backends, cohort_csv, at_risk_below, hindcast_last_given, request)
 
@@ -98,8 +109,8 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
         page_score.__doc__ = page_score.__doc__.replace(name, value)  # the model's own terms
 
     page_score.__name__ = "score_cohort"  # the MCP tool's name
-    outputs = [summary, chart, table, download]
-    button.click(lambda: ["", None, None, None], None, outputs, queue=False, api_visibility="private").then(
+    outputs = [summary, chart, at_risk_list, table, download, at_risk_download]
+    button.click(lambda: ["", None, None, None, None, None], None, outputs, queue=False, api_visibility="private").then(
         page_score, [upload, threshold, hindcast_last_given], outputs,
         validator=lambda *values: validate(backends, *values),
         api_name="predict_batch").success(

@@ -43,7 +43,9 @@ def question_record(backends: service.Backends, result: service.StudentResult) -
     return {"grades": [None if np.isnan(g) else g for g in result.grades], "college": result.college,
             "semester": result.semester, "names": backends.semester_names, "prediction": result.onnx_prediction,
             "low": result.low, "high": result.high, "actual": result.actual, "level": f"{backends.interval_level:.0%}",
-            "scale": backends.scale.to_json()}
+            "scale": backends.scale.to_json(),
+            "path": [{"semester": s, "median": m, "low": lo, "high": hi} for s, m, lo, hi in
+                     zip(result.ahead.semesters, result.ahead.median, result.ahead.low, result.ahead.high)]}
 
 
 def side_by_side(backends: service.Backends, result: service.StudentResult) -> tuple[str, str, str, str]:
@@ -175,5 +177,5 @@ Args:
     college: {group}
     {HINDCAST_FLAG}: true to predict the last grade given from the earlier ones (a hindcast); false by default
 Returns:
-    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average, scale, why (the prediction split: prior + correction = prediction, where prior = group_mean + the student's deviation carried over by damping; and a sentence saying so), warning (null, or why the grades are unlike the model's training cohort)
+    prediction: a dict of plain numbers: semester (1-based) and semester_name predicted, prediction, low, high, interval_level, hindcast_actual (null unless a hindcast), backends (each runtime's prediction and latency_us), abs_diff, known_college, cumulative_average, scale, why (the prediction split: prior + correction = prediction, where prior = group_mean + the student's deviation carried over by damping; and a sentence saying so), trajectory (the rest of the degree from every grade given: semesters, median, low, high of each later semester with 80% intervals that widen with the horizon; final, final_low, final_high: the final CGPA; below and probability_below: the chance of ending below the scale's at-risk line; finished: true when the last semester is known and final is the actual CGPA; and a sentence), warning (null, or why the grades are unlike the model's training cohort)
 """
