@@ -257,11 +257,13 @@ def cmd_predict(args) -> int:
         credits = credits_vector(args.credits, served(backends).semesters)
         served(backends).risk_line(args.at_risk_below)
     if args.json:  # the serving runtime's record, the other runtime's beside it under its name
-        records = {name: (backend.explain(args.grades, args.college, args.hindcast).to_dict() if args.explain
-                          else dataclasses.asdict(backend.predict(args.grades, args.college, args.hindcast)))
-                   | ({"trajectory": backend.trajectory(args.grades, args.college, args.at_risk_below, credits).to_dict()}
-                      if args.trajectory else {})
-                   for name, backend in backends.items()}
+        records = {}
+        for name, backend in backends.items():
+            records[name] = (backend.explain(args.grades, args.college, args.hindcast).to_dict() if args.explain
+                             else dataclasses.asdict(backend.predict(args.grades, args.college, args.hindcast)))
+            if args.trajectory:
+                ahead = backend.trajectory(args.grades, args.college, args.at_risk_below, credits)
+                records[name]["trajectory"] = ahead.to_dict()
         runtime = "onnx" if "onnx" in records else next(iter(records))
         print(json.dumps(records.pop(runtime) | {"runtime": runtime} | records))
         return 0
@@ -458,8 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "hidden state after each semester read")
     predict.add_argument("--json", action="store_true", help="one student's answer as one JSON line")
     predict.add_argument("--trajectory", action="store_true",
-                         help="also forecast the rest of the degree: every later semester with a widening 80%% interval, "
-                              "the final CGPA and the chance of ending below --at-risk-below (with --csv: the columns "
+                         help="also forecast the rest of the degree: every later semester with a widening 80%% "
+                              "interval, the final CGPA and the chance of ending below --at-risk-below (with --csv: the columns "
                               "semK_pred/low/high, final_cgpa, final_low, final_high, p_below)")
     predict.add_argument("--at-risk-below", metavar="X", help="with --trajectory: the line of the final CGPA's risk "
                                                               "(default: 60%% of the way up the model's scale)")

@@ -102,11 +102,12 @@ class ExplanationGraph(nn.Module):
         return tuple(parts[name] for name in (*EXPLANATION_OUTPUTS, *TRAJECTORY_OUTPUTS))
 
 
-def _graph(module: nn.Module, semesters: int, output_names: list[str], defaults: dict[str, torch.Tensor] = {}
-           ) -> onnx.ModelProto:
+def _graph(module: nn.Module, semesters: int, output_names: list[str],
+           defaults: dict[str, torch.Tensor] | None = None) -> onnx.ModelProto:
     """`module` (raw grades and college codes in, then `defaults`' inputs) as an ONNX graph, without what an
     embedder does not need. Each of `defaults` is stored in the file as its input's default value, so a
     caller may leave it out."""
+    defaults = defaults or {}
     batch = torch.export.Dim("batch", min=1)
     # Two rows: with a batch of one the exporter would specialise the batch axis to 1.
     example = (torch.tensor([[7.0, 6.5] + [float("nan")] * (semesters - 2)] * 2), torch.tensor([0, 1]),

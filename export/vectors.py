@@ -79,7 +79,8 @@ def case_options(name: str, semesters: int, scale: Scale) -> dict:
     """The optional inputs a case feeds explain.onnx: one case weights the semesters and moves the line."""
     if name != "history_of_1":
         return {}
-    return {"credits": [float(t + 1) for t in range(semesters)], "below": round(scale.low + 0.75 * (scale.high - scale.low), 2)}
+    return {"credits": [float(t + 1) for t in range(semesters)],
+            "below": round(scale.low + 0.75 * (scale.high - scale.low), 2)}
 
 
 def _nested(values) -> list:

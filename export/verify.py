@@ -16,13 +16,13 @@ import numpy as np
 from cgpa_rnn.data import missing_cohort_note, recorded_cohort
 from cgpa_rnn.errors import ParityError
 from cgpa_rnn.explanation import OUTPUTS as EXPLANATION_OUTPUTS
-from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 from cgpa_rnn.export.inputs import PARITY_SAMPLES, parity_inputs
 from cgpa_rnn.export.onnx_export import description_problems
 from cgpa_rnn.export.vectors import TOLERANCE, vector_problems  # one tolerance: parity and vectors
 from cgpa_rnn.model.torch_predictor import TorchPredictor
 from cgpa_rnn.predictor import OnnxPredictor, StaleModelError
 from cgpa_rnn.rundir import RunDir
+from cgpa_rnn.trajectory import OUTPUTS as TRAJECTORY_OUTPUTS
 
 OUTPUTS = ("prediction", "low", "high")
 SINGLE_ROWS = 500  # rows also run one at a time (batch 1 is the latency path)
@@ -122,7 +122,8 @@ def format_parity(report: dict) -> str:
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
     if report.get("training_data"):
         lines.append(f"note: {report['training_data']}")
-    for part, heading in (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast, the trajectory):")):
+    headings = (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast, the trajectory):"))
+    for part, heading in headings:
         if heading and report.get(part):
             lines.append(heading)
         for name, entry in report.get(part, {}).items():
