@@ -225,9 +225,10 @@ def cmd_predict(args) -> int:
                 studying, finished = scored.ok & ~scored.finished, scored.finished
                 likely = int((studying & (scored.ahead["probability_below"] > 0.5)).sum())
                 ended = int((finished & (scored.ahead["final"] < scored.below)).sum())
-                print(f"{likely} of the {int(studying.sum())} students still studying are more likely than not to "
-                      f"end below {scored.below:g} (p_below > 0.5); {ended} of the {int(finished.sum())} finished "
-                      "ended below it")
+                count = int(studying.sum())
+                print(f"{likely} of the {count} student{'' if count == 1 else 's'} still studying "
+                      f"{'is' if likely == 1 else 'are'} more likely than not to end below {scored.below:g} (p_below "
+                      f"> 0.5); {ended} of the {int(finished.sum())} finished ended below it")
         else:
             result = stream_scored_csv(args.csv, args.out, backends, hindcast_last_given=args.hindcast)
         if result.warning:

@@ -26,7 +26,7 @@ COHORT_CSV = ("1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Cod
               "5.2,5.0,4.9,,,116,F,3,,16\n"
               "8,8,8,8,8,116,F,4,,16\n")
 
-AT_RISK_BELOW = 6.0  # the shipped 0-10 model's default line (service.default_at_risk)
+AT_RISK_BELOW = 6.0  # the shipped 0-10 model's default line (Scale.at_risk_line)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,17 @@ def test_predict_student_runs_both_backends(backends):
     assert result.torch_latency_us > 0 and result.onnx_latency_us > 0
     assert result.actual is None
     assert result.cumulative_average == pytest.approx((7.1 + 6.8 + 7.3 + result.onnx_prediction) / 4, abs=1e-5)
+    # The rest of the degree: here only the 5th semester, so the final CGPA is the cumulative average.
+    assert result.ahead.semesters == [5] and result.ahead.median[0] == pytest.approx(result.onnx_prediction, abs=1e-5)
+    assert result.ahead.final == pytest.approx(result.cumulative_average, abs=1e-5)
+    answer = service.student_answer(backends, result)
+    assert f"Final CGPA after the 5th semester: {result.ahead.final:.2f}" in answer and "ending below 6:" in answer
+    record = service.result_record(backends, result)["trajectory"]
+    assert record["below"] == 6 and 0 <= record["probability_below"] <= 1 and record["sentence"] in answer
+    early = service.predict_student(backends, ["7.1", "", "", "", ""], "115").ahead  # four semesters ahead
+    assert early.semesters == [2, 3, 4, 5]
+    widths = [high - low for low, high in zip(early.low, early.high)]
+    assert widths[-1] > widths[0]  # uncertainty accumulates with the horizon
 
 
 def test_a_student_with_the_final_semester_is_a_hindcast(backends):
@@ -52,6 +63,8 @@ def test_a_student_with_the_final_semester_is_a_hindcast(backends):
     hidden = service.predict_student(backends, ["8.11", "7.68", "7.11", "7.43", ""], "115")
     assert result.semester == 5 and result.actual == pytest.approx(8.18)
     assert result.onnx_prediction == hidden.onnx_prediction  # predicted from the earlier four only
+    assert result.ahead.finished and result.ahead.final == pytest.approx(np.mean([8.11, 7.68, 7.11, 7.43, 8.18]))
+    assert "the actual one (every semester is known)" in service.student_answer(backends, result)
 
 
 def test_field_errors_point_at_the_field(backends):
@@ -68,7 +81,19 @@ def test_score_upload(backends, tmp_path):
     path.write_text(COHORT_CSV)
     scored, out, summary = service.score_upload(backends, path, threshold=AT_RISK_BELOW)
     assert scored.ok.tolist() == [True, False, True, True]
-    assert "3 of 4 students scored**, 1 row with an error" in summary and "1 at risk" in summary
+    assert "3 of 4 students scored**, 1 row with an error" in summary
+    # Student 3 (5.2, 5.0, 4.9) is likely to end below 6; student 4 finished at 8: an outcome, not a forecast.
+    assert "**1 of the 2 students still studying is more likely than not to end below 6**" in summary
+    assert "0 of the 1 finished ended below it" in summary
+    at_risk = service.at_risk_table(scored)
+    assert at_risk["student"].tolist() == ["116/3", "115/1", "116/4"]  # most likely first, the finished last
+    assert at_risk["status"].tolist() == ["forecast", "forecast", "finished"] and at_risk["final CGPA"][2] == 8
+    assert at_risk["P(below 6)"][0] > 0.5 > at_risk["P(below 6)"][1] and at_risk["P(below 6)"][2] == 0
+    listed = pd.read_csv(service.write_at_risk(at_risk, out))
+    assert listed["student"].tolist() == ["116/3", "115/1", "116/4"] and listed.columns[-1] == "P(below 6)"
+    written = pd.read_csv(out)  # the scored file carries every row's rest of the degree
+    assert list(written.columns[-4:]) == ["final_cgpa", "final_low", "final_high", "p_below"]
+    assert np.isnan(written["sem4_pred"][0]) and written["sem5_pred"][0] > 0 and written["final_cgpa"][3] == 8
     assert "Hindcast of 1 student" in summary and "in-sample" not in summary
     assert pd.read_csv(out).shape == (4, len(scored.columns()))
     assert "Largest torch/onnx difference: " in summary
@@ -145,7 +170,7 @@ def test_hindcast_of_every_students_last_known_semester(backends, tmp_path):
 def test_the_at_risk_line_and_the_warning_follow_the_models_scale(backends, tmp_path):
     from cgpa_rnn.encoding import Scale
 
-    assert service.default_at_risk(backends.scale) == AT_RISK_BELOW and service.default_at_risk(Scale(0, 20)) == 12
+    assert backends.scale.at_risk_line() == AT_RISK_BELOW and Scale(0, 20).at_risk_line() == 12
     four_point = tmp_path / "gpa4.csv"  # a 4-point class: on the 10-point model's scale, but unlike its students
     four_point.write_text("1st,2nd,3rd,4th,College Code\n" + "".join(
         f"2.{k},2.9,3.0,2.8,115\n" for k in range(8)))
@@ -161,12 +186,19 @@ def test_the_at_risk_line_and_the_warning_follow_the_models_scale(backends, tmp_
     assert one.warning and service.result_record(backends, one)["warning"] == one.warning
 
 
-@pytest.mark.parametrize("value", ["", "abc", float("nan"), -1, 1e308, None])
+@pytest.mark.parametrize("value", ["abc", float("nan"), -1, 1e308, "11"])
 def test_the_at_risk_threshold_is_a_grade_point(backends, tmp_path, value):
     path = tmp_path / "cohort.csv"
     path.write_text(COHORT_CSV)
     with pytest.raises(UserError, match="at risk below: expected a grade point between 0 and 10"):
         service.score_upload(backends, path, value)
+
+
+def test_a_blank_at_risk_line_is_the_scales_own(backends, tmp_path):
+    path = tmp_path / "cohort.csv"
+    path.write_text(COHORT_CSV)
+    for blank in ("", None):
+        assert "end below 6**" in service.score_upload(backends, path, blank)[2]
 
 
 def test_missing_or_stale_model_is_refused_with_a_rebuild_hint(run_copy, tmp_path):
@@ -198,6 +230,7 @@ def test_api_predict_both_backends(app_url):
     assert record["semester"] == 5 and record["hindcast_actual"] == pytest.approx(8.18)
     assert record["known_college"] is False and record["abs_diff"] <= 1e-5
     assert set(record["backends"]) == {"torch", "onnxruntime"} and record["backends"]["torch"]["latency_us"] > 0
+    assert record["trajectory"]["finished"] and record["trajectory"]["probability_below"] == 0
 
 
 def test_the_api_page_names_every_parameter_and_output(app_url):
@@ -253,12 +286,15 @@ def test_api_predict_batch(app_url, tmp_path):
     path = tmp_path / "cohort.csv"
     path.write_text(COHORT_CSV)
     client = Client(app_url, verbose=False)
-    summary, chart, table, download = client.predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
+    summary, chart, at_risk, table, download, at_risk_download = client.predict(
+        handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
     assert len(frame) == 4 and "3 of 4 students scored" in summary and "Hindcast of 1 student " in summary
     assert frame["error"][1].startswith("line 3: 2nd semester (0-10)") and frame["actual"][3] == 8
     assert chart["data"] and pd.read_csv(download).shape[0] == 4  # plain values, not update dicts
-    summary, chart, _, _ = client.predict(handle_file(str(path)), AT_RISK_BELOW, True, api_name="/predict_batch")
+    assert [row[0] for row in at_risk["data"]] == ["116/3", "115/1", "116/4"]  # named by the file's IDs
+    assert pd.read_csv(at_risk_download)["student"].tolist() == ["116/3", "115/1", "116/4"]
+    summary, chart, *_ = client.predict(handle_file(str(path)), AT_RISK_BELOW, True, api_name="/predict_batch")
     assert "Hindcast of 3 students" in summary
 
 
@@ -331,7 +367,7 @@ def test_downloads_are_spreadsheet_safe_and_do_not_stay_on_the_server(app_url, t
     path = tmp_path / "cohort.csv"
     path.write_text("1st,2nd,College Code,=HYPERLINK(\"x\")\n7.1,6.8,115,@SUM(1)\n")
     client = Client(app_url, verbose=False)
-    _, _, _, download = client.predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")
+    download = client.predict(handle_file(str(path)), AT_RISK_BELOW, api_name="/predict_batch")[4]
     header, row = Path(download).read_text().splitlines()[:2]
     assert "'=HYPERLINK" in header and "'@SUM(1)" in row
     scored = list(environment.folders().scored.iterdir())

@@ -390,3 +390,30 @@ def test_the_csv_benchmark_prints_the_cli_beside_onnxruntime_alone():
     assert alone_line.startswith("onnxruntime alone on the same rows") and "rows/s" in alone_line
     refused = cgpa("bench", str(ROOT / "model" / "default"), "--csv", "0")
     assert refused.returncode == 2 and "expected a number of rows" in refused.stderr
+
+
+def test_cli_trajectory_of_one_student_and_of_a_cohort(exported_runs, tmp_path):
+    run = str(exported_runs["elman"])
+    one = cgpa("predict", run, "--grades", "7,6.5", "--college", "115", "--trajectory", "--json", "--backend", "onnx")
+    assert one.returncode == 0, one.stderr
+    ahead = json.loads(one.stdout)["trajectory"]
+    assert ahead["semesters"] == [3, 4, 5] and ahead["below"] == 6 and not ahead["finished"]
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("ID,1st,2nd,3rd,4th,5th,College Code\na,7,6.5,,,,115\nb,8,8,8,8,9,116\nc,x,,,,,115\n")
+    out = tmp_path / "scored.csv"
+    result = cgpa("predict", run, "--csv", str(cohort), "--trajectory", "--at-risk-below", "7", "--credits",
+                  "1,1,1,1,2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "of the 1 student still studying" in result.stdout
+    assert "0 of the 1 finished ended below it" in result.stdout
+    scored = pd.read_csv(out)
+    columns = [f"sem{k}_{part}" for k in range(2, 6) for part in ("pred", "low", "high")]
+    assert list(scored.columns[-16:]) == columns + ["final_cgpa", "final_low", "final_high", "p_below"]
+    assert np.isnan(scored["sem2_pred"][0]) and scored["sem3_low"][0] < scored["sem3_pred"][0] < scored["sem3_high"][0]
+    assert scored["final_cgpa"][1] == pytest.approx((8 * 4 + 2 * 9) / 6, abs=1e-4) and scored["p_below"][1] == 0
+    assert np.isnan(scored["final_cgpa"][2]) and scored["error"][2].startswith("line 4")
+    for options, message in ((["--credits", "1,1"], "add --trajectory"),
+                             (["--trajectory", "--credits", "1,2"], "credits: expected 5 positive numbers"),
+                             (["--trajectory", "--at-risk-below", "11"], "at risk below: expected a grade point")):
+        refused = cgpa("predict", run, "--grades", "7", "--college", "115", *options)
+        assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr
