@@ -39,7 +39,8 @@ _SEMESTER_PATTERNS = (re.compile(r"^([0-9]+)(st|nd|rd|th)$", re.I),
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 COLLEGE_NAMES = ("college code", "college", "college_code")  # the group column found without --group
 AUTO_GROUP = "auto"  # read_header's default: a college column if the header has one, else no group
-ROLL_NAMES = ("roll", "roll no.", "roll no", "roll_no", "roll number")
+ROLL_NAMES = ("roll", "roll no.", "roll no", "roll_no", "roll number", "id", "student id", "student_id", "studentid",
+              "student number", "student_number")
 GENDER_NAMES = ("gender", "sex")
 
 

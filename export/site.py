@@ -1,10 +1,12 @@
 """`cgpa web`: a static site that runs model.onnx in the visitor's browser (onnxruntime-web).
 
 The site is index.html, its scripts (rules.js: the CSV rules of `cgpa predict --csv`;
-chart.js; cgpa.js), model.onnx, vectors.json when the run has it, and the README.md front
-matter of a free static Hugging Face Space. onnxruntime-web comes from a pinned version on
-a public CDN by default, from another http(s) URL, or, given a local `dist/` folder (from
-`npm install onnxruntime-web`), from files copied into `ort/` so the site works offline.
+initializers.js: explain.onnx's optional inputs set in the file; trajectory.js: the rest of a
+degree in words; chart.js; cgpa.js), model.onnx, explain.onnx, vectors.json when the run has
+it, and the README.md front matter of a free static Hugging Face Space. onnxruntime-web comes
+from a pinned version on a public CDN by default, from another http(s) URL, or, given a local
+`dist/` folder (from `npm install onnxruntime-web`), from files copied into `ort/` so the site
+works offline.
 
 Nothing leaves the visitor's machine: the page fetches only its own files (and the runtime
 from the CDN in the default mode). Every file worth compressing gets `.br` and `.gz`
@@ -37,7 +39,7 @@ ORT_WEB_VERSION = "1.30.0"  # the version export/node/package.json pins too
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 ORT_SCRIPT = "ort.wasm.min.js"
 ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")  # the wasm backend
-PAGE_FILES = ("index.html", "rules.js", "chart.js", "cgpa.js")
+PAGE_FILES = ("index.html", "rules.js", "initializers.js", "trajectory.js", "chart.js", "cgpa.js")
 TEMPLATES = Path(__file__).resolve().parent / "web"
 COMPRESSED = (".html", ".js", ".mjs", ".wasm", ".onnx", ".json")
 SPACE_TITLE = "cgpa-rnn grade forecast"
@@ -108,8 +110,9 @@ def _space_readme(predictor) -> str:
             f"app_file: index.html\npinned: false\nlicense: {license_id}\n"
             f"short_description: {json.dumps(SPACE_DESCRIPTION)}\ntags:\n{tags}---\n\n"
             f"# {SPACE_TITLE}\n\nA cgpa-rnn model (trained on {html.escape(str(source))}) predicting a student's "
-            "next-semester grade point average, run by onnxruntime-web in the visitor's browser: one student, a "
-            "whole cohort CSV with hindcasts and a chart, and the scored CSV to download. Nothing the visitor "
+            "next-semester grade point average and the rest of their degree, run by onnxruntime-web in the "
+            "visitor's browser: one student with the final CGPA and its risk, a whole cohort CSV with hindcasts, "
+            "a chart and an at-risk list, and the scored CSV to download. Nothing the visitor "
             "types or opens leaves their machine.\n\nWritten by `cgpa web`; serve the folder with any static "
             "host, or locally with `python -m http.server`.\n")
 
@@ -136,7 +139,8 @@ def _write_site(folder: Path, run: RunDir, predictor, ort: str | Path | None) ->
               "selfHosted": dist is not None, "semesters": predictor.semesters,
               "semesterNames": predictor.semester_names, "colleges": predictor.colleges,
               "semesterLabels": [predictor.semester_label(t) for t in range(predictor.semesters)],
-              "scale": predictor.scale.to_json(), "groupColumn": predictor.groups.column,
+              "scale": predictor.scale.to_json(), "atRiskLine": predictor.scale.at_risk_line(),
+              "groupColumn": predictor.groups.column,
               "groupLabels": None if predictor.groups.labels is None else list(predictor.groups.labels),
               "trainingGrades": None if predictor.training_grades is None else dict(
                   zip(("mean", "std"), predictor.training_grades)),

@@ -713,3 +713,10 @@ def test_a_server_stopped_by_sigterm_deletes_its_folder():
     finally:
         server.kill()
     assert not folders[0].exists()
+
+
+def test_the_at_risk_list_names_students_by_an_id_column_of_any_common_name(backends, tmp_path):
+    path = tmp_path / "other-school.csv"
+    path.write_text("Student_ID,1st,2nd,College Code\nS-17,5,5.1,115\nS-18,8,8.2,116\n")
+    scored, _, _ = service.score_upload(backends, path, AT_RISK_BELOW)
+    assert service.at_risk_table(scored)["student"].tolist() == ["115/S-17", "116/S-18"]

@@ -1,11 +1,13 @@
 """The static site (`cgpa web`) as a visitor uses it, in headless Chromium from a loopback
-server: one student, a cohort file scored by the same rules as `cgpa predict --csv`, nothing
-sent anywhere, the runtime's size, hostile metadata; and the Node example."""
+server: one student and the rest of their degree, a cohort file scored by the same rules as
+`cgpa predict --csv --trajectory` with its at-risk list, nothing sent anywhere, the runtime's
+size, hostile metadata; and the Node example."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +22,9 @@ from cgpa_rnn.predictor import OnnxPredictor
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run
 FIXTURES = ROOT / "tests" / "fixtures" / "cohorts"
 VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-PAGE_SCRIPTS = 5  # the config, onnxruntime-web, rules.js, chart.js, cgpa.js
+PAGE_SCRIPTS = 7  # the config, onnxruntime-web, rules.js, initializers.js, trajectory.js, chart.js, cgpa.js
+TRAJECTORY_OUTPUTS = ("trajectory", "trajectory_low", "trajectory_high", "final", "final_low", "final_high",
+                      "probability_below")
 SCREENSHOTS.mkdir(exist_ok=True)
 
 
@@ -82,6 +86,11 @@ def _score_in_page(page, path, hindcast_all: bool = False) -> tuple[str, str | N
     page.evaluate("document.getElementById('cohort-status').dataset.state = ''")
     page.set_input_files("#cohort-file", str(path))
     page.wait_for_function("['done', 'error'].includes(document.getElementById('cohort-status').dataset.state)")
+    return _scored_in_page(page)
+
+
+def _scored_in_page(page) -> tuple[str, str | None]:
+    """The cohort view once it has scored: (the status line, the downloaded scored CSV or None)."""
     status = page.text_content("#cohort-status")
     if page.get_attribute("#cohort-status", "data-state") == "error":
         return status, None
@@ -98,7 +107,8 @@ def _assert_same_scored(page_csv: str, cli_csv: str, name: str) -> None:
     """The same cells, the same reasons; numbers within 1e-5 (both round to 6 significant digits)."""
     page_rows, cli_rows = _rows(page_csv), _rows(cli_csv)
     assert page_rows[0] == cli_rows[0] and len(page_rows) == len(cli_rows), name
-    numeric = {k for k, c in enumerate(cli_rows[0]) if c in ("pred_onnx", "low", "high", "actual", "abs_error")}
+    numeric = {k for k, c in enumerate(cli_rows[0]) if c in ("pred_onnx", "low", "high", "actual", "abs_error")
+               or re.fullmatch(r"sem[0-9]+_(pred|low|high)|final_cgpa|final_low|final_high|p_below", c)}
     for line, (mine, theirs) in enumerate(zip(page_rows[1:], cli_rows[1:]), start=2):
         for k, (a, b) in enumerate(zip(mine, theirs)):
             if k in numeric and a and b:
@@ -109,8 +119,8 @@ def _assert_same_scored(page_csv: str, cli_csv: str, name: str) -> None:
 
 @pytest.mark.browser
 def test_the_site_runs_the_model_in_the_browser(browser, site, static_server):
-    expected_files = {".cgpa-site", "README.md", "index.html", "rules.js", "chart.js", "cgpa.js", "model.onnx",
-                      "explain.onnx", "vectors.json", "ort"}
+    expected_files = {".cgpa-site", "README.md", "index.html", "rules.js", "initializers.js", "trajectory.js",
+                      "chart.js", "cgpa.js", "model.onnx", "explain.onnx", "vectors.json", "ort"}
     assert {p.name for p in site.iterdir() if not p.name.endswith((".br", ".gz"))} == expected_files
     front = (site / "README.md").read_text().split("---")[1]
     assert "sdk: static" in front and "license: mit" in front
@@ -151,22 +161,31 @@ def test_every_conformance_vector_in_the_browser(browser, site, static_server):
     vectors = json.loads((site / "vectors.json").read_text())
     page = _open(browser, static_server(site))
     page.evaluate("window.cgpa.ready")
-    failures = page.evaluate("""async (vectors) => {
-        const failures = [];
+    checked = page.evaluate("""async (vectors) => {
+        const failures = [], checked = { outputs: 0, trajectories: 0, options: 0 };
+        const compare = (name, expected, got) => [expected].flat(Infinity).forEach((e, i) => {
+            const ok = e === null ? Number.isNaN(got[i]) : Math.abs(got[i] - e) <= vectors.tolerance.absolute;
+            if (!ok) failures.push(`${name}[${i}]: expected ${e}, got ${got[i]}`);
+        });
         for (const c of vectors.cases) {
-            const out = await window.cgpa.predict(c.inputs.grades, c.inputs.college.map(BigInt));
-            for (const name of ["prediction", "low", "high"]) {
-                c.outputs[name].forEach((expected, i) => {
-                    const got = out[name][i];
-                    const ok = expected === null ? Number.isNaN(got)
-                        : Math.abs(got - expected) <= vectors.tolerance.absolute;
-                    if (!ok) failures.push(`${c.name} ${name}[${i}]: expected ${expected}, got ${got}`);
-                });
+            const colleges = c.inputs.college.map(BigInt);
+            const out = await window.cgpa.predict(c.inputs.grades, colleges);
+            for (const name of ["prediction", "low", "high"]) compare(`${c.name} ${name}`, c.outputs[name], out[name]);
+            checked.outputs++;
+            // The rest of the degree through explain.onnx, with the case's credits and line when it has them.
+            const ahead = await window.cgpa.trajectory(c.inputs.grades, colleges, c.options);
+            for (const [name, expected] of Object.entries(c.trajectory)) {
+                compare(`${c.name} ${name}`, expected, ahead[name].flat());
             }
+            checked.trajectories++;
+            if (c.options) checked.options++;
         }
-        return failures;
+        return { failures, checked };
     }""", vectors)
-    assert len(vectors["cases"]) >= 10 and failures == []
+    cases = len(vectors["cases"])
+    assert cases >= 10 and checked["failures"] == []
+    assert checked["checked"] == {"outputs": cases, "trajectories": cases, "options": 1}
+    assert all(set(case["trajectory"]) == set(TRAJECTORY_OUTPUTS) for case in vectors["cases"])
 
 
 @pytest.mark.browser
@@ -180,8 +199,8 @@ def test_a_cohort_file_scores_the_same_in_the_page_and_the_cli(browser, site, st
     for path, hindcast_all in cases:
         out = tmp_path / f"{path.stem}-{hindcast_all}.csv"
         flags = ["--hindcast"] if hindcast_all else []
-        cli = cgpa("predict", str(SHIPPED), "--csv", path.name, "--out", str(out), "--backend", "onnx", *flags,
-                   cwd=FIXTURES)
+        cli = cgpa("predict", str(SHIPPED), "--csv", path.name, "--out", str(out), "--backend", "onnx", "--trajectory",
+                   *flags, cwd=FIXTURES)
         status, scored = _score_in_page(page, path, hindcast_all)
         try:
             if cli.returncode == 2:  # the file is refused as a whole: by both, with the same sentence
@@ -192,6 +211,8 @@ def test_a_cohort_file_scores_the_same_in_the_page_and_the_cli(browser, site, st
             _assert_same_scored(scored, out.read_text(encoding="utf-8"), path.name)
             summary = [line for line in cli.stdout.splitlines() if line.startswith("Hindcast of")]
             assert page.text_content("#cohort-summary") == (summary[0] if summary else "")
+            at_risk = [line for line in cli.stdout.splitlines() if "still studying" in line]
+            assert [page.text_content("#at-risk-summary")] == at_risk
             # The warning about grades unlike the training cohort's: the same rule and numbers on both sides.
             warning = [line.split(" Its forecasts")[0] for line in cli.stderr.splitlines()
                        if line.startswith("Warning")]
@@ -210,7 +231,8 @@ def _reference_verdict(status: str, scored: str | None, path, hindcast_all: bool
     from cgpa_rnn.scoring import score_csv, write_scored_csv
 
     try:
-        reference = score_csv(path, {"onnx": check_fresh(SHIPPED)}, name=path.name, hindcast_last_given=hindcast_all)
+        reference = score_csv(path, {"onnx": check_fresh(SHIPPED)}, name=path.name, hindcast_last_given=hindcast_all,
+                              trajectory=True)
     except DataError as error:
         same = scored is None and status == str(error)
         return "the page agrees with scoring.score_csv" if same else f"score_csv says: {error}"
@@ -242,10 +264,137 @@ def test_a_cohort_in_the_page_with_its_chart_and_nothing_leaves_the_machine(brow
         assert page.text_content("#cohort-summary").startswith("Hindcast of 172 students")
         assert "in-sample" in page.text_content("#cohort-summary")
         assert page.locator("#chart svg circle").count() >= 172
+        listed = page.locator("#at-risk-table tbody tr").count() + page.locator("#finished-table tbody tr").count()
+        assert listed == 177  # every student scored, once: still studying or finished
         page.screenshot(path=str(SCREENSHOTS / f"site-cohort-{viewport}.png"), full_page=True)
         page.click("#tab-about")
         assert [r for r in page.requests if not r.startswith("blob:")] == []  # the download is a local blob
         page.close()
+
+
+def _cells(page, table: str) -> list[list[str]]:
+    """The text of a table's body, row by row."""
+    return page.locator(f"{table} tbody tr").evaluate_all("rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+
+
+def _fill_student(page, grades: list[str], below: str, hindcast: bool = False) -> None:
+    for t in range(1, 6):
+        page.fill(f"#grade-{t}", grades[t - 1] if t <= len(grades) else "")
+    page.fill("#below", below)
+    page.set_checked("#hide-last", hindcast)
+    page.click("#predict")  # the handler clears the last answer before its first await
+
+
+@pytest.mark.browser
+def test_one_student_sees_the_rest_of_the_degree_as_explain_onnx_computes_it(browser, site, static_server):
+    predictor = OnnxPredictor(SHIPPED / "model.onnx")
+    url = static_server(site)
+    for viewport in VIEWPORTS:
+        page = _open(browser, url, viewport)
+        page.evaluate("window.cgpa.ready")
+        assert page.input_value("#below") == f"{predictor.scale.at_risk_line():g}"  # the model's own line
+        # A gap, one semester with a line near its forecast (the chance is neither <1% nor >99%), a hindcast
+        # (the rest of the degree starts from every grade given), and a finished student.
+        for grades, below, hindcast in ((["7.1", "6.8", "", "7.3"], "", False), (["5.2"], "5.5", False),
+                                        (["6.1", "5.9", "6.0"], "5.75", True), (["7.1", "6.8", "7.5", "7.3", "7.0"], "",
+                                                                                False)):
+            _fill_student(page, grades, below, hindcast)
+            page.wait_for_function("document.getElementById('trajectory').textContent !== ''")
+            expected = predictor.trajectory(grades, "115", below or None)
+            assert page.text_content("#trajectory") == expected.sentence(predictor), grades
+            # The fan: each forecast semester with its interval, then each known grade, as explain.onnx says.
+            row = np.array([[float(g) if g else np.nan for g in grades] + [np.nan] * (5 - len(grades))],
+                           dtype=np.float32)
+            outputs = predictor.detail_batch(row, np.array([115]), None, predictor.risk_line(below or None))
+            path = [f"{predictor.semester_names[t]}: forecast {outputs['trajectory'][0, t]:.2f} (80% interval "
+                    f"{outputs['trajectory_low'][0, t]:.2f} to {outputs['trajectory_high'][0, t]:.2f})"
+                    for t in range(5) if not np.isnan(outputs["trajectory"][0, t])]
+            known = [f"{predictor.semester_names[t]}: {float(g):.2f}" for t, g in enumerate(grades) if g]
+            assert page.locator("#fan circle title").all_text_contents() == path + known
+            assert len(path) == len(expected.semesters) and (not path) == expected.finished
+            if grades == ["5.2"]:
+                assert not expected.finished and 0.01 < expected.probability_below < 0.99  # the line matters here
+                page.screenshot(path=str(SCREENSHOTS / f"site-trajectory-{viewport}.png"), full_page=True)
+        page.fill("#below", "11")  # off the scale: refused with the Python runtime's words
+        page.click("#predict")
+        with pytest.raises(Exception) as refused:
+            predictor.risk_line("11")
+        assert page.text_content("#result") == str(refused.value)
+        assert page.get_attribute("#below", "aria-invalid") == "true" and page.text_content("#trajectory") == ""
+        page.close()
+
+
+@pytest.mark.browser
+def test_the_at_risk_list_names_students_by_id_most_likely_first(browser, site, static_server, tmp_path):
+    from cgpa_rnn.trajectory import percent
+
+    cohort = tmp_path / "advisees.csv"
+    cohort.write_text("Roll,College Code,1st,2nd,3rd,4th,5th\n"
+                      "A1,115,7.1,6.8,,7.3,\n"
+                      "A2,115,5.0,5.2,5.1,,\n"
+                      "17020.0,116,8,8.2,8.1,8.3,8.0\n"  # finished; a spreadsheet's roll is the student 17020
+                      "A4,165,6.1,5.9,6.0,5.8,5.5\n"  # finished, below the line
+                      ",115,6.5,6.2,,,\n"  # no ID: named by its line
+                      "A6,115,abc,,,,\n"  # an error: in no list
+                      "A7,241,4.5,,,,\n"
+                      "A8,115,5.9,6.0,6.1,5.8,\n"
+                      "A9,165,9.5,,,,\n"  # A9 and A10: no chance at all; the lower final CGPA comes first
+                      "A10,116,8.8,9.1,9,,\n")
+    students = {2: ("115/A1", "7.1,6.8,,7.3", 115), 3: ("115/A2", "5.0,5.2,5.1", 115),  # line: name, grades, code
+                4: ("116/17020", "8,8.2,8.1,8.3,8.0", 116), 5: ("165/A4", "6.1,5.9,6.0,5.8,5.5", 165),
+                6: ("line 6", "6.5,6.2", 115), 8: ("241/A7", "4.5", 241), 9: ("115/A8", "5.9,6.0,6.1,5.8", 115),
+                10: ("165/A9", "9.5", 165), 11: ("116/A10", "8.8,9.1,9", 116)}
+    predictor = OnnxPredictor(SHIPPED / "model.onnx")
+    page = _open(browser, static_server(site), "phone")
+    page.evaluate("window.cgpa.ready")
+    status, scored = _score_in_page(page, cohort)
+    for below in ("6", "6.5"):
+        if below != page.input_value("#cohort-below"):  # a new line rescores the file open
+            page.evaluate("document.getElementById('cohort-status').dataset.state = ''")
+            page.fill("#cohort-below", below)
+            page.press("#cohort-below", "Enter")
+            page.wait_for_function("document.getElementById('cohort-status').dataset.state === 'done'")
+            status, scored = _scored_in_page(page)
+        assert status.startswith("9 of 10 students scored"), status
+        ahead = {line: predictor.trajectory(grades, code, below) for line, (_, grades, code) in students.items()}
+        # Most likely first; chances within 0.001 and CGPAs within 0.01 are ties (as the demo's list): the lower
+        # final CGPA, then the file's order.
+        studying = sorted((line for line, t in ahead.items() if not t.finished), key=lambda line: (
+            -round(ahead[line].probability_below, 3), round(ahead[line].final, 2), line))
+        finished = sorted((line for line, t in ahead.items() if t.finished), key=lambda line: ahead[line].final)
+        assert [students[line][0] for line in finished] == ["165/A4", "116/17020"]
+        assert len({t.probability_below for t in ahead.values()}) > 3  # an order to get wrong, and ties
+        assert [students[line][0] for line in studying[-2:]] == ["116/A10", "165/A9"]
+        assert ahead[10].probability_below == ahead[11].probability_below == 0
+        assert _cells(page, "#at-risk-table") == [
+            [students[line][0], f"{t.final:.2f}", f"{t.final_low:.2f} to {t.final_high:.2f}",
+             percent(t.probability_below)] for line, t in ((line, ahead[line]) for line in studying)]
+        assert _cells(page, "#finished-table") == [
+            [students[line][0], f"{ahead[line].final:.2f}",
+             f"{'below' if ahead[line].final < float(below) else 'at or above'} {below}"] for line in finished]
+        # The scored CSV: the rest of each degree in the CLI's columns (empty for the semesters known).
+        header, *rows = _rows(scored)
+        assert header[-16:] == [f"sem{k}_{part}" for k in range(2, 6) for part in ("pred", "low", "high")] + [
+            "final_cgpa", "final_low", "final_high", "p_below"]
+        for line, cells in enumerate(rows, start=2):
+            values = dict(zip(header, cells))
+            if line not in ahead:
+                assert values["error"] and values["p_below"] == values["final_cgpa"] == "", line
+                continue
+            t = ahead[line]
+            assert float(values["p_below"]) == pytest.approx(t.probability_below, abs=1e-5)
+            assert {k: float(v) for k, v in values.items() if k.endswith("_pred") and v} == pytest.approx(
+                {f"sem{semester}_pred": median for semester, median in zip(t.semesters, t.median)}, abs=1e-5)
+        out = tmp_path / f"scored-{below}.csv"
+        cli = cgpa("predict", str(SHIPPED), "--csv", str(cohort), "--out", str(out), "--backend", "onnx",
+                   "--trajectory", "--at-risk-below", below)
+        assert cli.returncode == 0, cli.stderr
+        _assert_same_scored(scored, out.read_text(encoding="utf-8"), cohort.name)
+        summary = page.text_content("#at-risk-summary")  # the CLI's summary line, with the line
+        assert [summary] == [line for line in cli.stdout.splitlines() if "still studying" in line]
+        assert f"end below {below} " in summary
+    page.screenshot(path=str(SCREENSHOTS / "site-at-risk-phone.png"), full_page=True)
+    page.close()
 
 
 @pytest.mark.browser
@@ -348,7 +497,7 @@ def test_cgpa_web_refuses_what_it_cannot_build(tmp_path, run_copy):
     assert not (tmp_path / "site").exists()
 
 
-def test_node_scores_students_and_passes_the_conformance_vectors(ort_web_dist, vectors_run):
+def test_node_scores_students_and_passes_the_conformance_vectors(ort_web_dist, vectors_run, tmp_path):
     grades, colleges, expected = _students(300, seed=12)
     done = subprocess.run(["node", "score.mjs", str(SHIPPED / "model.onnx"), json.dumps(grades), json.dumps(colleges)],
                           cwd=ROOT / "export" / "node", capture_output=True, text=True, timeout=120)
@@ -361,6 +510,21 @@ def test_node_scores_students_and_passes_the_conformance_vectors(ort_web_dist, v
                              text=True, timeout=120)
     report = json.loads(checked.stdout)
     assert checked.returncode == 0 and report["cases"] >= 10 and report["failures"] == [], checked.stdout
+    # explain.onnx too: every case's rest of the degree, one with its own credits and line, the others with the
+    # optional inputs left out.
+    assert report["trajectory_cases"] == report["cases"] and report["defaults_left_out"] == report["cases"] - 1
+    # A check that compared no trajectory output, or only some, would pass these.
+    vectors = json.loads((vectors_run / "vectors.json").read_text())
+    cases = {case["name"]: case for case in vectors["cases"]}
+    cases["history_of_1"]["trajectory"]["probability_below"][0] += 0.01  # the case fed its own credits and line
+    cases["history_of_2"]["trajectory"]["trajectory_high"][0][-1] -= 0.01  # a path, [batch, semesters]
+    wrong = tmp_path / "vectors.json"
+    wrong.write_text(json.dumps(vectors))
+    failed = subprocess.run(["node", "check_vectors.mjs", str(vectors_run / "model.onnx"), str(wrong),
+                             str(vectors_run / "explain.onnx")], cwd=ROOT / "export" / "node", capture_output=True,
+                            text=True, timeout=120)
+    failures = [f.split(" expected")[0] for f in json.loads(failed.stdout)["failures"]]
+    assert failed.returncode == 1 and failures == ["history_of_1: probability_below", "history_of_2: trajectory_high"]
 
 
 @pytest.fixture(scope="module")
@@ -411,15 +575,20 @@ def test_the_page_of_a_text_label_model_reads_its_schools_like_the_cli(browser, 
     page.fill("#college", "MS")
     page.click("#predict")
     page.wait_for_function("document.getElementById('result').textContent.includes('interval')")
-    expected = OnnxPredictor(run / "model.onnx").predict(["11", "12"], "MS")
+    predictor = OnnxPredictor(run / "model.onnx")
+    expected = predictor.predict(["11", "12"], "MS")
     assert page.text_content("#result").startswith(f"G3 (0-20): {expected.prediction:.2f} (80% interval "
                                                    f"{expected.low:.2f} to {expected.high:.2f})")
+    page.wait_for_function("document.getElementById('trajectory').textContent !== ''")
+    ahead = predictor.trajectory(["11", "12"], "MS")  # the line: 12 on 0-20
+    assert page.text_content("#trajectory") == ahead.sentence(predictor)
+    assert ahead.sentence(predictor).startswith("Final CGPA after the G3: ")
     page.fill("#college", "XX")
     page.click("#predict")
     page.wait_for_function("document.getElementById('result').textContent.endsWith('not seen in training')")
     assert page.text_content("#result").endswith("ms; school not seen in training")
     out = tmp_path / "scored.csv"
-    cli = cgpa("predict", str(run), "--csv", str(data), "--out", str(out), "--backend", "onnx")
+    cli = cgpa("predict", str(run), "--csv", str(data), "--out", str(out), "--backend", "onnx", "--trajectory")
     assert cli.returncode == 0, cli.stderr
     status, scored = _score_in_page(page, data)
     assert status.startswith("120 of 120 students scored"), status

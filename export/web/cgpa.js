@@ -7,11 +7,18 @@
 //   window.cgpa.explain(grades, colleges)  the same inputs through explain.onnx: {prediction, prior,
 //                                          correction, group_mean, deviation} (prior + correction
 //                                          = prediction), per student.
+//   window.cgpa.trajectory(grades, colleges, {below, credits})
+//                                          the rest of each degree, explain.onnx's trajectory outputs
+//                                          by name: trajectory, trajectory_low, trajectory_high (an
+//                                          array of the model's semesters per student, NaN at or
+//                                          before the last known one), final, final_low, final_high,
+//                                          probability_below (a number per student); `below` (the
+//                                          line) and `credits` (a weight per semester) are optional.
 // Everything runs here: no value or file the visitor gives is sent anywhere.
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("cgpa-config").textContent);
-  const rules = window.cgpaRules;
+  const rules = window.cgpaRules, ahead = window.cgpaTrajectory;
   const WASM = "ort-wasm-simd-threaded.wasm";
   const $ = (id) => document.getElementById(id);
 
@@ -61,17 +68,54 @@
     return { prediction: Array.from(out.prediction.data), low: Array.from(out.low.data), high: Array.from(out.high.data) };
   }
 
-  // The why of a forecast (explain.onnx beside model.onnx), loaded with the model: once the page
-  // is ready it makes no request at all. Resolves to per-student arrays by output name.
-  const explainer = session.then(() => config.explanation &&
-    ort.InferenceSession.create(config.explanation, { executionProviders: ["wasm"] }));
-  async function explain(grades, colleges) {
-    const out = await (await explainer).run(inputs(grades, colleges));
-    return Object.fromEntries(["prediction", "prior", "correction", "group_mean", "deviation"].map(
-      (name) => [name, Array.from(out[name].data)]));
+  // The why and the rest of the degree (explain.onnx beside model.onnx), loaded with the model: once
+  // the page is ready it makes no request at all. onnxruntime-web cannot feed its optional inputs
+  // (initializers.js says why): a caller's line or credits make a copy of the file with them set.
+  // Severity 3: not the warning, at each load, that those inputs are not constants (by design).
+  const EXPLAIN_OPTIONS = { executionProviders: ["wasm"], logSeverityLevel: 3 };
+  const explainBytes = session.then(async () => {
+    if (!config.explanation) return null;
+    const response = await fetch(config.explanation);
+    if (!response.ok) throw new Error(`${config.explanation}: HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  });
+  const explainer = explainBytes.then((bytes) => bytes && ort.InferenceSession.create(bytes, EXPLAIN_OPTIONS));
+  // A model exported before explain.onnx had the rest of the degree: the page leaves it out.
+  const hasTrajectory = explainer.then((s) => Boolean(s && s.outputNames.includes("probability_below")), () => false);
+  const withInputs = new Map(); // the optional inputs' values as JSON -> a session of the copy with them
+  function explainerFor({ below, credits } = {}) {
+    const values = { ...(credits ? { credits } : {}), ...(below === undefined || below === null ? {} : { below: [below] }) };
+    if (!Object.keys(values).length) return explainer;
+    const key = JSON.stringify(values);
+    if (!withInputs.has(key)) {
+      if (withInputs.size >= 8) { // a visitor trying lines one after another: keep the last few
+        const [oldest, made] = withInputs.entries().next().value;
+        withInputs.delete(oldest);
+        made.then((s) => s.release(), () => {});
+      }
+      withInputs.set(key, explainBytes.then((bytes) =>
+        ort.InferenceSession.create(window.cgpaInitializers.withInputs(bytes, values), EXPLAIN_OPTIONS)));
+    }
+    return withInputs.get(key);
   }
 
-  window.cgpa = { ready: Promise.all([session, explainer]).then(() => undefined), predict, explain,
+  // explain.onnx's outputs by name: a [batch, K] output as K-long arrays per student, a [batch] one as numbers.
+  async function runExplainer(grades, colleges, names, options) {
+    const explaining = await explainerFor(options);
+    if (!explaining) throw new Error("this site has no explain.onnx (cgpa export writes it beside model.onnx)");
+    const out = await explaining.run(inputs(grades, colleges));
+    return Object.fromEntries(names.map((name) => {
+      const { data, dims } = out[name];
+      const width = dims.length > 1 ? dims[1] : null;
+      return [name, width === null ? Array.from(data)
+        : grades.map((_, i) => Array.from(data.subarray(i * width, (i + 1) * width)))];
+    }));
+  }
+  const explain = (grades, colleges) =>
+    runExplainer(grades, colleges, ["prediction", "prior", "correction", "group_mean", "deviation"]);
+  const trajectory = (grades, colleges, options) => runExplainer(grades, colleges, rules.TRAJECTORY_OUTPUTS, options);
+
+  window.cgpa = { ready: Promise.all([session, explainer]).then(() => undefined), predict, explain, trajectory,
     semesters: config.semesters };
 
   // Tabs: the three views share the status line.
@@ -94,7 +138,7 @@
     document.querySelectorAll("button.action, #cohort-file").forEach((b) => { b.disabled = true; });
   });
 
-  // One student: the same validation as the Python runtime (rules.question).
+  // One student: the same validation as the Python runtime (rules.question, rules.riskLine).
   const fields = config.semesterNames.map((name, t) => {
     const label = document.createElement("label");
     label.textContent = config.semesterLabels[t];
@@ -115,18 +159,25 @@
   $("college").previousSibling.textContent = `${config.groupColumn ?? "group"} `;
   $("college").parentElement.hidden = config.groupColumn === null;
   if (config.groupLabels) $("college").inputMode = "text";
+  // The at-risk line of both views starts at the model's own (60% up its scale).
+  ["below", "cohort-below"].forEach((id) => { $(id).value = rules.formatG(config.atRiskLine); });
   const result = $("result");
   const fixed = (x) => rules.formatFixed(x, 2);
+  const semesterNames = config.semesterNames.map((_, t) => rules.semesterName(config, t)); // "5th semester", "G3"
 
   $("form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    fields.forEach((input) => input.setAttribute("aria-invalid", "false"));
-    let asked;
+    [...fields, $("below")].forEach((input) => input.setAttribute("aria-invalid", "false"));
+    [$("why"), $("trajectory")].forEach((element) => { element.textContent = ""; });
+    $("fan").replaceChildren();
+    let asked, below;
     try {
       asked = rules.question(fields.map((input) => input.value), $("college").value, config, $("hide-last").checked);
+      below = rules.riskLine($("below").value, config);
     } catch (error) {
       const field = config.semesterLabels.findIndex((label) => error.message.startsWith(`${label}:`));
       if (field >= 0) fields[field].setAttribute("aria-invalid", "true");
+      if (error.message.startsWith("at risk below:")) $("below").setAttribute("aria-invalid", "true");
       show(result, error.message, true);
       return;
     }
@@ -138,23 +189,34 @@
     const unknown = config.colleges.includes(asked.college) ? "" : `; ${config.groupColumn} not seen in training`;
     show(result, `${name}: ${fixed(out.prediction[0])} (${config.intervalLevel} interval ` +
       `${fixed(out.low[0])} to ${fixed(out.high[0])})${hindcast}, computed in your browser in ${ms.toFixed(1)} ms${unknown}`);
-    $("why").textContent = "";
     if (!config.explanation) return;
     const why = await explain([Array.from(asked.row)], [asked.college]);
     const signed = (x) => (x < 0 ? "" : "+") + fixed(x);
-    const semester = config.semesterNames[asked.semester - 1];
-    const named = /^[0-9]+(st|nd|rd|th)$/.test(semester) ? `${semester} semester` : semester;
     const column = config.groupColumn === null ? null :
       ["college code", "college", "college_code"].includes(config.groupColumn.trim().toLowerCase()) ? "college" :
         config.groupColumn;
     const group = column === null ? "of the cohort" : unknown ? `for a ${column} not seen in training` :
       `at ${column} ${$("college").value.trim()}`;
-    $("why").textContent = `Why: the ${named} average ${group} is ${fixed(why.group_mean[0])}; this student has ` +
+    $("why").textContent = `Why: the ${semesterNames[asked.semester - 1]} average ${group} is ` +
+      `${fixed(why.group_mean[0])}; this student has ` +
       `been ${fixed(Math.abs(why.deviation[0]))} ${why.deviation[0] >= 0 ? "above" : "below"} the group's averages ` +
       `so far (carried over: ` +
       `${signed(why.prior[0] - why.group_mean[0])}); the network adds ${signed(why.correction[0])}, giving ` +
       `${fixed(why.prediction[0])}.`;
+    if (await hasTrajectory) await showTrajectory(asked, below);
   });
+
+  // The rest of the degree from every grade given (a hindcast's hidden one too), as Predictor.trajectory.
+  async function showTrajectory(asked, below) {
+    const given = rules.givenRow(asked);
+    const t = ahead.trajectoryOf(await trajectory([Array.from(given)], [asked.college], { below }), below);
+    $("trajectory").textContent = ahead.sentence(t, semesterNames, config.intervalLevel);
+    const known = [...given.keys()].filter((k) => !Number.isNaN(given[k])).map((k) => ({ semester: k + 1,
+      grade: given[k] }));
+    const path = t.semesters.map((semester, k) => ({ semester, median: t.median[k], low: t.low[k], high: t.high[k] }));
+    $("fan").replaceChildren(window.cgpaFan({ names: config.semesterNames, known, ahead: path, below },
+      config.intervalLevel, config.scale));
+  }
 
   // A cohort: read, scored and drawn here; the scored CSV is offered as a local download.
   let download = null;
@@ -162,8 +224,9 @@
     const file = $("cohort-file").files[0];
     if (file) await scoreFile(file);
   };
-  $("cohort-file").addEventListener("change", rescore);
-  $("hindcast-all").addEventListener("change", rescore);
+  ["cohort-file", "hindcast-all", "cohort-below"].forEach((id) => $(id).addEventListener("change", rescore));
+  // Enter in the line's field would submit the form and reload the page (the change event rescores).
+  $("cohort-form").addEventListener("submit", (event) => event.preventDefault());
   $("download").addEventListener("click", () => {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([download.text], { type: "text/csv" }));
@@ -178,24 +241,37 @@
       (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  let latest = 0; // the latest scoring asked for: an earlier one still running shows nothing
   async function scoreFile(file) {
+    const mine = ++latest;
     const cohortStatus = $("cohort-status");
-    [$("cohort-summary"), $("chart")].forEach((element) => element.replaceChildren());
-    $("download").hidden = $("cohort-table").hidden = true;
+    [$("cohort-summary"), $("chart"), $("at-risk-summary")].forEach((element) => element.replaceChildren());
+    ["download", "cohort-table", "at-risk", "at-risk-table", "finished-table"].forEach((id) => { $(id).hidden = true; });
+    $("cohort-below").setAttribute("aria-invalid", "false");
     cohortStatus.dataset.state = "working"; // for programs and tests: working, done or error
     show(cohortStatus, `Scoring ${file.name}...`);
     let scored, summary;
     try {
+      let below;
+      try {
+        below = rules.riskLine($("cohort-below").value, config);
+      } catch (error) {
+        $("cohort-below").setAttribute("aria-invalid", "true");
+        throw error;
+      }
       const bytes = new Uint8Array(await file.arrayBuffer());
       const table = rules.readTable(bytes, file.name);
       await session;
-      scored = await rules.scoreTable(table, config, predict, $("hindcast-all").checked);
+      const rest = (await hasTrajectory) ? { below, detail: (g, c) => trajectory(g, c, { below }) } : null;
+      scored = await rules.scoreTable(table, config, predict, $("hindcast-all").checked, rest);
       summary = rules.hindcastSummary(scored, (await sha256(bytes)) === config.dataSha256, config.intervalLevel);
     } catch (error) {
+      if (mine !== latest) return;
       show(cohortStatus, error instanceof rules.DataError ? error.message : `${file.name}: ${error.message}`, true);
       cohortStatus.dataset.state = "error";
       return;
     }
+    if (mine !== latest) return;
     const failed = scored.errors.filter(Boolean).length, count = scored.errors.length;
     show(cohortStatus, (scored.warning ? scored.warning + " " : "") +
       `${count - failed} of ${count} ${count === 1 ? "student" : "students"} scored; ` +
@@ -206,42 +282,70 @@
     }
     download = { text: rules.scoredCsv(scored), name: file.name.replace(/\.csv$/i, "") + "-scored.csv" };
     $("download").hidden = false;
+    if (scored.ahead) showAtRisk(ahead.atRisk(scored));
     showTable(scored);
     cohortStatus.dataset.state = "done";
   }
 
-  function showTable(scored, limit = 200) {
-    const headings = ["line", "semester", "prediction", "low", "high", "actual", "reason"];
+  // A table of text cells in a box that scrolls, the first `limit` rows (the CSV holds them all).
+  // `wide`: the columns of words, left-aligned.
+  function fillTable(box, headings, rows, { limit = 200, wide = [], cellClass = () => "" } = {}) {
     const table = document.createElement("table");
     const head = table.createTHead().insertRow();
-    headings.forEach((h) => {
+    headings.forEach((h, k) => {
       const th = document.createElement("th");
       th.textContent = h;
-      if (h === "reason") th.className = "reason";
+      if (wide.includes(k)) th.className = "text";
       head.appendChild(th);
     });
     const body = table.createTBody();
-    scored.errors.slice(0, limit).forEach((error, i) => {
-      const q = scored.questions[i];
-      const cells = q ? [scored.table.lines[i], config.semesterNames[q.semester - 1], fixed(scored.prediction[i]),
-        fixed(scored.low[i]), fixed(scored.high[i]), Number.isNaN(q.actual) ? "" : fixed(q.actual), ""]
-        : [scored.table.lines[i], "", "", "", "", "", error.replace(/^line \d+: /, "")];
+    rows.slice(0, limit).forEach((cells, i) => {
       const row = body.insertRow();
       cells.forEach((text, k) => {
         const cell = row.insertCell();
         cell.textContent = text;
-        if (k === cells.length - 1) cell.className = "reason";
+        cell.className = [wide.includes(k) ? "text" : "", cellClass(i, k)].join(" ").trim();
       });
     });
-    const box = $("cohort-table");
     box.replaceChildren(table);
-    if (scored.errors.length > limit) {
+    if (rows.length > limit) {
       const more = document.createElement("p");
       more.className = "note";
-      more.textContent = `The first ${limit} of ${scored.errors.length} rows; the scored CSV holds them all.`;
+      more.textContent = `The first ${limit} of ${rows.length} rows; the scored CSV holds them all.`;
       box.appendChild(more);
     }
     box.hidden = false;
+  }
+
+  function showTable(scored) {
+    const rows = scored.errors.map((error, i) => {
+      const q = scored.questions[i];
+      return q ? [scored.table.lines[i], config.semesterNames[q.semester - 1], fixed(scored.prediction[i]),
+        fixed(scored.low[i]), fixed(scored.high[i]), Number.isNaN(q.actual) ? "" : fixed(q.actual), ""]
+        : [scored.table.lines[i], "", "", "", "", "", error.replace(/^line \d+: /, "")];
+    });
+    fillTable($("cohort-table"), ["line", "semester", "prediction", "low", "high", "actual", "reason"], rows,
+      { wide: [6], cellClass: (i, k) => (k === 6 ? "reason" : "") });
+  }
+
+  // Who may end below the line, most likely first; the finished students apart, with their outcome.
+  function showAtRisk({ below, forecasts, finished }) {
+    const line = rules.formatG(below);
+    const likely = forecasts.filter((s) => s.probabilityBelow > 0.5).length;
+    const under = finished.filter((s) => s.final < below).length;
+    // The words of `cgpa predict --csv --trajectory`'s summary line.
+    $("at-risk-summary").textContent = `${likely} of the ${forecasts.length} student` +
+      `${forecasts.length === 1 ? "" : "s"} still studying ${likely === 1 ? "is" : "are"} more likely than not to ` +
+      `end below ${line} (p_below > 0.5); ${under} of the ${finished.length} finished ended below it`;
+    fillTable($("at-risk-table"), ["student", "final CGPA", `${config.intervalLevel} interval`, `chance below ${line}`],
+      forecasts.map((s) => [s.student, fixed(s.final), `${fixed(s.finalLow)} to ${fixed(s.finalHigh)}`,
+        ahead.percent(s.probabilityBelow)]), { wide: [0], cellClass: (i, k) => (k === 3 && forecasts[i].probabilityBelow > 0.5 ? "risk" : "") });
+    if (finished.length) {
+      fillTable($("finished-table"), ["finished student", "final CGPA (actual)", "outcome"],
+        finished.map((s) => [s.student, fixed(s.final), s.final < below ? `below ${line}` : `at or above ${line}`]),
+        { wide: [0, 2], cellClass: (i, k) => (k === 2 && finished[i].final < below ? "risk" : "") });
+    }
+    $("at-risk").hidden = false;
   }
 
   // About: what site.py read from the model's metadata.

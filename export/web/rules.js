@@ -15,10 +15,18 @@
   const SEMESTER_PATTERNS = [/^([0-9]+)(st|nd|rd|th)$/i, /^s(?:em(?:ester)?)?[ _-]*([0-9]+)$/i];
   const COLLEGE_NAMES = ["college code", "college", "college_code"];
   const GENDER_NAMES = ["gender", "sex"];
+  const ROLL_NAMES = ["roll", "roll no.", "roll no", "roll_no", "roll number", "id", "student id", "student_id",
+                      "studentid", "student number", "student_number"]; // values.ROLL_NAMES: a student's ID
   const LIMITS = { columns: 1000, headerChars: 20000, fieldChars: 131072 }; // table.Limits(), csv's field limit
   const ADDED_COLUMNS = ["semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "low", "high", "actual",
     "abs_error", "error"];
   const FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"];
+  // cgpa_rnn.trajectory.OUTPUTS: three paths over the semesters, then four numbers, per student; and
+  // the scored CSV's columns of the last four (scoring.FINAL_COLUMNS).
+  const TRAJECTORY_OUTPUTS = ["trajectory", "trajectory_low", "trajectory_high", "final", "final_low", "final_high",
+    "probability_below"];
+  const FINAL_COLUMNS = ["final_cgpa", "final_low", "final_high", "p_below"];
+  const PYTHON_FLOAT = /^[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)(?:[eE][+-]?[0-9](?:_?[0-9])*)?$/;
 
   class DataError extends Error {}
 
@@ -178,7 +186,8 @@
     }
     const college = one(columns, COLLEGE_NAMES, "college", where);
     one(columns, GENDER_NAMES, "gender", where);
-    return { semesters: numbered.map((n) => n[1]), numbers: numbered.map((n) => n[0]), college };
+    return { semesters: numbered.map((n) => n[1]), numbers: numbered.map((n) => n[0]), college,
+      rolls: named(columns, ROLL_NAMES) };
   }
 
   // table.detect_delimiter: the separator found most often outside quotes in the header line.
@@ -334,6 +343,49 @@
     return { row, college: code, semester: last + 1, actual };
   }
 
+  // The row a question was asked of, with the semester a hindcast hid put back: the rest of a
+  // degree starts from every grade given (scoring.rest_of_degree, Predictor.trajectory).
+  function givenRow(q) {
+    const row = Float32Array.from(q.row);
+    if (!Number.isNaN(q.actual)) row[q.semester - 1] = q.actual;
+    return row;
+  }
+
+  // Predictor.risk_line: the at-risk line from a field, a grade point on the model's scale (blank: the
+  // model's own line, `model.atRiskLine`).
+  function riskLine(value, model) {
+    if (value === null || value === undefined || !String(value).trim()) return model.atRiskLine;
+    let line;
+    try {
+      line = gradeValue(value, model.scale);
+    } catch {
+      line = NaN;
+    }
+    const [low, high] = model.scale;
+    if (!(low <= line && line <= high)) {
+      throw new DataError(`at risk below: expected a grade point between ${formatG(low)} and ${formatG(high)}, ` +
+        `got ${preview(value)}`);
+    }
+    return line;
+  }
+
+  // values.clean_roll: a student ID as people write it ("17020.0" from a spreadsheet is 17020), by
+  // Python's float() and int().
+  function cleanRoll(value) {
+    if (!PYTHON_FLOAT.test(value)) return value;
+    const number = Number(value.replace(/_/g, ""));
+    return Number.isInteger(number) ? BigInt(number).toString() : value;
+  }
+
+  // Header.student: how a row's student is named to people, "group/ID" (IDs repeat across groups),
+  // the ID alone without a group, else its line. `cell(column)` reads the row (a repeated column: the last).
+  function studentName(header, cell, line) {
+    const rolls = header.rolls.filter((c) => cell(c)).map((c) => cleanRoll(cell(c)));
+    if (!rolls.length) return `line ${line}`;
+    const group = header.college && cell(header.college) ? cleanRoll(cell(header.college)) : "";
+    return group ? `${group}/${rolls[0]}` : rolls[0];
+  }
+
   // scoring.score_table: every row scored or given its reason; `predict(grades, colleges)` runs the model.
   // scoring.scoring_header: the model's own semester names when it was trained on named columns
   // (G1, G2, G3) and the file has them, else semester numbers; the model's group column.
@@ -343,7 +395,7 @@
     const given = names.filter((n) => present.has(n));
     const header = names.every((n, k) => semesterNumber(n) === k + 1) || !given.length
       ? readHeader(columns, where)
-      : { semesters: given, numbers: given.map((n) => names.indexOf(n) + 1) };
+      : { semesters: given, numbers: given.map((n) => names.indexOf(n) + 1), rolls: named(columns, ROLL_NAMES) };
     const unknown = header.semesters.filter((c, k) => header.numbers[k] > model.semesters);
     if (unknown.length) {
       throw new DataError(`${where}: column(s) ${previewColumns(unknown)} name semesters the model does not know (it knows semesters 1-${model.semesters})`);
@@ -373,7 +425,9 @@
       "scale, or train a model on your own cohort.";
   }
 
-  async function scoreTable(table, model, predict, hideLast = false) {
+  // `rest`, when given, adds the rest of each degree as scoring.score_table(trajectory=True) does:
+  // {detail(grades, colleges) -> the trajectory outputs by name (explain.onnx's, run with the line), below}.
+  async function scoreTable(table, model, predict, hideLast = false, rest = null) {
     const semesters = model.semesters;
     const header = scoringHeader(table.columns, table.where, model);
     if (!table.rows.length) throw new DataError(`${table.where}: the file has a header but no student rows`);
@@ -382,6 +436,7 @@
       prediction: new Float64Array(count).fill(NaN), low: new Float64Array(count).fill(NaN),
       high: new Float64Array(count).fill(NaN) };
     const index = new Map(table.columns.map((c, k) => [c, k])); // a repeated name: the last one, as a dict
+    scored.students = table.rows.map((cells, i) => studentName(header, (c) => cells[index.get(c)], table.lines[i]));
     table.rows.forEach((cells, i) => {
       const values = Array(semesters).fill("");
       header.semesters.forEach((column, k) => { values[header.numbers[k] - 1] = cells[index.get(column)]; });
@@ -393,13 +448,22 @@
       }
     });
     const ok = [...scored.questions.keys()].filter((i) => scored.questions[i]);
+    if (rest) {
+      scored.below = rest.below;
+      const nothing = Array(semesters).fill(NaN); // a row with an error
+      scored.ahead = Object.fromEntries(TRAJECTORY_OUTPUTS.map((name, k) => [name, k < 3 ? Array(count).fill(nothing)
+        : new Float64Array(count).fill(NaN)]));
+    }
     for (let from = 0; from < ok.length; from += 4096) {
       const chunk = ok.slice(from, from + 4096);
-      const out = await predict(chunk.map((i) => Array.from(scored.questions[i].row)),
-        chunk.map((i) => scored.questions[i].college));
+      const colleges = chunk.map((i) => scored.questions[i].college);
+      const out = await predict(chunk.map((i) => Array.from(scored.questions[i].row)), colleges);
       chunk.forEach((i, k) => {
         scored.prediction[i] = out.prediction[k]; scored.low[i] = out.low[k]; scored.high[i] = out.high[k];
       });
+      if (!rest) continue;
+      const ahead = await rest.detail(chunk.map((i) => Array.from(givenRow(scored.questions[i]))), colleges);
+      Object.entries(scored.ahead).forEach(([name, values]) => chunk.forEach((i, k) => { values[i] = ahead[name][k]; }));
     }
     scored.warning = unfamiliar(scored, model);
     return scored;
@@ -429,23 +493,34 @@
     return summary;
   }
 
-  // scoring.write_scored_csv: the input cells, then the added columns, as Python's csv.writer writes them.
+  // scoring.trajectory_columns: each semester that can be forecast (2..S), then the final CGPA and the chance.
+  const trajectoryColumns = (semesters) => [...Array(semesters - 1).keys()].flatMap((t) =>
+    ["pred", "low", "high"].map((part) => `sem${t + 2}_${part}`)).concat(FINAL_COLUMNS);
+
+  // scoring.write_scored_csv: the input cells, then the added columns (and the rest of each degree, when
+  // scored), as Python's csv.writer writes them.
   function scoredCsv(scored) {
     const safe = (v) => (typeof v === "string" && FORMULA_STARTS.some((s) => v.startsWith(s)) ? "'" + v : v);
     const cell = (v) => {
       const text = typeof v === "number" ? (Number.isNaN(v) ? "" : formatG(v)) : safe(v ?? "");
       return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
     };
-    const lines = [scored.table.columns.concat(ADDED_COLUMNS).map((c) => cell(safe(c))).join(",")];
+    const ahead = scored.ahead;
+    const columns = scored.table.columns.concat(ADDED_COLUMNS, ahead ? trajectoryColumns(scored.semesters) : []);
+    const lines = [columns.map((c) => cell(safe(c))).join(",")];
     scored.table.rows.forEach((cells, i) => {
       const q = scored.questions[i];
       const numbers = q ? [NaN, scored.prediction[i], NaN, scored.low[i], scored.high[i], q.actual,
         Math.abs(q.actual - scored.prediction[i])] : Array(7).fill(NaN);
-      lines.push(cells.concat([q ? String(q.semester) : "", ...numbers, scored.errors[i]]).map(cell).join(","));
+      const rest = !ahead ? [] : [...Array(scored.semesters - 1).keys()].flatMap((t) =>
+        TRAJECTORY_OUTPUTS.slice(0, 3).map((name) => ahead[name][i][t + 1])).concat(
+        TRAJECTORY_OUTPUTS.slice(3).map((name) => ahead[name][i]));
+      lines.push(cells.concat([q ? String(q.semester) : "", ...numbers, scored.errors[i], ...rest]).map(cell).join(","));
     });
     return lines.join("\r\n") + "\r\n";
   }
 
   Object.assign(exports, { DataError, readTable, readHeader, scoreTable, hindcastSummary, scoredCsv, gradeValue,
-    collegeCode, groupCode, question, formatFixed, formatG, preview, BLANK_CELLS });
+    collegeCode, groupCode, question, givenRow, riskLine, semesterName, formatFixed, formatG, preview, BLANK_CELLS,
+    TRAJECTORY_OUTPUTS });
 })(typeof window === "undefined" ? globalThis.cgpaRules = {} : (window.cgpaRules = {}));
