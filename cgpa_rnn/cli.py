@@ -462,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one student's answer as one JSON line")
     predict.add_argument("--trajectory", action="store_true",
                          help="also forecast the rest of the degree: every later semester with a widening 80%% "
-                              "interval, the final CGPA and the chance of ending below --at-risk-below (with --csv: the columns "
-                              "semK_pred/low/high, final_cgpa, final_low, final_high, p_below)")
+                              "interval, the final CGPA and the chance of ending below --at-risk-below (with --csv: "
+                              "the columns semK_pred/low/high, final_cgpa, final_low, final_high, p_below)")
     predict.add_argument("--at-risk-below", metavar="X", help="with --trajectory: the line of the final CGPA's risk "
                                                               "(default: 60%% of the way up the model's scale)")
     predict.add_argument("--credits", metavar="C1,C2,...", help="with --trajectory: each semester's weight in the "

@@ -122,7 +122,8 @@ def format_parity(report: dict) -> str:
              f"random students), batch sizes 1, 7 and {report['samples']}; tolerance {report['tolerance']:g}"]
     if report.get("training_data"):
         lines.append(f"note: {report['training_data']}")
-    headings = (("outputs", None), ("explanation", "explain.onnx against torch (the why of a forecast, the trajectory):"))
+    headings = (("outputs", None),
+                ("explanation", "explain.onnx against torch (the why of a forecast, the trajectory):"))
     for part, heading in headings:
         if heading and report.get(part):
             lines.append(heading)
