@@ -31,7 +31,10 @@ def _cohort(args):
             raise UserError("--semesters, --scale, --group and --long describe a --data file; the synthetic cohort "
                             "states its own")
     form = CohortFormat.parse(args.semesters, args.scale, args.group, args.long)
-    return load_cohort(args.data, form, args.synthetic, args.synthetic_seed, args.synthetic_kind)
+    if args.synthetic is None and args.synthetic_semesters is not None:
+        raise UserError("--synthetic-semesters is for the --synthetic cohort; a --data file has its own semesters")
+    return load_cohort(args.data, form, args.synthetic, args.synthetic_seed, args.synthetic_kind,
+                       args.synthetic_semesters)
 
 
 def _command_line() -> str:
@@ -361,6 +364,9 @@ def _add_data_arguments(parser) -> None:
     parser.add_argument("--synthetic-kind", choices=KINDS, default=SyntheticSpec.kind,
                         help="calibrated: like the shipped data (0-10); sticky: integer grades on 0-20 that repeat, "
                              "three periods, two schools with text codes")
+    parser.add_argument("--synthetic-semesters", type=int, metavar="S",
+                        help="semesters of the synthetic cohort (default: 5 calibrated, 3 sticky; longer horizons "
+                             "repeat the last semester's statistics)")
     parser.add_argument("--semesters", help="the semester columns in order, comma-separated (G1,G2,G3); default: "
                                             "columns named by number (1st, sem2, Semester 3)")
     parser.add_argument("--scale", metavar="LOW-HIGH",

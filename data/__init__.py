@@ -11,10 +11,11 @@ from cgpa_rnn.rundir import file_sha256
 
 def load_cohort(path: str | Path | None = None, form: CohortFormat = CohortFormat(),
                 synthetic_students: int | None = None, seed: int = SyntheticSpec.seed,
-                synthetic_kind: str = SyntheticSpec.kind) -> Cohort:
-    """The CSV at path; the synthetic cohort when asked for by size; else the shipped real data."""
+                synthetic_kind: str = SyntheticSpec.kind, synthetic_semesters: int | None = None) -> Cohort:
+    """The CSV at path; the synthetic cohort when asked for by size (and horizon); else the shipped real data."""
     if synthetic_students is not None:
-        return synthetic_cohort(students=synthetic_students, seed=seed, kind=synthetic_kind)
+        return synthetic_cohort(students=synthetic_students, seed=seed, semesters=synthetic_semesters,
+                                kind=synthetic_kind)
     return load_csv(SHIPPED_DATA if path is None else path, form)
 
 

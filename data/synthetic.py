@@ -65,6 +65,8 @@ class SyntheticSpec:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise UserError(f"unknown synthetic cohort {self.kind!r}; valid: {', '.join(KINDS)}")
+        if not 2 <= self.semesters <= 40:
+            raise UserError(f"--synthetic-semesters {self.semesters}: expected between 2 and 40 semesters")
 
     @property
     def scale(self) -> Scale:
