@@ -53,7 +53,7 @@ class RunDir:
     CHECKPOINT = "model.pt"
     ONNX = "model.onnx"
     INT8 = "model.int8.onnx"
-    EXPLANATION = "explain.onnx"  # the why of each forecast (cgpa_rnn.explanation), beside model.onnx
+    EXPLANATION = "explain.onnx"  # the why and the rest of the degree (cgpa_rnn.explanation, .trajectory)
     CONFIG = "config.json"
     METRICS = "metrics.json"
     EVALUATION = "evaluation.json"

@@ -225,10 +225,12 @@ def speed(files: RunFiles) -> list[str]:
         return []
     lines = ["## Speed and size (`cgpa bench`, one thread, same run)", "",
              f"| backend | batch-1 p50 µs | p99 µs | predictions/s at batch {bench['batch']} |", "|---|---|---|---|"]
-    for name in ("torch", "onnx", "onnx_int8"):
+    for name in ("torch", "onnx", "onnx_int8", "torch_detail", "onnx_detail"):
         if name in bench:
             b = bench[name]
             lines.append(f"| {name} | {b['p50_us']:.1f} | {b['p99_us']:.1f} | {b['throughput_per_s']:,.0f} |")
+    if "onnx_detail" in bench:
+        lines += ["", "`*_detail`: explain.onnx (the why and the rest of the degree) and torch's same computation."]
     return lines + ["", f"onnxruntime is {bench['ratio']['p50_speedup']:.1f}x faster than torch eager at batch 1; "
                     f"model.onnx is {bench['onnx_bytes'] / 1024:.1f} KB"
                     + (f" ({bench['onnx_nodes']} nodes)." if "onnx_nodes" in bench else "."), ""]

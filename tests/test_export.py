@@ -311,7 +311,7 @@ def test_quantize_writes_an_int8_model_where_it_pays(tiny_cohort, tmp_path):
 def test_bench_reports_both_runtimes_side_by_side(run_copy):
     report = bench(run_copy, calls=60, batch=256, seconds=0.1)
     saved = json.loads((run_copy / "bench.json").read_text())
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx", "torch_detail", "onnx_detail"):
         assert {"p50_us", "p99_us", "throughput_per_s"} <= saved[backend].keys()
         assert saved[backend]["p50_us"] > 0 and saved[backend]["p99_us"] >= saved[backend]["p50_us"]
     assert saved["ratio"]["p50_speedup"] == pytest.approx(report["torch"]["p50_us"] / report["onnx"]["p50_us"])
