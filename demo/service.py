@@ -303,11 +303,11 @@ def at_risk_table(scored: ScoredTable) -> pd.DataFrame:
     """Every scored student's final CGPA and chance of ending below the line, named as the file names them:
     those still studying first, most likely below first; then the finished, whose CGPA is the outcome."""
     ok, finished, ahead = scored.ok, scored.finished, scored.ahead
+    chance = f"P(below {scored.below:g})"  # before the CGPA's numbers: in sight on a phone
     table = pd.DataFrame({"student": scored.students(), "status": np.where(finished, "finished", "forecast"),
-                          "final CGPA": ahead["final"].round(2), "low": ahead["final_low"].round(2),
-                          "high": ahead["final_high"].round(2),
-                          f"P(below {scored.below:g})": ahead["probability_below"].round(3)})[ok]
-    order = np.lexsort((table["final CGPA"], -table.iloc[:, -1], table["status"] == "finished"))
+                          chance: ahead["probability_below"].round(3), "final CGPA": ahead["final"].round(2),
+                          "low": ahead["final_low"].round(2), "high": ahead["final_high"].round(2)})[ok]
+    order = np.lexsort((table["final CGPA"], -table[chance], table["status"] == "finished"))
     return table.iloc[order].reset_index(drop=True)
 
 

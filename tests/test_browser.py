@@ -281,7 +281,7 @@ def test_every_tab_at_laptop_and_phone_size(browser, app_url, size):
     page.locator("#hindcast-chart canvas, #hindcast-chart svg").first.wait_for(timeout=15_000)
     page.screenshot(path=str(SCREENSHOTS / f"{size}-cohort.png"), full_page=True)
     for table, names in (("#cohort-table", ["student", "prediction (torch)"]),
-                         ("#at-risk-table", ["student", "status", "final CGPA"])):
+                         ("#at-risk-table", ["student", "status", "P(below 6)"])):
         headers = page.locator(f"{table} th")
         for index, name in enumerate(names):  # in sight before any scrolling
             box = headers.nth(index).bounding_box()
