@@ -1,7 +1,7 @@
 """`cgpa web`: a static site that runs model.onnx in the visitor's browser (onnxruntime-web).
 
 The site is index.html, its scripts (rules.js: the CSV rules of `cgpa predict --csv`;
-initializers.js: explain.onnx's optional inputs set in the file; trajectory.js: the rest of a
+onnx_bytes.js: the file's metadata and explain.onnx's optional inputs set in the file; trajectory.js: the rest of a
 degree in words; chart.js; cgpa.js), model.onnx, explain.onnx, vectors.json when the run has
 it, and the README.md front matter of a free static Hugging Face Space. onnxruntime-web comes
 from a pinned version on a public CDN by default, from another http(s) URL, or, given a local
@@ -39,7 +39,7 @@ ORT_WEB_VERSION = "1.30.0"  # the version export/node/package.json pins too
 ORT_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 ORT_SCRIPT = "ort.wasm.min.js"
 ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")  # the wasm backend
-PAGE_FILES = ("index.html", "rules.js", "initializers.js", "trajectory.js", "chart.js", "cgpa.js")
+PAGE_FILES = ("index.html", "rules.js", "onnx_bytes.js", "trajectory.js", "chart.js", "cgpa.js")
 TEMPLATES = Path(__file__).resolve().parent / "web"
 COMPRESSED = (".html", ".js", ".mjs", ".wasm", ".onnx", ".json")
 SPACE_TITLE = "cgpa-rnn grade forecast"

@@ -22,7 +22,7 @@ from cgpa_rnn.predictor import OnnxPredictor
 SCREENSHOTS = ROOT / "tests" / "screenshots"  # ignored by git: look at them after a run
 FIXTURES = ROOT / "tests" / "fixtures" / "cohorts"
 VIEWPORTS = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-PAGE_SCRIPTS = 7  # the config, onnxruntime-web, rules.js, initializers.js, trajectory.js, chart.js, cgpa.js
+PAGE_SCRIPTS = 7  # the config, onnxruntime-web, rules.js, onnx_bytes.js, trajectory.js, chart.js, cgpa.js
 TRAJECTORY_OUTPUTS = ("trajectory", "trajectory_low", "trajectory_high", "final", "final_low", "final_high",
                       "probability_below")
 SCREENSHOTS.mkdir(exist_ok=True)
@@ -119,7 +119,7 @@ def _assert_same_scored(page_csv: str, cli_csv: str, name: str) -> None:
 
 @pytest.mark.browser
 def test_the_site_runs_the_model_in_the_browser(browser, site, static_server):
-    expected_files = {".cgpa-site", "README.md", "index.html", "rules.js", "initializers.js", "trajectory.js",
+    expected_files = {".cgpa-site", "README.md", "index.html", "rules.js", "onnx_bytes.js", "trajectory.js",
                       "chart.js", "cgpa.js", "model.onnx", "explain.onnx", "vectors.json", "ort"}
     assert {p.name for p in site.iterdir() if not p.name.endswith((".br", ".gz"))} == expected_files
     front = (site / "README.md").read_text().split("---")[1]

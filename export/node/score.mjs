@@ -13,7 +13,7 @@
 import { readFile } from "node:fs/promises";
 import * as ort from "onnxruntime-web";
 import "../web/rules.js";
-import { readMetadata } from "./metadata.mjs";
+import "../web/onnx_bytes.js";
 
 const [modelPath, gradesJson, collegesJson] = process.argv.slice(2);
 if (!modelPath || !gradesJson || !collegesJson) {
@@ -23,7 +23,7 @@ if (!modelPath || !gradesJson || !collegesJson) {
 ort.env.wasm.numThreads = 1;
 const bytes = await readFile(modelPath);
 const session = await ort.InferenceSession.create(bytes);
-const metadata = readMetadata(bytes);
+const metadata = globalThis.cgpaOnnxBytes.readMetadata(bytes);
 const groups = { groupColumn: JSON.parse(metadata.group_column ?? '"College Code"'),
   groupLabels: JSON.parse(metadata.group_labels ?? "null") };
 // The semester axis is fixed at the model's horizon: read it off the input's shape ["batch", S].

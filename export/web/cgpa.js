@@ -70,7 +70,7 @@
 
   // The why and the rest of the degree (explain.onnx beside model.onnx), loaded with the model: once
   // the page is ready it makes no request at all. onnxruntime-web cannot feed its optional inputs
-  // (initializers.js says why): a caller's line or credits make a copy of the file with them set.
+  // (onnx_bytes.js says why): a caller's line or credits make a copy of the file with them set.
   // Severity 3: not the warning, at each load, that those inputs are not constants (by design).
   const EXPLAIN_OPTIONS = { executionProviders: ["wasm"], logSeverityLevel: 3 };
   const explainBytes = session.then(async () => {
@@ -94,7 +94,7 @@
         made.then((s) => s.release(), () => {});
       }
       withInputs.set(key, explainBytes.then((bytes) =>
-        ort.InferenceSession.create(window.cgpaInitializers.withInputs(bytes, values), EXPLAIN_OPTIONS)));
+        ort.InferenceSession.create(window.cgpaOnnxBytes.withInputs(bytes, values), EXPLAIN_OPTIONS)));
     }
     return withInputs.get(key);
   }

@@ -1,17 +1,23 @@
-// explain.onnx's optional inputs (credits, below) are initializers that are also graph inputs:
-// onnxruntime in Python, C or Java takes them as feeds, but onnxruntime-web lists only the
-// graph's other inputs and refuses a feed of any other name ("invalid input 'below'"). So a
-// page or a Node script sets them in the file instead: withInputs(bytes, {below: [7.5]}) is a
-// copy of the model whose named initializers hold the new values, to create a session from.
-// The values keep their size (one float per element), so only those bytes change and every
-// length in the protobuf stays as it was. No DOM, no runtime: shared by cgpa.js and
-// ../node/check_vectors.mjs.
+// What onnxruntime-web does not give, read from (or written into) an ONNX file's own bytes: a
+// protobuf ModelProto, walked with varints and length-delimited fields, every other field
+// skipped by its wire type. No DOM, no runtime: shared by cgpa.js and the Node scripts.
+//
+// readMetadata(bytes): the model's metadata_props as an object. onnxruntime-web's session does
+// not expose them, and an embedder needs two: group_column and group_labels (the ONNX contract:
+// text label k of group_labels is fed as the int64 code k + 1; -1 is any label the model lacks).
+//
+// withInputs(bytes, {below: [7.5]}): explain.onnx's optional inputs (credits, below) are
+// initializers that are also graph inputs: onnxruntime in Python, C or Java takes them as feeds,
+// but onnxruntime-web lists only the graph's other inputs and refuses a feed of any other name
+// ("invalid input 'below'"). So the page and Node set them in a copy of the file, to create a
+// session from. The values keep their size (one float per element), so only those bytes change
+// and every length in the protobuf stays as it was.
 (function (exports) {
   "use strict";
 
   // The protobuf fields on the way: ModelProto.graph, GraphProto.input and .initializer,
   // ValueInfoProto.name, and TensorProto's element type, name and two ways of holding floats.
-  const MODEL_GRAPH = 7, GRAPH_INPUT = 11, GRAPH_INITIALIZER = 5, VALUE_NAME = 1;
+  const MODEL_GRAPH = 7, MODEL_METADATA = 14, GRAPH_INPUT = 11, GRAPH_INITIALIZER = 5, VALUE_NAME = 1;
   const TENSOR_TYPE = 2, TENSOR_FLOATS = 4, TENSOR_NAME = 8, TENSOR_RAW = 9, FLOAT = 1;
 
   // Each field of the message in bytes[start, end): {field, value (a varint), span ([from, to)
@@ -46,6 +52,16 @@
     return null;
   };
 
+  function readMetadata(bytes) {
+    const metadata = {};
+    for (const f of fields(bytes, 0, bytes.length)) {
+      if (f.field !== MODEL_METADATA || !f.span) continue;
+      const key = spanOf(bytes, f.span, 1), value = spanOf(bytes, f.span, 2);  // StringStringEntryProto
+      metadata[key ? text(bytes, key) : ""] = value ? text(bytes, value) : "";
+    }
+    return metadata;
+  }
+
   function withInputs(bytes, values) {
     const copy = Uint8Array.from(bytes);
     const graph = spanOf(bytes, [0, bytes.length], MODEL_GRAPH);
@@ -78,5 +94,5 @@
     return copy;
   }
 
-  Object.assign(exports, { withInputs });
-})(typeof window === "undefined" ? globalThis.cgpaInitializers = {} : (window.cgpaInitializers = {}));
+  Object.assign(exports, { readMetadata, withInputs });
+})(typeof window === "undefined" ? globalThis.cgpaOnnxBytes = {} : (window.cgpaOnnxBytes = {}));
