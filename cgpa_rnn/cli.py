@@ -212,6 +212,8 @@ def cmd_predict(args) -> int:
             raise UserError("--csv needs --out FILE for the scored rows")
         check_output_file(args.out, (args.csv,), "the scored CSV")
         backends = _backends(args.run, args.backend, batch=True)
+        if args.trajectory:  # before the file is read
+            served(backends).risk_line(args.at_risk_below)
         if args.long or args.trajectory:  # widened whole, or every row's whole degree: not streamed
             from cgpa_rnn.scoring import HindcastSummary, score_csv, write_scored_csv
             from cgpa_rnn.table import LongLayout
@@ -225,13 +227,7 @@ def cmd_predict(args) -> int:
             result = StreamResult(len(scored.ok), int(scored.ok.sum()), HindcastSummary.of(scored),
                                   scored.warning(model))
             if args.trajectory:
-                studying, finished = scored.ok & ~scored.finished, scored.finished
-                likely = int((studying & (scored.ahead["probability_below"] > 0.5)).sum())
-                ended = int((finished & (scored.ahead["final"] < scored.below)).sum())
-                count = int(studying.sum())
-                print(f"{likely} of the {count} student{'' if count == 1 else 's'} still studying "
-                      f"{'is' if likely == 1 else 'are'} more likely than not to end below {scored.below:g} (p_below "
-                      f"> 0.5); {ended} of the {int(finished.sum())} finished ended below it")
+                print(scored.risk_sentence())
         else:
             result = stream_scored_csv(args.csv, args.out, backends, hindcast_last_given=args.hindcast)
         if result.warning:
@@ -284,8 +280,9 @@ def cmd_predict(args) -> int:
         if args.trajectory:
             ahead = backend.trajectory(args.grades, args.college, args.at_risk_below, credits)
             for semester, median, low, high in zip(ahead.semesters, ahead.median, ahead.low, ahead.high):
-                print(f"  {backend.semester_label(semester - 1)}: {median:.3f} ({backend.interval_level:.0%} interval "
-                      f"{low:.2f}-{high:.2f})")
+                if semester != result.semester:  # the one predicted above is the path's first
+                    print(f"  then {backend.semester_label(semester - 1)}: {median:.3f} ({backend.interval_level:.0%} "
+                          f"interval {low:.2f}-{high:.2f})")
             print(f"  {ahead.sentence(backend)}{'' if credits is not None else ' (equal credits)'}")
     return 0
 

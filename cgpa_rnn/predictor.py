@@ -22,7 +22,7 @@ from cgpa_rnn.explanation import Explanation, ExplanationSession, explanation_of
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL, MetadataError, check_graph, read_metadata
 from cgpa_rnn.rules import last_observed
 from cgpa_rnn.rundir import RunDir
-from cgpa_rnn.trajectory import Trajectory, trajectory_of
+from cgpa_rnn.trajectory import Trajectory, checked_credits, trajectory_of
 from cgpa_rnn.values import COLLEGE_NAMES, grade_value, preview
 
 UNFAMILIAR_SDS = 2.0  # grades whose mean is further than this from the training mean (in its spreads) get a warning
@@ -149,7 +149,7 @@ class Predictor(ABC):
         explanation's and the trajectory's outputs by name."""
         return self._detail(np.ascontiguousarray(grades, dtype=np.float32),
                             np.ascontiguousarray(college, dtype=np.int64),
-                            None if credits is None else np.ascontiguousarray(credits, dtype=np.float32), below)
+                            None if credits is None else checked_credits(credits, self.semesters), below)
 
     def predict_batch(self, grades: np.ndarray, college: np.ndarray):
         """Already-validated float32 [B, S] and int64 [B] -> prediction, low, high arrays."""

@@ -74,8 +74,23 @@ class ScoredTable:
 
     @property
     def finished(self) -> np.ndarray:
-        """[N] the rows whose last semester is known: their final CGPA is an outcome, not a forecast."""
-        return self.ok & np.isnan(self.ahead["trajectory"]).all(1)
+        """[N] the rows with every semester known: their final CGPA is an outcome, its interval closed
+        (none without the trajectory)."""
+        if self.ahead is None:
+            return np.zeros(len(self.errors), dtype=bool)
+        return self.ok & (self.ahead["final_low"] == self.ahead["final_high"])
+
+    def risk_sentence(self, emphasis: str = "") -> str:
+        """How many still studying are likelier than not to end below the line (that clause between `emphasis`,
+        "**" for Markdown), and how many finished below it (the graph's own comparison, in float32: a CGPA at
+        the line is not below it)."""
+        studying, finished = self.ok & ~self.finished, self.finished
+        chance = self.ahead["probability_below"]
+        likely, ended, count = int((studying & (chance > 0.5)).sum()), int((finished & (chance == 1)).sum()), int(
+            studying.sum())
+        return (f"{emphasis}{likely} of the {count} student{'' if count == 1 else 's'} still studying "
+                f"{'is' if likely == 1 else 'are'} more likely than not to end below {self.below:g}{emphasis} (p_below "
+                f"> 0.5); {ended} of the {int(finished.sum())} finished ended below it")
 
     def warning(self, model: Predictor) -> str | None:
         """Predictor.unfamiliar over the grades of the rows scored."""

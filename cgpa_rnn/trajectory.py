@@ -31,7 +31,7 @@ class Trajectory:
     final_high: float
     below: float  # the line the risk is measured against
     probability_below: float  # of a final CGPA below it
-    finished: bool  # the last semester is known: `final` is the actual CGPA, the probability 0 or 1
+    finished: bool  # every semester is known: `final` is the actual CGPA, the probability 0 or 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,10 +39,12 @@ class Trajectory:
     def sentence(self, model) -> str:
         """The forecast in words, naming semesters as `model` (a Predictor) does: "Final CGPA after the 5th
         semester: 7.31 (80% interval 6.90 to 7.70); chance of ending below 6: 2%." """
-        if self.finished:
-            side = "below" if self.final < self.below else "at or above"
+        if self.finished:  # the graph's own comparison decides, in float32: a CGPA at the line is not below it
+            side = "below" if self.probability_below == 1 else "at or above"
             return f"Final CGPA {self.final:.2f}, the actual one (every semester is known): {side} {self.below:g}."
-        return (f"Final CGPA after the {model.semester_name(self.semesters[-1] - 1)}: {self.final:.2f} "
+        after = (f" after the {model.semester_name(self.semesters[-1] - 1)}" if self.semesters
+                 else ", its missing semesters estimated")
+        return (f"Final CGPA{after}: {self.final:.2f} "
                 f"({model.interval_level:.0%} interval {self.final_low:.2f} to {self.final_high:.2f}); chance of "
                 f"ending below {self.below:g}: {percent(self.probability_below)}.")
 
@@ -60,24 +62,32 @@ def trajectory_of(outputs: dict[str, np.ndarray], below: float, row: int = 0) ->
     """Row `row` of a batch of explain.onnx outputs as a Trajectory (the student has a grade)."""
     path = np.asarray(outputs["trajectory"][row], dtype=np.float64)
     ahead = np.flatnonzero(~np.isnan(path))
-    values = {name: float(outputs[name][row]) for name in OUTPUTS[3:]}
+    finished = bool(outputs["final_low"][row] == outputs["final_high"][row])  # nothing left unknown
+    values = {name: round(float(outputs[name][row]), 6) for name in OUTPUTS[3:]}
     return Trajectory([int(t) + 1 for t in ahead], *(np.round(outputs[name][row][ahead].astype(float), 6).tolist()
                                                      for name in OUTPUTS[:3]),
                       values["final"], values["final_low"], values["final_high"], float(below),
-                      values["probability_below"], finished=ahead.size == 0)
+                      values["probability_below"], finished)
 
 
 def credits_vector(text, semesters: int) -> np.ndarray | None:
     """`--credits 20,20,22,...`: one positive weight per semester of the model; None for equal credits."""
     if text is None or str(text).strip() == "":
         return None
-    cells = str(text).split(",")
     try:
-        values = np.array([float(c) for c in cells], dtype=np.float32)
+        values = np.array([float(c) for c in str(text).split(",")], dtype=np.float32)
     except ValueError:
         raise UserError(f"credits: expected {semesters} numbers separated by commas, one per semester, got "
                         f"{str(text)[:60]!r}") from None
-    if len(values) != semesters or not (np.isfinite(values).all() and (values > 0).all()):
+    return checked_credits(values, semesters, text)
+
+
+def checked_credits(values, semesters: int, given=None) -> np.ndarray:
+    """float32 [semesters] positive, finite weights, or a UserError naming what was given."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (semesters,) or not (np.isfinite(array).all() and (array > 0).all()
+                                           and np.isfinite(array.astype(np.float32)).all()):
+        shown = given if given is not None else array.ravel()[:12].tolist()
         raise UserError(f"credits: expected {semesters} positive numbers (one per semester of the model), got "
-                        f"{str(text)[:60]!r}")
-    return values
+                        f"{str(shown)[:60]!r}")
+    return array.astype(np.float32)

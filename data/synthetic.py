@@ -161,7 +161,8 @@ def _sticky_frame(spec: SyntheticSpec):
 def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = SyntheticSpec.seed,
                      semesters: int | None = None, kind: str = SyntheticSpec.kind) -> Cohort:
     """The seeded synthetic cohort of this kind (semesters: 5 for `calibrated`, 3 for `sticky` by default)."""
-    semesters = semesters or (3 if kind == "sticky" else SyntheticSpec.semesters)
+    if semesters is None:
+        semesters = 3 if kind == "sticky" else SyntheticSpec.semesters
     spec = SyntheticSpec(students=students, seed=seed, semesters=semesters, kind=kind)
     source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
     if kind != SyntheticSpec.kind:

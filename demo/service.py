@@ -200,11 +200,12 @@ def student_answer(backends: Backends, result: StudentResult) -> str:
     lines.append(f"{agreement}: |torch - onnxruntime| = {result.abs_diff:.1e}; this call took "
                  f"{result.torch_latency_us / 1000:.2f} ms in torch and {result.onnx_latency_us / 1000:.2f} ms in "
                  "onnxruntime.")
-    if result.ahead.semesters:
-        steps = ", ".join(f"{backends.onnx.semester_name(s - 1)} {m:.2f} ({lo:.2f}-{hi:.2f})" for s, m, lo, hi in
-                          zip(result.ahead.semesters, result.ahead.median, result.ahead.low, result.ahead.high))
-        lines.append(f"The rest of the degree, each grade fed back as the next one's input (the intervals widen "
-                     f"with the horizon): {steps}.")
+    later = [step for step in zip(result.ahead.semesters, result.ahead.median, result.ahead.low, result.ahead.high)
+             if step[0] != result.semester]  # the semester predicted above is the path's first
+    if later:
+        steps = ", ".join(f"{backends.onnx.semester_name(s - 1)} {m:.2f} ({lo:.2f}-{hi:.2f})" for s, m, lo, hi in later)
+        lines.append(f"Then, each forecast fed back as the next semester's grade (80% intervals, calibrated per "
+                     f"horizon): {steps}.")
     lines.append(f"{result.ahead_sentence} (Equal credits assumed.)")
     if not result.known_college and backends.groups.column is not None:
         lines.append(f"This {backends.groups.column} was not seen in training: it uses the shared 'unknown' slot.")
@@ -264,17 +265,11 @@ def score_upload(backends: Backends, path: str | Path, threshold, hindcast_last_
                        trajectory=True, below=threshold)
     out = _scored_file(name)
     write_scored_csv(scored, out)
-    ok, finished = scored.ok, scored.finished
-    studying = ok & ~finished
-    likely = studying & (scored.ahead["probability_below"] > 0.5)
-    ended = finished & (scored.ahead["final"] < threshold)
+    ok = scored.ok
     warning = scored.warning(backends.onnx)
     summary = (f"**{warning}**\n\n" if warning else "") + (
                f"**{int(ok.sum())} of {plural(len(ok), 'student')} scored**, {plural(int((~ok).sum()), 'row')} with "
-               f"an error. **{int(likely.sum())} of the {plural(int(studying.sum()), 'student')} still studying "
-               f"{'is' if likely.sum() == 1 else 'are'} more likely than not to end below {threshold:g}** (the "
-               f"at-risk list, most likely first); {int(ended.sum())} of the {int(finished.sum())} finished ended "
-               "below it.")
+               f"an error. {scored.risk_sentence('**')}; the at-risk list has them all, most likely first.")
     if ok.any():  # with nothing scored there is no difference to report
         summary += f" Largest torch/onnx difference: {np.nanmax(scored.abs_diff):.2g}."
     hindcast = HindcastSummary.of(scored)

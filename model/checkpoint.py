@@ -70,7 +70,7 @@ def load_checkpoint(location: str | Path | RunDir) -> tuple[GradeForecaster, dic
         raise CheckpointError(f"{path}: not a cgpa-rnn checkpoint (no '{FORMAT}' format marker)")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not supported "
-                              f"(this code reads version {VERSION})")
+                              f"(this code reads version {VERSION}); retrain it with `cgpa train --out {run}`")
     try:
         config = TrainConfig.from_dict(payload["config"])
         norm = payload["normalisation"]

@@ -198,10 +198,10 @@ class GradeForecaster(nn.Module):
         self.register_buffer("college_mean", torch.zeros(V + 1, S) if college_mean is None else college_mean.float())
         # Widens or narrows the interval of each predicted semester, calibrated on held-out students.
         self.register_buffer("interval_scale", torch.ones(S - 1))
-        # The trajectory's interval factor per horizon (1, 2, ... semesters ahead) and the final CGPA's per
-        # number of remaining semesters, calibrated the same way (model/trajectory.py).
+        # The trajectory's interval factor per horizon (1, 2, ... semesters ahead), and the final CGPA's per
+        # side (low, high) and number of unknown semesters, calibrated on held-out students (model/trajectory.py).
         self.register_buffer("horizon_scale", torch.ones(S - 1))
-        self.register_buffer("final_scale", torch.ones(S - 1))
+        self.register_buffer("final_scale", torch.ones(2, S - 1))
         self.register_buffer("position", torch.eye(S), persistent=False)
         # The prior starts as the damped-deviation baseline fitted on the training students (alpha, phi_t);
         # each member learns offsets from it, which weight decay pulls back towards it.

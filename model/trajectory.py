@@ -8,12 +8,14 @@ independent errors would, and a factor per horizon, calibrated on held-out stude
 like the one-step interval (model/fitting.py), makes each horizon cover 80%: the
 factor of horizon 1 is 1, so the path's first semester is model.onnx's prediction.
 
-The final CGPA is the credit-weighted mean of the known grades and the forecast
-medians. Its interval sums the remaining semesters' widths linearly (a student's
-semesters move together, mostly) and is scaled per number of remaining semesters,
-also calibrated. The probability of ending below a line reads the final CGPA's
-10/50/90% quantiles as a two-piece normal. A student whose last semester is known
-has an outcome: the interval closes on the actual CGPA and the probability is 0 or 1.
+The final CGPA is the credit-weighted mean over every semester: the known grades, the
+forecast medians, and for a semester missing before the last known one (a gap) its
+one-step median, with that semester's one-step interval. Its interval sums the unknown
+semesters' widths linearly (a student's semesters move together, mostly) and is scaled
+per number of unknown semesters, each side on its own, so each end is a 10% or 90%
+quantile. The probability of ending below a line reads those three quantiles as a
+two-piece normal. A student with every semester known has an outcome: the interval
+closes on the actual CGPA and the probability is 0 or 1.
 """
 from __future__ import annotations
 
@@ -38,10 +40,10 @@ class Paths(NamedTuple):
     unit_high: torch.Tensor
     future: torch.Tensor  # [B, S-1] bool: a semester after the last observed one
     horizon: torch.Tensor  # [B, S-1] long: how many semesters after the last observed one (1..S-1; 1 where not future)
-    final: torch.Tensor  # [B] the credit-weighted mean of the known grades and the forecast medians
-    final_unit_low: torch.Tensor  # [B] the remaining semesters' unit widths, credit-weighted, over all credits
+    final: torch.Tensor  # [B] the credit-weighted mean of the known grades and the medians of the unknown ones
+    final_unit_low: torch.Tensor  # [B] the unknown semesters' unit widths, credit-weighted, over all credits
     final_unit_high: torch.Tensor
-    remaining: torch.Tensor  # [B] long: semesters after the last observed one (0: finished)
+    unknown: torch.Tensor  # [B] long: semesters 2..S not observed, after the last observed one or gaps (0: finished)
     valid: torch.Tensor  # [B] bool: at least one grade observed
 
 
@@ -61,15 +63,21 @@ def paths(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor, c
     low, median, high = quantiles.unbind(-1)
     unit_low = torch.sqrt(torch.cumsum((median - low).square() * future, dim=1))
     unit_high = torch.sqrt(torch.cumsum((high - median).square() * future, dim=1))
-    credit = torch.ones(S, dtype=grades.dtype) if credits is None else credits
-    counted = observed | torch.cat([torch.zeros_like(future[:, :1]), future], dim=1)
+    # Semester 1 is never predicted: missing, it is left out of the final CGPA; every later unknown one is estimated.
+    unknown = ~observed[:, 1:]
+    gap_low = torch.where(future, unit_low, median - low)  # a gap: its own one-step interval
+    gap_high = torch.where(future, unit_high, high - median)
+    # Relative weights: divided by the largest, so no product overflows whatever the credits' size.
+    credit = torch.ones(S, dtype=grades.dtype) if credits is None else credits / credits.max()
+    counted = torch.cat([observed[:, :1], torch.ones_like(unknown)], dim=1)
+    values = torch.where(observed, grades, torch.cat([torch.zeros_like(grades[:, :1]), median], dim=1))
     weight = credit * counted
     total = weight.sum(1).clamp(min=1e-9)
-    final = (torch.where(counted, filled, torch.zeros_like(filled)) * weight).sum(1) / total
-    future_weight = credit[1:] * future
+    final = (torch.where(counted, values, torch.zeros_like(values)) * weight).sum(1) / total
+    unknown_weight = credit[1:] * unknown
     return Paths(median, unit_low, unit_high, future, (torch.arange(1, S) - last[:, None]).clamp(1, S - 1), final,
-                 (future_weight * unit_low).sum(1) / total, (future_weight * unit_high).sum(1) / total,
-                 (S - 1 - last).clamp(0, S - 1), last >= 0)
+                 (unknown_weight * gap_low).sum(1) / total, (unknown_weight * gap_high).sum(1) / total,
+                 unknown.sum(1), last >= 0)
 
 
 def trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
@@ -91,12 +99,14 @@ def trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tens
     def path(values: torch.Tensor) -> torch.Tensor:
         return torch.cat([column, torch.where(p.future, values.clamp(scale.low, scale.high), nan)], dim=1)
 
-    final_factor = model.final_scale[(p.remaining - 1).clamp(min=0)]
-    final_low = (p.final - final_factor * p.final_unit_low).clamp(scale.low, scale.high)
-    final_high = (p.final + final_factor * p.final_unit_high).clamp(scale.low, scale.high)
+    unknown = (p.unknown - 1).clamp(min=0, max=model.semesters - 2)
+    below_final = p.final - model.final_scale[0, unknown] * p.final_unit_low  # the 10% and 90% quantiles
+    above_final = p.final + model.final_scale[1, unknown] * p.final_unit_high
+    final_low, final_high = below_final.clamp(scale.low, scale.high), above_final.clamp(scale.low, scale.high)
     line = torch.tensor(scale.at_risk_line(), dtype=grades.dtype) if below is None else below
     distance = line - p.final
-    spread = torch.where(distance < 0, p.final - final_low, final_high - p.final) / INTERVAL_Z
+    # From the quantiles before the scale's clamp: the clamp bounds the interval, not the spread of the outcome.
+    spread = torch.where(distance < 0, p.final - below_final, above_final - p.final) / INTERVAL_Z
     normal = 0.5 * (1 + torch.erf(distance / (spread.clamp(min=1e-6) * math.sqrt(2))))
     probability = torch.where(spread > 1e-6, normal, (distance > 0).to(grades.dtype))
     valid = p.valid[:, None]
@@ -123,9 +133,10 @@ def cuts(grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def calibrate_trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,
                          validation_rows: torch.Tensor) -> None:
-    """Set horizon_scale (per horizon 2..S-1) and final_scale (per number of remaining semesters) so the
-    held-out students' actual grades and final CGPAs fall inside 80% of the time: the split-conformal score of
-    model/fitting.py, each student forecast by the members that did not learn from them."""
+    """Set horizon_scale (per horizon 2..S-1) so the held-out students' actual grades fall inside 80% of the
+    time (the split-conformal score of model/fitting.py), and final_scale (per number of unknown semesters,
+    each side alone) so their actual final CGPAs fall below the low end 10% of the time and above the high end
+    10% of the time. Each student is forecast by the members that did not learn from them."""
     model.horizon_scale.fill_(1.0)
     model.final_scale.fill_(1.0)
     held_out = validation_rows.sum(0) > 0
@@ -142,14 +153,17 @@ def calibrate_trajectory(model: GradeForecaster, grades: torch.Tensor, college: 
         model.horizon_scale[h - 1] = _quantile(score[scored & (p.horizon == h)], score[scored & (p.horizon > 1)])
     complete = ~torch.isnan(grades[student]).any(1)  # the actual final CGPA is the mean of every semester
     final_actual = torch.nan_to_num(grades[student]).mean(1)
-    final_score = torch.maximum((p.final - final_actual) / p.final_unit_low.clamp(min=1e-6),
-                                (final_actual - p.final) / p.final_unit_high.clamp(min=1e-6))
-    for r in range(1, model.semesters):
-        model.final_scale[r - 1] = _quantile(final_score[complete & (p.remaining == r)], final_score[complete])
+    sides = ((p.final - final_actual) / p.final_unit_low.clamp(min=1e-6),
+             (final_actual - p.final) / p.final_unit_high.clamp(min=1e-6))
+    one_side = 1 - (1 - INTERVAL_LEVEL) / 2  # 90%: each end leaves out 10%
+    for side, score in enumerate(sides):
+        for r in range(1, model.semesters):
+            model.final_scale[side, r - 1] = _quantile(score[complete & (p.unknown == r)], score[complete], one_side)
 
 
-def _quantile(scores: torch.Tensor, pooled: torch.Tensor) -> float:
-    """The 80% quantile of `scores`, or of `pooled` when they are too few (model/fitting.py's aim: 80% itself)."""
+def _quantile(scores: torch.Tensor, pooled: torch.Tensor, level: float = INTERVAL_LEVEL) -> float:
+    """The `level` quantile of `scores`, or of `pooled` when they are too few (model/fitting.py's aim: the level
+    itself)."""
     chosen = scores if scores.numel() >= MIN_CALIBRATION else pooled
-    return float(torch.quantile(chosen, INTERVAL_LEVEL).clamp(min=0.1)) if chosen.numel() else 1.0
+    return float(torch.quantile(chosen, level).clamp(min=0.1)) if chosen.numel() else 1.0
 

@@ -82,28 +82,44 @@
   const explainer = explainBytes.then((bytes) => bytes && ort.InferenceSession.create(bytes, EXPLAIN_OPTIONS));
   // A model exported before explain.onnx had the rest of the degree: the page leaves it out.
   const hasTrajectory = explainer.then((s) => Boolean(s && s.outputNames.includes("probability_below")), () => false);
-  const withInputs = new Map(); // the optional inputs' values as JSON -> a session of the copy with them
+  // The optional inputs' values as JSON -> {made: a session of the copy with them, runs under way, evicted}.
+  const withInputs = new Map(), defaults = { made: explainer, busy: 0, evicted: false };
   function explainerFor({ below, credits } = {}) {
-    const values = { ...(credits ? { credits } : {}), ...(below === undefined || below === null ? {} : { below: [below] }) };
-    if (!Object.keys(values).length) return explainer;
+    const line = below === undefined || below === null || below === config.atRiskLine ? {} : { below: [below] };
+    const values = { ...(credits ? { credits } : {}), ...line };
+    if (!Object.keys(values).length) return defaults;  // the file's own defaults: no copy
     const key = JSON.stringify(values);
     if (!withInputs.has(key)) {
       if (withInputs.size >= 8) { // a visitor trying lines one after another: keep the last few
-        const [oldest, made] = withInputs.entries().next().value;
+        const [oldest, entry] = withInputs.entries().next().value;
         withInputs.delete(oldest);
-        made.then((s) => s.release(), () => {});
+        entry.evicted = true;
+        release(entry);
       }
-      withInputs.set(key, explainBytes.then((bytes) =>
-        ort.InferenceSession.create(window.cgpaOnnxBytes.withInputs(bytes, values), EXPLAIN_OPTIONS)));
+      withInputs.set(key, { made: explainBytes.then((bytes) =>
+        ort.InferenceSession.create(window.cgpaOnnxBytes.withInputs(bytes, values), EXPLAIN_OPTIONS)),
+      busy: 0, evicted: false });
     }
     return withInputs.get(key);
+  }
+  // An evicted session is released once no run is using it (a cohort is scored in several runs).
+  function release(entry) {
+    if (entry.evicted && entry.busy === 0) entry.made.then((s) => s.release(), () => {});
   }
 
   // explain.onnx's outputs by name: a [batch, K] output as K-long arrays per student, a [batch] one as numbers.
   async function runExplainer(grades, colleges, names, options) {
-    const explaining = await explainerFor(options);
-    if (!explaining) throw new Error("this site has no explain.onnx (cgpa export writes it beside model.onnx)");
-    const out = await explaining.run(inputs(grades, colleges));
+    const entry = explainerFor(options);
+    entry.busy += 1;
+    let out;
+    try {
+      const explaining = await entry.made;
+      if (!explaining) throw new Error("this site has no explain.onnx (cgpa export writes it beside model.onnx)");
+      out = await explaining.run(inputs(grades, colleges));
+    } finally {
+      entry.busy -= 1;
+      release(entry);
+    }
     return Object.fromEntries(names.map((name) => {
       const { data, dims } = out[name];
       const width = dims.length > 1 ? dims[1] : null;
@@ -332,7 +348,7 @@
   function showAtRisk({ below, forecasts, finished }) {
     const line = rules.formatG(below);
     const likely = forecasts.filter((s) => s.probabilityBelow > 0.5).length;
-    const under = finished.filter((s) => s.final < below).length;
+    const under = finished.filter((s) => s.probabilityBelow === 1).length;
     // The words of `cgpa predict --csv --trajectory`'s summary line.
     $("at-risk-summary").textContent = `${likely} of the ${forecasts.length} student` +
       `${forecasts.length === 1 ? "" : "s"} still studying ${likely === 1 ? "is" : "are"} more likely than not to ` +
@@ -342,8 +358,8 @@
         ahead.percent(s.probabilityBelow)]), { wide: [0], cellClass: (i, k) => (k === 3 && forecasts[i].probabilityBelow > 0.5 ? "risk" : "") });
     if (finished.length) {
       fillTable($("finished-table"), ["finished student", "final CGPA (actual)", "outcome"],
-        finished.map((s) => [s.student, fixed(s.final), s.final < below ? `below ${line}` : `at or above ${line}`]),
-        { wide: [0, 2], cellClass: (i, k) => (k === 2 && finished[i].final < below ? "risk" : "") });
+        finished.map((s) => [s.student, fixed(s.final), s.probabilityBelow === 1 ? `below ${line}` : `at or above ${line}`]),
+        { wide: [0, 2], cellClass: (i, k) => (k === 2 && finished[i].probabilityBelow === 1 ? "risk" : "") });
     }
     $("at-risk").hidden = false;
   }

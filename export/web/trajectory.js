@@ -1,7 +1,7 @@
 // The rest of a degree, read from explain.onnx's trajectory outputs as cgpa_rnn/trajectory.py
 // reads them: each semester after the last one known (its median and interval), the final
-// CGPA, the chance of ending below a line; a student whose last semester is known has an
-// outcome instead. `ahead` is the outputs by name, per student: the three paths as arrays of
+// CGPA, the chance of ending below a line; a student with every semester known has an outcome
+// instead (its interval closed, its chance 0 or 1). `ahead` is the outputs by name, per student: the three paths as arrays of
 // the model's semesters (NaN at or before the last known one), the finals as numbers. No DOM.
 (function (exports) {
   "use strict";
@@ -22,17 +22,18 @@
     return { semesters: semesters.map((t) => t + 1), median: along("trajectory"), low: along("trajectory_low"),
       high: along("trajectory_high"), final: ahead.final[row], finalLow: ahead.final_low[row],
       finalHigh: ahead.final_high[row], below, probabilityBelow: ahead.probability_below[row],
-      finished: semesters.length === 0 };
+      finished: ahead.final_low[row] === ahead.final_high[row] };
   }
 
   // Trajectory.sentence: `names` the semesters as people say them (5th semester), `level` "80%".
   function sentence(t, names, level) {
     const fixed = (x) => rules.formatFixed(x, 2), line = rules.formatG(t.below);
-    if (t.finished) {
+    if (t.finished) {  // the graph's own comparison decides, in float32: a CGPA at the line is not below it
       return `Final CGPA ${fixed(t.final)}, the actual one (every semester is known): ` +
-        `${t.final < t.below ? "below" : "at or above"} ${line}.`;
+        `${t.probabilityBelow === 1 ? "below" : "at or above"} ${line}.`;
     }
-    return `Final CGPA after the ${names[t.semesters.at(-1) - 1]}: ${fixed(t.final)} (${level} interval ` +
+    const after = t.semesters.length ? ` after the ${names[t.semesters.at(-1) - 1]}` : ", its missing semesters estimated";
+    return `Final CGPA${after}: ${fixed(t.final)} (${level} interval ` +
       `${fixed(t.finalLow)} to ${fixed(t.finalHigh)}); chance of ending below ${line}: ${percent(t.probabilityBelow)}.`;
   }
 
