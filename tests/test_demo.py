@@ -45,9 +45,12 @@ def test_predict_student_runs_both_backends(backends):
     assert result.torch_latency_us > 0 and result.onnx_latency_us > 0
     assert result.actual is None
     assert result.cumulative_average == pytest.approx((7.1 + 6.8 + 7.3 + result.onnx_prediction) / 4, abs=1e-5)
-    # The rest of the degree: here only the 5th semester, so the final CGPA is the cumulative average.
+    # The rest of the degree: the 5th semester, and the missing 3rd estimated; without the gap, the final CGPA
+    # is the cumulative average with the prediction.
     assert result.ahead.semesters == [5] and result.ahead.median[0] == pytest.approx(result.onnx_prediction, abs=1e-5)
-    assert result.ahead.final == pytest.approx(result.cumulative_average, abs=1e-5)
+    assert result.ahead.final_low < result.ahead.final < result.ahead.final_high
+    whole = service.predict_student(backends, ["7.1", "6.8", "7.0", "7.3", ""], "115")
+    assert whole.ahead.final == pytest.approx(whole.cumulative_average, abs=1e-5)
     answer = service.student_answer(backends, result)
     assert f"Final CGPA after the 5th semester: {result.ahead.final:.2f}" in answer and "ending below 6:" in answer
     record = service.result_record(backends, result)["trajectory"]
