@@ -173,10 +173,13 @@ def test_the_trajectory_runs_to_graduation_in_both_runtimes(exported_runs, cell)
     assert (ahead.median[0], ahead.low[0], ahead.high[0]) == pytest.approx((first.prediction, first.low, first.high),
                                                                             abs=1e-5)
     assert all(low <= median <= high for low, median, high in zip(ahead.low, ahead.median, ahead.high))
-    # The final CGPA: the semesters known (the gap left out) and the medians, weighted by the credits.
-    assert ahead.final == pytest.approx(np.mean([7.0, 6.5, *ahead.median]), abs=1e-5)
+    # The final CGPA: the semesters known, the gap's estimate (the 2nd predicted from the 1st) and the medians,
+    # weighted by the credits.
+    gap = onnx_model.predict([7.0], 99999).prediction
+    assert ahead.final == pytest.approx(np.mean([7.0, gap, 6.5, *ahead.median]), abs=1e-5)
     weighted = onnx_model.trajectory([7.0, None, 6.5], 99999, credits=np.array([1, 1, 2, 1, 3], dtype=np.float32))
-    assert weighted.final == pytest.approx((7.0 + 2 * 6.5 + weighted.median[0] + 3 * weighted.median[1]) / 7, abs=1e-5)
+    assert weighted.final == pytest.approx((7.0 + gap + 2 * 6.5 + weighted.median[0] + 3 * weighted.median[1]) / 8,
+                                           abs=1e-5)
     assert ahead.final_low <= ahead.final <= ahead.final_high and 0 <= ahead.probability_below <= 1
     # A higher line is likelier to be missed.
     assert onnx_model.trajectory([7.0, None, 6.5], 99999, below=8).probability_below > ahead.probability_below
