@@ -614,6 +614,7 @@ def test_asking_your_model_while_it_trains_says_it_is_training(app_url, monkeypa
 def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
     import ast
     import asyncio
+    import base64
     import urllib.request
 
     from conftest import free_port
@@ -635,11 +636,16 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                       "semester_5th": "", "college": "115", "hindcast_last_given": False}
             answer = await session.call_tool("predict_student", values)
             page_endpoint = await session.call_tool("page_predict", values)
-            return tools, answer, page_endpoint
+            cohort = ("Roll,1st,2nd,3rd,4th,5th,College Code\n"
+                      "A1,5.2,5.0,4.9,,,116\nA2,7.1,6.8,,,,115\nA3,8,8,8,8,8,116\n")
+            scored = await session.call_tool("score_cohort", {
+                "cohort_csv": "data:text/csv;base64," + base64.b64encode(cohort.encode()).decode(),
+                "at_risk_below": 6, "hindcast_last_given": False})
+            return tools, answer, page_endpoint, scored
 
     try:  # in a thread of its own: the browser tests' playwright keeps an event loop in this one
         with ThreadPoolExecutor(1) as pool:
-            tools, answer, page_endpoint = pool.submit(asyncio.run, ask()).result(timeout=120)
+            tools, answer, page_endpoint, scored = pool.submit(asyncio.run, ask()).result(timeout=120)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=30) as listed:
             schema = {tool["name"]: tool for tool in json.load(listed)}  # what the API page's MCP view shows
     finally:
@@ -659,6 +665,14 @@ def test_agents_list_and_call_the_stateless_endpoints_as_mcp_tools(app_url):
                                                       api_name="/predict_json")
     assert not answer.isError and record["prediction"] == expected["prediction"]
     assert (record["low"], record["high"], record["semester"]) == (expected["low"], expected["high"], 5)
+    assert record["trajectory"] == expected["trajectory"]
+    assert record["trajectory"]["semesters"] == [5] and "Final CGPA after the 5th semester" in record["trajectory"][
+        "sentence"]
+    # An agent gets the at-risk list, named by the file's IDs: the likeliest below the line first, the finished last.
+    listed = scored.content[0].text
+    assert not scored.isError and "'P(below 6)', 'final CGPA'" in listed
+    assert listed.index("['116/A1', 'forecast'") < listed.index("['115/A2', 'forecast'") < listed.index(
+        "['116/A3', 'finished'")
 
 
 def test_the_grades_asked_leave_the_servers_memory_after_the_newest_sessions():
