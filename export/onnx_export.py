@@ -77,10 +77,11 @@ EXPLANATION_DOC = ("prediction, prior, correction, group_mean, deviation: float3
                    "trajectory, trajectory_low, trajectory_high: float32 [batch, semesters], each semester after "
                    "the last observed one: the median (each fed back as the next semester's grade) and its 80% "
                    "interval, calibrated per horizon; NaN for the others. final, final_low, final_high: float32 "
-                   "[batch], the final CGPA (the credit-weighted mean of the known grades and the medians) and "
-                   "its 80% interval; when the last semester is known, the actual CGPA. probability_below: "
-                   "float32 [batch], of a final CGPA below the input `below` (0 or 1 when the last semester is "
-                   "known). NaN in every output for a student with no grade.")
+                   "[batch], the final CGPA (the credit-weighted mean of the known grades and the medians of the "
+                   "unknown semesters, a missing one before the last known one included) and its 80% interval; "
+                   "with every semester known, the actual CGPA. probability_below: float32 [batch], of a final "
+                   "CGPA below the input `below` (0 or 1 with every semester known). NaN in every output for a "
+                   "student with no grade.")
 
 
 def optional_inputs_doc(model) -> str:
