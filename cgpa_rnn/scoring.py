@@ -7,7 +7,7 @@ semester is known is scored by hindcast: that semester is predicted from the ear
 and compared with the known grade (`actual`, `abs_error`); `hindcast_last_given` does the same for
 every student's last known semester. With `trajectory`, every row also gets the rest of its degree
 from all the grades it gives (cgpa_rnn.trajectory): each later semester's forecast, the final CGPA
-and the chance of ending below a line (TRAJECTORY_COLUMNS). Used by the demo's cohort tab; `cgpa predict --csv`
+and the chance of ending below a line (trajectory_columns). Used by the demo's cohort tab; `cgpa predict --csv`
 streams files of any length through cgpa_rnn.streaming, which gives its rows this module's
 meaning and sends every row it cannot score on its fast path through `score_table`.
 """
@@ -86,8 +86,8 @@ class ScoredTable:
         the line is not below it)."""
         studying, finished = self.ok & ~self.finished, self.finished
         chance = self.ahead["probability_below"]
-        likely, ended, count = int((studying & (chance > 0.5)).sum()), int((finished & (chance == 1)).sum()), int(
-            studying.sum())
+        count, likely = int(studying.sum()), int((studying & (chance > 0.5)).sum())
+        ended = int((finished & (chance == 1)).sum())
         return (f"{emphasis}{likely} of the {count} student{'' if count == 1 else 's'} still studying "
                 f"{'is' if likely == 1 else 'are'} more likely than not to end below {self.below:g}{emphasis} (p_below "
                 f"> 0.5); {ended} of the {int(finished.sum())} finished ended below it")
@@ -300,7 +300,12 @@ def csv_cells(row: list) -> list:
 
 
 def write_scored_csv(scored: ScoredTable, path: str | Path) -> None:
+    write_rows(path, scored.columns(), scored.rows())
+
+
+def write_rows(path: str | Path, columns: list[str], rows) -> None:
+    """A CSV a spreadsheet opens safely (csv_cells), written atomically."""
     with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([spreadsheet_safe(c) for c in scored.columns()])
-        writer.writerows(csv_cells(row) for row in scored.rows())
+        writer.writerow([spreadsheet_safe(c) for c in columns])
+        writer.writerows(csv_cells(row) for row in rows)

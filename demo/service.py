@@ -6,7 +6,6 @@ so this module is tested directly and the app stays thin.
 from __future__ import annotations
 
 import base64
-import csv
 import shutil
 import sys
 import tempfile
@@ -33,12 +32,12 @@ from cgpa_rnn.predictor import (
     parse_grade,
 )
 from cgpa_rnn.rules import cumulative_average, inside_interval
-from cgpa_rnn.rundir import RunDir, atomic_path
+from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.scoring import (
     HindcastSummary,
     ScoredTable,
-    csv_cells,
     score_csv,
+    write_rows,
     write_scored_csv,
 )
 from cgpa_rnn.table import Limits
@@ -309,10 +308,8 @@ def at_risk_table(scored: ScoredTable) -> pd.DataFrame:
 def write_at_risk(table: pd.DataFrame, scored_file: Path) -> Path:
     """The at-risk list beside the scored file, for the download (spreadsheet-safe, written atomically)."""
     path = scored_file.with_name(scored_file.name.replace("scored-", "at-risk-", 1))
-    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(list(table.columns))
-        writer.writerows(csv_cells([None if pd.isna(v) else v for v in row]) for row in table.itertuples(index=False))
+    write_rows(path, list(table.columns), ([None if pd.isna(v) else v for v in row]
+                                           for row in table.itertuples(index=False)))
     return path
 
 
