@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predict one student or score a CSV")
     predict.add_argument("run")
     predict.add_argument("--backend", choices=("torch", "onnx", "both"),
-                         help="default: both where torch is installed, else onnx")
+                         help="default for one student: both where torch is installed, else onnx; for --csv: onnx")
     predict.add_argument("--grades", help='comma-separated, blank for missing: "7.1,6.8,,7.3"')
     predict.add_argument("--college", help="the student's group: a college code, or a text label like GP (the "
                                            "model's group column; not needed by a model without one)")

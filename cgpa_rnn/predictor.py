@@ -175,7 +175,7 @@ class Predictor(ABC):
         if not self.scale.contains(line):
             raise PredictionError(f"at risk below: expected a grade point between {self.scale.low:g} and "
                                   f"{self.scale.high:g}, got {preview(value)}")
-        return line
+        return line + 0.0  # -0 is 0
 
     def unfamiliar(self, grades) -> str | None:
         """A warning, before any number, when grades are unlike the ones the model learnt from: their

@@ -81,16 +81,16 @@ class ScoredTable:
         return self.ok & (self.ahead["final_low"] == self.ahead["final_high"])
 
     def risk_sentence(self, emphasis: str = "") -> str:
-        """How many still studying are likelier than not to end below the line (that clause between `emphasis`,
-        "**" for Markdown), and how many finished below it (the graph's own comparison, in float32: a CGPA at
-        the line is not below it)."""
+        """How many whose final CGPA is forecast are likelier than not to end below the line (that clause
+        between `emphasis`, "**" for Markdown), and how many finished below it (the graph's own comparison,
+        in float32: a CGPA at the line is not below it)."""
         studying, finished = self.ok & ~self.finished, self.finished
         chance = self.ahead["probability_below"]
         count, likely = int(studying.sum()), int((studying & (chance > 0.5)).sum())
         ended = int((finished & (chance == 1)).sum())
-        return (f"{emphasis}{likely} of the {count} student{'' if count == 1 else 's'} still studying "
+        return (f"{emphasis}{likely} of the {count} student{'' if count == 1 else 's'} whose final CGPA is forecast "
                 f"{'is' if likely == 1 else 'are'} more likely than not to end below {self.below:g}{emphasis} (p_below "
-                f"> 0.5); {ended} of the {int(finished.sum())} finished ended below it")
+                f"> 0.5); {ended} of the {int(finished.sum())} with nothing left to forecast ended below it")
 
     def warning(self, model: Predictor) -> str | None:
         """Predictor.unfamiliar over the grades of the rows scored."""

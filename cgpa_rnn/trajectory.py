@@ -31,7 +31,7 @@ class Trajectory:
     final_high: float
     below: float  # the line the risk is measured against
     probability_below: float  # of a final CGPA below it
-    finished: bool  # every semester is known: `final` is the actual CGPA, the probability 0 or 1
+    finished: bool  # nothing left to forecast: `final` is the actual CGPA, the probability 0 or 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +41,7 @@ class Trajectory:
         semester: 7.31 (80% interval 6.90 to 7.70); chance of ending below 6: 2%." """
         if self.finished:  # the graph's own comparison decides, in float32: a CGPA at the line is not below it
             side = "below" if self.probability_below == 1 else "at or above"
-            return f"Final CGPA {self.final:.2f}, the actual one (every semester is known): {side} {self.below:g}."
+            return f"Final CGPA {self.final:.2f}, the actual one (nothing left to forecast): {side} {self.below:g}."
         after = (f" after the {model.semester_name(self.semesters[-1] - 1)}" if self.semesters
                  else ", its missing semesters estimated")
         return (f"Final CGPA{after}: {self.final:.2f} "
@@ -75,7 +75,7 @@ def credits_vector(text, semesters: int) -> np.ndarray | None:
     if text is None or str(text).strip() == "":
         return None
     try:
-        values = np.array([float(c) for c in str(text).split(",")], dtype=np.float32)
+        values = np.array([float(c) for c in str(text).split(",")], dtype=np.float64)
     except ValueError:
         raise UserError(f"credits: expected {semesters} numbers separated by commas, one per semester, got "
                         f"{str(text)[:60]!r}") from None
@@ -86,7 +86,7 @@ def checked_credits(values, semesters: int, given=None) -> np.ndarray:
     """float32 [semesters] positive, finite weights, or a UserError naming what was given."""
     array = np.asarray(values, dtype=np.float64)
     if array.shape != (semesters,) or not (np.isfinite(array).all() and (array > 0).all()
-                                           and np.isfinite(array.astype(np.float32)).all()):
+                                           and (array <= np.finfo(np.float32).max).all()):
         shown = given if given is not None else array.ravel()[:12].tolist()
         raise UserError(f"credits: expected {semesters} positive numbers (one per semester of the model), got "
                         f"{str(shown)[:60]!r}")

@@ -295,7 +295,8 @@ def hindcast_frame(scored: ScoredTable) -> pd.DataFrame | None:
 
 def at_risk_table(scored: ScoredTable) -> pd.DataFrame:
     """Every scored student's final CGPA and chance of ending below the line, named as the file names them:
-    those still studying first, most likely below first; then the finished, whose CGPA is the outcome."""
+    those whose final CGPA is forecast first, most likely below first; then the finished (nothing left to
+    forecast), whose CGPA is the outcome."""
     ok, finished, ahead = scored.ok, scored.finished, scored.ahead
     chance = f"P(below {scored.below:g})"  # before the CGPA's numbers: in sight on a phone
     table = pd.DataFrame({"student": scored.students(), "status": np.where(finished, "finished", "forecast"),

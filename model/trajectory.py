@@ -87,7 +87,7 @@ def trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tens
     trajectory, trajectory_low, trajectory_high  [B, S] each semester after the last observed one: the median
                                                  and the 80% interval (NaN for the others)
     final, final_low, final_high                 [B] the final CGPA and its 80% interval (the actual CGPA,
-                                                 closed, when every semester is known)
+                                                 closed, when nothing is left to forecast)
     probability_below                            [B] of a final CGPA below `below` (default: the scale's line)
     NaN in every output for a student with no grade."""
     scale = model.scale

@@ -67,7 +67,7 @@ def test_a_student_with_the_final_semester_is_a_hindcast(backends):
     assert result.semester == 5 and result.actual == pytest.approx(8.18)
     assert result.onnx_prediction == hidden.onnx_prediction  # predicted from the earlier four only
     assert result.ahead.finished and result.ahead.final == pytest.approx(np.mean([8.11, 7.68, 7.11, 7.43, 8.18]))
-    assert "the actual one (every semester is known)" in service.student_answer(backends, result)
+    assert "the actual one (nothing left to forecast)" in service.student_answer(backends, result)
 
 
 def test_field_errors_point_at_the_field(backends):
@@ -86,8 +86,8 @@ def test_score_upload(backends, tmp_path):
     assert scored.ok.tolist() == [True, False, True, True]
     assert "3 of 4 students scored**, 1 row with an error" in summary
     # Student 3 (5.2, 5.0, 4.9) is likely to end below 6; student 4 finished at 8: an outcome, not a forecast.
-    assert "**1 of the 2 students still studying is more likely than not to end below 6**" in summary
-    assert "0 of the 1 finished ended below it" in summary
+    assert "**1 of the 2 students whose final CGPA is forecast is more likely than not to end below 6**" in summary
+    assert "0 of the 1 with nothing left to forecast ended below it" in summary
     at_risk = service.at_risk_table(scored)
     assert at_risk["student"].tolist() == ["116/3", "115/1", "116/4"]  # most likely first, the finished last
     assert at_risk["status"].tolist() == ["forecast", "forecast", "finished"] and at_risk["final CGPA"][2] == 8

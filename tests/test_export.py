@@ -407,8 +407,8 @@ def test_cli_trajectory_of_one_student_and_of_a_cohort(exported_runs, tmp_path):
     result = cgpa("predict", run, "--csv", str(cohort), "--trajectory", "--at-risk-below", "7", "--credits",
                   "1,1,1,1,2", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "of the 1 student still studying" in result.stdout
-    assert "0 of the 1 finished ended below it" in result.stdout
+    assert "of the 1 student whose final CGPA is forecast" in result.stdout
+    assert "0 of the 1 with nothing left to forecast ended below it" in result.stdout
     scored = pd.read_csv(out)
     columns = [f"sem{k}_{part}" for k in range(2, 6) for part in ("pred", "low", "high")]
     assert list(scored.columns[-16:]) == columns + ["final_cgpa", "final_low", "final_high", "p_below"]

@@ -211,7 +211,7 @@ def test_a_cohort_file_scores_the_same_in_the_page_and_the_cli(browser, site, st
             _assert_same_scored(scored, out.read_text(encoding="utf-8"), path.name)
             summary = [line for line in cli.stdout.splitlines() if line.startswith("Hindcast of")]
             assert page.text_content("#cohort-summary") == (summary[0] if summary else "")
-            at_risk = [line for line in cli.stdout.splitlines() if "still studying" in line]
+            at_risk = [line for line in cli.stdout.splitlines() if "whose final CGPA is forecast" in line]
             assert [page.text_content("#at-risk-summary")] == at_risk
             # The warning about grades unlike the training cohort's: the same rule and numbers on both sides.
             warning = [line.split(" Its forecasts")[0] for line in cli.stderr.splitlines()
@@ -265,7 +265,7 @@ def test_a_cohort_in_the_page_with_its_chart_and_nothing_leaves_the_machine(brow
         assert "in-sample" in page.text_content("#cohort-summary")
         assert page.locator("#chart svg circle").count() >= 172
         listed = page.locator("#at-risk-table tbody tr").count() + page.locator("#finished-table tbody tr").count()
-        assert listed == 177  # every student scored, once: still studying or finished
+        assert listed == 177  # every student scored, once: a forecast or finished
         page.screenshot(path=str(SCREENSHOTS / f"site-cohort-{viewport}.png"), full_page=True)
         page.click("#tab-about")
         assert [r for r in page.requests if not r.startswith("blob:")] == []  # the download is a local blob
@@ -391,7 +391,7 @@ def test_the_at_risk_list_names_students_by_id_most_likely_first(browser, site, 
         assert cli.returncode == 0, cli.stderr
         _assert_same_scored(scored, out.read_text(encoding="utf-8"), cohort.name)
         summary = page.text_content("#at-risk-summary")  # the CLI's summary line, with the line
-        assert [summary] == [line for line in cli.stdout.splitlines() if "still studying" in line]
+        assert [summary] == [line for line in cli.stdout.splitlines() if "whose final CGPA is forecast" in line]
         assert f"end below {below} " in summary
     page.screenshot(path=str(SCREENSHOTS / "site-at-risk-phone.png"), full_page=True)
     page.close()

@@ -78,7 +78,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
                            y_lim=[scale.low, scale.high], label="hindcast: predicted against actual",
                            x_title="actual grade point", y_title="predicted", elem_id="hindcast-chart",
                            visible=False)
-    at_risk_list = gr.Dataframe(label="at-risk list: still studying (most likely below first), then finished",
+    at_risk_list = gr.Dataframe(label="at-risk list: forecasts (most likely below first), then the finished",
                                 wrap=True, elem_id="at-risk-table")
     table = gr.Dataframe(label="scored students", wrap=True, elem_id="cohort-table")
     with gr.Row():
@@ -97,7 +97,7 @@ def build(backends: service.Backends, delete_after_minutes: int) -> None:
             at_risk_below: the line (a grade point on the SCALE scale) whose risk is reported: the probability of a final CGPA below it; AT_RISK_BELOW is the model's default
             hindcast_last_given: true to predict every student's last known semester from the earlier ones and compare; false (the default) predicts the next semester, hindcasting only students whose final semester is known
         Returns:
-            a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the at-risk list (student, status forecast or finished, final CGPA, low, high, probability below the line; still studying first, most likely first), the scored table (with each later semester's forecast, the final CGPA and p_below), the scored CSV file and the at-risk list's CSV file
+            a summary in words (with the hindcast's mean absolute error), the predicted-vs-actual points, the at-risk list (student, status forecast or finished, final CGPA, low, high, probability below the line; forecasts first, most likely first), the scored table (with each later semester's forecast, the final CGPA and p_below), the scored CSV file and the at-risk list's CSV file
         """
         return score(backends, cohort_csv, at_risk_below, hindcast_last_given, request)
 

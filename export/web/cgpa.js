@@ -351,8 +351,9 @@
     const under = finished.filter((s) => s.probabilityBelow === 1).length;
     // The words of `cgpa predict --csv --trajectory`'s summary line.
     $("at-risk-summary").textContent = `${likely} of the ${forecasts.length} student` +
-      `${forecasts.length === 1 ? "" : "s"} still studying ${likely === 1 ? "is" : "are"} more likely than not to ` +
-      `end below ${line} (p_below > 0.5); ${under} of the ${finished.length} finished ended below it`;
+      `${forecasts.length === 1 ? "" : "s"} whose final CGPA is forecast ${likely === 1 ? "is" : "are"} more likely ` +
+      `than not to end below ${line} (p_below > 0.5); ${under} of the ${finished.length} with nothing left to ` +
+      "forecast ended below it";
     fillTable($("at-risk-table"), ["student", "final CGPA", `${config.intervalLevel} interval`, `chance below ${line}`],
       forecasts.map((s) => [s.student, fixed(s.final), `${fixed(s.finalLow)} to ${fixed(s.finalHigh)}`,
         ahead.percent(s.probabilityBelow)]), { wide: [0], cellClass: (i, k) => (k === 3 && forecasts[i].probabilityBelow > 0.5 ? "risk" : "") });

@@ -29,7 +29,7 @@
   function sentence(t, names, level) {
     const fixed = (x) => rules.formatFixed(x, 2), line = rules.formatG(t.below);
     if (t.finished) {  // the graph's own comparison decides, in float32: a CGPA at the line is not below it
-      return `Final CGPA ${fixed(t.final)}, the actual one (every semester is known): ` +
+      return `Final CGPA ${fixed(t.final)}, the actual one (nothing left to forecast): ` +
         `${t.probabilityBelow === 1 ? "below" : "at or above"} ${line}.`;
     }
     const after = t.semesters.length ? ` after the ${names[t.semesters.at(-1) - 1]}` : ", its missing semesters estimated";
@@ -37,7 +37,7 @@
       `${fixed(t.finalLow)} to ${fixed(t.finalHigh)}); chance of ending below ${line}: ${percent(t.probabilityBelow)}.`;
   }
 
-  // A scored cohort's at-risk list: the students still studying by their chance of ending below the
+  // A scored cohort's at-risk list: the students whose final CGPA is forecast by their chance of ending below the
   // line, highest first, and apart from them the finished ones, whose final CGPA is known (those below
   // the line first, lowest first). As the demo's list (demo/service.py at_risk_table), chances within
   // 0.001 of each other are ties, and so are CGPAs within 0.01: the lower final CGPA first, then the
