@@ -1,4 +1,4 @@
-"""Scoring a cohort CSV with one or more backends, row by row.
+"""Scoring a cohort CSV with one or more backends, a column at a time.
 
 A row that cannot be scored (a bad grade, no grade, a bad college code) gets its reason
 in the `error` column; it never stops the other rows. Semester columns are placed by their
@@ -7,13 +7,16 @@ semester is known is scored by hindcast: that semester is predicted from the ear
 and compared with the known grade (`actual`, `abs_error`); `hindcast_last_given` does the same for
 every student's last known semester. With `trajectory`, every row also gets the rest of its degree
 from all the grades it gives (cgpa_rnn.trajectory): each later semester's forecast, the final CGPA
-and the chance of ending below a line (trajectory_columns). Used by the demo's cohort tab; `cgpa predict --csv`
-streams files of any length through cgpa_rnn.streaming, which gives its rows this module's
-meaning and sends every row it cannot score on its fast path through `score_table`.
+and the chance of ending below a line (trajectory_columns). Each row means what Predictor.question
+makes of it (the rows refused get its message), and the CSV holds numbers to six significant
+digits and text a spreadsheet will not run (csv_cells). Used by the demo's cohort tab and
+`cgpa predict --csv`, which streams a file of any length through here a block at a time
+(cgpa_rnn.streaming).
 """
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,8 @@ import numpy as np
 
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.metadata import DEFAULT_INTERVAL_LEVEL
-from cgpa_rnn.predictor import PredictionError, Predictor
+from cgpa_rnn.predictor import Predictor
+from cgpa_rnn.questions import ask_table
 from cgpa_rnn.rules import inside_interval, last_observed
 from cgpa_rnn.rundir import atomic_path
 from cgpa_rnn.table import Limits, LongLayout, Table, read_table, widen
@@ -42,6 +46,7 @@ ADDED_COLUMNS = ("semester_predicted", "pred_torch", "pred_onnx", "abs_diff", "l
                  "error")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FINAL_COLUMNS = ("final_cgpa", "final_low", "final_high", "p_below")
+NUMBER = "%.6g"  # how the CSV writes a number: six significant digits
 
 
 def trajectory_columns(semesters: int) -> list[str]:
@@ -123,23 +128,30 @@ class ScoredTable:
         """Each row's student as the file names them (its ID, else its line)."""
         return [self.header.student(line, record) for line, record in self.table.records()]
 
+    def _numbers(self) -> list[np.ndarray]:
+        """The added columns that hold numbers, in the CSV's order (NaN: empty): pred_torch to abs_error, then the
+        rest of each degree (sem2_pred, sem2_low, ..., then the final CGPA's)."""
+        missing = np.full(len(self.errors), np.nan)
+        numbers = [self.predictions.get("torch", missing), self.predictions.get("onnx", missing), self.abs_diff,
+                   self.low, self.high, self.actual, np.abs(self.actual - self.served)]
+        if self.ahead is not None:
+            numbers += [self.ahead[name][:, k] for k in range(1, self.seen.shape[1]) for name in TRAJECTORY_OUTPUTS[:3]]
+            numbers += [self.ahead[name] for name in TRAJECTORY_OUTPUTS[3:]]
+        return numbers
+
     def rows(self) -> list[list]:
         """The input cells, then the added columns (None where empty)."""
-        numbers = [self.predictions.get("torch"), self.predictions.get("onnx"), self.abs_diff, self.low, self.high,
-                   self.actual, np.abs(self.actual - self.served)]
-        rows = []
-        for i, cells in enumerate(self.table.rows):
-            semester = int(self.semester[i]) if self.semester[i] else None
-            values = [None if column is None or np.isnan(column[i]) else float(column[i]) for column in numbers]
-            rows.append(cells + [semester, *values, self.errors[i], *self._ahead_cells(i)])
-        return rows
+        numbers = [[None if np.isnan(v) else v for v in column.tolist()] for column in self._numbers()]
+        semester = [s or None for s in self.semester.tolist()]
+        return [[*cells, semester[i], *(c[i] for c in numbers[:7]), self.errors[i], *(c[i] for c in numbers[7:])]
+                for i, cells in enumerate(self.table.rows)]
 
-    def _ahead_cells(self, i: int) -> list:
-        if self.ahead is None:
-            return []
-        paths = np.stack([self.ahead[name][i, 1:] for name in TRAJECTORY_OUTPUTS[:3]], axis=1).ravel()
-        finals = [self.ahead[name][i] for name in TRAJECTORY_OUTPUTS[3:]]
-        return [None if np.isnan(v) else float(v) for v in [*paths, *finals]]
+    def csv_rows(self):
+        """The rows as the CSV holds them (csv_cells of rows()), made a column at a time."""
+        numbers = [number_cells(column) for column in self._numbers()]
+        semester = ["" if s == 0 else str(s) for s in self.semester.tolist()]
+        cells = [text_cells(column) for column in self.table.column_cells()]
+        return zip(*cells, semester, *numbers[:7], text_cells(self.errors), *numbers[7:])
 
 
 @dataclass(frozen=True)
@@ -226,33 +238,17 @@ def score_table(table: Table, backends: dict[str, Predictor], hindcast_last_give
     header = scoring_header(table.columns, table.where, reference)
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
-    count = len(table)
-    seen = np.full((count, reference.semesters), np.nan, dtype=np.float32)
-    codes = np.zeros(count, dtype=np.int64)
-    semester = np.zeros(count, dtype=np.int64)
-    actual = np.full(count, np.nan)
-    errors = [""] * count
-    for i, (line, record) in enumerate(table.records()):
-        values = [""] * reference.semesters
-        for column, number in zip(header.semesters, header.numbers):
-            values[number - 1] = record[column]
-        try:
-            question = reference.question(values, record[header.college] if header.college else "",
-                                          hindcast_last_given)
-        except PredictionError as error:
-            errors[i] = f"line {line}: {error}"
-            continue
-        seen[i], codes[i], semester[i] = question.row, question.college, question.semester
-        actual[i] = np.nan if question.actual is None else question.actual
-    ok = np.array([not e for e in errors], dtype=bool)
-    outputs = {name: np.full((3, count), np.nan) for name in backends}
+    asked = ask_table(table, header, reference, hindcast_last_given)
+    ok = asked.semester > 0
+    outputs = {name: np.full((3, len(table)), np.nan) for name in backends}
     if ok.any():  # a file where no row can be scored still gets every row's reason
         for name, backend in backends.items():
-            outputs[name][:, ok] = backend.predict_batch(seen[ok], codes[ok])
+            outputs[name][:, ok] = backend.predict_batch(asked.seen[ok], asked.codes[ok])
     interval = served(outputs)
-    scored = ScoredTable(table, seen, semester, actual, {name: output[0] for name, output in outputs.items()},
-                         interval[1], interval[2], errors, interval_level=served(backends).interval_level,
-                         header=header, codes=codes)
+    scored = ScoredTable(table, asked.seen, asked.semester, asked.actual,
+                         {name: output[0] for name, output in outputs.items()}, interval[1], interval[2],
+                         asked.errors, interval_level=served(backends).interval_level, header=header,
+                         codes=asked.codes)
     if trajectory:
         scored.below = served(backends).risk_line(below)
         scored.ahead = rest_of_degree(served(backends), scored, credits)
@@ -296,16 +292,39 @@ def spreadsheet_safe(value):
 
 def csv_cells(row: list) -> list:
     """A scored row as the CSV holds it: numbers to six significant digits, text spreadsheet-safe."""
-    return [f"{v:.6g}" if isinstance(v, float) else spreadsheet_safe("" if v is None else v) for v in row]
+    return [NUMBER % v if isinstance(v, float) else spreadsheet_safe("" if v is None else v) for v in row]
+
+
+def text_cells(cells):
+    """spreadsheet_safe of a column of text. A few searches of the joined column tell whether any cell needs it
+    (a cell holds no NUL: a file with one is refused), so most columns are written as they are."""
+    joined = "\0" + "\0".join(cells)
+    return list(map(spreadsheet_safe, cells)) if any("\0" + s in joined for s in FORMULA_STARTS) else cells
+
+
+def number_cells(values: np.ndarray) -> list[str]:
+    """csv_cells of a column of numbers (NaN: empty), formatted by one % over the column: a loop in C."""
+    cells = np.full(len(values), "", dtype=object)
+    known = np.flatnonzero(~np.isnan(values))
+    cells[known] = (f"{NUMBER}\n" * len(known) % tuple(values[known].tolist())).split("\n")[:-1]
+    return cells.tolist()
+
+
+@contextmanager
+def csv_writer(path: str | Path, columns: list[str]):
+    """A csv.writer of a file a spreadsheet opens safely, its header written; the file appears whole or not at all."""
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(csv_cells(columns))
+        yield writer
 
 
 def write_scored_csv(scored: ScoredTable, path: str | Path) -> None:
-    write_rows(path, scored.columns(), scored.rows())
+    with csv_writer(path, scored.columns()) as writer:
+        writer.writerows(scored.csv_rows())
 
 
 def write_rows(path: str | Path, columns: list[str], rows) -> None:
-    """A CSV a spreadsheet opens safely (csv_cells), written atomically."""
-    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([spreadsheet_safe(c) for c in columns])
-        writer.writerows(csv_cells(row) for row in rows)
+    """Rows of values as csv_cells writes them, atomically."""
+    with csv_writer(path, columns) as writer:
+        writer.writerows(map(csv_cells, rows))

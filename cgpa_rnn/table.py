@@ -15,8 +15,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import operator
 import re
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate, chain, compress, islice
 from pathlib import Path
 
 from cgpa_rnn.errors import DataError
@@ -57,9 +61,16 @@ class Table:
     where: str  # how messages name the table: a file name, "upload", ...
     sha256: str = ""
     delimiter: str = ","
+    cells: list[Sequence[str]] | None = field(default=None, repr=False, compare=False)  # see column_cells()
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def column_cells(self) -> list[Sequence[str]]:
+        """The cells a column at a time (the rows transposed once; the reader hands over its own)."""
+        if self.cells is None:
+            self.cells = list(zip(*self.rows)) if self.rows else [()] * len(self.columns)
+        return self.cells
 
     def records(self):
         """(line, {column: cell}) per row."""
@@ -91,43 +102,113 @@ def header_columns(header: list[str] | None, where: str, limits: Limits) -> list
     return [c.strip(WHITESPACE) for c in header]
 
 
-def row_cells(cells: list[str], columns: int, where: str, line: int, delimiter: str = ",") -> list[str] | None:
-    """A parsed row's stripped cells, padded to the header's width; None for a blank row."""
-    if not any(c.strip(WHITESPACE) for c in cells):
-        return None
-    if len(cells) > columns:
-        raise DataError(f"{where}, line {line}: {len(cells)} cells but the header has {columns} columns")
-    stripped = [c.strip(WHITESPACE) for c in cells]
-    if delimiter == ";":
-        stripped = [c.replace(",", ".") if _DECIMAL_COMMA.fullmatch(c) else c for c in stripped]
-    return stripped + [""] * (columns - len(cells))
+class CsvRows:
+    """A CSV's header, then its student rows in blocks: the one reader of the results format, whether a
+    file is read whole (training, an upload) or streamed (`cgpa predict --csv`).
+
+    `lines` yields the text's lines, each ending in "\n" (io.StringIO, or a file opened with
+    newline="\n"): a CR ends a line only before a LF, and a stray one is an unreadable CSV.
+    A row's cells are stripped, a short row is padded to the header's width, a blank row is left
+    out. The limits are checked as they are reached, so an oversized input costs what the limit
+    allows, not what it holds. The rules work on a block's cells a column at a time."""
+
+    def __init__(self, lines: Iterator[str], where: str, limits: Limits = Limits()):
+        first = next(lines, "")
+        if first.find("\n", 0, limits.header_chars + 1) < 0 and len(first) > limits.header_chars:
+            raise DataError(f"{where}: the header line is longer than {limits.header_chars:,} characters "
+                            f"(it starts {preview(first)})")
+        # A blank first line is no header: the lines after it are only looked at for a file of nothing else.
+        if not first.strip(WHITESPACE) and not any(line.strip(WHITESPACE) for line in lines):
+            raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
+        self.where, self.limits, self.delimiter = where, limits, detect_delimiter(first)
+        self._reader = csv.reader(chain([first], lines), delimiter=self.delimiter, skipinitialspace=True,
+                                  strict=True)
+        try:
+            self.columns = header_columns(next(self._reader, None), where, limits)
+        except csv.Error as error:
+            raise self._unreadable(error) from None
+
+    def _unreadable(self, error: csv.Error) -> DataError:
+        return DataError(f"{self.where}, line {self._reader.line_num}: not a readable CSV ({error})")
+
+    def blocks(self, size: int | None = None) -> Iterator[Table]:
+        """Tables of the rows of `size` records at a time (None: all)."""
+        most, read = self.limits.rows, 0
+        while True:
+            # Blank lines count against the row limit (skipping them is work too, and a file of nothing else
+            # would be free): one record past it is refused before any other is read.
+            take = size if most is None else min(size or most + 1, most + 1 - read)
+            first, records, failure = self._reader.line_num + 1, [], None
+            try:
+                records.extend(islice(self._reader, take))
+            except csv.Error as error:  # reported after the records before it, whose own problems come first
+                failure = self._unreadable(error)
+            read += len(records)
+            lines = _starts(records, first, None if failure else self._reader.line_num - first + 1)
+            cells, lines = self._cells(records, lines)
+            if failure:
+                raise failure
+            if lines:
+                yield Table(self.columns, list(map(list, zip(*cells))), lines, self.where, delimiter=self.delimiter,
+                            cells=cells)
+            if take is None or len(records) < take:
+                return
+
+    def _cells(self, records: list[list[str]], lines: list[int]) -> tuple[list[Sequence[str]], list[int]]:
+        """The records' cells a column at a time, and their lines, blank rows left out; the first record over
+        the row limit or with more cells than the header is refused."""
+        width, most = len(self.columns), self.limits.rows
+        over = len(records) if most is None else bisect_right(lines, most + 1)
+        for k in compress(range(len(records)), map(width.__ne__, map(len, records))):  # a short row, a blank line...
+            record = records[k]
+            if len(record) < width:
+                record += [""] * (width - len(record))
+            elif any(c.strip(WHITESPACE) for c in record) and k < over:
+                raise DataError(f"{self.where}, line {lines[k]}: {len(record)} cells but the header has {width} "
+                                "columns")
+        if over < len(records):
+            raise DataError(f"{self.where}: more than {most:,} rows (blank lines count too) is over the limit")
+        columns = [_stripped(cells) for cells in zip(*records)]  # a longer record is blank: its extra cells go
+        if self.delimiter == ";":
+            columns = [_decimal_points(cells) for cells in columns]
+        blank = range(len(records))  # the records with no cell yet that holds something
+        for cells in columns:
+            blank = list(compress(blank, map(operator.not_, map(cells.__getitem__, blank))))
+            if not blank:
+                return columns, lines
+        keep = [True] * len(records)
+        for k in blank:
+            keep[k] = False
+        return [list(compress(cells, keep)) for cells in columns], list(compress(lines, keep))
+
+
+def _starts(records: list[list[str]], first: int, lines_read: int | None) -> list[int]:
+    """The line each record starts on: one line each, unless a quoted cell holds a line break."""
+    if lines_read == len(records):
+        return list(range(first, first + len(records)))
+    return list(accumulate((1 + sum(c.count("\n") for c in record) for record in records), initial=first))[:-1]
+
+
+def _stripped(cells: tuple[str, ...]):
+    """The cells without whitespace at either end. A few searches of the joined column tell whether any
+    has some, so most columns are kept as they are."""
+    joined = "\0" + "\0".join(cells) + "\0"
+    if any("\0" + space in joined or space + "\0" in joined for space in WHITESPACE):
+        return [c.strip(WHITESPACE) for c in cells]
+    return cells
+
+
+def _decimal_points(cells):
+    """A semicolon-separated file's decimal commas (`12,5`) as points."""
+    if "," not in "\0".join(cells):
+        return cells
+    return [c.replace(",", ".") if _DECIMAL_COMMA.fullmatch(c) else c for c in cells]
 
 
 def parse_table(text: str, where: str, limits: Limits = Limits()) -> Table:
-    """Rows are read one at a time and the limits checked as they are reached, so an
-    oversized input costs what the limit allows, not what it holds."""
-    newline = text.find("\n", 0, limits.header_chars + 1)
-    if newline < 0 and len(text) > limits.header_chars:
-        raise DataError(f"{where}: the header line is longer than {limits.header_chars:,} characters "
-                        f"(it starts {preview(text)})")
-    delimiter = detect_delimiter(text[:newline] if newline >= 0 else text)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True, strict=True)
-    try:
-        columns = header_columns(next(reader, None), where, limits)
-        rows, lines = [], []
-        start = reader.line_num + 1
-        for cells in reader:
-            # Blank lines count: skipping them is work too, and a file of nothing else would be free.
-            if limits.rows is not None and start - 1 > limits.rows:
-                raise DataError(f"{where}: more than {limits.rows:,} rows (blank lines count too) is over the limit")
-            row = row_cells(cells, len(columns), where, start, delimiter)
-            if row is not None:
-                rows.append(row)
-                lines.append(start)
-            start = reader.line_num + 1
-    except csv.Error as error:
-        raise DataError(f"{where}, line {reader.line_num}: not a readable CSV ({error})") from None
-    return Table(columns, rows, lines, where, delimiter=delimiter)
+    """The whole text as one table."""
+    reader = CsvRows(io.StringIO(text), where, limits)
+    return next(reader.blocks(), Table(reader.columns, [], [], where, delimiter=reader.delimiter))
 
 
 def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = None) -> Table:
@@ -139,8 +220,6 @@ def read_table(path: str | Path, limits: Limits = Limits(), name: str | None = N
     if limits.bytes is not None and size > limits.bytes:
         raise DataError(f"{where}: {size / 1024:,.0f} KB is over the {limits.bytes // 1024:,} KB limit")
     raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{where}: the file is empty (expected a header row and one row per student)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

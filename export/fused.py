@@ -1,37 +1,47 @@
-"""The exported form of a tanh-recurrent forecaster: the same computation in few, wide steps.
+"""model.onnx for a tanh-recurrent forecaster, built node by node: the ensemble in about 30 nodes.
 
-onnxruntime spends its time per node, not per multiply, on a model this small. Traced as
-written, the ensemble is a few hundred small nodes. Here the trained weights are folded,
-once, into a handful of matrices, so that the whole ensemble runs as:
+onnxruntime spends its time per node, not per multiply, on a model this small (about 0.3 µs
+each): traced as written, the ensemble is a few hundred nodes. Here the trained weights are
+folded, once, into a few matrices and ONNX's own RNN operator:
 
-    features = [grades (NaN -> the mean), missing flags, college one-hot]
-    Gemm       every step's recurrent drive, every step's deviation from the college mean and
-               every step's prior base (college mean + offset), normalisation, position and
-               college lookup included (one product)
-    per step   h_t = tanh(drive_t + h_{t-1} W): one Gemm and one Tanh, all members at once
-               (their hidden states side by side, a block-diagonal W); and the prior's smoothed
-               level, level += gain_t (deviation_t - level), for all members at once
-    select     the state, prior base and damped level of each student's last observed semester
-    Gemm       the output layers of all members, plus phi_t x level; softplus on the interval gaps,
-               scaled per semester
-    Gemm       ensemble mean and de-normalisation into (low, median, high), clipped to the scale
+    features   [grades (NaN -> the mean), missing flags, college one-hot]
+    Gemm       every linear function of them the graph reads (_Features): each step's input
+               row, the steps' deviations, counts of observed semesters, the expected grades
+    RNN        the members' Elman cells side by side: W is their W_xh stacked, R their W_hh
+               block-diagonal, B their b_h, each step's input the model's own step features.
+               sequence_lens stops each student's sequence at their last observed semester,
+               so the final state is the one that predicts
+    prior      the smoothed level multiplied out (_level_exponent): exp(counts x log alpha,
+               log(1 - alpha)) weights each step's deviation
+    by_last    one row per last observed semester 0..S (0 and S: nothing to predict, NaN):
+               phi, the interval scale and 1, multiplied into [state, level, softplus gaps,
+               expected grade]
+    Gemm       the output layers and the ensemble mean in grade points, transposed so that
+               one Split gives each of prediction, low and high its own [batch]
 
-It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence);
-the GRU and LSTM (model.network.TorchCell) export as native ONNX nodes instead. `fused_forecaster`
-returns None for those, and tests compare this module's outputs with
-GradeForecaster.forward for every input class.
+It applies to the `elman` and `rnn` cells with one layer (the same tanh recurrence); the
+GRU and LSTM (model.network.TorchCell) export through torch's exporter as native nodes.
+tests/test_export.py compares this graph with GradeForecaster.forward for every input class.
 """
 from __future__ import annotations
 
+import numpy as np
+import onnx
 import torch
-from torch import nn
+from onnx import TensorProto, helper, numpy_helper
 
 from cgpa_rnn.model.network import GAP_OFFSET, ElmanCell, GradeForecaster
 
 FUSABLE_CELLS = ("elman", "rnn")
+IR_VERSION = 10
+BIG = 1e4  # exp(-BIG) is 0 in float32: a missing semester's weight in the level
 
 
-def _recurrent_weights(model: GradeForecaster) -> tuple[torch.Tensor, ...]:
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().double().numpy()
+
+
+def _recurrent_weights(model: GradeForecaster) -> tuple[np.ndarray, ...]:
     """Per member: W_xh [E, inputs, H], b_h [E, H], W_hh [E, H, H] (h @ W), float64; nn.RNN's weights
     are stored the other way round ([E, H, inputs]) and its bias in two halves."""
     recurrent = model.recurrent
@@ -40,133 +50,182 @@ def _recurrent_weights(model: GradeForecaster) -> tuple[torch.Tensor, ...]:
     else:
         weights = (recurrent.weight_ih_l0.transpose(1, 2), recurrent.bias_ih_l0 + recurrent.bias_hh_l0,
                    recurrent.weight_hh_l0.transpose(1, 2))
-    return tuple(w.detach().double() for w in weights)
+    return tuple(_numpy(w) for w in weights)
 
 
-class FusedForecaster(nn.Module):
-    """GradeForecaster.forward for a one-layer tanh cell, with every member's weights folded."""
+class _Features:
+    """The input Gemm: features [B, 2S + V] -> these blocks, each a linear function of the features:
+
+    steps      [T x (3 + T)] each step's input: x_t = (grade - mean) / std (0 when missing), the deviation
+               from the college mean, the missing flag, the position one-hot (GradeForecaster.inputs)
+    deviation  [T] each step's deviation again, for the prior
+    counts     [T x 4] per step: observed_t - (observed before t), observed after t (to the last step),
+               missing_t, 1 (Relu leaves all but the first as they are; the first becomes 1 at the first
+               observed semester, else 0)
+    observed   [S + 1] 1/2, then t + 1 where semester t is observed, else 0: its arg max is the last
+               observed semester, 1-based (0: none)
+    length     [T + 1] -1, then the same up to T, where the last semester's flag counts too: its arg max is
+               the RNN's sequence length, the last observed semester clipped to 1..T
+    expected   [S + 1] at t + 1, the prior's expected grade of step t's next semester, in grade points
+               (the members' mean); positions 0 and S repeat a neighbour"""
 
     def __init__(self, model: GradeForecaster):
-        super().__init__()
-        S, E, H = model.semesters, model.members, model.config.hidden
-        T = S - 1  # steps that predict something
-        V = model.college_codes.numel()
+        S, V = model.semesters, model.college_codes.numel()
+        T = S - 1
+        self.semesters, self.step_width = S, 3 + T
+        self.blocks = [T * self.step_width, T, 4 * T, S + 1, T + 1, S + 1]
+        self.weight = np.zeros((2 * S + V, sum(self.blocks)))
+        self.bias = np.zeros(sum(self.blocks))
+        steps, deviation, counts, observed, length, expected = np.cumsum([0, *self.blocks[:-1]])
         mean, std = float(model.grade_mean), float(model.grade_std)
-        self.semesters, self.hidden, self.members, self.grade_scale = S, E * H, E, model.scale
-        self.register_buffer("college_codes", model.college_codes.clone())
-        self.register_buffer("grade_mean", model.grade_mean.clone())
-        w_in, b_in, w_hh = _recurrent_weights(model)
-        college_mean = model.college_mean.detach().double()  # [V+1, S], normalised
-        offset = model.college_offset.detach().double()  # [E, V+1, T]
-        shift = model.prior_shift.detach().double()  # [V+1, T]
-
-        # Features: S grades (NaN replaced by the mean, so their normalised value is 0),
-        # S missing flags, V college one-hot columns (all zero: the unknown slot 0).
-        # Output rows: T steps of drives [E*H each], then T deviations, then T x E prior bases.
-        drives = T * E * H
-        rows = drives + T + T * E
-        weight = torch.zeros(2 * S + V, rows, dtype=torch.float64)
-        bias = torch.zeros(rows, dtype=torch.float64)
-
-        def college_term(column: slice | int, table: torch.Tensor) -> None:
-            """Add table[index] (a [V+1] column: row 0 unknown) to output `column`, linear in the one-hot."""
-            weight[2 * S:, column] += table[1:] - table[0]
-            bias[column] += table[0]
-
+        college_mean = _numpy(model.college_mean)  # [V+1, S] normalised, row 0: unknown
+        expected_grade = college_mean[:, 1:] + _numpy(model.prior_shift) + _numpy(model.college_offset).mean(0)
         for t in range(T):
-            deviation = drives + t
-            weight[t, deviation] = 1 / std
-            bias[deviation] = -mean / std
-            college_term(deviation, -college_mean[:, t])
-            for e in range(E):
-                drive = slice(t * E * H + e * H, t * E * H + (e + 1) * H)
-                # Step input [x_t, deviation_t, missing_t, position one-hot]: x_t = (grade - mean) / std.
-                weight[t, drive] = (w_in[e, 0] + w_in[e, 1]) / std
-                weight[S + t, drive] = w_in[e, 2]
-                bias[drive] = b_in[e] + w_in[e, 3 + t] - (w_in[e, 0] + w_in[e, 1]) * mean / std
-                college_term(drive, -torch.outer(college_mean[:, t], w_in[e, 1]))  # deviation_t's college mean
-                college_term(drives + T + t * E + e, college_mean[:, t + 1] + offset[e, :, t] + shift[:, t])
-        hidden_weight = torch.block_diag(*w_hh)  # [E*H, E*H], h @ W
+            x, step_deviation = steps + t * self.step_width, steps + t * self.step_width + 1
+            for column in (x, step_deviation, deviation + t):
+                self.weight[t, column], self.bias[column] = 1 / std, -mean / std  # NaN became the mean: x_t = 0
+            for column in (step_deviation, deviation + t):
+                self.college_term(column, -college_mean[:, t])
+            self.weight[S + t, steps + t * self.step_width + 2] = 1.0
+            self.bias[steps + t * self.step_width + 3 + t] = 1.0
+            first, after, missing, one = counts + 4 * t + np.arange(4)
+            self.observed_count(first, [t], 1.0)
+            self.observed_count(first, range(t), -1.0)
+            self.observed_count(after, range(t + 1, T), 1.0)
+            self.weight[S + t, missing], self.bias[one] = 1.0, 1.0
+        for position in range(S + 1):
+            step = min(max(position - 1, 0), T - 1)
+            self.college_term(expected + position, expected_grade[:, step] * std + mean)
+        self.bias[[observed, length]] = 0.5, -1.0
+        for t in range(S):
+            self.observed_count(observed + t + 1, [t], t + 1.0)
+            self.observed_count(length + min(t + 1, T), [t], min(t + 1, T))
 
-        alpha = torch.sigmoid(model.prior_smoothing + model.smoothing).detach().double()  # [E]
-        damping = (model.prior_damping + model.damping).detach().double()  # [E, T]
-        # Heads per member: median (state, prior base, damped level), then the two gaps before softplus.
-        head = model.recurrent.W_hy.detach().double()  # [E, H, 3]
-        head_bias = model.recurrent.b_y.detach().double()  # [E, 3]
-        head_weight = torch.zeros(E * H + E, 3 * E, dtype=torch.float64)
-        head_offset = torch.zeros(3 * E, dtype=torch.float64)
-        interval = torch.zeros(3 * E, 3, dtype=torch.float64)
-        for e in range(E):
-            hs = slice(e * H, (e + 1) * H)
-            head_weight[hs, e], head_weight[E * H + e, e] = head[e, :, 0], 1.0
-            head_offset[e] = head_bias[e, 0]
-            head_weight[hs, E + e], head_offset[E + e] = head[e, :, 1], head_bias[e, 1] + GAP_OFFSET
-            head_weight[hs, 2 * E + e], head_offset[2 * E + e] = head[e, :, 2], head_bias[e, 2] + GAP_OFFSET
-            # Ensemble mean and de-normalisation: low, median, high from (median_e, scaled softplus gaps).
-            interval[e, :] = std / E
-            interval[E + e, 0] = -std / E
-            interval[2 * E + e, 2] = std / E
-        # A student's last observed semester t: observed at t and at no later step.
-        later = torch.tril(torch.ones(S, S), diagonal=-1)  # later[j, t] = 1 for j > t
-        earlier = torch.triu(torch.ones(T, T), diagonal=1)  # earlier[s, t] = 1 for s < t
-        # Stored for the feature-major layout below: weights [out, in], biases [out, 1].
-        for name, value in (("input_weight", weight.T), ("input_bias", bias[:, None]),
-                            ("hidden_weight", hidden_weight.T), ("head_weight", head_weight.T),
-                            ("head_bias", head_offset[:, None]), ("interval", interval.T), ("later", later.T),
-                            ("earlier", earlier.T), ("alpha", alpha[None, :, None]), ("damping", damping),
-                            ("scale", model.interval_scale[None, :].double()),
-                            ("nan", torch.tensor(float("nan")))):
-            self.register_buffer(name, value.float().contiguous())
+    def observed_count(self, column: int, semesters, factor: float) -> None:
+        """Add factor x (observed flag) of each semester to `column`: observed is 1 - missing."""
+        for s in semesters:
+            self.weight[self.semesters + s, column] -= factor
+            self.bias[column] += factor
 
-    def forward(self, grades: torch.Tensor, college: torch.Tensor):
-        # Feature-major: one column per student. Every split below is then a contiguous block
-        # and the choice of step a sum over the outermost axis, which is what makes batches fast.
-        T, E = self.semesters - 1, self.members
-        batch = grades.shape[0]
-        missing = torch.isnan(grades.T)  # [S, B]
-        flags = missing.float()
-        observed = 1.0 - flags
-        cleaned = torch.where(missing, self.grade_mean, grades.T)
-        college_one_hot = (self.college_codes.unsqueeze(1) == college.unsqueeze(0)).float()  # [V, B]
-        features = torch.cat([cleaned, flags, college_one_hot], dim=0)
-        *drives, deviation, base = torch.addmm(self.input_bias, self.input_weight, features).split(
-            [self.hidden] * T + [T, T * E], dim=0)
-        h = torch.tanh(drives[0])
-        states = [h]
-        for drive in drives[1:]:
-            h = torch.tanh(torch.addmm(drive, self.hidden_weight, h))
-            states.append(h)
-        # The prior's smoothing gain per step: 1 at a student's first observed semester, alpha at a
-        # later observed one, 0 at a missing one. The level stays put after the last observed
-        # semester, so the level after the final step is the one at each student's last semester.
-        seen = observed[:T]
-        first = (self.earlier @ seen == 0).float() * seen  # [T, B]
-        gain = first.unsqueeze(1) + (seen - first).unsqueeze(1) * self.alpha  # [T, E, B]
-        level = gain[0] * deviation[0]
-        for t in range(1, T):
-            level = level + gain[t] * (deviation[t] - level)
-        per_step = torch.cat([torch.cat(states, dim=0).reshape(T, self.hidden, batch), base.reshape(T, E, batch)],
-                             dim=1)
-        last = torch.where(self.later @ observed == 0, observed, 0.0)[:T]  # one-hot of the last observed step
-        chosen = per_step * last.unsqueeze(1)
-        # Added step by step: onnxruntime's ReduceSum over the outer axis is several times slower.
-        selected = chosen[0]
-        for t in range(1, T):
-            selected = selected + chosen[t]
-        heads = torch.addmm(self.head_bias, self.head_weight, selected)
-        median, gaps = heads.split([E, 2 * E], dim=0)
-        median = median + level * (self.damping @ last)  # phi of each student's last step
-        # ONNX Softplus is log(1 + exp(x)) everywhere; torch switches to x above 20, where the two agree in fp32.
-        gaps = torch.log1p(torch.exp(gaps)) * (self.scale @ last)
-        quantiles = self.interval @ torch.cat([median, gaps], dim=0) + self.grade_mean
-        quantiles = quantiles.clamp(self.grade_scale.low, self.grade_scale.high)
-        # Nothing to predict: no semester observed, or the last one of the horizon already is.
-        quantiles = torch.where(last.sum(0) > 0.5, quantiles, self.nan)
-        return quantiles[1], quantiles[0], quantiles[2]
+    def college_term(self, column: int, table: np.ndarray) -> None:
+        """Add table[index] (a [V+1] column, row 0: unknown) to `column`, linear in the college one-hot."""
+        self.weight[2 * self.semesters:, column] += table[1:] - table[0]
+        self.bias[column] += table[0]
 
 
-def fused_forecaster(model: GradeForecaster) -> FusedForecaster | None:
-    """The fused form where the cell allows it, else None (export the model as it is)."""
-    if model.config.cell in FUSABLE_CELLS and model.config.layers == 1:
-        return FusedForecaster(model).eval()
-    return None
+def _level_exponent(model: GradeForecaster) -> np.ndarray:
+    """[4, E]: from a step's counts (first observed, observed after, missing, 1) the log of its weight in
+    each member's smoothed level. The level after the last observed semester is sum_t w_t d_t with
+    w_t = alpha^[t is not the first observed] (1 - alpha)^(observed after t), 0 for a missing t:
+    GradeForecaster's recurrence level += gain (d_t - level), multiplied out."""
+    alpha = _numpy(torch.sigmoid(model.prior_smoothing + model.smoothing))  # [E]
+    log_alpha, log_rest = np.maximum(np.log(alpha), -80), np.maximum(np.log1p(-alpha), -80)
+    return np.stack([-log_alpha, log_rest, -log_alpha - BIG, log_alpha])
+
+
+def _by_last(model: GradeForecaster) -> np.ndarray:
+    """[S + 1, EH + 3E + 1]: what multiplies [state, level, softplus gaps, expected grade] by the last observed
+    semester's number: 1, phi of its step, its interval scale, 1; NaN at 0 and S (nothing to predict)."""
+    S, E, H = model.semesters, model.members, model.config.hidden
+    damping = _numpy(model.prior_damping + model.damping)  # [E, T]
+    interval = _numpy(model.interval_scale)  # [T]
+    table = np.ones((S + 1, E * H + 3 * E + 1))
+    table[[0, S], -1] = np.nan
+    for t in range(S - 1):
+        table[t + 1, E * H:E * H + E] = damping[:, t]
+        table[t + 1, E * H + E:E * H + 3 * E] = interval[t]
+    return table
+
+
+def _output_layers(model: GradeForecaster) -> tuple[np.ndarray, ...]:
+    """The gaps before softplus from the state ([EH, 2E], [2E]), and (low, median, high) in grade points
+    from [state, phi x level, scaled gaps, expected grade] ([EH + 3E + 1, 3], [3, 1])."""
+    E, H = model.members, model.config.hidden
+    EH, std = E * H, float(model.grade_std)
+    head, head_bias = _numpy(model.recurrent.W_hy), _numpy(model.recurrent.b_y)  # [E, H, 3], [E, 3]
+    gap_weight = np.zeros((EH, 2 * E))
+    output_weight = np.zeros((EH + 3 * E + 1, 3))
+    for e in range(E):
+        member = slice(e * H, (e + 1) * H)
+        gap_weight[member, e], gap_weight[member, E + e] = head[e, :, 1], head[e, :, 2]
+        output_weight[member, :] = head[e, :, 0:1] * std / E
+    output_weight[EH:EH + E, :] = std / E  # the ensemble's mean, de-normalised
+    output_weight[EH + E:EH + 2 * E, 0], output_weight[EH + 2 * E:EH + 3 * E, 2] = -std / E, std / E
+    output_weight[-1, :] = 1.0
+    gap_bias = np.concatenate([head_bias[:, 1], head_bias[:, 2]]) + GAP_OFFSET
+    return gap_weight, gap_bias, output_weight, np.full((3, 1), head_bias[:, 0].sum() * std / E)
+
+
+def fused_graph(model: GradeForecaster, opset: int) -> onnx.ModelProto | None:
+    """model.onnx's graph (inputs grades, college; outputs prediction, low, high) for a one-layer tanh
+    cell, else None (export the model as it is)."""
+    if model.config.cell not in FUSABLE_CELLS or model.config.layers != 1:
+        return None
+    S, E, H = model.semesters, model.members, model.config.hidden
+    T, EH = S - 1, E * H
+    features = _Features(model)
+    w_in, b_in, w_hh = _recurrent_weights(model)
+    gap_weight, gap_bias, output_weight, output_bias = _output_layers(model)
+    weights = {
+        "mean": np.full(S, float(model.grade_mean)), "codes": model.college_codes.numpy(),
+        "feature_weight": features.weight, "feature_bias": features.bias, "blocks": np.array(features.blocks),
+        # ONNX's RNN computes tanh(x W^T + h R^T + b): W [1, EH, inputs], R [1, EH, EH], B [1, 2 EH].
+        "W": np.concatenate([w_in[e, :features.step_width].T for e in range(E)])[None],
+        "R": torch.block_diag(*torch.from_numpy(w_hh).transpose(1, 2)).numpy()[None],
+        "B": np.concatenate([b_in.reshape(-1), np.zeros(EH)])[None],
+        "exponent": _level_exponent(model), "by_last": _by_last(model),
+        "gap_weight": gap_weight, "gap_bias": gap_bias, "output_weight": output_weight, "output_bias": output_bias,
+        "scale_low": np.array(model.scale.low), "scale_high": np.array(model.scale.high),
+        "column": np.array([-1, 1]), "flat": np.array([-1]),
+        "step_rows": np.array([0, T, features.step_width]), "count_rows": np.array([0, T, 4]),
+        "one_row": np.array([0, 1, T]), "state_rows": np.array([-1, EH]), "member_rows": np.array([-1, E])}
+    initializers = [numpy_helper.from_array(value.astype(np.int64 if value.dtype.kind == "i" else np.float32), name)
+                    for name, value in weights.items()]
+    node = helper.make_node
+    nodes = [
+        node("IsNaN", ["grades"], ["missing"]),
+        node("Where", ["missing", "mean", "grades"], ["cleaned"]),
+        node("Cast", ["missing"], ["flags"], to=TensorProto.FLOAT),
+        node("Reshape", ["college", "column"], ["college_column"]),
+        node("Equal", ["college_column", "codes"], ["matches"]),  # no match: the unknown college
+        node("Cast", ["matches"], ["one_hot"], to=TensorProto.FLOAT),
+        node("Concat", ["cleaned", "flags", "one_hot"], ["features"], axis=1),
+        node("Gemm", ["features", "feature_weight", "feature_bias"], ["linear"]),
+        node("Split", ["linear", "blocks"],
+             ["step_inputs", "deviations", "counts_linear", "observed", "length_scores", "expected_by_last"], axis=1),
+        # The recurrent network, stopped at each student's last observed semester (at least one step; a student
+        # with nothing to predict gets NaN from by_last).
+        node("ArgMax", ["observed"], ["last"], axis=1, keepdims=1),
+        node("ArgMax", ["length_scores"], ["length"], axis=1, keepdims=0),
+        node("Cast", ["length"], ["lengths"], to=TensorProto.INT32),
+        node("Reshape", ["step_inputs", "step_rows"], ["batch_steps"]),
+        node("Transpose", ["batch_steps"], ["steps"], perm=[1, 0, 2]),
+        node("RNN", ["steps", "W", "R", "B", "lengths"], ["", "final_state"], hidden_size=EH),
+        node("Reshape", ["final_state", "state_rows"], ["state"]),
+        # The prior: its level (_level_exponent), and the expected grade and factors of the last observed step.
+        node("Relu", ["counts_linear"], ["counts"]),
+        node("Reshape", ["counts", "count_rows"], ["counts_by_step"]),
+        node("MatMul", ["counts_by_step", "exponent"], ["log_weights"]),
+        node("Exp", ["log_weights"], ["level_weights"]),
+        node("Reshape", ["deviations", "one_row"], ["deviation_row"]),
+        node("MatMul", ["deviation_row", "level_weights"], ["level_row"]),
+        node("Reshape", ["level_row", "member_rows"], ["level"]),
+        node("GatherElements", ["expected_by_last", "last"], ["expected"], axis=1),
+        node("GatherND", ["by_last", "last"], ["factors"]),
+        # The output layers: softplus gaps, the factors, then (low, median, high) as rows of [3, batch].
+        node("Gemm", ["state", "gap_weight", "gap_bias"], ["gap_inputs"]),
+        node("Softplus", ["gap_inputs"], ["gaps"]),
+        node("Concat", ["state", "level", "gaps", "expected"], ["terms"], axis=1),
+        node("Mul", ["terms", "factors"], ["scaled"]),
+        node("Gemm", ["output_weight", "scaled", "output_bias"], ["quantiles"], transA=1, transB=1),
+        node("Clip", ["quantiles", "scale_low", "scale_high"], ["clipped"]),
+        node("Reshape", ["clipped", "flat"], ["flat_quantiles"]),
+        node("Split", ["flat_quantiles"], ["low", "prediction", "high"], axis=0, num_outputs=3),
+    ]
+    inputs = [helper.make_tensor_value_info("grades", TensorProto.FLOAT, ["batch", S]),
+              helper.make_tensor_value_info("college", TensorProto.INT64, ["batch"])]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch"])
+               for name in ("prediction", "low", "high")]
+    graph = helper.make_graph(nodes, "next_semester_forecast", inputs, outputs, initializers)
+    # The IR version torch's exporter writes (onnx's newest is beyond what onnxruntime-web 1.30 reads).
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR_VERSION)

@@ -1,12 +1,11 @@
 """`cgpa export`: one self-contained ONNX file per checkpoint, and its explanation graph.
 
-Every cell goes through torch 2.13's default (dynamo) exporter with the same contract:
-a dynamic batch axis and the semester axis fixed at the model's horizon. nn.GRU and
-nn.LSTM become native ONNX GRU/LSTM nodes (one per member of the ensemble, as torch runs
-them). The tanh cells (the hand-written elman and nn.RNN) are
-exported in their fused form (export/fused.py): the ensemble's weights folded into a few
-wide matrices and the loops unrolled over the fixed horizon, about 80 nodes instead of
-several hundred. All four cells share one contract (tests prove parity for each).
+Every cell has the same contract: a dynamic batch axis and the semester axis fixed at the
+model's horizon. The tanh cells (the hand-written elman and nn.RNN) are built node by node
+in their fused form (export/fused.py): the ensemble's weights folded into a few matrices and
+one ONNX RNN node, about 30 nodes whatever the horizon. nn.GRU and nn.LSTM go through torch
+2.13's default (dynamo) exporter and become native ONNX GRU/LSTM nodes (one per member of
+the ensemble, as torch runs them). Tests prove parity for each cell.
 explain.onnx is GradeForecaster.explain (cgpa_rnn.explanation) and the trajectory to graduation
 (model/trajectory.py, cgpa_rnn.trajectory) exported as they are, with two optional inputs
 whose defaults are stored in the file.
@@ -29,8 +28,9 @@ import torch
 from torch import nn
 
 from cgpa_rnn import __version__
+from cgpa_rnn.encoding import Scale
 from cgpa_rnn.explanation import OUTPUTS as EXPLANATION_OUTPUTS
-from cgpa_rnn.export.fused import fused_forecaster
+from cgpa_rnn.export.fused import fused_graph
 from cgpa_rnn.export.vectors import write_vectors
 from cgpa_rnn.model.checkpoint import VERSION as CHECKPOINT_VERSION
 from cgpa_rnn.model.checkpoint import load_checkpoint
@@ -46,6 +46,9 @@ OPSET = 18
 DOMAIN = "cgpa-rnn"
 AUTHOR = "the cgpa-rnn authors"
 LICENSE = "MIT"
+# An int8 model is kept only when it moves predictions by less than this share of the scale on average:
+# the folded input product of the tanh cells (export/fused.py) does not survive int8 weights.
+MAX_INT8_CHANGE = 0.01
 
 
 def input_doc(scale, groups) -> str:
@@ -140,8 +143,10 @@ def export_onnx(run: str | Path | RunDir) -> Path:
     and return the ONNX file's path."""
     run = RunDir.of(run)
     model, payload = load_checkpoint(run)
-    proto = _graph(fused_forecaster(model) or model, model.semesters, ["prediction", "low", "high"])
-    describe(proto, model, payload)
+    proto = fused_graph(model, OPSET)
+    exporter = None if proto is None else f"cgpa_rnn.export.fused (built node by node), onnx {onnx.__version__}"
+    proto = proto or _graph(model, model.semesters, ["prediction", "low", "high"])
+    describe(proto, model, payload, exporter=exporter)
     onnx.checker.check_model(proto, full_check=True)
     defaults = {"credits": torch.ones(model.semesters), "below": torch.tensor(model.scale.at_risk_line())}
     explanation = _graph(ExplanationGraph(model).eval(), model.semesters,
@@ -176,15 +181,15 @@ def doc_string(model, payload: dict) -> str:
     cohort = "a SYNTHETIC cohort" if record.synthetic else f"the cohort {record.data.source.get('name')}"
     return (f"cgpa-rnn {record.cell} network trained on {cohort}: predicts a student's "
             f"grade point average ({record.data.scale} scale) in the semester after the last observed one, with an "
-            f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs ({model.semesters} semesters): "
-            f"{input_doc(record.data.scale, record.data.groups)}. Outputs: prediction, low, "
+            f"{INTERVAL_LEVEL:.0%} prediction interval. Inputs: grades float32 [batch, {model.semesters}] and college "
+            "int64 [batch] (the metadata key 'inputs' says how to fill them). Outputs: prediction, low, "
             f"high float32 [batch] (median, {QUANTILES[0]:.0%} and {QUANTILES[-1]:.0%} quantiles), NaN where there "
             "is nothing to predict. No preprocessing is needed outside the graph; vectors.json beside the file "
             "holds cases to check an integration with.")
 
 
 def describe(proto: onnx.ModelProto, model, payload: dict, name: str = "next_semester_forecast",
-             outputs: str = OUTPUT_DOC) -> None:
+             outputs: str = OUTPUT_DOC, exporter: str | None = None) -> None:
     """The standard fields, then our own keys for an embedder who has only the file."""
     proto.domain = DOMAIN
     proto.model_version = model_version(payload)
@@ -192,7 +197,8 @@ def describe(proto: onnx.ModelProto, model, payload: dict, name: str = "next_sem
     proto.producer_name = "cgpa-rnn"
     proto.producer_version = __version__
     proto.graph.name = name
-    set_metadata(proto, _metadata(model, payload) | {"outputs": outputs})
+    set_metadata(proto, _metadata(model, payload) | {"outputs": outputs}
+                 | ({"exporter": exporter} if exporter else {}))
 
 
 STANDARD_KEYS = ("model_author", "model_license", "interval_level")
@@ -235,12 +241,30 @@ def _metadata(model, payload: dict) -> dict[str, str]:
         "data_source": json.dumps(data.source),
         "data_fingerprint": data.fingerprint,
         "synthetic_data": str(data.synthetic).lower(),
-        "metrics": json.dumps({target: scores.to_dict() for target, scores in record.test.items()}),
+        "metrics": json.dumps(_file_metrics(record)),
         "exporter": f"torch.onnx dynamo exporter, torch {torch.__version__}",
         "opset": str(OPSET),
         "versions": json.dumps({name: _version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}
                                | {"cgpa-rnn": __version__}),
     }
+
+
+def _file_metrics(record: RunRecord) -> dict:
+    """The test metrics, rounded and without the per-semester breakdown (the run's metrics.json keeps both):
+    the file stays small."""
+    return _significant({target: {name: {key: value for key, value in score.items() if key != "by_semester"}
+                                  for name, score in scores.to_dict().items()}
+                         for target, scores in record.test.items()})
+
+
+def _significant(value, digits: int = 4):
+    """Floats rounded to `digits` significant digits, in any nesting: the file's metrics stay readable and
+    small (the run's metrics.json keeps every digit)."""
+    if isinstance(value, dict):
+        return {key: _significant(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_significant(item, digits) for item in value]
+    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
 
 
 def set_metadata(proto: onnx.ModelProto, values: dict[str, str]) -> None:
@@ -296,7 +320,11 @@ def quantize(run: str | Path | RunDir, inputs: tuple[np.ndarray, np.ndarray]) ->
             change = np.abs(outputs[0][valid] - outputs[1][valid])
             report.update(max_abs_change=float(change.max()), mean_abs_change=float(change.mean()),
                           samples=int(valid.sum()))
-            if report["int8_bytes"] >= report["fp32_bytes"]:
+            scale = Scale.parse({p.key: p.value for p in onnx.load(source).metadata_props}["scale"])
+            if report["mean_abs_change"] > MAX_INT8_CHANGE * (scale.high - scale.low):
+                report["reason"] = (f"int8 moves predictions by {report['mean_abs_change']:.3g} grade points on "
+                                    f"average, more than {MAX_INT8_CHANGE:.0%} of the {scale} scale")
+            elif report["int8_bytes"] >= report["fp32_bytes"]:
                 report["reason"] = (f"the int8 file ({report['int8_bytes']} B) is not smaller than fp32 "
                                     f"({report['fp32_bytes']} B): too few weights for quantization to pay")
             else:

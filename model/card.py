@@ -231,9 +231,12 @@ def speed(files: RunFiles) -> list[str]:
             lines.append(f"| {name} | {b['p50_us']:.1f} | {b['p99_us']:.1f} | {b['throughput_per_s']:,.0f} |")
     if "onnx_detail" in bench:
         lines += ["", "`*_detail`: explain.onnx (the why and the rest of the degree) and torch's same computation."]
+    floor = (f" session.run alone takes {bench['graph']['model_p50_us']:.1f} µs, "
+             f"{bench['graph']['over_floor']:.1f}x onnxruntime's per-call floor (a one-node graph with the same inputs "
+             "and three outputs)." if "graph" in bench else "")
     return lines + ["", f"onnxruntime is {bench['ratio']['p50_speedup']:.1f}x faster than torch eager at batch 1; "
                     f"model.onnx is {bench['onnx_bytes'] / 1024:.1f} KB"
-                    + (f" ({bench['onnx_nodes']} nodes)." if "onnx_nodes" in bench else "."), ""]
+                    + (f" ({bench['onnx_nodes']} nodes)." if "onnx_nodes" in bench else ".") + floor, ""]
 
 
 def limits(files: RunFiles) -> list[str]:

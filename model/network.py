@@ -86,12 +86,17 @@ class ElmanCell(nn.Module):
         self.W_hh = _uniform(members, hidden, hidden, bound=bound)
         self.W_hy, self.b_y = output_layer(members, hidden)
 
+    def step(self, x_t: torch.Tensor, h: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step, every member: x_t [B, inputs], h_{t-1} [E, B, H] (None: h_0 = 0) -> (h_t, h_t)."""
+        if h is None:
+            h = x_t.new_zeros(self.W_hh.shape[0], x_t.shape[0], self.W_hh.shape[1])
+        h = torch.tanh(x_t @ self.W_xh + h @ self.W_hh + self.b_h[:, None])  # [E, B, H]
+        return h, h
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
-        members, hidden = self.W_hh.shape[:2]
-        h = x.new_zeros(members, x.shape[0], hidden)  # h_0, [E, B, H]
-        states = []
-        for t in range(x.shape[1]):  # export/fused.py exports the same sums, members folded
-            h = torch.tanh(x[:, t] @ self.W_xh + h @ self.W_hh + self.b_h[:, None])  # [E, B, H]
+        states, h = [], None
+        for t in range(x.shape[1]):  # export/fused.py exports the same sums in ONNX's RNN, members side by side
+            h, _ = self.step(x[:, t], h)
             states.append(h)
         return torch.stack(states, dim=2)
 
@@ -125,13 +130,21 @@ class TorchCell(nn.Module):
             self.register_parameter(name, nn.Parameter(torch.stack(values)))
         self.W_hy, self.b_y = output_layer(members, hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
+    def _members(self, x: torch.Tensor, states: list | None):
+        """Each member's (outputs, recurrent state) for x [B, T, inputs], from its own states (None: zeros)."""
         stacked = [getattr(self, name).unbind(0) for name in self.names]
-        states = []
-        for weights in zip(*stacked):  # member by member (vmap has no batching rule for these cells)
-            outputs, _ = functional_call(self.template, dict(zip(self.names, weights)), (x,))
-            states.append(outputs)  # for the LSTM its h; with several layers the last layer's
-        return torch.stack(states)
+        for e, weights in enumerate(zip(*stacked)):  # member by member (vmap has no batching rule for these cells)
+            given = (x,) if states is None else (x, states[e])
+            yield functional_call(self.template, dict(zip(self.names, weights)), given)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
+        # For the LSTM its h; with several layers the last layer's.
+        return torch.stack([outputs for outputs, _ in self._members(x, None)])
+
+    def step(self, x_t: torch.Tensor, states: list | None = None) -> tuple[torch.Tensor, list]:
+        """One step, every member: x_t [B, inputs] -> (h_t [E, B, H], the members' recurrent states)."""
+        outputs, states = zip(*self._members(x_t[:, None], states))
+        return torch.stack(outputs)[:, :, 0], list(states)
 
     output = ElmanCell.output  # y_t = h_t W_hy + b_y, the same output layer
 
@@ -152,11 +165,16 @@ def smoothed_level(deviation: torch.Tensor, observed: torch.Tensor, alpha: torch
     seen = torch.zeros(deviation.shape[0], dtype=torch.bool)
     levels = []
     for t in range(deviation.shape[1]):
-        gain = torch.where(seen, alpha[:, None], torch.ones_like(alpha)[:, None]) * observed[:, t]
-        level = level + gain * (deviation[:, t] - level)
-        seen = seen | observed[:, t]
+        level, seen = level_step(level, seen, deviation[:, t], observed[:, t], alpha)
         levels.append(level)
     return torch.stack(levels, dim=-1)
+
+
+def level_step(level: torch.Tensor, seen: torch.Tensor, deviation_t: torch.Tensor, observed_t: torch.Tensor,
+               alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One semester of smoothed_level: level [E, B] and seen [B] (a semester observed before) after it."""
+    gain = torch.where(seen, alpha[:, None], torch.ones_like(alpha)[:, None]) * observed_t
+    return level + gain * (deviation_t - level), seen | observed_t
 
 
 def at_step(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
@@ -275,12 +293,14 @@ class GradeForecaster(nn.Module):
         group = self.college_mean[index][:, 1:] + self.prior_shift[index] + self.college_offset[:, index]
         return Parts(group, level, (self.prior_damping + self.damping)[:, None], states, self.recurrent.output(states))
 
-    def quantiles(self, parts: Parts) -> torch.Tensor:
+    def quantiles(self, parts: Parts, interval_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Per member [E, B, S-1, HEADS], normalised: median = prior + correction, and the interval
-        around it (softplus gaps, scaled per predicted semester)."""
+        around it (softplus gaps, scaled per predicted semester; `interval_scale` the steps' own when
+        `parts` holds fewer steps)."""
+        scale = self.interval_scale if interval_scale is None else interval_scale
         median = parts.prior + parts.outputs[..., 0]
-        low = median - self.interval_scale * F.softplus(parts.outputs[..., 1] + GAP_OFFSET)
-        high = median + self.interval_scale * F.softplus(parts.outputs[..., 2] + GAP_OFFSET)
+        low = median - scale * F.softplus(parts.outputs[..., 1] + GAP_OFFSET)
+        high = median + scale * F.softplus(parts.outputs[..., 2] + GAP_OFFSET)
         return torch.stack([low, median, high], dim=-1)
 
     def member_quantiles(self, grades: torch.Tensor, college: torch.Tensor,

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import torch
 
 from cgpa_rnn.model.config import INTERVAL_LEVEL
-from cgpa_rnn.model.network import GradeForecaster, last_observed
+from cgpa_rnn.model.network import GradeForecaster, Parts, last_observed, level_step
 
 # An 80% interval's half-width in standard deviations of a normal: its 90% quantile.
 INTERVAL_Z = math.sqrt(2) * torch.erfinv(torch.tensor(INTERVAL_LEVEL)).item()
@@ -55,12 +55,7 @@ def paths(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor, c
     observed = ~torch.isnan(grades)
     last = last_observed(observed)
     future = torch.arange(1, S) > last[:, None]
-    filled = grades
-    # Pass k gets the (k)th semester after the last observed one right, from the k-1 filled before it.
-    for _ in range(S - 1):
-        quantiles = model.in_points(model.member_quantiles(filled, college), weights)
-        filled = torch.cat([grades[:, :1], torch.where(future, quantiles[..., 1], grades[:, 1:])], dim=1)
-    low, median, high = quantiles.unbind(-1)
+    low, median, high = rolled_quantiles(model, grades, college, future, weights).unbind(-1)
     unit_low = torch.sqrt(torch.cumsum((median - low).square() * future, dim=1))
     unit_high = torch.sqrt(torch.cumsum((high - median).square() * future, dim=1))
     # Semester 1 is never predicted: missing, it is left out of the final CGPA; every later unknown one is estimated.
@@ -78,6 +73,31 @@ def paths(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor, c
     return Paths(median, unit_low, unit_high, future, (torch.arange(1, S) - last[:, None]).clamp(1, S - 1), final,
                  (unknown_weight * gap_low).sum(1) / total, (unknown_weight * gap_high).sum(1) / total,
                  unknown.sum(1), last >= 0)
+
+
+def rolled_quantiles(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor, future: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """model.all_steps's quantiles [B, S-1, HEADS] in grade points, each semester in `future` ([B, S-1]: semesters
+    2..S) read as the median the step before predicted for it. One pass: the network and the prior are causal,
+    so each step needs only the medians before it."""
+    S = model.semesters
+    alpha = torch.sigmoid(model.prior_smoothing + model.smoothing)
+    level = grades.new_zeros(model.members, grades.shape[0])
+    seen = torch.zeros(grades.shape[0], dtype=torch.bool)
+    column = torch.arange(S)
+    filled, state, points = grades, None, []
+    for t in range(S - 1):
+        steps, _, deviation, index = model.inputs(filled, college)
+        h, state = model.recurrent.step(steps[:, t], state)
+        level, seen = level_step(level, seen, deviation[:, t], ~torch.isnan(filled[:, t]), alpha)
+        group = model.college_mean[index][:, t + 1] + model.prior_shift[index][:, t] + model.college_offset[:, index, t]
+        parts = Parts(group[..., None], level[..., None], (model.prior_damping[t] + model.damping[:, t])[:, None, None],
+                      h[:, :, None], model.recurrent.output(h[:, :, None]))
+        step = model.in_points(model.quantiles(parts, model.interval_scale[t:t + 1]), weights)  # [B, 1, HEADS]
+        points.append(step)
+        fill = future[:, t:t + 1] & (column == t + 1)  # the next semester, where it is after the last observed one
+        filled = torch.where(fill, step[:, :, 1], filled)
+    return torch.cat(points, dim=1)
 
 
 def trajectory(model: GradeForecaster, grades: torch.Tensor, college: torch.Tensor,

@@ -21,7 +21,7 @@ from conftest import ROOT, SHIPPED, cgpa
 from cgpa_rnn.errors import DataError
 from cgpa_rnn.predictor import OnnxPredictor
 from cgpa_rnn.scoring import score_csv, write_scored_csv
-from cgpa_rnn.values import grade_value
+from cgpa_rnn.values import DECIMAL, grade_value
 
 HEADER = "1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\n"
 
@@ -77,8 +77,6 @@ def test_a_cohort_that_cannot_train_gets_one_sentence(tmp_path):
 @pytest.mark.parametrize("text", ["1e1", "inf", "-inf", "nan1", "0x10", "1_0", "٣", "７", "7,5", "1.2.3", "+", ".",
                                   "\u00a07", "Infinity", "0b1"])
 def test_only_ascii_decimal_notation_is_a_number(text):
-    from cgpa_rnn.values import DECIMAL
-
     with pytest.raises(ValueError, match="expected a grade point"):
         grade_value(text)
     assert not DECIMAL.fullmatch(text.strip(" \t\r\n"))
@@ -272,7 +270,7 @@ def test_verify_fails_a_model_whose_metadata_disagrees_with_its_checkpoint(run_c
     assert json.loads((run_copy / "parity.json").read_text())["passed"] is False
 
 
-# Streaming scoring: the reference's rows, in blocks --------------------------------------
+# Streaming scoring: a file of any length, in blocks ------------------------------------
 
 MESSY = ("\ufeff1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Code\r\n"
          "7.1,6.8,,7.3,,115,M,,1,16\r\n"
@@ -296,16 +294,50 @@ MESSY = ("\ufeff1st,2nd,3rd,4th,5th,College Code,Gender,Roll,Roll no.,Subject Co
          "9.999999,0.0001,1.,.5,,241,,,12,\r\n"
          "7,8,,,,115,Male,é,13,16")  # no newline at the end
 
+ONLY = "a hindcast needs earlier semesters to predict it from"
+# Each student row of MESSY as scored (the two blank ones are left out): its cells as written back (stripped,
+# spreadsheet-safe), then (semester predicted, the error's start) as scored, and as scored with --hindcast.
+MESSY_SCORED = [
+    (["7.1", "6.8", "", "7.3", "", "115", "M", "", "1", "16"], ("5", ""), ("4", "")),
+    (["7", "7", "7", "7", "7", "116", "F", "3", "", "16"], ("5", ""), ("5", "")),
+    (["6.5", "", "", "", "", "999", "F", "'=HYPERLINK(1)", "", "16"], ("2", ""),
+     ("", f"line 4: grades: only 1st semester is given; {ONLY}")),
+    (["7.1", "abc", "", "", "", "115", "M", "", "2", "16"], ("", "line 7: 2nd semester (0-10): expected a grade point"),
+     ("", "line 7: 2nd semester (0-10): expected a grade point")),
+    (["7.5", "8", "6", "", "", "115", "M", "", "multi\nline", "16"], ("4", ""), ("3", "")),
+    (["8", "8", "8", "8", "", "115", "F", "", "a, b", "16"], ("5", ""), ("4", "")),
+    (["'-1", "8", "", "", "", "115", "M", "", "5", "16"], ("", "line 11: 1st semester (0-10): grade -1 is outside"),
+     ("", "line 11: 1st semester (0-10): grade -1 is outside")),
+    (["'+7", "8", "", "", "", "115", "M", "", "6", "16"], ("3", ""), ("2", "")),
+    (["7", "8", "", "", "", "115.0", "M", "", "7", "16"], ("3", ""), ("2", "")),
+    (["7", "8", "", "", "", "115.5", "M", "", "7", "16"], ("", "line 14: college: expected a non-negative integer"),
+     ("", "line 14: college: expected a non-negative integer")),
+    (["7", "8", "", "", "", "99999999999999999999", "M", "", "7", "16"],
+     ("", "line 15: college: expected a non-negative integer college code below 2**53"),
+     ("", "line 15: college: expected a non-negative integer college code below 2**53")),
+    (["nan", "8", "NA", "", "", "115", "M", "", "8", "16"], ("3", ""),
+     ("", f"line 16: grades: only 2nd semester is given; {ONLY}")),
+    (["", "", "", "", "", "115", "M", "", "9", "16"], ("", "line 17: grades: no grade given"),
+     ("", "line 17: grades: no grade given")),
+    (["", "", "", "", "9", "115", "M", "", "10", "16"], ("", f"line 18: grades: only 5th semester is given; {ONLY}"),
+     ("", f"line 18: grades: only 5th semester is given; {ONLY}")),
+    (["7", "8", "", "", "", "", "", "", "", ""], ("", "line 19: college: expected an integer college code"),
+     ("", "line 19: college: expected an integer college code")),
+    (["10", "0", "10", "0", "", "0", "M", "", "11", "16"], ("5", ""), ("4", "")),
+    (["9.999999", "0.0001", "1.", ".5", "", "241", "", "", "12", ""], ("5", ""), ("4", "")),
+    (["7", "8", "", "", "", "115", "Male", "é", "13", "16"], ("3", ""), ("2", "")),
+]
 
-def assert_same_rows(streamed, reference) -> None:
+
+def _csv_rows(path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def assert_same_rows(streamed, whole) -> None:
     """The same lines, cell for cell; numbers may differ in the last digit, because onnxruntime's
     last bit depends on how many rows share a batch (a block, or the whole file)."""
-    from cgpa_rnn.values import DECIMAL
-
-    assert streamed.read_bytes().count(b"\r\n") == reference.read_bytes().count(b"\r\n")
-    rows = zip(csv.reader(io.StringIO(streamed.read_text(encoding="utf-8"))),
-               csv.reader(io.StringIO(reference.read_text(encoding="utf-8"))))
-    for line, (got, expected) in enumerate(rows, start=1):
+    assert streamed.read_bytes().count(b"\r\n") == whole.read_bytes().count(b"\r\n")
+    for line, (got, expected) in enumerate(zip(_csv_rows(streamed), _csv_rows(whole)), start=1):
         assert len(got) == len(expected), line
         for cell, wanted in zip(got, expected):
             if cell != wanted:
@@ -314,22 +346,79 @@ def assert_same_rows(streamed, reference) -> None:
 
 
 @pytest.mark.parametrize("hindcast", [False, True])
-@pytest.mark.parametrize("block", [1 << 20, 64, 7])
-def test_streamed_scoring_writes_the_reference_rows(tmp_path, hindcast, block):
+@pytest.mark.parametrize("block", [20_000, 2, 1])
+def test_a_messy_file_is_scored_row_by_row_in_blocks_of_any_size(tmp_path, hindcast, block):
+    from cgpa_rnn.scoring import ADDED_COLUMNS
     from cgpa_rnn.streaming import stream_scored_csv
 
-    source = tmp_path / "messy.csv"
+    source, out = tmp_path / "messy.csv", tmp_path / "streamed.csv"
     source.write_bytes(MESSY.encode("utf-8"))
     backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
-    write_scored_csv(score_csv(source, backends, hindcast_last_given=hindcast), tmp_path / "reference.csv")
-    reference = score_csv(source, backends, hindcast_last_given=hindcast)
-    result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, hindcast, block_bytes=block)
-    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
-    expected = (18, 9 if hindcast else 11)
-    assert (result.rows, result.scored) == (len(reference.errors), int(reference.ok.sum())) == expected
+    result = stream_scored_csv(source, out, backends, hindcast, block_rows=block)
+    header, *rows = _csv_rows(out)
+    assert header == HEADER.strip().split(",") + list(ADDED_COLUMNS)
+    assert len(rows) == len(MESSY_SCORED) and out.read_bytes().count(b"\r\n") == len(rows) + 1  # CRLF lines
+    for row, (cells, plain, hindcasts) in zip(rows, MESSY_SCORED):
+        semester, error = hindcasts if hindcast else plain
+        assert row[:10] == cells and row[10] == semester and row[-1].startswith(error) and bool(row[-1]) == bool(error)
+        torch, onnx, difference, low, high, actual, abs_error = row[11:18]
+        assert not torch and not difference  # onnxruntime alone
+        assert all(DECIMAL.fullmatch(v) for v in (onnx, low, high)) if semester else not (onnx or low or high)
+        known = [c for c in cells[:5] if c not in ("", "nan", "NA")]
+        hindcast_row = semester and (hindcast or cells[4] != "")
+        assert actual == (f"{float(known[-1]):.6g}" if hindcast_row else "") and bool(abs_error) == bool(hindcast_row)
+    assert (result.rows, result.scored) == (18, 9 if hindcast else 11)
+    write_scored_csv(score_csv(source, backends, hindcast_last_given=hindcast), tmp_path / "whole.csv")
+    if block > len(rows):  # one block: the batch and so the bytes of the file scored whole
+        assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert_same_rows(out, tmp_path / "whole.csv")
 
 
-def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
+def test_every_row_means_what_predictor_question_makes_of_it():
+    """The table is asked a column at a time; each row's answer and each refusal's message are question()'s."""
+    from cgpa_rnn.predictor import PredictionError
+    from cgpa_rnn.scoring import score_table
+    from cgpa_rnn.table import table_from_rows
+
+    model = OnnxPredictor(SHIPPED / "model.onnx")
+    rng = np.random.default_rng(7)
+    grades = ["", "", "", "7", "7.25", ".5", "10", "0", "nan", "NA", "n/a", "abc", "-1", "11", "1e1", "+7", "٣"]
+    colleges = ["115", "116", "115.0", "999", "0", "", "x", "115.5", "-3", "99999999999999999999"]
+    cells = [[*rng.choice(grades, 5), rng.choice(colleges)] for _ in range(3000)]
+    table = table_from_rows(["1st", "2nd", "3rd", "4th", "5th", "College Code"], cells, "random")
+    for hindcast in (False, True):
+        scored = score_table(table, {"onnx": model}, hindcast)
+        for i, row in enumerate(cells):
+            try:
+                question = model.question(row[:5], row[5], hindcast)
+            except PredictionError as error:
+                assert scored.errors[i] == f"line {i + 2}: {error}" and scored.semester[i] == 0
+                continue
+            assert scored.errors[i] == "" and scored.semester[i] == question.semester
+            assert scored.codes[i] == question.college
+            np.testing.assert_array_equal(scored.seen[i], question.row)
+            assert scored.actual[i] == question.actual or (question.actual is None and np.isnan(scored.actual[i]))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "tests" / "fixtures" / "cohorts").glob("*.csv")))
+def test_every_careless_fixture_streams_as_it_reads_whole(tmp_path, name):
+    """The streamed file and the file read whole have one reader: the same rows, or the same one-line refusal."""
+    from cgpa_rnn.streaming import stream_scored_csv
+
+    source = ROOT / "tests" / "fixtures" / "cohorts" / name
+    backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
+    try:
+        write_scored_csv(score_csv(source, backends), tmp_path / "whole.csv")
+    except DataError as refused:
+        with pytest.raises(DataError) as streamed:
+            stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_rows=2)
+        assert str(streamed.value) == str(refused)
+        return
+    stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_rows=2)
+    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "whole.csv")
+
+
+def test_streamed_scoring_of_random_students_is_the_file_scored_whole(tmp_path):
     from cgpa_rnn.export.inputs import random_students
     from cgpa_rnn.streaming import stream_scored_csv
 
@@ -339,14 +428,14 @@ def test_streamed_scoring_of_random_students_matches_the_reference(tmp_path):
     source = tmp_path / "random.csv"
     source.write_text("\n".join(lines) + "\n")
     backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
-    write_scored_csv(score_csv(source, backends), tmp_path / "reference.csv")
-    stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_bytes=10_000)
-    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
+    write_scored_csv(score_csv(source, backends), tmp_path / "whole.csv")
+    stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_rows=700)
+    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "whole.csv")
 
 
 @pytest.mark.parametrize("separator", [",", ";"])
 def test_streamed_scoring_passes_over_blank_lines_of_every_kind(tmp_path, separator):
-    """Empty, separators only, spaces, CRLF: left out at numpy speed, the rows around them as the reference has them."""
+    """Empty, separators only, spaces, CRLF: left out, the rows around them as the file read whole has them."""
     from cgpa_rnn.export.inputs import random_students
     from cgpa_rnn.streaming import stream_scored_csv
 
@@ -359,35 +448,36 @@ def test_streamed_scoring_passes_over_blank_lines_of_every_kind(tmp_path, separa
     source = tmp_path / "blanks.csv"
     source.write_text("\n".join(lines) + "\n")
     backends = {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}
-    write_scored_csv(score_csv(source, backends), tmp_path / "reference.csv")
-    result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_bytes=4096)
-    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "reference.csv")
+    write_scored_csv(score_csv(source, backends), tmp_path / "whole.csv")
+    result = stream_scored_csv(source, tmp_path / "streamed.csv", backends, block_rows=7)
+    assert_same_rows(tmp_path / "streamed.csv", tmp_path / "whole.csv")
     assert result.rows == 400
 
 
 def test_numbers_are_written_as_python_formats_them():
-    from cgpa_rnn.streaming import format_numbers
+    from cgpa_rnn.scoring import number_cells
 
     rng = np.random.default_rng(0)
     values = np.concatenate([
-        rng.uniform(0, 10, 50_000).astype(np.float32), np.abs(rng.uniform(0, 10, 20_000).astype(np.float32)
-                                                              - rng.uniform(0, 10, 20_000).astype(np.float32)),
-        10.0 ** rng.uniform(-7, 7, 20_000), [0, 10, 1, 0.1, 9.999996, 9.9999996, 1e-4, 9.9999999e-5, 1e-5, 999999.5,
-                                             1e6, -1.5, np.nan, 100, 120, 0.00012]]).astype(np.float64)
-    expected = [b"" if np.isnan(v) else f"{v:.6g}".encode() for v in values]
-    assert format_numbers(values).tolist() == expected
+        rng.uniform(0, 10, 5000).astype(np.float32), 10.0 ** rng.uniform(-7, 7, 2000),
+        [0, 10, 1, 0.1, 9.999996, 9.9999996, 1e-4, 9.9999999e-5, 1e-5, 999999.5, 1e6, -1.5, -0.0, np.nan, np.inf,
+         100, 120, 0.00012]]).astype(np.float64)
+    assert number_cells(values) == ["" if np.isnan(v) else f"{v:.6g}" for v in values]
+    assert number_cells(np.array([])) == [] and number_cells(np.array([np.nan])) == [""]
 
 
 @pytest.mark.parametrize("content, expected", [
     (HEADER + "7,8,,,,115,M,,1,16,extra\n", "line 2: 11 cells but the header has 10 columns"),
     (HEADER + '7,8,,,,115,M,,"1,16\n8,8\n', "line 3: not a readable CSV"),
     ("\n" + HEADER + "7,8,,,,115,M,,1,16\n", "the file is empty"),
+    (" \t\r\n\n  ", "the file is empty"),
     (HEADER + '7,8,,,,115,M,,"' + "x" * (5 << 20) + "\n", "line 2: a record runs past 1,024 KB (a quote that is never "
                                                             "closed?)"),
     (HEADER.encode() + b"7,8,,,,115,M,,\xff,16\n", "not UTF-8 text"),
     (HEADER + "7,8,,,,115,M,,\0,16\n", "contains NUL bytes"),
     ("", "the file is empty"),
     (HEADER, "a header but no student rows"),
+    (HEADER + "\n,,,\n", "a header but no student rows"),
 ])
 def test_streamed_scoring_refuses_an_unreadable_file_in_one_line(tmp_path, content, expected):
     from cgpa_rnn.streaming import stream_scored_csv
@@ -395,8 +485,8 @@ def test_streamed_scoring_refuses_an_unreadable_file_in_one_line(tmp_path, conte
     source = tmp_path / "bad.csv"
     source.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "scored.csv"
-    with pytest.raises(DataError, match=re.escape(expected)):  # also where a block ends inside the record
-        stream_scored_csv(source, out, {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}, block_bytes=64)
+    with pytest.raises(DataError, match=re.escape(expected)):
+        stream_scored_csv(source, out, {"onnx": OnnxPredictor(SHIPPED / "model.onnx")}, block_rows=1)
     one_line_error(cgpa("predict", str(SHIPPED), "--csv", str(source), "--out", str(out)), expected)
     assert not out.exists()
 
