@@ -158,6 +158,20 @@ def cmd_verify(args) -> int:
 
 
 def cmd_bench(args) -> None:
+    if args.train_sizes is not None and not args.train:
+        raise UserError("--train-sizes goes with --train")
+    if args.train:
+        if args.run is not None or args.demo or args.csv is not None or {"calls", "batch"} & set(vars(args)):
+            raise UserError("--train measures `cgpa train` on generated cohorts: it takes no run directory, --demo, "
+                            "--csv, --calls or --batch")
+        from cgpa_rnn.model.train_bench import SIZES, format_train_bench, parse_sizes, train_bench
+
+        sizes = parse_sizes(args.train_sizes) if args.train_sizes is not None else SIZES
+        require("cgpa bench --train", "train")
+        print(format_train_bench(train_bench(sizes)))
+        return
+    if args.run is None:
+        raise UserError("cgpa bench needs a run directory (cgpa bench DIR); only --train measures without one")
     if args.demo:
         require("cgpa bench --demo", "demo")
         from cgpa_rnn.demo.bench import demo_bench, format_demo_bench
@@ -438,7 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_verify)
 
     bench = commands.add_parser("bench", help="torch vs onnxruntime latency, throughput and size")
-    bench.add_argument("run")
+    bench.add_argument("run", nargs="?", help="run directory (not with --train)")
+    bench.add_argument("--train", action="store_true", help="measure `cgpa train` instead: time and peak memory at "
+                                                            "20,000, 200,000 and 1,000,000 SYNTHETIC students "
+                                                            "(8 semesters), each in its own process")
+    bench.add_argument("--train-sizes", metavar="N,N,...", help="with --train: the cohort sizes to train")
     bench.add_argument("--calls", type=int, default=argparse.SUPPRESS,
                        help="batch-1 calls timed per runtime (default: export/bench.py's)")
     bench.add_argument("--batch", type=int, default=argparse.SUPPRESS,

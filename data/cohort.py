@@ -193,7 +193,9 @@ def cohort_from_table(table: Table, source: dict, form: CohortFormat = CohortFor
         header = Header(header.semesters, header.numbers, header.college, [form.long.student], header.gender)
     if len(table) == 0:
         raise DataError(f"{table.where}: the file has a header but no student rows")
-    keys, lines, group_cells, genders, rows, skipped, seen = [], [], [], [], [], [], {}
+    keys, lines, group_cells, genders, skipped, seen = [], [], [], [], [], {}
+    # Filled row by row: a million students' grades as Python lists took ten times the array's memory.
+    values = np.empty((len(table), max(header.numbers)), dtype=np.float32)
     for line, record in table.records():
         key = _student_key(table, header, line, record)
         if key in seen:
@@ -209,14 +211,14 @@ def cohort_from_table(table: Table, source: dict, form: CohortFormat = CohortFor
         keys.append(key)
         lines.append(line)
         group_cells.append(record[header.college] if header.college else "")
-        rows.append(grades)
-    if not rows:
+        values[len(keys) - 1] = grades
+    if not keys:
         raise DataError(f"{table.where}: no student has any grade")
     groups, codes = _group_codes(table, header, lines, group_cells)
     names = dict(zip(header.numbers, header.semesters))
     semester_names = [names.get(n, semester_name(n)) for n in range(1, max(header.numbers) + 1)]
     return Cohort(keys, np.array(codes, dtype=np.int64), np.array(genders, dtype=object),
-                  np.array(rows, dtype=np.float32), semester_names, source, skipped, form.scale, groups)
+                  values[:len(keys)], semester_names, source, skipped, form.scale, groups)
 
 
 def check_trainable(cohort: Cohort, min_students: int = MIN_STUDENTS) -> None:

@@ -96,16 +96,21 @@ class SyntheticSpec:
 def generate_frame(spec: SyntheticSpec):
     """Raw strings in the real CSV's schema (or the sticky kind's), as a pandas DataFrame (pandas:
     the training extra)."""
-    if spec.kind == "sticky":
-        return _sticky_frame(spec)
     import pandas as pd
 
+    return pd.DataFrame(generate_columns(spec))
+
+
+def generate_columns(spec: SyntheticSpec) -> dict[str, np.ndarray]:
+    """The file's columns by name, each an array of its raw cell strings."""
+    if spec.kind == "sticky":
+        return _sticky_columns(spec)
     rng = np.random.default_rng(spec.seed)
     codes = np.array(list(COLLEGE_OFFSETS))
     shares = np.array(COLLEGE_SHARES) / sum(COLLEGE_SHARES)
     college = rng.choice(codes, size=spec.students, p=shares)
     chol = np.linalg.cholesky(spec.covariance())
-    means = np.stack([spec.mean(c) for c in college])
+    means = np.stack([spec.mean(c) for c in codes])[np.searchsorted(codes, college)]
     grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, spec.scale.low,
                      spec.scale.high)
     grades = np.round(grades, 2)
@@ -119,25 +124,32 @@ def generate_frame(spec: SyntheticSpec):
     spellings, weights = zip(*GENDER_SPELLINGS)
     gender = rng.choice(spellings, size=spec.students, p=np.array(weights) / sum(weights))
 
-    frame = pd.DataFrame({semester_name(t + 1): [("" if np.isnan(g) else f"{g:.2f}") for g in grades[:, t]]
-                          for t in range(spec.semesters)})
-    frame["College Code"] = college.astype(str)
-    frame["Gender"] = gender
+    columns = {semester_name(t + 1): _cells(grades[:, t], lambda g: "" if np.isnan(g) else f"{g:.2f}")
+               for t in range(spec.semesters)}
+    columns["College Code"] = _cells(college)
+    columns["Gender"] = _cells(gender)
     roll = np.zeros(spec.students, dtype=np.int64)
     for code in codes:
         members = college == code
         roll[members] = 17017 + np.arange(members.sum())
     # Like the real export, one college files its roll numbers under a different column.
     in_roll_no = college == codes[0]
-    frame["Roll"] = np.where(in_roll_no, "", roll.astype(str) + ".0")
-    frame["Roll no."] = np.where(in_roll_no, roll.astype(str) + ".0", "")
-    frame["Subject Code"] = np.where(college == 241, "28", "16")
-    return frame
+    rolls = (roll.astype(str) + ".0").astype(object)
+    columns["Roll"] = np.where(in_roll_no, "", rolls)
+    columns["Roll no."] = np.where(in_roll_no, rolls, "")
+    columns["Subject Code"] = _cells(np.where(college == 241, "28", "16"))
+    return columns
 
 
-def _sticky_frame(spec: SyntheticSpec):
-    import pandas as pd
+def _cells(values: np.ndarray, text=str) -> np.ndarray:
+    """Each value's cell text, as an object array in which equal values share one string: a million students'
+    eight grades are then about a thousand strings rather than eight million (the same text, a fraction of the
+    memory and of the time)."""
+    distinct, index = np.unique(values, return_inverse=True)
+    return np.array([text(value) for value in distinct], dtype=object)[index.reshape(-1)]
 
+
+def _sticky_columns(spec: SyntheticSpec) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(spec.seed)
     codes, shares, offsets = zip(*STICKY_SCHOOLS)
     school = rng.choice(len(codes), size=spec.students, p=np.array(shares))
@@ -150,12 +162,12 @@ def _sticky_frame(spec: SyntheticSpec):
         grades[:, t] = np.where(rng.random(spec.students) < STICKY_REPEAT, previous, moved)
         grades[:, t] = np.where(rng.random(spec.students) < STICKY_ABSENT, 0.0, grades[:, t])
     grades = np.clip(grades, STICKY_SCALE.low, STICKY_SCALE.high).astype(int)
-    frame = pd.DataFrame({"school": np.array(codes)[school],
-                          "sex": rng.choice(["F", "M"], size=spec.students),
-                          "absences": rng.poisson(4, size=spec.students).astype(str)})
+    columns = {"school": _cells(np.array(codes)[school]),
+               "sex": _cells(rng.choice(["F", "M"], size=spec.students)),
+               "absences": _cells(rng.poisson(4, size=spec.students))}
     for t in range(spec.semesters):
-        frame[f"G{t + 1}"] = grades[:, t].astype(str)
-    return frame
+        columns[f"G{t + 1}"] = _cells(grades[:, t])
+    return columns
 
 
 def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = SyntheticSpec.seed,
@@ -167,9 +179,14 @@ def synthetic_cohort(students: int = SyntheticSpec.students, seed: int = Synthet
     source = {"kind": "synthetic", "seed": seed, "students": students, "semesters": semesters}
     if kind != SyntheticSpec.kind:
         source["cohort"] = kind
-    frame = generate_frame(spec)
-    table = table_from_rows(list(frame.columns), frame.to_numpy().tolist(), f"synthetic cohort (seed {seed})")
-    return cohort_from_table(table, source, spec.reading())
+    return cohort_from_table(_table(spec, f"synthetic cohort (seed {seed})"), source, spec.reading())
+
+
+def _table(spec: SyntheticSpec, where: str):
+    """The generated file as the CSV reader's table. Without pandas, whose frame would make every cell its own
+    string again; the columns and rows it is built from are gone before the cohort is parsed from it."""
+    columns = generate_columns(spec)
+    return table_from_rows(list(columns), np.stack(list(columns.values()), axis=1).tolist(), where)
 
 
 def spec_of(cohort: Cohort) -> SyntheticSpec:

@@ -33,6 +33,9 @@ SMOOTHING = np.round(np.arange(0.05, 1.0001, 0.05), 2)  # alphas tried by the da
 # 21 fits is compared, so its in-sample gain is biased upward (measured over 15 cross-validation folds:
 # UCI maths and Portuguese at most 1.15, the shipped data at least 8.2, 60 synthetic students 4.2).
 EVIDENCE = 2.0
+# Examples a baseline predicts at once: each is a copy of its student's semesters and the college's means, so
+# all seven million of a million students' at once took 1.5 GB; a bounded number keep it flat.
+EXAMPLES_AT_ONCE = 500_000
 
 
 def _history(grades: np.ndarray, student: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -50,7 +53,7 @@ class Baseline(ABC):
     def fit(self, grades: np.ndarray, college: np.ndarray):
         self._fit(grades, college)
         student, target = next_examples(grades)
-        residual = grades[student, target] - self.predict(grades, college, student, target)
+        residual = grades[student, target] - self.predictions(grades, college, student, target)
         overall = np.quantile(residual, (QUANTILES[0], QUANTILES[-1])) if len(residual) else np.zeros(2)
         self.residual_quantiles = {int(t): np.quantile(residual[target == t], (QUANTILES[0], QUANTILES[-1]))
                                    if (target == t).sum() >= 5 else overall for t in range(1, grades.shape[1])}
@@ -64,10 +67,17 @@ class Baseline(ABC):
     def predict(self, grades, college, student, target) -> np.ndarray:
         """The point forecast of each (student, target semester) example."""
 
+    def predictions(self, grades, college, student, target) -> np.ndarray:
+        """predict() of any number of examples, EXAMPLES_AT_ONCE at a time."""
+        return np.concatenate([self.predict(grades, college, student[start:start + EXAMPLES_AT_ONCE],
+                                            target[start:start + EXAMPLES_AT_ONCE])
+                               for start in range(0, max(len(student), 1), EXAMPLES_AT_ONCE)])
+
     def predict_interval(self, grades, college, student, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prediction, low, high of each (student, target) example."""
-        prediction = self.predict(grades, college, student, target)
-        offsets = np.array([self.residual_quantiles[int(t)] for t in target]).reshape(-1, 2)
+        prediction = self.predictions(grades, college, student, target)
+        semesters = range(1, len(self.residual_quantiles) + 1)
+        offsets = np.stack([np.zeros(2)] + [self.residual_quantiles[t] for t in semesters])[target]  # row 0: no target
         return prediction, prediction + offsets[:, 0], prediction + offsets[:, 1]
 
 
@@ -126,11 +136,12 @@ def _fit_ridge(features: np.ndarray, y: np.ndarray):
     intercept = y.mean()
     yc = y - intercept
     u, s, vt = np.linalg.svd(x, full_matrices=False)
-    best = None
+    del x  # a million students' standardised features: 150 MB that the loop below need not keep
+    squares, best = u ** 2, None
     for alpha in ALPHAS:
         shrink = s ** 2 / (s ** 2 + alpha)
         fitted = u @ (shrink * (u.T @ yc))
-        leverage = (u ** 2) @ shrink + 1.0 / len(y)
+        leverage = squares @ shrink + 1.0 / len(y)
         loo = np.mean(((yc - fitted) / np.maximum(1 - leverage, 1e-6)) ** 2)
         if best is None or loo < best[0]:
             best = (loo, alpha)
@@ -165,8 +176,19 @@ class CollegeMeans:
 
     def of(self, college: np.ndarray) -> np.ndarray:
         """[N, S] the expected grade of each student's college in each semester."""
-        return np.stack([self.table.get(int(c), self.semester) for c in college]) if len(college) else \
-            np.empty((0, len(self.semester)))
+        return self.rows()[lookup(np.array(sorted(self.table), dtype=np.int64), college)]
+
+    def rows(self) -> np.ndarray:
+        """[V + 1, S] each college's means in the order of its code, then the semester's (a college not seen)."""
+        return np.stack([self.table[code] for code in sorted(self.table)] + [self.semester])
+
+
+def lookup(codes: np.ndarray, college: np.ndarray) -> np.ndarray:
+    """[N] each code's position in the sorted `codes`, len(codes) for a code not among them: a table's row
+    per student without a loop over students (a million of them are a state's cohort)."""
+    position = np.searchsorted(codes, college).clip(max=max(len(codes) - 1, 0))
+    known = codes[position] == college if len(codes) else np.zeros(len(college), dtype=bool)
+    return np.where(known, position, len(codes))
 
 
 def smoothed_deviation(deviation: np.ndarray, alpha: float) -> np.ndarray:
@@ -191,21 +213,22 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
-def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, college: np.ndarray, phi: float | None = None
-                       ) -> tuple[float, dict[int, float], float, np.ndarray]:
+def _fit_phi_and_shift(residual: np.ndarray, level: np.ndarray, colleges: dict[int, np.ndarray],
+                       phi: float | None = None) -> tuple[float, dict[int, float], float, np.ndarray]:
     """phi (unless given) and a shift per college minimising sum |residual - shift[college] - phi level|;
-    also the pooled shift (for a college not seen) and each example's absolute error. Alternating exact
-    steps: for fixed shifts the best phi is a weighted median of (r - shift) / L (sum |L| |(r - shift)/L
-    - phi|), for a fixed phi each shift a median; a few rounds settle, on integer-grade cohorts too."""
+    also the pooled shift (for a college not seen) and each example's absolute error. `colleges`: each
+    college's examples (their positions). Alternating exact steps: for fixed shifts the best phi is a
+    weighted median of (r - shift) / L (sum |L| |(r - shift)/L - phi|), for a fixed phi each shift a
+    median; a few rounds settle, on integer-grade cohorts too."""
     free, phi, moving = phi is None, phi or 0.0, level != 0
     shift = np.zeros(len(residual))
-    codes = np.unique(college)
     for _ in range(4 if free else 1):
         if free and moving.any():
             phi = _weighted_median((residual[moving] - shift[moving]) / level[moving], np.abs(level[moving]))
         remainder = residual - phi * level
-        shifts = {int(c): float(np.median(remainder[college == c])) for c in codes}
-        shift = np.array([shifts[int(c)] for c in college])
+        shifts = {code: float(np.median(remainder[rows])) for code, rows in colleges.items()}
+        for code, rows in colleges.items():
+            shift[rows] = shifts[code]
     pooled = float(np.median(residual - phi * level))
     return phi, shifts, pooled, np.abs(residual - shift - phi * level)
 
@@ -215,19 +238,26 @@ class DampedDeviation(Baseline):
 
     def _fit(self, grades: np.ndarray, college: np.ndarray) -> None:
         self.means = CollegeMeans(grades, college)
-        expected = self.means.of(college)
+        deviation = grades - self.means.of(college)
         student, target = next_examples(grades)
-        residual = (grades - expected)[student, target]
+        residual = deviation[student, target]
+        # Per target semester: its examples, their students, and their positions per college; the same in
+        # each of the 21 fits below, so found once rather than in each (a third of the time they took).
+        by_target = []
+        for t in np.unique(target):
+            pick = np.flatnonzero(target == t)
+            codes, index = np.unique(college[student[pick]], return_inverse=True)
+            by_target.append((int(t), pick, student[pick], {int(c): np.flatnonzero(index == k)
+                                                            for k, c in enumerate(codes)}))
 
         def fitted(alpha: float, phi: float | None = None):
             """(the examples' absolute errors, alpha, phi_t, shifts_t) with alpha fixed and phi fitted or fixed."""
-            level = smoothed_deviation(grades - expected, alpha)[student, target - 1]
+            levels = smoothed_deviation(deviation, alpha)
             errors, phis, shifts = np.zeros(len(residual)), {}, {}
-            for t in np.unique(target):
-                pick = target == t
-                phis[int(t)], by_college, pooled, errors[pick] = _fit_phi_and_shift(
-                    residual[pick], level[pick], college[student[pick]], phi)
-                shifts[int(t)] = (by_college, pooled)
+            for t, pick, students, colleges in by_target:
+                phis[t], by_college, pooled, errors[pick] = _fit_phi_and_shift(
+                    residual[pick], levels[students, t - 1], colleges, phi)
+                shifts[t] = (by_college, pooled)
             return errors, alpha, phis, shifts
 
         # Persistence (the last grade itself) is the incumbent; the best fit, damped or persistence
@@ -236,8 +266,10 @@ class DampedDeviation(Baseline):
         # flat around persistence, and an in-sample gain smaller than its noise becomes a loss on
         # new students (UCI Portuguese: persistence plus drift 0.9069 against persistence's 0.8929
         # in cross-validation; in-sample it was better by 0.13 standard errors).
-        best = min([fitted(1.0, phi=1.0)] + [fitted(alpha) for alpha in SMOOTHING], key=lambda fit: fit[0].sum())
-        gain = np.abs(grades[student, target] - Persistence().predict(grades, college, student, target)) - best[0]
+        # A generator: one fit's errors alive at a time besides the best's (50 MB each on a million students).
+        best = min((fitted(alpha, phi) for alpha, phi in [(1.0, 1.0)] + [(a, None) for a in SMOOTHING]),
+                   key=lambda fit: fit[0].sum())
+        gain = np.abs(grades[student, target] - Persistence().predictions(grades, college, student, target)) - best[0]
         spread = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
         # Standard errors better than persistence; a gain without spread is as clear as evidence gets
         # (a large number rather than infinity, which JSON cannot write).
@@ -258,8 +290,12 @@ class DampedDeviation(Baseline):
         expected = self.means.of(college[student])
         history = _history(grades, student, target)
         level = smoothed_deviation(history - expected, self.alpha)[np.arange(len(student)), target - 1]
-        phi = np.array([self.phi.get(int(t), 0.0) for t in target])
-        shift = np.array([self.shift(c, t) for c, t in zip(college[student], target)])
+        semesters = range(grades.shape[1])
+        phi = np.array([self.phi.get(t, 0.0) for t in semesters])[target]
+        codes = np.array(sorted({c for by_college, _ in self.shifts.values() for c in by_college}), dtype=np.int64)
+        pooled = [self.shifts.get(t, ({}, 0.0))[1] for t in semesters]
+        shifts = np.array([[self.shift(c, t) for t in semesters] for c in codes.tolist()] + [pooled])
+        shift = shifts[lookup(codes, college[student]), target]
         return expected[np.arange(len(student)), target] + shift + phi * level
 
 
@@ -282,9 +318,13 @@ class Gaussian(Baseline):
         deviation = _history(grades, student, target) - expected
         prediction = expected[np.arange(len(student)), target].astype(np.float64)
         observed = ~np.isnan(deviation)
-        for pattern in np.unique(np.hstack([observed, target[:, None]]), axis=0):
-            known, t = pattern[:-1].astype(bool), int(pattern[-1])
-            rows = (observed == known).all(1) & (target == t)
+        # Each (semesters observed, target) pattern as one integer: unique over integers, not over rows, which
+        # took most of the time on a million students.
+        bits = 1 << np.arange(observed.shape[1], dtype=np.int64)
+        patterns = observed @ bits + target.astype(np.int64) * (1 << observed.shape[1])
+        for pattern in np.unique(patterns):
+            known, t = (pattern & bits) > 0, int(pattern >> observed.shape[1])
+            rows = patterns == pattern
             if known.any():
                 weights = np.linalg.solve(self.covariance[np.ix_(known, known)], self.covariance[known, t])
                 prediction[rows] += deviation[rows][:, known] @ weights

@@ -20,6 +20,18 @@ INTERVAL_LEVEL = round(QUANTILES[-1] - QUANTILES[0], 6)
 COVERAGE_KEY = f"coverage{round(INTERVAL_LEVEL * 100)}"  # share of actual grades inside the interval
 WIDTH_KEY = f"width{round(INTERVAL_LEVEL * 100)}"  # mean interval width, grade points
 
+# Training at flat memory (model/batches.py). Up to FULL_BATCH_STUDENTS training students each step takes them
+# all, as every cohort always did; above, steps take minibatches. Measured on the synthetic cohort with 8 semesters
+# and the default settings, full batch against minibatches: 4,250 training students 928 MB against 396 MB peak,
+# 19 s both, held-out MAE 0.4546 against 0.4544; 10,200 students 1,581 MB against 694 MB, 41 s against 40 s, MAE
+# 0.4553 against 0.4545; 17,000 students 3.1 GB and 78 s full batch. The shipped cohort (240 students) and the
+# demo's uploads (3,000 rows at most) stay below it.
+FULL_BATCH_STUDENTS = 5000
+MINIBATCH = 1024  # students per step above it: per student, 1,024 cost as little as 16,384 and 4x less than 256
+EPOCH_STUDENTS = 50_000  # an epoch of a bigger set: early stopping looks this often, and epochs bound the work
+HELD_OUT_STUDENTS = 8192  # the fixed sample a bigger set stops early and calibrates its intervals on
+CHUNK_STUDENTS = 16_384  # students per pass without gradients (predictions over a test set)
+
 
 def option(default, help: str, low=None, high=None, flag: str | None = None, **kwargs):
     """A config field with its command-line help and its allowed range [low, high]."""
@@ -63,7 +75,11 @@ class TrainConfig:
     learning_rate: float = option(0.01, "AdamW learning rate", low=1e-6, high=1.0, flag="--lr")
     weight_decay: float = option(0.1, "AdamW weight decay (pulls the prior back to its fitted start and the "
                                       "correction towards zero)", low=0.0, high=10.0)
-    batch_size: int = option(0, "students per step; 0: the whole training set", low=0)
+    batch_size: int = option(0, "students per step; 0: the whole training set up to --minibatch-above students, "
+                                f"{MINIBATCH:,} above", low=0)
+    minibatch_above: int = option(FULL_BATCH_STUDENTS, "training students above which training takes minibatches, "
+                                  f"epochs of at most {EPOCH_STUDENTS:,} students, and stops early and calibrates on "
+                                  f"a fixed sample of {HELD_OUT_STUDENTS:,} held-out ones, at flat memory", low=1)
     max_epochs: int = option(200, "epochs at most; early stopping usually ends sooner", low=1, high=100_000,
                              flag="--epochs")
     patience: int = option(25, "epochs without a better validation loss before stopping", low=1)

@@ -156,7 +156,8 @@ def _run_fold(job) -> tuple[dict, dict]:
                                                                            prediction, low, high)
     for cell in cells:
         cell_config = replace(config, model=replace(config.model, cell=cell), seed=config.seed + fold_id)
-        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], scale=cohort.scale)
+        model, history = fit(cell_config, cohort.grades[fold.train], cohort.college[fold.train], scale=cohort.scale,
+                             prior=fitted_baselines.get("damped_deviation"))  # fitted once, the same for every cell
         if k == 0:
             decay[cell], trained[cell] = history.weight_decay, model
         quantiles = predict_all_steps(model, grades, college)

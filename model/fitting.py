@@ -5,7 +5,8 @@ early stopping (so across the ensemble every training student is also learned fr
 With several weight-decay candidates, every (candidate, member) pair is one member of a
 single batched training; the candidate with the lowest validation loss keeps its members.
 Afterwards the interval is calibrated per predicted semester on validation students, and the
-trajectory's per horizon (model/trajectory.py).
+trajectory's per horizon (model/trajectory.py). A big cohort is read in minibatches, and stops
+early and calibrates on a fixed sample of validation students (model/batches.py).
 Nothing here looks at students outside `grades`.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from cgpa_rnn.data.sequences import Normalisation, predictable, split_students
 from cgpa_rnn.encoding import DEFAULT_SCALE, Scale
 from cgpa_rnn.model.baselines import DampedDeviation
+from cgpa_rnn.model.batches import Batches, Plan, chunks, held_out_sample
 from cgpa_rnn.model.config import INTERVAL_LEVEL, TrainConfig
 from cgpa_rnn.model.network import GradeForecaster
 from cgpa_rnn.model.trainer import History, TimeBudget, Trainer
@@ -55,12 +57,14 @@ def member_rows(config: TrainConfig, students: int) -> tuple[torch.Tensor, torch
 
 
 def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks: tuple[Callback, ...] = (),
-        scale: Scale = DEFAULT_SCALE) -> tuple[GradeForecaster, History]:
+        scale: Scale = DEFAULT_SCALE, prior: DampedDeviation | None = None) -> tuple[GradeForecaster, History]:
     """Train a forecaster on the training students' (grades, college) of a cohort on `scale`;
-    `callbacks` run after every epoch (progress displays); config.max_seconds adds a time budget."""
+    `callbacks` run after every epoch (progress displays); config.max_seconds adds a time budget.
+    `prior`: the damped deviation already fitted on these students, if the caller has it (fitting it
+    is most of the work on a big cohort, and a baseline's fit on the same students is the same)."""
     candidates = config.tune_weight_decay or (config.weight_decay,)
     E, K = config.model.ensemble, len(candidates)
-    prior = DampedDeviation().fit(grades, college)
+    prior = prior or DampedDeviation().fit(grades, college)
     model = build_model(config, grades, college, prior, members=E * K, scale=scale)
     # Where the training students give no clear evidence against repeating the last grade, the prior
     # is persistence, and what the members learnt on top of it lost to it on new students on every
@@ -73,19 +77,13 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     # Member k * E + e: weight-decay candidate k, validation split e.
     train_rows, validation_rows = train_rows.repeat(K, 1), validation_rows.repeat(K, 1)
     decay = torch.tensor(candidates, dtype=torch.float32).repeat_interleave(E)
-    generator = torch.Generator().manual_seed(config.seed)
-    n = len(grades)
-    batch_size = config.batch_size or n
-
-    def train_batches():
-        # Some students are shown as "college unknown", so that slot learns the average college.
-        hidden = torch.rand(n, generator=generator) < config.college_dropout
-        order = torch.randperm(n, generator=generator) if batch_size < n else torch.arange(n)
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            yield grades_t[rows], college_t[rows], train_rows[:, rows], hidden[rows]
-
-    trainer = Trainer(config, model, train_batches, (grades_t, college_t, validation_rows), decay)
+    plan = Plan.of(config, len(grades))
+    batches = Batches(plan, grades_t, college_t, train_rows, config.college_dropout,
+                      torch.Generator().manual_seed(config.seed))
+    # Early stopping's and both calibrations' students: all, or a big cohort's fixed sample (model/batches.py).
+    held = held_out_sample(plan, validation_rows, config.seed)
+    held_grades, held_college, held_rows = grades_t[held], college_t[held], validation_rows[:, held]
+    trainer = Trainer(config, model, batches, (held_grades, held_college, held_rows), decay)
     if config.max_seconds:
         trainer.add_callback("on_epoch_end", TimeBudget(config.max_seconds))
     for callback in callbacks:
@@ -102,8 +100,8 @@ def fit(config: TrainConfig, grades: np.ndarray, college: np.ndarray, callbacks:
     if history.time_limited:
         history.time_limited = min(history.time_limited, E)
     history.prior_only, history.persistence_evidence = prior.persistence, prior.evidence
-    calibrate_intervals(model, grades_t, college_t, validation_rows[kept])
-    calibrate_trajectory(model, grades_t, college_t, validation_rows[kept])
+    calibrate_intervals(model, held_grades, held_college, held_rows[kept])
+    calibrate_trajectory(model, held_grades, held_college, held_rows[kept])
     model.eval()
     return model, history
 
@@ -144,5 +142,7 @@ def _conformal_quantile(scores: torch.Tensor) -> float:
 
 def predict_all_steps(model: GradeForecaster, grades: np.ndarray, college: np.ndarray) -> np.ndarray:
     """Quantiles [N, S-1, len(QUANTILES)] in grade points; [:, t] predicts semester t+2 from semesters 1..t+1."""
-    with torch.no_grad():
-        return model.all_steps(torch.from_numpy(grades), torch.from_numpy(college)).numpy()
+    grades_t, college_t = torch.from_numpy(grades), torch.from_numpy(college)
+    with torch.no_grad():  # in chunks: a million students' members at once would take gigabytes
+        return np.concatenate([model.all_steps(grades_t[part], college_t[part]).numpy()
+                               for part in chunks(len(grades))])

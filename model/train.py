@@ -16,7 +16,7 @@ import numpy as np
 
 from cgpa_rnn.data.cohort import Cohort, check_trainable
 from cgpa_rnn.data.sequences import TARGETS, split_students
-from cgpa_rnn.model.baselines import BASELINES
+from cgpa_rnn.model.baselines import BASELINES, DampedDeviation
 from cgpa_rnn.model.config import TrainConfig
 from cgpa_rnn.model.figures import save_figure
 from cgpa_rnn.model.metrics import by_semester, regression_metrics
@@ -31,13 +31,17 @@ def held_out_split(cohort: Cohort, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def held_out_metrics(model, cohort: Cohort, train: np.ndarray, test: np.ndarray) -> dict:
-    """Metrics of the model and of every baseline (fitted on `train`) on the `test` students."""
+def fit_baselines(cohort: Cohort, train: np.ndarray) -> list:
+    return [baseline().fit(cohort.grades[train], cohort.college[train]) for baseline in BASELINES]
+
+
+def held_out_metrics(model, cohort: Cohort, train: np.ndarray, test: np.ndarray, fitted: list | None = None) -> dict:
+    """Metrics of the model and of every baseline (`fitted` on `train`, or fitted here) on the `test` students."""
     from cgpa_rnn.model.fitting import predict_all_steps
 
     grades, college = cohort.grades[test], cohort.college[test]
     quantiles = predict_all_steps(model, grades, college)
-    fitted = [baseline().fit(cohort.grades[train], cohort.college[train]) for baseline in BASELINES]
+    fitted = fitted or fit_baselines(cohort, train)
     result = {}
     for target_name, examples in TARGETS.items():
         student, target = examples(grades)
@@ -101,11 +105,13 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
 
     torch.set_num_threads(1)  # tiny matrices: one thread is fastest and keeps runs reproducible
     train, test = held_out_split(cohort, config.seed)
+    baselines = fit_baselines(cohort, train)
+    prior = next(b for b in baselines if isinstance(b, DampedDeviation))  # the network's prior, fitted once
     bar = ConsoleBar(f"train {config.model.cell}") if progress else None
     started = time.perf_counter()
     try:
         model, history = fit(config, cohort.grades[train], cohort.college[train], callbacks=(
-            *callbacks, *([bar] if bar else [])), scale=cohort.scale)
+            *callbacks, *([bar] if bar else [])), scale=cohort.scale, prior=prior)
     finally:
         if bar:
             bar.close()
@@ -117,9 +123,11 @@ def _train_into(run: RunDir, cohort: Cohort, config: TrainConfig, progress: bool
         "data": DataInfo.of(cohort).to_dict(),
         "split": {"seed": config.seed, "test_share": TEST_SHARE, "train_students": len(train),
                   "test_students": len(test)},
-        "test": held_out_metrics(model, cohort, train, test),
+        "test": held_out_metrics(model, cohort, train, test, baselines),
         "tuning": {"weight_decay_validation_loss": history.tuning, "chosen_weight_decay": history.weight_decay},
         "best_epochs": history.best_epoch,
+        "epochs": len(history.train[0]),
+        "steps": history.steps,
         "time_limited_networks": history.time_limited,
         "prior": {"persistence": history.prior_only,
                   "evidence_against_persistence": round(history.persistence_evidence, 2)},

@@ -594,3 +594,10 @@ def test_stopping_the_demo_benchmark_stops_its_server(tmp_path):
     """SIGTERM to `cgpa bench --demo` used to leave the demo server it started serving."""
     left = _stopped(["bench", str(SHIPPED), "--demo"], lambda pid: bool(_children(pid)))
     assert not left, "the benchmark's demo server still runs after the benchmark was stopped"
+
+
+@pytest.mark.slow
+def test_stopping_the_training_benchmark_stops_its_training():
+    """SIGTERM to `cgpa bench --train` ends the training it runs in a process of its own."""
+    left = _stopped(["bench", "--train", "--train-sizes", "20000"], lambda pid: bool(_children(pid)))
+    assert not left, "the benchmark's training still runs after the benchmark was stopped"
