@@ -1,16 +1,16 @@
-"""model.onnx for a tanh-recurrent forecaster, built node by node: the ensemble in about 30 nodes.
+"""model.onnx for a tanh-recurrent forecaster, built node by node: the ensemble in about 40 nodes.
 
 onnxruntime spends its time per node, not per multiply, on a model this small (about 0.3 µs
 each): traced as written, the ensemble is a few hundred nodes. Here the trained weights are
-folded, once, into a few matrices and ONNX's own RNN operator:
+folded, once, into a few matrices:
 
     features   [grades (NaN -> the mean), missing flags, college one-hot]
     Gemm       every linear function of them the graph reads (_Features): each step's input
-               row, the steps' deviations, counts of observed semesters, the expected grades
-    RNN        the members' Elman cells side by side: W is their W_xh stacked, R their W_hh
-               block-diagonal, B their b_h, each step's input the model's own step features.
-               sequence_lens stops each student's sequence at their last observed semester,
-               so the final state is the one that predicts
+               (the model's own step features), the steps' deviations, counts of observed
+               semesters, the expected grades
+    recurrence h_t = tanh(x_t W_xh + b_h + h_{t-1} W_hh), the members side by side (W_hh
+               block-diagonal), unrolled over the fixed horizon; the state of each student's
+               last observed semester gathered
     prior      the smoothed level multiplied out (_level_exponent): exp(counts x log alpha,
                log(1 - alpha)) weights each step's deviation
     by_last    one row per last observed semester 0..S (0 and S: nothing to predict, NaN):
@@ -64,8 +64,6 @@ class _Features:
                observed semester, else 0)
     observed   [S + 1] 1/2, then t + 1 where semester t is observed, else 0: its arg max is the last
                observed semester, 1-based (0: none)
-    length     [T + 1] -1, then the same up to T, where the last semester's flag counts too: its arg max is
-               the RNN's sequence length, the last observed semester clipped to 1..T
     expected   [S + 1] at t + 1, the prior's expected grade of step t's next semester, in grade points
                (the members' mean); positions 0 and S repeat a neighbour"""
 
@@ -73,10 +71,11 @@ class _Features:
         S, V = model.semesters, model.college_codes.numel()
         T = S - 1
         self.semesters, self.step_width = S, 3 + T
-        self.blocks = [T * self.step_width, T, 4 * T, S + 1, T + 1, S + 1]
+        self.blocks = [self.step_width] * T + [T, 4 * T, S + 1, S + 1]
         self.weight = np.zeros((2 * S + V, sum(self.blocks)))
         self.bias = np.zeros(sum(self.blocks))
-        steps, deviation, counts, observed, length, expected = np.cumsum([0, *self.blocks[:-1]])
+        steps = 0
+        deviation, counts, observed, expected = T * self.step_width + np.cumsum([0, *self.blocks[T:-1]])
         mean, std = float(model.grade_mean), float(model.grade_std)
         college_mean = _numpy(model.college_mean)  # [V+1, S] normalised, row 0: unknown
         expected_grade = college_mean[:, 1:] + _numpy(model.prior_shift) + _numpy(model.college_offset).mean(0)
@@ -96,10 +95,9 @@ class _Features:
         for position in range(S + 1):
             step = min(max(position - 1, 0), T - 1)
             self.college_term(expected + position, expected_grade[:, step] * std + mean)
-        self.bias[[observed, length]] = 0.5, -1.0
+        self.bias[observed] = 0.5
         for t in range(S):
             self.observed_count(observed + t + 1, [t], t + 1.0)
-            self.observed_count(length + min(t + 1, T), [t], min(t + 1, T))
 
     def observed_count(self, column: int, semesters, factor: float) -> None:
         """Add factor x (observed flag) of each semester to `column`: observed is 1 - missing."""
@@ -169,18 +167,18 @@ def fused_graph(model: GradeForecaster, opset: int) -> onnx.ModelProto | None:
     weights = {
         "mean": np.full(S, float(model.grade_mean)), "codes": model.college_codes.numpy(),
         "feature_weight": features.weight, "feature_bias": features.bias, "blocks": np.array(features.blocks),
-        # ONNX's RNN computes tanh(x W^T + h R^T + b): W [1, EH, inputs], R [1, EH, EH], B [1, 2 EH].
-        "W": np.concatenate([w_in[e, :features.step_width].T for e in range(E)])[None],
-        "R": torch.block_diag(*torch.from_numpy(w_hh).transpose(1, 2)).numpy()[None],
-        "B": np.concatenate([b_in.reshape(-1), np.zeros(EH)])[None],
+        # The members side by side: W_xh [inputs, EH] (each member's columns), b_h [EH], W_hh block-diagonal.
+        "W_xh": np.concatenate([w_in[e, :features.step_width] for e in range(E)], axis=1), "b_h": b_in.reshape(-1),
+        "W_hh": torch.block_diag(*torch.from_numpy(w_hh)).numpy(),
         "exponent": _level_exponent(model), "by_last": _by_last(model),
         "gap_weight": gap_weight, "gap_bias": gap_bias, "output_weight": output_weight, "output_bias": output_bias,
         "scale_low": np.array(model.scale.low), "scale_high": np.array(model.scale.high),
         "column": np.array([-1, 1]), "flat": np.array([-1]),
-        "step_rows": np.array([0, T, features.step_width]), "count_rows": np.array([0, T, 4]),
-        "one_row": np.array([0, 1, T]), "state_rows": np.array([-1, EH]), "member_rows": np.array([-1, E])}
+        "by_step": np.array([0, S + 1, EH]), "count_rows": np.array([0, T, 4]), "deviation_rows": np.array([0, T, 1]),
+        "step_axis": np.array([1])}
     initializers = [numpy_helper.from_array(value.astype(np.int64 if value.dtype.kind == "i" else np.float32), name)
                     for name, value in weights.items()]
+    steps, states = [f"step_{t}" for t in range(T)], [f"state_{t}" for t in range(T)]
     node = helper.make_node
     nodes = [
         node("IsNaN", ["grades"], ["missing"]),
@@ -191,25 +189,29 @@ def fused_graph(model: GradeForecaster, opset: int) -> onnx.ModelProto | None:
         node("Cast", ["matches"], ["one_hot"], to=TensorProto.FLOAT),
         node("Concat", ["cleaned", "flags", "one_hot"], ["features"], axis=1),
         node("Gemm", ["features", "feature_weight", "feature_bias"], ["linear"]),
-        node("Split", ["linear", "blocks"],
-             ["step_inputs", "deviations", "counts_linear", "observed", "length_scores", "expected_by_last"], axis=1),
-        # The recurrent network, stopped at each student's last observed semester (at least one step; a student
-        # with nothing to predict gets NaN from by_last).
+        node("Split", ["linear", "blocks"], [*steps, "deviations", "counts_linear", "observed", "expected_by_last"],
+             axis=1),
+        # The recurrent network, unrolled over the fixed horizon: h_t = tanh(x_t W_xh + b_h + h_{t-1} W_hh), every
+        # member at once (onnxruntime's own RNN node is four times slower than this at large batches).
+        node("Gemm", [steps[0], "W_xh", "b_h"], ["drive_0"]),
+        node("Tanh", ["drive_0"], [states[0]]),
+        *[n for t in range(1, T) for n in (node("Gemm", [steps[t], "W_xh", "b_h"], [f"drive_{t}"]),
+                                            node("Gemm", [states[t - 1], "W_hh", f"drive_{t}"], [f"pre_{t}"]),
+                                            node("Tanh", [f"pre_{t}"], [states[t]]))],
+        # The last observed semester, 1-based (0: none), picks the state and the expected grade of its step;
+        # positions 0 and S (nothing to predict) repeat a neighbour, and by_last makes their outputs NaN.
         node("ArgMax", ["observed"], ["last"], axis=1, keepdims=1),
-        node("ArgMax", ["length_scores"], ["length"], axis=1, keepdims=0),
-        node("Cast", ["length"], ["lengths"], to=TensorProto.INT32),
-        node("Reshape", ["step_inputs", "step_rows"], ["batch_steps"]),
-        node("Transpose", ["batch_steps"], ["steps"], perm=[1, 0, 2]),
-        node("RNN", ["steps", "W", "R", "B", "lengths"], ["", "final_state"], hidden_size=EH),
-        node("Reshape", ["final_state", "state_rows"], ["state"]),
+        node("Concat", [states[0], *states, states[-1]], ["every_step"], axis=1),
+        node("Reshape", ["every_step", "by_step"], ["states_by_step"]),
+        node("GatherND", ["states_by_step", "last"], ["state"], batch_dims=1),
         # The prior: its level (_level_exponent), and the expected grade and factors of the last observed step.
         node("Relu", ["counts_linear"], ["counts"]),
         node("Reshape", ["counts", "count_rows"], ["counts_by_step"]),
         node("MatMul", ["counts_by_step", "exponent"], ["log_weights"]),
         node("Exp", ["log_weights"], ["level_weights"]),
-        node("Reshape", ["deviations", "one_row"], ["deviation_row"]),
-        node("MatMul", ["deviation_row", "level_weights"], ["level_row"]),
-        node("Reshape", ["level_row", "member_rows"], ["level"]),
+        node("Reshape", ["deviations", "deviation_rows"], ["deviation_by_step"]),
+        node("Mul", ["level_weights", "deviation_by_step"], ["weighted"]),
+        node("ReduceSum", ["weighted", "step_axis"], ["level"], keepdims=0),
         node("GatherElements", ["expected_by_last", "last"], ["expected"], axis=1),
         node("GatherND", ["by_last", "last"], ["factors"]),
         # The output layers: softplus gaps, the factors, then (low, median, high) as rows of [3, batch].

@@ -2,8 +2,8 @@
 
 Every cell has the same contract: a dynamic batch axis and the semester axis fixed at the
 model's horizon. The tanh cells (the hand-written elman and nn.RNN) are built node by node
-in their fused form (export/fused.py): the ensemble's weights folded into a few matrices and
-one ONNX RNN node, about 30 nodes whatever the horizon. nn.GRU and nn.LSTM go through torch
+in their fused form (export/fused.py): the ensemble's weights folded into a few matrices,
+about 40 nodes for five semesters. nn.GRU and nn.LSTM go through torch
 2.13's default (dynamo) exporter and become native ONNX GRU/LSTM nodes (one per member of
 the ensemble, as torch runs them). Tests prove parity for each cell.
 explain.onnx is GradeForecaster.explain (cgpa_rnn.explanation) and the trajectory to graduation

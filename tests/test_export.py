@@ -39,9 +39,8 @@ def test_export_and_verify_every_cell(cell, exported_runs):
     if cell in NATIVE_NODES:
         assert NATIVE_NODES[cell] in ops
     else:
-        kinds = [n.op_type for n in proto.graph.node]
-        assert kinds.count("RNN") == 1 and not ops & {"Loop", "Scan"}  # the members side by side in ONNX's RNN
-        assert len(proto.graph.node) <= 35  # the fused form (export/fused.py), whatever the horizon
+        assert not ops & {"Loop", "Scan", "RNN"}  # unrolled over the fixed horizon, the members side by side
+        assert len(proto.graph.node) <= 45  # the fused form (export/fused.py)
     metadata = {p.key: p.value for p in proto.metadata_props}
     for key in ("inputs", "outputs", "units", "semester_axis", "semesters", "colleges", "checkpoint_sha256",
                 "data_source", "data_fingerprint", "metrics", "exporter", "opset", "versions"):
