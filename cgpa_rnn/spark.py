@@ -35,7 +35,7 @@ except ImportError as error:
     raise ModuleNotFoundError(f'cgpa_rnn.spark needs the [spark] extra ({error.name} is not installed); from a '
                               'clone of the repository: pip install ".[spark]"', name=error.name) from None
 
-from cgpa_rnn.errors import UserError
+from cgpa_rnn.errors import DataError, UserError
 from cgpa_rnn.predictor import OnnxPredictor, PredictionError, check_fresh
 from cgpa_rnn.rundir import atomic_path, file_sha256
 from cgpa_rnn.scoring import scoring_header
@@ -87,7 +87,8 @@ def _ship(context, path: Path, sha256: str) -> str:
     name for two paths, so the copy is made at one place per hash on the driver."""
     name = f"cgpa-rnn-{sha256}.onnx"
     copy = Path(tempfile.gettempdir()) / "cgpa-rnn-spark" / name
-    if not copy.is_file():
+    # A file of that name in a shared temporary folder is not trusted: it is shipped only if it is the model.
+    if not copy.is_file() or file_sha256(copy) != sha256:
         with atomic_path(copy) as temporary:
             shutil.copyfile(path, temporary)
     context.addFile(str(copy))  # the same path again is a no-op
@@ -100,7 +101,10 @@ def _predict_function(shipped: str, sha256: str, numbers: list[int], grouped: bo
     def load():
         predictor = _PREDICTORS.get(sha256)
         if predictor is None:
-            predictor = _PREDICTORS[sha256] = OnnxPredictor(SparkFiles.get(shipped))  # one intra-op thread
+            path = SparkFiles.get(shipped)
+            if file_sha256(path) != sha256:  # what reached the worker is checked, not assumed
+                raise DataError(f"{path}: the model file the executor got is not the one shipped (SHA-256 differs)")
+            predictor = _PREDICTORS[sha256] = OnnxPredictor(path)  # one intra-op thread
         width = len(numbers) + grouped
 
         def predict(cells: np.ndarray) -> dict[str, np.ndarray]:

@@ -108,9 +108,10 @@ def generate_columns(spec: SyntheticSpec) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(spec.seed)
     codes = np.array(list(COLLEGE_OFFSETS))
     shares = np.array(COLLEGE_SHARES) / sum(COLLEGE_SHARES)
-    college = rng.choice(codes, size=spec.students, p=shares)
+    drawn = rng.choice(len(codes), size=spec.students, p=shares)  # the same draws as choosing from the codes
+    college = codes[drawn]
     chol = np.linalg.cholesky(spec.covariance())
-    means = np.stack([spec.mean(c) for c in codes])[np.searchsorted(codes, college)]
+    means = np.stack([spec.mean(c) for c in codes])[drawn]
     grades = np.clip(means + rng.standard_normal((spec.students, spec.semesters)) @ chol.T, spec.scale.low,
                      spec.scale.high)
     grades = np.round(grades, 2)

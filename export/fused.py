@@ -169,7 +169,7 @@ def fused_graph(model: GradeForecaster, opset: int) -> onnx.ModelProto | None:
         "feature_weight": features.weight, "feature_bias": features.bias, "blocks": np.array(features.blocks),
         # The members side by side: W_xh [inputs, EH] (each member's columns), b_h [EH], W_hh block-diagonal.
         "W_xh": np.concatenate([w_in[e, :features.step_width] for e in range(E)], axis=1), "b_h": b_in.reshape(-1),
-        "W_hh": torch.block_diag(*torch.from_numpy(w_hh)).numpy(),
+        **({"W_hh": torch.block_diag(*torch.from_numpy(w_hh)).numpy()} if T > 1 else {}),  # one step reads none
         "exponent": _level_exponent(model), "by_last": _by_last(model),
         "gap_weight": gap_weight, "gap_bias": gap_bias, "output_weight": output_weight, "output_bias": output_bias,
         "scale_low": np.array(model.scale.low), "scale_high": np.array(model.scale.high),

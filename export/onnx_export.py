@@ -290,8 +290,9 @@ def quantize(run: str | Path | RunDir, inputs: tuple[np.ndarray, np.ndarray]) ->
     """Write run/model.int8.onnx where dynamic int8 quantization changes the graph, and report.
 
     onnxruntime's dynamic quantization covers MatMul/Gemm and LSTM weights; it has no
-    kernel for GRU or RNN nodes. When nothing in the graph is quantized, or the result
-    is not smaller, no file is written and the report says why."""
+    kernel for GRU or RNN nodes. When nothing in the graph is quantized, the result moves
+    predictions (more than MAX_INT8_CHANGE of the scale on average, or NaN where fp32 has
+    none) or is not smaller, no file is written and the report says why."""
     import onnxruntime as ort
     from onnxruntime.quantization import quantize_dynamic
 
@@ -317,11 +318,13 @@ def quantize(run: str | Path | RunDir, inputs: tuple[np.ndarray, np.ndarray]) ->
             outputs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(
                 None, {"grades": inputs[0], "college": inputs[1]})[0] for p in (source, candidate)]
             valid = ~np.isnan(outputs[0])
-            change = np.abs(outputs[0][valid] - outputs[1][valid])
-            report.update(max_abs_change=float(change.max()), mean_abs_change=float(change.mean()),
-                          samples=int(valid.sum()))
+            change = np.abs(outputs[0][valid] - outputs[1][valid])  # NaN where int8 alone gives NaN
+            report.update(max_abs_change=float(change.max(initial=0.0)), samples=int(valid.sum()),
+                          mean_abs_change=float(change.mean()) if valid.any() else 0.0)
             scale = Scale.parse({p.key: p.value for p in onnx.load(source).metadata_props}["scale"])
-            if report["mean_abs_change"] > MAX_INT8_CHANGE * (scale.high - scale.low):
+            if not np.array_equal(valid, ~np.isnan(outputs[1])):
+                report["reason"] = "int8 gives NaN where the fp32 model predicts, or a prediction where it gives NaN"
+            elif report["mean_abs_change"] > MAX_INT8_CHANGE * (scale.high - scale.low):
                 report["reason"] = (f"int8 moves predictions by {report['mean_abs_change']:.3g} grade points on "
                                     f"average, more than {MAX_INT8_CHANGE:.0%} of the {scale} scale")
             elif report["int8_bytes"] >= report["fp32_bytes"]:

@@ -95,7 +95,7 @@ class ElmanCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, inputs] -> hidden states [E, B, T, H]
         states, h = [], None
-        for t in range(x.shape[1]):  # export/fused.py exports the same sums in ONNX's RNN, members side by side
+        for t in range(x.shape[1]):  # export/fused.py exports the same sums unrolled, the members side by side
             h, _ = self.step(x[:, t], h)
             states.append(h)
         return torch.stack(states, dim=2)

@@ -55,7 +55,7 @@ def test_export_and_verify_every_cell(cell, exported_runs):
     assert saved["max_abs_diff"] <= 1e-5 and saved["training_prefixes_included"]
 
 
-def _two_member_models(tiny_cohort):
+def _tanh_models(tiny_cohort):
     from cgpa_rnn.model.checkpoint import load_checkpoint
 
     yield load_checkpoint(ROOT / "model" / "default")[0]  # the shipped elman ensemble
@@ -64,6 +64,8 @@ def _two_member_models(tiny_cohort):
     config = tiny_config("rnn", max_epochs=5)
     config.model.ensemble = 3
     yield fit(config, tiny_cohort.grades, tiny_cohort.college)[0]
+    # Two semesters: one step, no recurrence at all.
+    yield fit(tiny_config("elman", max_epochs=3), tiny_cohort.grades[:, :2], tiny_cohort.college)[0]
 
 
 def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
@@ -73,11 +75,11 @@ def test_fused_export_form_computes_what_the_model_computes(tiny_cohort):
     from cgpa_rnn.export.fused import fused_graph
     from cgpa_rnn.export.onnx_export import OPSET
 
-    grades, college = random_students(5000, 5, [115, 116, 165, 241], seed=9)
-    college[:50] = 115  # known codes and unseen ones both
-    grades[:20] = np.nan  # nothing observed
-    grades[20:40, 1:] = np.nan  # the first semester only
-    for model in _two_member_models(tiny_cohort):
+    for model in _tanh_models(tiny_cohort):
+        grades, college = random_students(5000, model.semesters, [115, 116, 165, 241], seed=9)
+        college[:50] = 115  # known codes and unseen ones both
+        grades[:20] = np.nan  # nothing observed
+        grades[20:40, 1:] = np.nan  # the first semester only
         graph = fused_graph(model, OPSET).SerializeToString()
         after = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(
             ["prediction", "low", "high"], {"grades": grades, "college": college})
