@@ -79,14 +79,13 @@ class ExplanationSession:
     def __init__(self, model_path: str | Path, checkpoint_sha256: str, threads: int = 1):
         import onnxruntime as ort
 
-        from cgpa_rnn.predictor import StaleModelError
+        from cgpa_rnn.predictor import StaleModelError, session_options
 
         path = Path(model_path).with_name(EXPLANATION_FILE)
         if not path.is_file():
             raise StaleModelError(f"{path}: no explanation graph beside {Path(model_path).name}; "
                                   f"`cgpa export {path.parent}` writes it")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options = session_options(threads)
         # onnxruntime warns, at every load, that an input with a default is not folded as a constant: by design.
         options.log_severity_level = 3
         try:

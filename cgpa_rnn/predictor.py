@@ -204,6 +204,19 @@ class Predictor(ABC):
         return self.parse_college(college) in self.colleges
 
 
+def session_options(threads: int = 1):
+    """onnxruntime's options for this project's graphs: tiny, so `threads` (one by default) runs them best."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Batch-1 calls are microseconds long: thread hand-offs would cost more than they save.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class OnnxPredictor(Predictor):
     """model.onnx in onnxruntime, tuned for one student at a time; safe to share across threads."""
 
@@ -213,14 +226,8 @@ class OnnxPredictor(Predictor):
         path = Path(path)
         if not path.is_file():
             raise StaleModelError(f"{path}: no ONNX model here; create it with `cgpa export {path.parent}`")
-        options = ort.SessionOptions()
-        # Batch-1 calls are microseconds long: thread hand-offs would cost more than they save.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for bad files
             raise StaleModelError(f"{path}: not a loadable ONNX model ({error}); re-export it with "
                                   f"`cgpa export {path.parent}`") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cgpa_rnn.export.inputs import random_students
-from cgpa_rnn.predictor import OnnxPredictor, check_fresh
+from cgpa_rnn.predictor import OnnxPredictor, check_fresh, session_options
 from cgpa_rnn.rundir import RunDir
 from cgpa_rnn.scoring import number_cells
 from cgpa_rnn.values import semester_name
@@ -71,15 +71,6 @@ class Detail:
         return self.predictor.detail_batch(grades, college)
 
 
-def _session(model):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
 def floor_graph(path) -> bytes:
     """The least a call can cost: one node, model.onnx's inputs, three outputs (a Split of the grades)."""
     import onnx
@@ -92,10 +83,13 @@ def floor_graph(path) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
 
 
-def graph_latency(path, grades, college, calls: int, rounds: int = 5) -> dict:
+def graph_latency(predictor: OnnxPredictor, grades, college, calls: int, rounds: int = 5) -> dict:
     """model.onnx's own cost per call at batch 1 against the floor's, session.run alone, in alternating
     rounds (the lowest p50 of each kept), so that a busy machine slows both alike."""
-    sessions = {"model": _session(str(path)), "floor": _session(floor_graph(path))}
+    import onnxruntime as ort
+
+    floor = ort.InferenceSession(floor_graph(predictor.path), session_options(), providers=["CPUExecutionProvider"])
+    sessions = {"model": predictor.session, "floor": floor}
     best = dict.fromkeys(sessions, float("inf"))
     feeds = [{"grades": grades[i:i + 1], "college": college[i:i + 1]} for i in range(min(calls, len(grades)))]
     for _ in range(rounds):
@@ -138,7 +132,7 @@ def bench(run: str | Path | RunDir, calls: int = 3000, batch: int = 4096, second
                         "load_ms": load_seconds * 1e3, "file_bytes": os.path.getsize(path)}
     report["onnx_bytes"] = report["onnx"]["file_bytes"]
     report["onnx_nodes"] = onnx_nodes(run / RunDir.ONNX)
-    report["graph"] = graph_latency(run / RunDir.ONNX, grades, college, calls)
+    report["graph"] = graph_latency(onnx_backend, grades, college, calls)
     report["ratio"] = {"p50_speedup": report["torch"]["p50_us"] / report["onnx"]["p50_us"],
                        "throughput_speedup": report["onnx"]["throughput_per_s"] / report["torch"]["throughput_per_s"],
                        "detail_p50_speedup": report["torch_detail"]["p50_us"] / report["onnx_detail"]["p50_us"]}

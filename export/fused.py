@@ -74,19 +74,19 @@ class _Features:
         self.blocks = [self.step_width] * T + [T, 4 * T, S + 1, S + 1]
         self.weight = np.zeros((2 * S + V, sum(self.blocks)))
         self.bias = np.zeros(sum(self.blocks))
-        steps = 0
         deviation, counts, observed, expected = T * self.step_width + np.cumsum([0, *self.blocks[T:-1]])
         mean, std = float(model.grade_mean), float(model.grade_std)
         college_mean = _numpy(model.college_mean)  # [V+1, S] normalised, row 0: unknown
         expected_grade = college_mean[:, 1:] + _numpy(model.prior_shift) + _numpy(model.college_offset).mean(0)
         for t in range(T):
-            x, step_deviation = steps + t * self.step_width, steps + t * self.step_width + 1
+            start = t * self.step_width  # x_t, its deviation, its missing flag, the position one-hot
+            x, step_deviation = start, start + 1
             for column in (x, step_deviation, deviation + t):
                 self.weight[t, column], self.bias[column] = 1 / std, -mean / std  # NaN became the mean: x_t = 0
             for column in (step_deviation, deviation + t):
                 self.college_term(column, -college_mean[:, t])
-            self.weight[S + t, steps + t * self.step_width + 2] = 1.0
-            self.bias[steps + t * self.step_width + 3 + t] = 1.0
+            self.weight[S + t, start + 2] = 1.0
+            self.bias[start + 3 + t] = 1.0
             first, after, missing, one = counts + 4 * t + np.arange(4)
             self.observed_count(first, [t], 1.0)
             self.observed_count(first, range(t), -1.0)
